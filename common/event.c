@@ -1,0 +1,321 @@
+/*
+ * event.c: the epoll loop, its timer heap and signal watchers.
+ */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "log.h"
+
+uint64_t
+ev_monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+int
+ev_init(struct ev_loop *loop)
+{
+	memset(loop, 0, sizeof(*loop));
+	if ((loop->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return (-1);
+	loop->now = ev_monotonic_ms();
+	return (0);
+}
+
+void
+ev_free(struct ev_loop *loop)
+{
+	if (loop->epfd != -1)
+		close(loop->epfd);
+	loop->epfd = -1;
+	free(loop->heap);
+	loop->heap = NULL;
+	loop->nheap = loop->capheap = 0;
+}
+
+uint64_t
+ev_now(struct ev_loop *loop)
+{
+	return (loop->now);
+}
+
+uint64_t
+ev_time_update(struct ev_loop *loop)
+{
+	return (loop->now = ev_monotonic_ms());
+}
+
+void
+ev_break(struct ev_loop *loop)
+{
+	loop->stop = 1;
+}
+
+int
+ev_io_add(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
+    ev_io_cb cb, void *arg)
+{
+	struct epoll_event	ev;
+
+	io->fd = fd;
+	io->events = events;
+	io->cb = cb;
+	io->arg = arg;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.ptr = io;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+		return (-1);
+	io->active = 1;
+	return (0);
+}
+
+int
+ev_io_mod(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	struct epoll_event	ev;
+
+	if (io->active && io->events == events)
+		return (0);
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.ptr = io;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
+		return (-1);
+	io->events = events;
+	return (0);
+}
+
+/* Stop watching; the caller closes the fd. */
+void
+ev_io_del(struct ev_loop *loop, struct ev_io *io)
+{
+	if (!io->active)
+		return;
+	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->active = 0;
+}
+
+/* Timer heap: heap[0] is the earliest deadline; t->idx is position + 1. */
+
+static void
+heap_swap(struct ev_loop *loop, size_t a, size_t b)
+{
+	struct ev_timer	*t = loop->heap[a];
+
+	loop->heap[a] = loop->heap[b];
+	loop->heap[b] = t;
+	loop->heap[a]->idx = a + 1;
+	loop->heap[b]->idx = b + 1;
+}
+
+static void
+heap_up(struct ev_loop *loop, size_t i)
+{
+	while (i > 0) {
+		size_t	p = (i - 1) / 2;
+
+		if (loop->heap[p]->when <= loop->heap[i]->when)
+			break;
+		heap_swap(loop, p, i);
+		i = p;
+	}
+}
+
+static void
+heap_down(struct ev_loop *loop, size_t i)
+{
+	for (;;) {
+		size_t	l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < loop->nheap && loop->heap[l]->when < loop->heap[m]->when)
+			m = l;
+		if (r < loop->nheap && loop->heap[r]->when < loop->heap[m]->when)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(loop, i, m);
+		i = m;
+	}
+}
+
+void
+ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *arg)
+{
+	t->when = 0;
+	t->idx = 0;
+	t->cb = cb;
+	t->arg = arg;
+}
+
+int
+ev_timer_pending(const struct ev_timer *t)
+{
+	return (t->idx != 0);
+}
+
+size_t
+ev_timer_count(const struct ev_loop *loop)
+{
+	return (loop->nheap);
+}
+
+void
+ev_timer_del(struct ev_loop *loop, struct ev_timer *t)
+{
+	size_t	i;
+
+	if (t->idx == 0)
+		return;
+	i = t->idx - 1;
+	t->idx = 0;
+	if (i == --loop->nheap)
+		return;
+	loop->heap[i] = loop->heap[loop->nheap];
+	loop->heap[i]->idx = i + 1;
+	heap_down(loop, i);
+	heap_up(loop, i);
+}
+
+/* Arm (or move) <t> to fire at the absolute time <when>. */
+void
+ev_timer_at(struct ev_loop *loop, struct ev_timer *t, uint64_t when)
+{
+	if (t->idx != 0) {
+		size_t	i = t->idx - 1;
+		uint64_t old = t->when;
+
+		t->when = when;
+		if (when < old)
+			heap_up(loop, i);
+		else
+			heap_down(loop, i);
+		return;
+	}
+	if (loop->nheap == loop->capheap) {
+		size_t		  ncap = loop->capheap ? loop->capheap * 2 : 64;
+		struct ev_timer	**h;
+
+		if ((h = reallocarray(loop->heap, ncap, sizeof(*h))) == NULL)
+			fatal("%s", __func__);
+		loop->heap = h;
+		loop->capheap = ncap;
+	}
+	t->when = when;
+	loop->heap[loop->nheap] = t;
+	t->idx = ++loop->nheap;
+	heap_up(loop, loop->nheap - 1);
+}
+
+/* Arm (or move) <t> to fire <ms> milliseconds from the loop's now. */
+void
+ev_timer_add(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
+{
+	ev_timer_at(loop, t, loop->now + ms);
+}
+
+static void
+run_timers(struct ev_loop *loop)
+{
+	struct ev_timer	*t;
+
+	while (loop->nheap > 0 && loop->heap[0]->when <= loop->now) {
+		t = loop->heap[0];
+		ev_timer_del(loop, t);
+		t->cb(t);
+	}
+}
+
+/*
+ * Run until ev_break().  I/O callbacks may delete any watcher or timer,
+ * including other ones of the same batch: a deleted watcher's pending
+ * event is skipped because the owner clears io->active (see ev_io_del)
+ * and, when it frees the object, must not do so before the batch ends:
+ * owners defer frees to the after hook or mark objects dead.
+ */
+int
+ev_run(struct ev_loop *loop)
+{
+	struct epoll_event	 evs[EV_MAXEVENTS];
+	int			 n, i, timeout;
+
+	loop->stop = 0;
+	while (!loop->stop) {
+		timeout = -1;
+		if (loop->nheap > 0) {
+			uint64_t	w = loop->heap[0]->when;
+
+			timeout = w <= loop->now ? 0 :
+			    (w - loop->now > 3600000 ? 3600000 :
+			    (int)(w - loop->now));
+		}
+		n = epoll_wait(loop->epfd, evs, EV_MAXEVENTS, timeout);
+		if (n == -1 && errno != EINTR)
+			return (-1);
+		loop->now = ev_monotonic_ms();
+		loop->iterations++;
+		for (i = 0; i < n; i++) {
+			struct ev_io	*io = evs[i].data.ptr;
+
+			if (io->active)
+				io->cb(io, evs[i].events);
+		}
+		run_timers(loop);
+		if (loop->after != NULL)
+			loop->after(loop, loop->after_arg);
+	}
+	return (0);
+}
+
+static void
+signal_read(struct ev_io *io, uint32_t events __unused)
+{
+	struct ev_signal		*s = io->arg;
+	struct signalfd_siginfo		 si;
+	ssize_t				 r;
+
+	while ((r = read(io->fd, &si, sizeof(si))) == sizeof(si))
+		s->cb(s, si.ssi_signo, si.ssi_pid);
+}
+
+/*
+ * Block <mask> and deliver those signals to <cb> from the loop.  The mask
+ * stays blocked: a process that execs must restore its mask first.
+ */
+int
+ev_signal_add(struct ev_loop *loop, struct ev_signal *s, const sigset_t *mask,
+    void (*cb)(struct ev_signal *, int, pid_t), void *arg)
+{
+	int	fd;
+
+	if (sigprocmask(SIG_BLOCK, mask, NULL) == -1)
+		return (-1);
+	if ((fd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		return (-1);
+	s->cb = cb;
+	s->arg = arg;
+	if (ev_io_add(loop, &s->io, fd, EPOLLIN, signal_read, s) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (0);
+}
+
+void
+ev_signal_del(struct ev_loop *loop, struct ev_signal *s)
+{
+	ev_io_del(loop, &s->io);
+	close(s->io.fd);
+	s->io.fd = -1;
+}

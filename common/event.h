@@ -1,0 +1,89 @@
+/*
+ * event.h: an epoll(7) loop with timers, for non-blocking sockets.
+ *
+ * I/O watchers are embedded in the objects they serve (a connection holds
+ * its struct ev_io) and registered once; lbd and webd register their
+ * connections edge-triggered (EPOLLET) for reading and writing at once so
+ * that a request costs no epoll_ctl(2) calls.  Timers are deadlines in
+ * milliseconds of CLOCK_MONOTONIC kept in a binary heap, so arming,
+ * moving and cancelling a connection's deadline costs O(log n).
+ * Signals arrive through a signalfd(2) watcher: the handler-sets-a-flag
+ * idiom without its race between the flag test and the wait.
+ */
+#ifndef COMMON_EVENT_H
+#define COMMON_EVENT_H
+
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <signal.h>
+#include <stdint.h>
+#include "compat.h"
+
+#define EV_MAXEVENTS	512		/* events taken per epoll_wait */
+
+struct ev_loop;
+struct ev_io;
+struct ev_timer;
+
+typedef void (*ev_io_cb)(struct ev_io *, uint32_t);
+typedef void (*ev_timer_cb)(struct ev_timer *);
+
+struct ev_io {
+	int		 fd;
+	uint32_t	 events;
+	ev_io_cb	 cb;
+	void		*arg;
+	int		 active;
+};
+
+struct ev_timer {
+	uint64_t	 when;		/* ms, CLOCK_MONOTONIC */
+	size_t		 idx;		/* heap position + 1; 0: not armed */
+	ev_timer_cb	 cb;
+	void		*arg;
+};
+
+struct ev_signal {
+	struct ev_io	 io;
+	void		(*cb)(struct ev_signal *, int, pid_t);
+	void		*arg;
+};
+
+struct ev_loop {
+	int			 epfd;
+	uint64_t		 now;
+	struct ev_timer		**heap;
+	size_t			 nheap;
+	size_t			 capheap;
+	int			 stop;
+	void			(*after)(struct ev_loop *, void *);
+	void			*after_arg;
+	uint64_t		 iterations;
+};
+
+int		 ev_init(struct ev_loop *);
+void		 ev_free(struct ev_loop *);
+int		 ev_run(struct ev_loop *);
+void		 ev_break(struct ev_loop *);
+uint64_t	 ev_now(struct ev_loop *);
+uint64_t	 ev_time_update(struct ev_loop *);
+uint64_t	 ev_monotonic_ms(void);
+
+int		 ev_io_add(struct ev_loop *, struct ev_io *, int, uint32_t,
+		    ev_io_cb, void *);
+int		 ev_io_mod(struct ev_loop *, struct ev_io *, uint32_t);
+void		 ev_io_del(struct ev_loop *, struct ev_io *);
+
+void		 ev_timer_init(struct ev_timer *, ev_timer_cb, void *);
+void		 ev_timer_add(struct ev_loop *, struct ev_timer *, uint64_t);
+void		 ev_timer_at(struct ev_loop *, struct ev_timer *, uint64_t);
+void		 ev_timer_del(struct ev_loop *, struct ev_timer *);
+int		 ev_timer_pending(const struct ev_timer *);
+size_t		 ev_timer_count(const struct ev_loop *);
+
+int		 ev_signal_add(struct ev_loop *, struct ev_signal *,
+		    const sigset_t *, void (*)(struct ev_signal *, int, pid_t),
+		    void *);
+void		 ev_signal_del(struct ev_loop *, struct ev_signal *);
+
+#endif

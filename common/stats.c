@@ -1,0 +1,507 @@
+/*
+ * stats.c: the shared-memory statistics segment.
+ *
+ * Layout: a header, the family table, then metric records allocated by
+ * bumping <used>.  A record's values follow its header: one counter, or
+ * STATS_SLOTS gauge cells, or nbuckets + 3 histogram cells (buckets,
+ * +Inf, count, sum as the bits of a double).  Records of one family are
+ * chained by offset, in creation order, which is the rendering order.
+ * Creation takes a spin lock in the segment; updates are lock-free.
+ */
+#include <sys/types.h>
+#include <sys/mman.h>
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stats.h"
+
+#define STATS_MAGIC	0x53544154u
+
+struct stats_family {
+	char		name[STATS_NAMELEN];
+	char		help[STATS_HELPLEN];
+	int		type;
+	int		nbuckets;
+	double		bounds[STATS_MAXBUCKETS];
+	uint32_t	first;		/* offset of the first record */
+	uint32_t	last;
+};
+
+struct stats_metric {
+	uint32_t		family;
+	uint32_t		next;	/* offset of the next record, 0 */
+	char			labels[STATS_LABELLEN];
+	_Atomic uint64_t	v[];
+};
+
+struct stats_hdr {
+	uint32_t		magic;
+	uint32_t		size;
+	_Atomic uint32_t	used;
+	atomic_flag		lock;
+	uint32_t		nfamilies;
+	struct stats_family	families[STATS_MAXFAMILIES];
+};
+
+static struct stats_hdr	*shm;
+static int		 myslot;
+
+const double stats_latency_buckets[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5, 5, 10, 30
+};
+const int stats_nlatency_buckets = nitems(stats_latency_buckets);
+
+int
+stats_init(size_t size)
+{
+	void	*p;
+
+	if (shm != NULL)
+		return (0);
+	if (size == 0)
+		size = STATS_SIZE;
+	if (size < sizeof(struct stats_hdr) + 4096)
+		size = sizeof(struct stats_hdr) + 4096;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return (-1);
+	shm = p;
+	shm->magic = STATS_MAGIC;
+	shm->size = size;
+	atomic_store(&shm->used, sizeof(struct stats_hdr));
+	atomic_flag_clear(&shm->lock);
+	return (0);
+}
+
+void
+stats_set_slot(int slot)
+{
+	myslot = slot >= 0 && slot < STATS_SLOTS ? slot : 0;
+}
+
+int
+stats_get_slot(void)
+{
+	return (myslot);
+}
+
+static void
+lock(void)
+{
+	while (atomic_flag_test_and_set_explicit(&shm->lock,
+	    memory_order_acquire))
+		;
+}
+
+static void
+unlock(void)
+{
+	atomic_flag_clear_explicit(&shm->lock, memory_order_release);
+}
+
+static int
+ncells(const struct stats_family *f)
+{
+	switch (f->type) {
+	case STATS_COUNTER:
+		return (1);
+	case STATS_GAUGE:
+		return (STATS_SLOTS);
+	default:
+		return (f->nbuckets + 3);
+	}
+}
+
+static struct stats_metric *
+rec_at(uint32_t off)
+{
+	return ((struct stats_metric *)((char *)shm + off));
+}
+
+static int
+name_ok(const char *n)
+{
+	const char	*p;
+
+	if (*n == '\0' || strlen(n) >= STATS_NAMELEN ||
+	    !((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+	    *n == '_' || *n == ':'))
+		return (0);
+	for (p = n; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_' || *p == ':'))
+			return (0);
+	return (1);
+}
+
+/* Render "k1="v1",k2="v2"" from NULL-terminated name/value pairs. */
+static int
+labels_fmt(char *out, size_t size, va_list ap)
+{
+	const char	*k, *v;
+	size_t		 n = 0;
+
+	out[0] = '\0';
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		if ((v = va_arg(ap, const char *)) == NULL)
+			return (-1);
+		if (!name_ok(k))
+			return (-1);
+		if (n + strlen(k) + 4 >= size)
+			return (-1);
+		n += snprintf(out + n, size - n, "%s%s=\"", n ? "," : "", k);
+		for (; *v; v++) {
+			const char	*esc = NULL;
+
+			if (*v == '\\')
+				esc = "\\\\";
+			else if (*v == '"')
+				esc = "\\\"";
+			else if (*v == '\n')
+				esc = "\\n";
+			if (n + 3 >= size)
+				return (-1);
+			if (esc != NULL) {
+				memcpy(out + n, esc, 2);
+				n += 2;
+			} else
+				out[n++] = *v;
+		}
+		if (n + 2 >= size)
+			return (-1);
+		out[n++] = '"';
+		out[n] = '\0';
+	}
+	return (0);
+}
+
+static struct stats_metric *
+metric_get(const char *name, const char *help, int type, const double *b,
+    int nb, va_list ap)
+{
+	struct stats_family	*f = NULL;
+	struct stats_metric	*m;
+	char			 labels[STATS_LABELLEN];
+	uint32_t		 i, off, need;
+
+	if (shm == NULL)
+		return (NULL);
+	if (!name_ok(name) || nb > STATS_MAXBUCKETS ||
+	    labels_fmt(labels, sizeof(labels), ap) == -1) {
+		log_warnx("%s: bad metric %s", __func__, name);
+		return (NULL);
+	}
+	lock();
+	for (i = 0; i < shm->nfamilies; i++)
+		if (strcmp(shm->families[i].name, name) == 0) {
+			f = &shm->families[i];
+			break;
+		}
+	if (f != NULL && f->type != type) {
+		unlock();
+		log_warnx("%s: %s registered with another type", __func__,
+		    name);
+		return (NULL);
+	}
+	if (f == NULL) {
+		if (shm->nfamilies >= STATS_MAXFAMILIES) {
+			unlock();
+			log_warnx("%s: too many metric families", __func__);
+			return (NULL);
+		}
+		f = &shm->families[shm->nfamilies++];
+		strlcpy(f->name, name, sizeof(f->name));
+		strlcpy(f->help, help ? help : "", sizeof(f->help));
+		f->type = type;
+		f->nbuckets = nb;
+		if (nb > 0)
+			memcpy(f->bounds, b, nb * sizeof(double));
+	}
+	for (off = f->first; off != 0; off = m->next) {
+		m = rec_at(off);
+		if (strcmp(m->labels, labels) == 0) {
+			unlock();
+			return (m);
+		}
+	}
+	need = sizeof(struct stats_metric) + ncells(f) * sizeof(uint64_t);
+	need = (need + 7) & ~7u;
+	off = atomic_load(&shm->used);
+	if (off + need > shm->size) {
+		unlock();
+		log_warnx("%s: statistics segment full (%u bytes)", __func__,
+		    shm->size);
+		return (NULL);
+	}
+	atomic_store(&shm->used, off + need);
+	m = rec_at(off);
+	memset(m, 0, need);
+	m->family = f - shm->families;
+	strlcpy(m->labels, labels, sizeof(m->labels));
+	if (f->last != 0)
+		rec_at(f->last)->next = off;
+	else
+		f->first = off;
+	f->last = off;
+	unlock();
+	return (m);
+}
+
+/*
+ * stats_counter("lbd_requests_total", "Requests.", "backend", "webs",
+ *     NULL): get or create.  Returns NULL when statistics are off.
+ */
+struct stats_metric *
+stats_counter(const char *name, const char *help, ...)
+{
+	struct stats_metric	*m;
+	va_list			 ap;
+
+	va_start(ap, help);
+	m = metric_get(name, help, STATS_COUNTER, NULL, 0, ap);
+	va_end(ap);
+	return (m);
+}
+
+struct stats_metric *
+stats_gauge(const char *name, const char *help, ...)
+{
+	struct stats_metric	*m;
+	va_list			 ap;
+
+	va_start(ap, help);
+	m = metric_get(name, help, STATS_GAUGE, NULL, 0, ap);
+	va_end(ap);
+	return (m);
+}
+
+struct stats_metric *
+stats_histogram(const char *name, const char *help, const double *bounds,
+    int nbounds, ...)
+{
+	struct stats_metric	*m;
+	va_list			 ap;
+
+	va_start(ap, nbounds);
+	m = metric_get(name, help, STATS_HISTOGRAM, bounds, nbounds, ap);
+	va_end(ap);
+	return (m);
+}
+
+void
+stats_add(struct stats_metric *m, uint64_t n)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->v[0], n, memory_order_relaxed);
+}
+
+void
+stats_inc(struct stats_metric *m)
+{
+	stats_add(m, 1);
+}
+
+void
+stats_gauge_add(struct stats_metric *m, int64_t n)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->v[myslot], (uint64_t)n,
+		    memory_order_relaxed);
+}
+
+void
+stats_gauge_set(struct stats_metric *m, int64_t n)
+{
+	if (m != NULL)
+		atomic_store_explicit(&m->v[myslot], (uint64_t)n,
+		    memory_order_relaxed);
+}
+
+void
+stats_observe(struct stats_metric *m, double v)
+{
+	const struct stats_family	*f;
+	uint64_t			 old, new;
+	double				 d;
+	int				 i;
+
+	if (m == NULL)
+		return;
+	f = &shm->families[m->family];
+	for (i = 0; i < f->nbuckets; i++)
+		if (v <= f->bounds[i])
+			break;
+	/* cell i counts values in (bounds[i-1], bounds[i]]; nbuckets: +Inf */
+	atomic_fetch_add_explicit(&m->v[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->v[f->nbuckets + 1], 1,
+	    memory_order_relaxed);
+	old = atomic_load_explicit(&m->v[f->nbuckets + 2],
+	    memory_order_relaxed);
+	do {
+		memcpy(&d, &old, sizeof(d));
+		d += v;
+		memcpy(&new, &d, sizeof(new));
+	} while (!atomic_compare_exchange_weak(&m->v[f->nbuckets + 2], &old,
+	    new));
+}
+
+uint64_t
+stats_counter_value(const struct stats_metric *m)
+{
+	return (m ? atomic_load(&((struct stats_metric *)m)->v[0]) : 0);
+}
+
+int64_t
+stats_gauge_value(const struct stats_metric *m)
+{
+	int64_t	sum = 0;
+	int	i;
+
+	if (m == NULL)
+		return (0);
+	for (i = 0; i < STATS_SLOTS; i++)
+		sum += (int64_t)atomic_load(&((struct stats_metric *)m)->v[i]);
+	return (sum);
+}
+
+uint64_t
+stats_histogram_count(const struct stats_metric *m)
+{
+	if (m == NULL)
+		return (0);
+	return (atomic_load(&((struct stats_metric *)m)->v[
+	    shm->families[m->family].nbuckets + 1]));
+}
+
+/* A dead process's gauges no longer count. */
+void
+stats_slot_reset(int slot)
+{
+	uint32_t	i, off;
+
+	if (shm == NULL || slot < 0 || slot >= STATS_SLOTS)
+		return;
+	for (i = 0; i < shm->nfamilies; i++) {
+		if (shm->families[i].type != STATS_GAUGE)
+			continue;
+		for (off = shm->families[i].first; off != 0;
+		    off = rec_at(off)->next)
+			atomic_store(&rec_at(off)->v[slot], 0);
+	}
+}
+
+static int
+help_fmt(struct buf *b, const char *help)
+{
+	for (; *help; help++) {
+		if (*help == '\\' && buf_append(b, "\\\\", 2) == -1)
+			return (-1);
+		else if (*help == '\n' && buf_append(b, "\\n", 2) == -1)
+			return (-1);
+		else if (*help != '\\' && *help != '\n' &&
+		    buf_putc(b, *help) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
+static int
+sample(struct buf *b, const char *name, const char *suffix,
+    const char *labels, const char *extra, const char *value)
+{
+	int	hasl = labels[0] != '\0', hase = extra != NULL;
+
+	return (buf_printf(b, "%s%s%s%s%s%s%s %s\n", name, suffix,
+	    hasl || hase ? "{" : "", labels, hasl && hase ? "," : "",
+	    hase ? extra : "", hasl || hase ? "}" : "", value));
+}
+
+/*
+ * Append every family whose name starts with <prefix> (NULL: all) in the
+ * text exposition format 0.0.4.
+ */
+int
+stats_render(struct buf *b, const char *prefix)
+{
+	static const char	*types[] = { "counter", "gauge", "histogram" };
+	struct stats_family	*f;
+	struct stats_metric	*m;
+	uint32_t		 i, off;
+	char			 val[64], le[64];
+	int			 j;
+
+	if (shm == NULL)
+		return (0);
+	for (i = 0; i < shm->nfamilies; i++) {
+		f = &shm->families[i];
+		if (prefix != NULL && strncmp(f->name, prefix,
+		    strlen(prefix)) != 0)
+			continue;
+		if (f->first == 0)
+			continue;
+		if (buf_printf(b, "# HELP %s ", f->name) == -1 ||
+		    help_fmt(b, f->help) == -1 ||
+		    buf_printf(b, "\n# TYPE %s %s\n", f->name,
+		    types[f->type]) == -1)
+			return (-1);
+		for (off = f->first; off != 0; off = m->next) {
+			m = rec_at(off);
+			switch (f->type) {
+			case STATS_COUNTER:
+				snprintf(val, sizeof(val), "%llu",
+				    (unsigned long long)stats_counter_value(m));
+				if (sample(b, f->name, "", m->labels, NULL,
+				    val) == -1)
+					return (-1);
+				break;
+			case STATS_GAUGE:
+				snprintf(val, sizeof(val), "%lld",
+				    (long long)stats_gauge_value(m));
+				if (sample(b, f->name, "", m->labels, NULL,
+				    val) == -1)
+					return (-1);
+				break;
+			case STATS_HISTOGRAM: {
+				uint64_t	cum = 0, bits;
+				double		sum;
+
+				for (j = 0; j <= f->nbuckets; j++) {
+					cum += atomic_load(&m->v[j]);
+					if (j < f->nbuckets)
+						snprintf(le, sizeof(le),
+						    "le=\"%.9g\"", f->bounds[j]);
+					else
+						snprintf(le, sizeof(le),
+						    "le=\"+Inf\"");
+					snprintf(val, sizeof(val), "%llu",
+					    (unsigned long long)cum);
+					if (sample(b, f->name, "_bucket",
+					    m->labels, le, val) == -1)
+						return (-1);
+				}
+				bits = atomic_load(&m->v[f->nbuckets + 2]);
+				memcpy(&sum, &bits, sizeof(sum));
+				snprintf(val, sizeof(val), "%.9g", sum);
+				if (sample(b, f->name, "_sum", m->labels, NULL,
+				    val) == -1)
+					return (-1);
+				/* count: read after the buckets, never less */
+				snprintf(val, sizeof(val), "%llu",
+				    (unsigned long long)cum);
+				if (sample(b, f->name, "_count", m->labels,
+				    NULL, val) == -1)
+					return (-1);
+				break;
+			}
+			}
+		}
+	}
+	return (0);
+}

@@ -1,0 +1,254 @@
+"""Helpers for the integration tests: start the real daemons with a
+generated conf, talk to them, read what they logged in the test run's
+syslog (see tests/integration/run.sh)."""
+import os
+import re
+import signal as _signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+TOP = os.environ.get("TOP") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD", "build")
+BIN = os.path.join(TOP, BUILD, "bin")
+RESULTS = os.environ.get("RESULTS") or os.path.join(TOP, BUILD, "results")
+SYSLOG = os.path.join(RESULTS, "syslog.log")
+SANITIZE = os.environ.get("SANITIZE") == "1"
+SLOW = 3 if SANITIZE else 1        # sanitized daemons are slower
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on now (bound to 0, then released)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=5.0, step=0.02, what="condition"):
+    end = time.time() + timeout * SLOW
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout * SLOW:.1f}s "
+                         f"waiting for {what}")
+
+
+def wait_port(host, port, timeout=5.0):
+    def ok():
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    wait_for(ok, timeout, what=f"{host}:{port} to accept")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children(pid):
+    """Live child pids of pid, from /proc."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[1]) == pid and st[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace") \
+                .strip()
+    except OSError:
+        return ""
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].split()
+    return None
+
+
+class Syslog:
+    """Read lines logged since the mark was taken."""
+
+    def __init__(self):
+        self.path = SYSLOG
+        self.mark()
+
+    def mark(self):
+        try:
+            self.pos = os.path.getsize(self.path)
+        except OSError:
+            self.pos = 0
+
+    def lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                return f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def wait(self, pattern, timeout=5.0):
+        rx = re.compile(pattern)
+
+        def find():
+            for ln in self.lines():
+                if rx.search(ln):
+                    return ln
+            return None
+        try:
+            return wait_for(find, timeout, what=f"syslog /{pattern}/")
+        except AssertionError:
+            raise AssertionError(f"no syslog line matching /{pattern}/; "
+                                 "got:\n" + "\n".join(self.lines()[-30:]))
+
+
+class Daemon:
+    """One daemon instance with its own conf file, pidfile and folder."""
+
+    def __init__(self, prog, conf, workdir, name=None, args=()):
+        self.prog = os.path.join(BIN, prog)
+        self.dir = workdir
+        self.name = name or prog
+        self.conf_path = os.path.join(workdir, self.name + ".conf")
+        self.pidfile = os.path.join(workdir, self.name + ".pid")
+        self.args = list(args)
+        self.proc = None
+        self.pid = None
+        self.write_conf(conf)
+
+    def write_conf(self, conf):
+        conf = conf.replace("@PIDFILE@", self.pidfile).replace(
+            "@DIR@", self.dir)
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def run(self, *args, timeout=10):
+        """Run the program to completion (for -n): (rc, stdout+stderr)."""
+        p = subprocess.run([self.prog, "-f", self.conf_path, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout * SLOW)
+        return p.returncode, p.stdout.decode(errors="replace")
+
+    def start(self, foreground=False, wait=True):
+        args = [self.prog, "-f", self.conf_path, *self.args]
+        if foreground:
+            args.append("-d")
+            self.log = open(os.path.join(self.dir, self.name + ".stderr"),
+                            "w")
+            self.proc = subprocess.Popen(args, stdout=self.log,
+                                         stderr=subprocess.STDOUT)
+            self.pid = self.proc.pid
+        else:
+            p = subprocess.run(args, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=20 * SLOW)
+            if p.returncode != 0:
+                raise AssertionError(f"{self.name} did not start "
+                                     f"(exit {p.returncode}): "
+                                     f"{p.stdout.decode(errors='replace')}")
+            self.pid = wait_for(self.read_pidfile, 5,
+                                what=f"{self.pidfile}")
+        if wait:
+            self.wait_workers()
+        return self
+
+    def read_pidfile(self):
+        try:
+            with open(self.pidfile) as f:
+                pid = int(f.read().strip())
+            return pid if alive(pid) else None
+        except (OSError, ValueError):
+            return None
+
+    def workers(self):
+        return [p for p in children(self.pid) if "worker" in cmdline(p)]
+
+    def wait_workers(self, n=None, timeout=5.0):
+        def ok():
+            w = self.workers()
+            return w if (len(w) == n if n is not None else w) else None
+        return wait_for(ok, timeout, what=f"{self.name} workers")
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self, sig=_signal.SIGTERM, timeout=10.0):
+        """Signal the master and wait for it to go; returns its status
+        when it is our child (foreground), else None."""
+        if self.pid is None or not alive(self.pid):
+            return self.proc.wait() if self.proc else None
+        os.kill(self.pid, sig)
+        if self.proc is not None:
+            try:
+                return self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError(f"{self.name} did not stop")
+        wait_for(lambda: not alive(self.pid), timeout,
+                 what=f"{self.name} to stop")
+        return None
+
+    def kill_all(self):
+        if self.pid is None:
+            return
+        for p in children(self.pid) + [self.pid]:
+            try:
+                os.kill(p, _signal.SIGKILL)
+            except OSError:
+                pass
+        if self.proc is not None:
+            self.proc.wait()
+
+
+class DaemonTest(unittest.TestCase):
+    """A test case with a work folder and daemons stopped afterwards."""
+
+    def setUp(self):
+        base = os.path.join(RESULTS, "tmp")
+        os.makedirs(base, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=self.id().split(".")[-1] + "-",
+                                    dir=base)
+        os.chmod(self.dir, 0o755)
+        self.daemons = []
+        self.syslog = Syslog()
+
+    def tearDown(self):
+        for d in self.daemons:
+            try:
+                if d.pid and alive(d.pid):
+                    d.stop(_signal.SIGINT, timeout=5)
+            except Exception:
+                pass
+            d.kill_all()
+
+    def daemon(self, prog, conf, **kw):
+        d = Daemon(prog, conf, self.dir, **kw)
+        self.daemons.append(d)
+        return d
