@@ -1,0 +1,1314 @@
+/*
+ * http_server.c: the HTTP/1.1 connection engine (see http_server.h).
+ *
+ * A connection goes through these states:
+ *
+ *	TLS	handshake (TLS listeners only)
+ *	IDLE	no request; no buffer held (keep-alive idle timeout, or the
+ *		header timeout on a fresh connection)
+ *	HEAD	bytes of a request head have arrived (header timeout: 408)
+ *	REQ	a request is with the handler: its body is read on demand,
+ *		its response written as it is produced
+ *	DISCARD	the response is out; unread body bytes are dropped before
+ *		the next request can be read
+ *	LINGER	closing: our side is shut, what the client still sends is
+ *		read and dropped for a while so that a reset does not destroy
+ *		the response on its way (as nginx's lingering close)
+ *
+ * All the work happens in conn_run(), which loops until no step makes
+ * progress; event callbacks and handler calls only set flags and call it,
+ * so no handler call ever recurses into the next request.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_server.h"
+#include "log.h"
+#include "tls.h"
+
+enum {
+	CS_TLS = 1,
+	CS_IDLE,
+	CS_HEAD,
+	CS_REQ,
+	CS_DISCARD,
+	CS_LINGER,
+	CS_CLOSED
+};
+
+/* http_conn.flags */
+#define CF_RUNNING	0x01	/* inside conn_run */
+#define CF_AGAIN	0x02	/* conn_run asked to loop again */
+#define CF_CLOSE_AFTER	0x04	/* no keep-alive after this response */
+#define CF_DRAIN_CALL	0x08	/* the handler waits for drain() */
+#define CF_GOT_BYTES	0x10	/* bytes of a head have arrived */
+#define CF_QUEUED	0x20	/* on the run queue */
+#define CF_ABORT	0x40	/* close without finishing the response */
+
+static struct ev_loop		*loop;
+static TAILQ_HEAD(, http_conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static TAILQ_HEAD(, http_conn)	 graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
+static TAILQ_HEAD(, http_conn)	 runq = TAILQ_HEAD_INITIALIZER(runq);
+static int			 nconns;
+static int			 draining;
+static struct buf		*pool[HTTP_INBUF_POOL];
+static int			 npool;
+
+static void	conn_run(struct http_conn *);
+static void	conn_close(struct http_conn *);
+static void	conn_event(struct ev_io *, uint32_t);
+static void	conn_timeout(struct ev_timer *);
+static void	req_finish(struct http_conn *);
+static void	body_end(struct http_req *, int);
+
+void
+http_server_init(struct ev_loop *l)
+{
+	loop = l;
+}
+
+int
+http_server_nconns(void)
+{
+	return (nconns);
+}
+
+static struct buf *
+buf_get(size_t max)
+{
+	struct buf	*b;
+
+	if (npool > 0) {
+		b = pool[--npool];
+		b->max = max;
+		b->off = b->len = 0;
+		return (b);
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return (NULL);
+	buf_init(b, max);
+	return (b);
+}
+
+static void
+buf_put(struct buf *b)
+{
+	if (b == NULL)
+		return;
+	if (npool < HTTP_INBUF_POOL && b->cap <= 16 * 1024) {
+		pool[npool++] = b;
+		return;
+	}
+	buf_free(b);
+	free(b);
+}
+
+/*
+ * Run what handlers asked for from outside the engine's own callbacks,
+ * then free the connections closed during this loop iteration.  Daemons
+ * call this from their loop's after hook.
+ */
+void
+http_server_collect(void)
+{
+	struct http_conn	*c;
+
+	while ((c = TAILQ_FIRST(&runq)) != NULL) {
+		TAILQ_REMOVE(&runq, c, runq);
+		c->flags &= ~CF_QUEUED;
+		if (c->state != CS_CLOSED)
+			conn_run(c);
+	}
+	while ((c = TAILQ_FIRST(&graveyard)) != NULL) {
+		TAILQ_REMOVE(&graveyard, c, entry);
+		free(c);
+	}
+}
+
+static void
+conn_timer(struct http_conn *c, uint32_t ms)
+{
+	if (ms == 0)
+		ev_timer_del(loop, &c->timer);
+	else
+		ev_timer_add(loop, &c->timer, ms);
+}
+
+/* Accept one connection already taken from a listener. */
+int
+http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
+    socklen_t sl)
+{
+	struct http_conn	*c;
+
+	if (srv->acl != NULL && !net_acl_allows(srv->acl, sa)) {
+		close(fd);
+		errno = EACCES;
+		return (-1);
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return (-1);
+	}
+	sock_init(&c->s, fd);
+	c->srv = srv;
+	c->loop = loop;
+	if (sl > sizeof(c->peer))
+		sl = sizeof(c->peer);
+	memcpy(&c->peer, sa, sl);
+	ev_timer_init(&c->timer, conn_timeout, c);
+	c->state = CS_IDLE;
+	if (srv->tls != NULL) {
+		if ((c->s.ssl = tls_server_ssl(srv->tls, fd)) == NULL) {
+			close(fd);
+			free(c);
+			return (-1);
+		}
+		c->s.flags |= SOCK_TLS_HS;
+		c->state = CS_TLS;
+	}
+	if (sock_watch(loop, &c->s, conn_event, c) == -1) {
+		sock_close(loop, &c->s);
+		free(c);
+		return (-1);
+	}
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	nconns++;
+	conn_timer(c, srv->lim->header_timeout);
+	conn_run(c);
+	return (0);
+}
+
+/*
+ * Accept what waits on <lfd> (a few at a time, so that other workers get
+ * their share).  Returns how many were accepted.
+ */
+int
+http_accept(struct http_server *srv, int lfd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sl;
+	int			fd, n = 0;
+
+	while (n < 16) {
+		sl = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept");
+			break;
+		}
+		if (http_conn_accept(srv, fd, (struct sockaddr *)&ss, sl) == 0)
+			n++;
+	}
+	return (n);
+}
+
+/*
+ * The worker is stopping: idle connections close now, the others after
+ * their current response.  A connection that has not sent its first
+ * request yet may still be sending it, so it gets its header timeout.
+ */
+void
+http_server_drain(void)
+{
+	struct http_conn	*c, *t;
+
+	draining = 1;
+	TAILQ_FOREACH_SAFE(c, &conns, entry, t) {
+		if (c->state == CS_IDLE && c->nreq > 0)
+			conn_close(c);
+		else
+			c->flags |= CF_CLOSE_AFTER;
+	}
+}
+
+static void
+conn_close(struct http_conn *c)
+{
+	struct http_req	*req = c->req;
+
+	if (c->state == CS_CLOSED)
+		return;
+	if (req != NULL) {
+		c->req = NULL;
+		if (!(req->rflags & HTTP_R_DONE)) {
+			req->rflags |= HTTP_R_DONE;
+			if (c->srv->handler->done != NULL)
+				c->srv->handler->done(req);
+		}
+		if (req->file != -1)
+			close(req->file);
+		free(req);
+	}
+	ev_timer_del(loop, &c->timer);
+	sock_close(loop, &c->s);
+	buf_put(c->in);
+	buf_put(c->out);
+	c->in = c->out = NULL;
+	c->state = CS_CLOSED;
+	TAILQ_REMOVE(&conns, c, entry);
+	TAILQ_INSERT_TAIL(&graveyard, c, entry);
+	nconns--;
+}
+
+/* Shut our side and read what still comes for a while, then close. */
+static void
+conn_linger(struct http_conn *c)
+{
+	if (c->state == CS_LINGER || c->state == CS_CLOSED)
+		return;
+	if (c->s.flags & (SOCK_EOF | SOCK_ERROR)) {
+		conn_close(c);
+		return;
+	}
+	sock_shutdown(&c->s);
+	c->state = CS_LINGER;
+	conn_timer(c, HTTP_LINGER);
+}
+
+static void
+conn_timeout(struct ev_timer *t)
+{
+	struct http_conn	*c = t->arg;
+	struct http_req		*req = c->req;
+
+	switch (c->state) {
+	case CS_HEAD:
+		/* a head that did not arrive in time: 408 and close */
+		if (c->out == NULL && (c->out = buf_get(HTTP_OUTBUF)) != NULL) {
+			buf_printf(c->out, "HTTP/1.1 408 Request Timeout\r\n"
+			    "Date: %s\r\nContent-Type: text/plain\r\n"
+			    "Content-Length: 20\r\nConnection: close\r\n\r\n"
+			    "408 Request Timeout\n", http_date_now());
+			(void)buf_write_fd(c->out, c->s.fd);
+		}
+		conn_close(c);
+		return;
+	case CS_REQ:
+		if (req != NULL && (req->rflags & HTTP_R_READBODY) &&
+		    !(req->rflags & (HTTP_R_BODYDONE | HTTP_R_BODYPAUSED))) {
+			/* the client stopped sending its body */
+			c->flags |= CF_CLOSE_AFTER;
+			body_end(req, 408);
+			conn_run(c);
+			return;
+		}
+		/* no write progress: give up */
+		conn_close(c);
+		return;
+	default:
+		conn_close(c);
+		return;
+	}
+}
+
+static void
+conn_event(struct ev_io *io, uint32_t ev)
+{
+	struct http_conn	*c = io->arg;
+
+	sock_events(&c->s, ev);
+	conn_run(c);
+}
+
+/* Write the output buffer, then the file; returns -1 when the socket failed. */
+static int
+conn_flush(struct http_conn *c)
+{
+	struct http_req	*req = c->req;
+	ssize_t		 n;
+
+	while (c->out != NULL && buf_used(c->out) > 0 &&
+	    (c->s.flags & SOCK_WRITABLE)) {
+		n = sock_write(&c->s, buf_head(c->out), buf_used(c->out));
+		if (n > 0) {
+			buf_consume(c->out, n);
+			if (c->state == CS_REQ)
+				conn_timer(c, c->srv->lim->send_timeout);
+		} else if (n == -1 && errno == EAGAIN)
+			return (0);
+		else
+			return (-1);
+	}
+	if (req == NULL || req->file == -1 ||
+	    (c->out != NULL && buf_used(c->out) > 0))
+		return (0);
+	while (req->file_left > 0 && (c->s.flags & SOCK_WRITABLE)) {
+		if (c->s.ssl == NULL) {
+			size_t	chunk = req->file_left > 1024 * 1024 ?
+			    1024 * 1024 : req->file_left;
+
+			n = sock_sendfile(&c->s, req->file, &req->file_off,
+			    chunk);
+			if (n > 0) {
+				req->file_left -= n;
+				conn_timer(c, c->srv->lim->send_timeout);
+				continue;
+			}
+			if (n == 0) {
+				/* the file shrank under us */
+				return (-1);
+			}
+			if (errno == EAGAIN)
+				return (0);
+			return (-1);
+		} else {
+			/* TLS: copy through the output buffer */
+			size_t	room = buf_room(c->out);
+			ssize_t	r;
+
+			if (room > req->file_left)
+				room = req->file_left;
+			if (room > 16 * 1024)
+				room = 16 * 1024;
+			if (buf_reserve(c->out, room) == -1)
+				return (-1);
+			r = pread(req->file, buf_tail(c->out), room,
+			    req->file_off);
+			if (r <= 0)
+				return (-1);
+			c->out->len += r;
+			req->file_off += r;
+			req->file_left -= r;
+			n = sock_write(&c->s, buf_head(c->out),
+			    buf_used(c->out));
+			if (n > 0)
+				buf_consume(c->out, n);
+			else if (n == -1 && errno != EAGAIN)
+				return (-1);
+			if (buf_used(c->out) > 0)
+				return (0);
+		}
+	}
+	if (req->file_left == 0) {
+		close(req->file);
+		req->file = -1;
+	}
+	return (0);
+}
+
+/* Pending output, in the buffer or the file. */
+static int
+conn_pending(const struct http_conn *c)
+{
+	return ((c->out != NULL && buf_used(c->out) > 0) ||
+	    (c->req != NULL && c->req->file != -1));
+}
+
+/* An error answer from the engine itself: the framing is in doubt. */
+static void
+conn_error(struct http_conn *c, int status)
+{
+	const char	*reason = http_reason(status);
+
+	if (c->out == NULL && (c->out = buf_get(HTTP_OUTBUF)) == NULL) {
+		conn_close(c);
+		return;
+	}
+	buf_printf(c->out, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s"
+	    "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%d %s\n", status, reason,
+	    http_date_now(), c->srv->server_name ? "Server: " : "",
+	    c->srv->server_name ? c->srv->server_name : "",
+	    c->srv->server_name ? "\r\n" : "",
+	    strlen(reason) + 5, status, reason);
+	c->flags |= CF_CLOSE_AFTER;
+	(void)conn_flush(c);
+	conn_linger(c);
+}
+
+/*
+ * Read into the input buffer; at most up to <limit> bytes held.
+ * Returns 1 if bytes came, 0 if none now, -1 at EOF or error.
+ */
+static int
+conn_read(struct http_conn *c, size_t limit)
+{
+	ssize_t	n;
+	size_t	want;
+
+	if (!(c->s.flags & SOCK_READABLE))
+		return (0);
+	if (c->in == NULL &&
+	    (c->in = buf_get(c->srv->lim->max_head + HTTP_BODYWIN)) == NULL)
+		return (-1);
+	if (c->in->len >= limit)
+		return (0);
+	want = limit - c->in->len;
+	if (want > 16 * 1024)
+		want = 16 * 1024;
+	/* the head must stay where it is: grow, never compact */
+	if (c->in->cap - c->in->len < want) {
+		size_t	ncap = c->in->cap ? c->in->cap : 2048;
+		char	*p;
+
+		while (ncap - c->in->len < want && ncap < limit)
+			ncap *= 2;
+		if (ncap > limit)
+			ncap = limit;
+		if (ncap > c->in->cap) {
+			if ((p = realloc(c->in->data, ncap)) == NULL)
+				return (-1);
+			c->in->data = p;
+			c->in->cap = ncap;
+		}
+		want = c->in->cap - c->in->len;
+		if (want == 0)
+			return (0);
+	}
+	n = sock_read(&c->s, c->in->data + c->in->len, want);
+	if (n > 0) {
+		c->in->len += n;
+		return (1);
+	}
+	if (n == -1 && errno == EAGAIN)
+		return (0);
+	return (-1);
+}
+
+static int
+req_keepalive(const struct http_req *req)
+{
+	const struct http_msg	*m = &req->msg;
+
+	if (m->minor == 1)
+		return (!(m->flags & HTTP_F_CLOSE));
+	return ((m->flags & HTTP_F_KEEPALIVE) && !(m->flags & HTTP_F_CLOSE));
+}
+
+/* A complete head: make the request and give it to the handler. */
+static void
+req_start(struct http_conn *c, struct http_req *req)
+{
+	struct http_msg	*m = &req->msg;
+
+	req->conn = c;
+	req->file = -1;
+	req->t_start = ev_now(loop);
+	req->bstart = m->head_len;
+	if (m->method == HTTP_M_HEAD)
+		req->rflags |= HTTP_R_HEAD;
+	if (req_keepalive(req) && !draining && !(c->flags & CF_CLOSE_AFTER) &&
+	    (c->srv->keepalive_max == 0 ||
+	    (int)c->nreq + 1 < c->srv->keepalive_max))
+		req->rflags |= HTTP_R_KEEPALIVE;
+	if (m->framing == HTTP_BODY_LENGTH)
+		req->body_left = m->content_length;
+	else if (m->framing == HTTP_BODY_CHUNKED)
+		http_chunked_init(&req->chunked, c->srv->lim->max_head);
+	else
+		req->rflags |= HTTP_R_BODYDONE;
+	c->nreq++;
+	c->state = CS_REQ;
+	c->req = req;
+	conn_timer(c, 0);
+	c->srv->handler->request(req);
+}
+
+/* Read and parse a head.  Returns 1 when the state changed. */
+static int
+conn_head(struct http_conn *c)
+{
+	const struct http_limits	*lim = c->srv->lim;
+	struct http_req			*req = c->req;
+	int				 r, rv;
+
+	if (req == NULL) {
+		if (c->in == NULL || buf_used(c->in) == 0) {
+			r = conn_read(c, lim->max_head + HTTP_BODYWIN);
+			if (r == -1) {
+				conn_close(c);
+				return (1);
+			}
+			if (r == 0) {
+				/* idle and empty: give the buffer back */
+				if (c->in != NULL && buf_used(c->in) == 0) {
+					buf_put(c->in);
+					c->in = NULL;
+				}
+				return (0);
+			}
+		}
+		req = calloc(1, sizeof(*req) +
+		    lim->max_headers * sizeof(struct http_hdr));
+		if (req == NULL) {
+			conn_close(c);
+			return (1);
+		}
+		http_msg_init(&req->msg, 0, lim, req->hdrs);
+		c->req = req;
+		c->state = CS_HEAD;
+		if (!(c->flags & CF_GOT_BYTES)) {
+			c->flags |= CF_GOT_BYTES;
+			conn_timer(c, lim->header_timeout);
+		}
+	}
+	for (;;) {
+		rv = http_parse(&req->msg, c->in->data, c->in->len);
+		if (rv == HTTP_DONE) {
+			c->flags &= ~CF_GOT_BYTES;
+			req_start(c, req);
+			return (1);
+		}
+		if (rv == HTTP_ERROR) {
+			int	status = req->msg.error;
+
+			log_debug("%s: %s", __func__, req->msg.errmsg);
+			c->req = NULL;
+			free(req);
+			conn_error(c, status);
+			return (1);
+		}
+		r = conn_read(c, lim->max_head + HTTP_BODYWIN);
+		if (r == -1) {
+			conn_close(c);
+			return (1);
+		}
+		if (r == 0)
+			return (0);
+	}
+}
+
+static void
+body_end(struct http_req *req, int status)
+{
+	const struct http_handler *h = req->conn->srv->handler;
+
+	req->rflags |= HTTP_R_BODYDONE;
+	if (!(req->rflags & HTTP_R_READBODY) ||
+	    (req->rflags & HTTP_R_BODYENDED))
+		return;
+	req->rflags |= HTTP_R_BODYENDED;
+	if (h->body_end != NULL)
+		h->body_end(req, status);
+}
+
+/*
+ * Feed body bytes to the handler (or drop them when discarding).
+ * Returns 1 on progress.
+ */
+static int
+conn_body(struct http_conn *c, int discard)
+{
+	struct http_req		*req = c->req;
+	const struct http_handler *h = c->srv->handler;
+	struct buf		*in = c->in;
+	int			 progress = 0, r;
+
+	while (!(req->rflags & HTTP_R_BODYDONE)) {
+		size_t	avail = in->len - req->bstart;
+
+		if (avail == 0) {
+			/* all taken: reuse the window after the head */
+			in->len = req->bstart = req->msg.head_len;
+			r = conn_read(c, req->msg.head_len + HTTP_BODYWIN);
+			if (r == -1) {
+				req->rflags |= HTTP_R_BODYDONE;
+				c->flags |= CF_CLOSE_AFTER;
+				if (!discard)
+					body_end(req, 400);
+				return (1);
+			}
+			if (r == 0)
+				return (progress);
+			conn_timer(c, c->srv->lim->body_timeout);
+			progress = 1;
+			continue;
+		}
+		if (req->msg.framing == HTTP_BODY_LENGTH) {
+			size_t	n = avail < req->body_left ? avail :
+			    req->body_left;
+			size_t	took = n;
+
+			if (!discard)
+				took = h->body(req, in->data + req->bstart, n);
+			req->bstart += took;
+			req->body_left -= took;
+			req->body_in += took;
+			if (took > 0)
+				progress = 1;
+			if (req->body_left == 0) {
+				req->rflags |= HTTP_R_BODYDONE;
+				conn_timer(c, 0);
+				if (!discard)
+					body_end(req, 0);
+				return (1);
+			}
+			if (took < n) {
+				req->rflags |= HTTP_R_BODYPAUSED;
+				conn_timer(c, 0);
+				return (progress);
+			}
+			continue;
+		}
+		/* chunked */
+		{
+			size_t	doff, dlen, took;
+			ssize_t	used;
+
+			used = http_chunked_next(&req->chunked,
+			    in->data + req->bstart, avail, &doff, &dlen);
+			if (used == -1) {
+				req->rflags |= HTTP_R_BODYDONE;
+				c->flags |= CF_CLOSE_AFTER;
+				log_debug("%s: %s", __func__,
+				    req->chunked.errmsg);
+				if (discard || (req->rflags &
+				    HTTP_R_RESP_BEGUN)) {
+					conn_close(c);
+					return (1);
+				}
+				body_end(req, 400);
+				return (1);
+			}
+			if (dlen > 0 && !discard) {
+				if (c->srv->lim->max_body != 0 &&
+				    req->body_in + dlen >
+				    c->srv->lim->max_body) {
+					req->rflags |= HTTP_R_BODYDONE;
+					c->flags |= CF_CLOSE_AFTER;
+					body_end(req, 413);
+					return (1);
+				}
+				took = h->body(req, in->data + req->bstart +
+				    doff, dlen);
+				if (took < dlen) {
+					/* give back what was not taken */
+					req->chunked.size += dlen - took;
+					req->chunked.total -= dlen - took;
+					req->chunked.state = 4;	/* C_DATA */
+					used = doff + took;
+					req->rflags |= HTTP_R_BODYPAUSED;
+				}
+				req->body_in += took;
+			} else if (dlen > 0 && discard) {
+				req->body_in += dlen;
+				if (req->body_in > HTTP_DISCARD_MAX) {
+					conn_close(c);
+					return (1);
+				}
+			}
+			req->bstart += used;
+			if (used > 0)
+				progress = 1;
+			if (req->chunked.done) {
+				req->rflags |= HTTP_R_BODYDONE;
+				conn_timer(c, 0);
+				if (!discard)
+					body_end(req, 0);
+				return (1);
+			}
+			if (req->rflags & HTTP_R_BODYPAUSED) {
+				conn_timer(c, 0);
+				return (progress);
+			}
+			if (used == 0 && avail == in->len - req->bstart) {
+				/* a partial chunk line: read more */
+				if (in->len >= req->msg.head_len +
+				    HTTP_BODYWIN) {
+					/* the window is full of one line */
+					memmove(in->data + req->msg.head_len,
+					    in->data + req->bstart, avail);
+					in->len = req->msg.head_len + avail;
+					req->bstart = req->msg.head_len;
+				}
+				r = conn_read(c, req->msg.head_len +
+				    HTTP_BODYWIN);
+				if (r == -1) {
+					req->rflags |= HTTP_R_BODYDONE;
+					c->flags |= CF_CLOSE_AFTER;
+					if (!discard)
+						body_end(req, 400);
+					return (1);
+				}
+				if (r == 0)
+					return (progress);
+				conn_timer(c, c->srv->lim->body_timeout);
+				progress = 1;
+			}
+		}
+	}
+	return (progress);
+}
+
+/* The response is out: next request, or close. */
+static void
+req_finish(struct http_conn *c)
+{
+	struct http_req	*req = c->req;
+	size_t		 rest;
+
+	if (!(req->rflags & HTTP_R_DONE)) {
+		req->rflags |= HTTP_R_DONE;
+		if (c->srv->handler->done != NULL)
+			c->srv->handler->done(req);
+	}
+	if (!(req->rflags & HTTP_R_KEEPALIVE) || (c->flags & CF_CLOSE_AFTER) ||
+	    (req->rflags & (HTTP_R_RESP_CLOSEDLM | HTTP_R_CONNCLOSE)) ||
+	    draining) {
+		conn_linger(c);
+		return;
+	}
+	if (!(req->rflags & HTTP_R_BODYDONE)) {
+		/* an unread body: drop it if it is small, else close */
+		if (req->msg.framing == HTTP_BODY_LENGTH &&
+		    req->body_left > HTTP_DISCARD_MAX) {
+			conn_linger(c);
+			return;
+		}
+		if ((req->msg.flags & HTTP_F_CONTINUE) &&
+		    !(req->rflags & HTTP_R_CONTINUE_SENT)) {
+			/* the client may still wait for 100: don't guess */
+			conn_linger(c);
+			return;
+		}
+		c->state = CS_DISCARD;
+		conn_timer(c, c->srv->lim->body_timeout);
+		return;
+	}
+	/* keep the bytes of the next (pipelined) request, at the start */
+	rest = c->in->len - req->bstart;
+	if (rest > 0)
+		memmove(c->in->data, c->in->data + req->bstart, rest);
+	c->in->off = 0;
+	c->in->len = rest;
+	c->req = NULL;
+	free(req);
+	c->state = CS_IDLE;
+	c->flags &= ~(CF_DRAIN_CALL | CF_GOT_BYTES);
+	if (rest == 0) {
+		buf_put(c->in);
+		c->in = NULL;
+		if (c->out != NULL && buf_used(c->out) == 0) {
+			buf_put(c->out);
+			c->out = NULL;
+		}
+		conn_timer(c, c->srv->lim->idle_timeout);
+	} else {
+		c->flags |= CF_GOT_BYTES;
+		conn_timer(c, c->srv->lim->header_timeout);
+	}
+}
+
+/*
+ * Ask for conn_run() from an API call.  Inside conn_run() it loops once
+ * more; elsewhere it runs from http_server_collect(), so that no API call
+ * ever finishes (and frees) the request under the handler's feet.
+ */
+static void
+conn_kick(struct http_conn *c)
+{
+	if (c->state == CS_CLOSED)
+		return;
+	if (c->flags & CF_RUNNING) {
+		c->flags |= CF_AGAIN;
+		return;
+	}
+	if (!(c->flags & CF_QUEUED)) {
+		c->flags |= CF_QUEUED;
+		TAILQ_INSERT_TAIL(&runq, c, runq);
+	}
+}
+
+static void
+conn_run(struct http_conn *c)
+{
+	struct http_req	*req;
+	int		 progress, r;
+
+	if (c->flags & CF_RUNNING) {
+		c->flags |= CF_AGAIN;
+		return;
+	}
+	c->flags |= CF_RUNNING;
+	do {
+		c->flags &= ~CF_AGAIN;
+		progress = 0;
+		if (c->flags & CF_ABORT) {
+			conn_close(c);
+			break;
+		}
+		if (c->s.flags & SOCK_ERROR && c->state != CS_REQ) {
+			conn_close(c);
+			break;
+		}
+		switch (c->state) {
+		case CS_TLS:
+			r = sock_handshake(&c->s);
+			if (r == -1) {
+				conn_close(c);
+				break;
+			}
+			if (r == 1) {
+				c->state = CS_IDLE;
+				progress = 1;
+			}
+			break;
+		case CS_IDLE:
+		case CS_HEAD:
+			progress = conn_head(c);
+			break;
+		case CS_REQ:
+			req = c->req;
+			if (conn_flush(c) == -1) {
+				conn_close(c);
+				break;
+			}
+			if ((req->rflags & HTTP_R_READBODY) &&
+			    !(req->rflags & (HTTP_R_BODYDONE |
+			    HTTP_R_BODYPAUSED)))
+				progress |= conn_body(c, 0);
+			if (c->state != CS_REQ)
+				break;
+			if ((req->rflags & HTTP_R_READBODY) &&
+			    (req->rflags & HTTP_R_BODYDONE) &&
+			    !(req->rflags & HTTP_R_BODYENDED)) {
+				body_end(req, 0);
+				progress = 1;
+			}
+			if (c->state != CS_REQ)
+				break;
+			if ((req->rflags & HTTP_R_RESP_ENDED) &&
+			    !conn_pending(c)) {
+				req_finish(c);
+				progress = 1;
+				break;
+			}
+			if ((c->flags & CF_DRAIN_CALL) &&
+			    buf_used(c->out) < HTTP_OUTBUF / 2 &&
+			    req->file == -1) {
+				c->flags &= ~CF_DRAIN_CALL;
+				if (c->srv->handler->drain != NULL)
+					c->srv->handler->drain(req);
+				progress = 1;
+			}
+			if (c->s.flags & SOCK_ERROR) {
+				conn_close(c);
+				break;
+			}
+			break;
+		case CS_DISCARD:
+			req = c->req;
+			progress = conn_body(c, 1);
+			if (c->state == CS_DISCARD &&
+			    (req->rflags & HTTP_R_BODYDONE)) {
+				req->rflags |= HTTP_R_KEEPALIVE;
+				c->state = CS_REQ;
+				req_finish(c);
+				progress = 1;
+			}
+			break;
+		case CS_LINGER: {
+			char	junk[4096];
+			ssize_t	n;
+
+			if (conn_flush(c) == -1) {
+				conn_close(c);
+				break;
+			}
+			while ((n = sock_read(&c->s, junk,
+			    sizeof(junk))) > 0)
+				;
+			if (n == 0 || (n == -1 && errno != EAGAIN))
+				conn_close(c);
+			break;
+		}
+		default:
+			break;
+		}
+	} while ((progress || (c->flags & CF_AGAIN)) && c->state != CS_CLOSED);
+	c->flags &= ~CF_RUNNING;
+}
+
+/* Request accessors */
+
+const char *
+http_req_buf(const struct http_req *req)
+{
+	return (req->conn->in->data);
+}
+
+struct slice
+http_req_target(const struct http_req *req)
+{
+	return (slice_make(req->conn->in->data + req->msg.target_off,
+	    req->msg.target_len));
+}
+
+struct slice
+http_req_method(const struct http_req *req)
+{
+	return (slice_make(req->conn->in->data + req->msg.method_off,
+	    req->msg.method_len));
+}
+
+/* The first field named <lower>; an empty slice (p NULL) when absent. */
+struct slice
+http_req_header(const struct http_req *req, const char *lower)
+{
+	int	i = http_find(&req->msg, req->conn->in->data, lower, 0);
+
+	if (i == -1)
+		return (slice_make(NULL, 0));
+	return (http_hdr_value(req->conn->in->data, &req->msg.hdrs[i]));
+}
+
+/* The host the request is for: from an absolute target, else Host. */
+struct slice
+http_req_host(const struct http_req *req)
+{
+	const char	*b = req->conn->in->data;
+	struct slice	 h = slice_make(NULL, 0);
+	int		 port;
+
+	if (req->msg.form == HTTP_T_ABSOLUTE) {
+		const char	*t = b + req->msg.target_off;
+		const char	*s = memchr(t, ':', req->msg.target_len);
+		size_t		 n;
+
+		s += 3;
+		n = req->msg.target_len - (s - t);
+		for (size_t i = 0; i < n; i++)
+			if (s[i] == '/' || s[i] == '?') {
+				n = i;
+				break;
+			}
+		if (http_authority_parse(s, n, &h, &port) == 0)
+			return (h);
+		return (slice_make(NULL, 0));
+	}
+	if (req->msg.host != -1) {
+		struct slice	v = http_hdr_value(b,
+			    &req->msg.hdrs[req->msg.host]);
+
+		if (http_authority_parse(v.p, v.len, &h, &port) == 0)
+			return (h);
+	}
+	return (slice_make(NULL, 0));
+}
+
+const struct sockaddr *
+http_req_peer(const struct http_req *req)
+{
+	return (&req->conn->peer.sa);
+}
+
+int
+http_req_has_body(const struct http_req *req)
+{
+	return (req->msg.framing == HTTP_BODY_LENGTH ||
+	    req->msg.framing == HTTP_BODY_CHUNKED);
+}
+
+/* The handler wants the body: 100 Continue if the client waits for it. */
+void
+http_req_read_body(struct http_req *req)
+{
+	struct http_conn	*c = req->conn;
+
+	if (req->rflags & HTTP_R_READBODY)
+		return;
+	req->rflags |= HTTP_R_READBODY;
+	if (req->rflags & HTTP_R_BODYDONE) {
+		/* no body at all: body_end() comes from conn_run */
+		conn_kick(c);
+		return;
+	}
+	if ((req->msg.flags & HTTP_F_CONTINUE) &&
+	    !(req->rflags & HTTP_R_RESP_BEGUN) &&
+	    c->in->len == req->bstart) {
+		if (c->out == NULL)
+			c->out = buf_get(HTTP_OUTBUF);
+		if (c->out != NULL && buf_append(c->out,
+		    "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0)
+			req->rflags |= HTTP_R_CONTINUE_SENT;
+	}
+	conn_timer(c, c->srv->lim->body_timeout);
+	conn_kick(c);
+}
+
+/* The handler can take body bytes again. */
+void
+http_req_resume(struct http_req *req)
+{
+	if (!(req->rflags & HTTP_R_BODYPAUSED))
+		return;
+	req->rflags &= ~HTTP_R_BODYPAUSED;
+	conn_timer(req->conn, req->conn->srv->lim->body_timeout);
+	conn_kick(req->conn);
+}
+
+/* Answering */
+
+static int
+out_ready(struct http_req *req)
+{
+	struct http_conn	*c = req->conn;
+
+	if (c->out == NULL && (c->out = buf_get(HTTP_OUTBUF)) == NULL)
+		return (-1);
+	return (0);
+}
+
+int
+http_resp_begin(struct http_req *req, int status)
+{
+	if ((req->rflags & HTTP_R_RESP_BEGUN) || out_ready(req) == -1)
+		return (-1);
+	req->rflags |= HTTP_R_RESP_BEGUN;
+	req->status = status;
+	return (buf_printf(req->conn->out, "HTTP/1.1 %d %s\r\n", status,
+	    http_reason(status)));
+}
+
+int
+http_resp_header(struct http_req *req, const char *name, const char *value)
+{
+	return (buf_printf(req->conn->out, "%s: %s\r\n", name, value));
+}
+
+int
+http_resp_headerf(struct http_req *req, const char *name, const char *fmt,
+    ...)
+{
+	va_list	ap;
+	char	v[2048];
+
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof(v), fmt, ap);
+	va_end(ap);
+	return (http_resp_header(req, name, v));
+}
+
+/* A whole "Name: value\r\n" line, as it is. */
+int
+http_resp_header_raw(struct http_req *req, const char *line, size_t len)
+{
+	return (buf_append(req->conn->out, line, len));
+}
+
+/*
+ * End the head.  <len> is the body length, or -1 when unknown: chunked
+ * for HTTP/1.1 clients, close-delimited for HTTP/1.0 ones.
+ */
+int
+http_resp_body(struct http_req *req, int64_t len)
+{
+	struct http_conn	*c = req->conn;
+	struct buf		*o = c->out;
+	int			 nobody, keep;
+
+	if (req->rflags & HTTP_R_RESP_HEADDONE)
+		return (-1);
+	req->rflags |= HTTP_R_RESP_HEADDONE;
+	nobody = req->status < 200 || req->status == 204 ||
+	    req->status == 304;
+	if (len < 0 && !nobody && !(req->rflags & HTTP_R_HEAD)) {
+		if (req->msg.minor == 1) {
+			req->rflags |= HTTP_R_RESP_CHUNKED;
+			buf_append(o, "Transfer-Encoding: chunked\r\n", 28);
+		} else
+			req->rflags |= HTTP_R_RESP_CLOSEDLM;
+	} else if (len >= 0 && req->status != 204 && req->status >= 200 &&
+	    !(req->status == 304)) {
+		buf_printf(o, "Content-Length: %lld\r\n", (long long)len);
+		req->resp_left = len;
+	}
+	if (len < 0 && (req->rflags & HTTP_R_HEAD) && req->msg.minor == 1)
+		buf_append(o, "Transfer-Encoding: chunked\r\n", 28);
+	keep = (req->rflags & HTTP_R_KEEPALIVE) &&
+	    !(c->flags & CF_CLOSE_AFTER) && !draining &&
+	    !(req->rflags & (HTTP_R_RESP_CLOSEDLM | HTTP_R_CONNCLOSE));
+	/* an unread body we could not drop safely: close after */
+	if (keep && !(req->rflags & HTTP_R_BODYDONE) &&
+	    !(req->rflags & HTTP_R_READBODY) &&
+	    ((req->msg.framing == HTTP_BODY_LENGTH &&
+	    req->body_left > HTTP_DISCARD_MAX) ||
+	    ((req->msg.flags & HTTP_F_CONTINUE) &&
+	    !(req->rflags & HTTP_R_CONTINUE_SENT))))
+		keep = 0;
+	if (!keep) {
+		req->rflags &= ~HTTP_R_KEEPALIVE;
+		if (req->status != 101)
+			buf_append(o, "Connection: close\r\n", 19);
+	} else if (req->msg.minor == 0)
+		buf_append(o, "Connection: keep-alive\r\n", 24);
+	if (c->srv->server_name != NULL)
+		buf_printf(o, "Server: %s\r\n", c->srv->server_name);
+	buf_printf(o, "Date: %s\r\n\r\n", http_date_now());
+	if (nobody || (req->rflags & HTTP_R_HEAD))
+		req->resp_left = 0;
+	return (0);
+}
+
+/* How many body bytes http_resp_write would take now. */
+size_t
+http_resp_room(const struct http_req *req)
+{
+	const struct buf	*o = req->conn->out;
+
+	if (o == NULL)
+		return (0);
+	return (buf_room(o) > 16 ? buf_room(o) - 16 : 0);
+}
+
+/*
+ * Append body bytes; returns how many were taken.  When fewer than asked,
+ * the handler's drain() is called once there is room again.
+ */
+size_t
+http_resp_write(struct http_req *req, const void *p, size_t n)
+{
+	struct http_conn	*c = req->conn;
+	size_t			 room;
+	char			 hex[24];
+	int			 hl;
+
+	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || n == 0)
+		return (0);
+	if (req->rflags & HTTP_R_HEAD || req->status == 204 ||
+	    req->status == 304) {
+		req->bytes_out += n;	/* counted as sent, never sent */
+		return (n);
+	}
+	if (!(req->rflags & (HTTP_R_RESP_CHUNKED | HTTP_R_RESP_CLOSEDLM))) {
+		if (n > req->resp_left)
+			n = req->resp_left;
+	}
+	room = buf_room(c->out);
+	if (req->rflags & HTTP_R_RESP_CHUNKED)
+		room = room > 32 ? room - 32 : 0;
+	if (n > room)
+		n = room;
+	if (n == 0) {
+		c->flags |= CF_DRAIN_CALL;
+		return (0);
+	}
+	if (req->rflags & HTTP_R_RESP_CHUNKED) {
+		hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+		buf_append(c->out, hex, hl);
+		buf_append(c->out, p, n);
+		buf_append(c->out, "\r\n", 2);
+	} else {
+		buf_append(c->out, p, n);
+		req->resp_left -= n;
+	}
+	req->bytes_out += n;
+	/* write as soon as a good part of the buffer is full */
+	if (buf_used(c->out) >= HTTP_OUTBUF / 2 && !(c->flags & CF_RUNNING))
+		(void)conn_flush(c);
+	if (buf_room(c->out) < 64)
+		c->flags |= CF_DRAIN_CALL;
+	return (n);
+}
+
+/*
+ * Send <len> bytes of <fd> from <off> as (the rest of) the body, with
+ * sendfile(2) where the connection is plain.  The engine closes <fd>.
+ */
+int
+http_resp_file(struct http_req *req, int fd, off_t off, uint64_t len)
+{
+	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || req->file != -1) {
+		close(fd);
+		return (-1);
+	}
+	if ((req->rflags & HTTP_R_HEAD) || len == 0 ||
+	    (req->rflags & HTTP_R_RESP_CHUNKED)) {
+		close(fd);
+		return (0);
+	}
+	req->file = fd;
+	req->file_off = off;
+	req->file_left = len;
+	req->resp_left -= len < req->resp_left ? len : req->resp_left;
+	req->bytes_out += len;
+	return (0);
+}
+
+int
+http_resp_end(struct http_req *req)
+{
+	struct http_conn	*c = req->conn;
+
+	if (!(req->rflags & HTTP_R_RESP_HEADDONE))
+		http_resp_body(req, 0);
+	if (req->rflags & HTTP_R_RESP_ENDED)
+		return (0);
+	req->rflags |= HTTP_R_RESP_ENDED;
+	if ((req->rflags & HTTP_R_RESP_CHUNKED) && !(req->rflags & HTTP_R_HEAD))
+		buf_append(c->out, "0\r\n\r\n", 5);
+	else if (req->resp_left > 0 && !(req->rflags & HTTP_R_HEAD)) {
+		/* the handler promised more than it sent: framing broken */
+		req->rflags &= ~HTTP_R_KEEPALIVE;
+		c->flags |= CF_CLOSE_AFTER;
+	}
+	conn_kick(c);
+	return (0);
+}
+
+/* Close the connection after this response. */
+void
+http_resp_close(struct http_req *req)
+{
+	req->rflags |= HTTP_R_CONNCLOSE;
+	req->conn->flags |= CF_CLOSE_AFTER;
+}
+
+int
+http_resp_simple(struct http_req *req, int status, const char *type,
+    const void *body, size_t len)
+{
+	if (http_resp_begin(req, status) == -1)
+		return (-1);
+	if (type != NULL)
+		http_resp_header(req, "Content-Type", type);
+	http_resp_body(req, len);
+	if (len > 0)
+		http_resp_write(req, body, len);
+	return (http_resp_end(req));
+}
+
+/* A small error page; it never echoes anything of the request. */
+int
+http_resp_error(struct http_req *req, int status)
+{
+	char	body[128];
+	int	n;
+
+	if (req->rflags & HTTP_R_RESP_BEGUN) {
+		/* too late for a status: cut the connection */
+		req->conn->flags |= CF_ABORT;
+		conn_kick(req->conn);
+		return (-1);
+	}
+	n = snprintf(body, sizeof(body), "%d %s\n", status,
+	    http_reason(status));
+	if (status == 400 || status == 408 || status == 413 || status == 414 ||
+	    status == 431 || status >= 500)
+		http_resp_close(req);
+	return (http_resp_simple(req, status, "text/plain", body, n));
+}
+
+/*
+ * After a 101 (or a 2xx to CONNECT) has been written: hand the socket,
+ * with what the client already sent beyond the head, to the caller.  The
+ * handler's done() is called; the request is gone afterwards.
+ */
+int
+http_resp_tunnel(struct http_req *req, struct sock *dst)
+{
+	(void)req;
+	(void)dst;
+	return (-1);
+}

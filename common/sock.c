@@ -1,0 +1,269 @@
+/*
+ * sock.c: plain and TLS I/O behind one interface (see sock.h).
+ */
+#include <sys/types.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "sock.h"
+
+void
+sock_init(struct sock *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+}
+
+/* Register <s> once, edge-triggered, for both directions. */
+int
+sock_watch(struct ev_loop *loop, struct sock *s, ev_io_cb cb, void *arg)
+{
+	/* a new socket may be read and written until it says otherwise */
+	s->flags |= SOCK_READABLE | SOCK_WRITABLE;
+	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLOUT |
+	    EPOLLRDHUP | EPOLLET, cb, arg));
+}
+
+/* Note what the loop reported. */
+void
+sock_events(struct sock *s, uint32_t ev)
+{
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->flags |= SOCK_READABLE;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		s->flags |= SOCK_WRITABLE;
+	if (ev & (EPOLLRDHUP | EPOLLHUP))
+		s->flags |= SOCK_HUP;
+	if (ev & EPOLLERR)
+		s->flags |= SOCK_ERROR;
+}
+
+static ssize_t
+tls_result(struct sock *s, int n, int wantread_flag)
+{
+	int	e = SSL_get_error(s->ssl, n);
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		s->flags &= ~SOCK_READABLE;
+		errno = EAGAIN;
+		return (-1);
+	case SSL_ERROR_WANT_WRITE:
+		s->flags &= ~SOCK_WRITABLE;
+		errno = EAGAIN;
+		return (-1);
+	case SSL_ERROR_ZERO_RETURN:
+		s->flags |= SOCK_EOF;
+		return (0);
+	case SSL_ERROR_SYSCALL:
+		if (n == 0 || errno == 0) {
+			/* EOF without close_notify: treated as EOF */
+			s->flags |= SOCK_EOF;
+			ERR_clear_error();
+			return (0);
+		}
+		s->flags |= SOCK_ERROR;
+		ERR_clear_error();
+		return (-1);
+	default:
+		s->flags |= SOCK_ERROR;
+		ERR_clear_error();
+		errno = EPROTO;
+		return (-1);
+	}
+	(void)wantread_flag;
+}
+
+/*
+ * Read up to <len> bytes.  Returns >0, 0 at EOF, or -1 (errno EAGAIN
+ * when nothing is there now).
+ */
+ssize_t
+sock_read(struct sock *s, void *p, size_t len)
+{
+	ssize_t	n;
+
+	if (s->ssl != NULL) {
+		int	r;
+
+		if (len > INT32_MAX)
+			len = INT32_MAX;
+		ERR_clear_error();
+		r = SSL_read(s->ssl, p, (int)len);
+		if (r > 0) {
+			/* more may wait in OpenSSL's or the kernel's buffer */
+			return (r);
+		}
+		return (tls_result(s, r, 1));
+	}
+	do {
+		n = read(s->fd, p, len);
+	} while (n == -1 && errno == EINTR);
+	if (n > 0) {
+		if ((size_t)n < len)
+			s->flags &= ~SOCK_READABLE;
+		return (n);
+	}
+	if (n == 0) {
+		s->flags |= SOCK_EOF;
+		s->flags &= ~SOCK_READABLE;
+		return (0);
+	}
+	if (errno == EAGAIN)
+		s->flags &= ~SOCK_READABLE;
+	else
+		s->flags |= SOCK_ERROR;
+	return (-1);
+}
+
+ssize_t
+sock_write(struct sock *s, const void *p, size_t len)
+{
+	struct iovec	iov;
+
+	iov.iov_base = (void *)p;
+	iov.iov_len = len;
+	return (sock_writev(s, &iov, 1));
+}
+
+/* Write what the kernel takes now; -1 with EAGAIN when nothing fits. */
+ssize_t
+sock_writev(struct sock *s, struct iovec *iov, int cnt)
+{
+	ssize_t	n;
+	size_t	want = 0;
+	int	i;
+
+	for (i = 0; i < cnt; i++)
+		want += iov[i].iov_len;
+	if (s->ssl != NULL) {
+		ssize_t	total = 0;
+
+		for (i = 0; i < cnt; i++) {
+			int	r;
+
+			if (iov[i].iov_len == 0)
+				continue;
+			ERR_clear_error();
+			r = SSL_write(s->ssl, iov[i].iov_base,
+			    iov[i].iov_len > INT32_MAX ? INT32_MAX :
+			    (int)iov[i].iov_len);
+			if (r <= 0) {
+				if (total > 0)
+					return (total);
+				return (tls_result(s, r, 0));
+			}
+			total += r;
+			if ((size_t)r < iov[i].iov_len)
+				break;
+		}
+		return (total);
+	}
+	do {
+		n = cnt == 1 ? send(s->fd, iov[0].iov_base, iov[0].iov_len,
+		    MSG_NOSIGNAL) : writev(s->fd, iov, cnt);
+	} while (n == -1 && errno == EINTR);
+	if (n >= 0) {
+		if ((size_t)n < want)
+			s->flags &= ~SOCK_WRITABLE;
+		return (n);
+	}
+	if (errno == EAGAIN)
+		s->flags &= ~SOCK_WRITABLE;
+	else
+		s->flags |= SOCK_ERROR;
+	return (-1);
+}
+
+/* sendfile(2) for plain sockets; callers copy through memory for TLS. */
+ssize_t
+sock_sendfile(struct sock *s, int fd, off_t *off, size_t len)
+{
+	ssize_t	n;
+
+	do {
+		n = sendfile(s->fd, fd, off, len);
+	} while (n == -1 && errno == EINTR);
+	if (n >= 0) {
+		if ((size_t)n < len)
+			s->flags &= ~SOCK_WRITABLE;
+		return (n);
+	}
+	if (errno == EAGAIN)
+		s->flags &= ~SOCK_WRITABLE;
+	else
+		s->flags |= SOCK_ERROR;
+	return (-1);
+}
+
+/* Our side is done sending (close_notify for TLS, then FIN). */
+int
+sock_shutdown(struct sock *s)
+{
+	if (s->ssl != NULL) {
+		ERR_clear_error();
+		(void)SSL_shutdown(s->ssl);
+	}
+	return (shutdown(s->fd, SHUT_WR));
+}
+
+void
+sock_close(struct ev_loop *loop, struct sock *s)
+{
+	if (s->fd == -1)
+		return;
+	ev_io_del(loop, &s->io);
+	if (s->ssl != NULL) {
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
+	close(s->fd);
+	s->fd = -1;
+	s->flags = 0;
+}
+
+/*
+ * Drive a TLS handshake.  Returns 1 when done, 0 to wait for the socket,
+ * -1 on failure (the reason is in OpenSSL's error queue, logged at debug).
+ */
+int
+sock_handshake(struct sock *s)
+{
+	int	r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(s->ssl);
+	if (r == 1) {
+		s->flags &= ~SOCK_TLS_HS;
+		return (1);
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		s->flags &= ~SOCK_READABLE;
+		return (0);
+	case SSL_ERROR_WANT_WRITE:
+		s->flags &= ~SOCK_WRITABLE;
+		return (0);
+	default:
+		if (log_getverbose() > 0) {
+			unsigned long	e = ERR_peek_error();
+			char		b[256];
+
+			ERR_error_string_n(e, b, sizeof(b));
+			log_debug("tls handshake: %s", e ? b : "connection "
+			    "closed");
+		}
+		ERR_clear_error();
+		s->flags |= SOCK_ERROR;
+		return (-1);
+	}
+}

@@ -1,0 +1,277 @@
+/*
+ * testhttpd: an HTTP server on common/'s engine, for the engine's tests.
+ *
+ *	GET /hello		"hello\n"
+ *	GET /pid		the worker's pid
+ *	GET /source/N		N bytes of a pattern (?chunked: chunked)
+ *	POST /sink		reads the body, answers "<bytes> <sum>"
+ *	POST /echo		streams the body back, chunked
+ *	GET /slow/MS		answers after MS milliseconds
+ *	GET /head		the request head as received
+ *	GET /close		answers with Connection: close
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "http.h"
+#include "http_server.h"
+#include "http_worker.h"
+#include "log.h"
+#include "proc.h"
+
+static const struct conf_opt listen_opts[] = {
+	{ "backlog", { CONF_INT, "backlog", 1, 65535 } },
+	{ "mode", { CONF_MODE, "mode" } },
+	{ "owner", { CONF_STR, "owner" } },
+	{ "group", { CONF_STR, "group" } },
+	{ NULL }
+};
+
+static const struct conf_kw grammar[] = {
+	PROC_GRAMMAR,
+	{ "listen", NULL, CONF_MULTI | CONF_REQUIRED, 1,
+	    { { CONF_ADDR, "address" } }, listen_opts },
+	{ "server-name", NULL, 0, 1, { { CONF_STR, "server-name" } } },
+	HTTP_LIMITS_GRAMMAR(NULL),
+	{ NULL }
+};
+
+struct tconf {
+	struct http_limits	lim;
+	struct http_server	srv;
+	char			name[64];
+};
+
+enum { K_SOURCE = 1, K_SINK, K_ECHO, K_SLOW };
+
+struct treq {
+	int		kind;
+	uint64_t	left;
+	uint64_t	count;
+	uint64_t	sum;
+	struct ev_timer	timer;
+	struct http_req	*req;
+};
+
+static struct http_worker	 hw;
+static char			 pattern[16384];
+
+static void
+source_fill(struct http_req *req)
+{
+	struct treq	*t = req->ud;
+
+	while (t->left > 0) {
+		size_t	n = t->left < sizeof(pattern) ? t->left :
+		    sizeof(pattern);
+		size_t	w = http_resp_write(req, pattern, n);
+
+		t->left -= w;
+		if (w < n)
+			return;		/* drain() calls again */
+	}
+	http_resp_end(req);
+}
+
+static void
+slow_done(struct ev_timer *tm)
+{
+	struct treq	*t = tm->arg;
+
+	http_resp_simple(t->req, 200, "text/plain", "slow\n", 5);
+}
+
+static void
+t_request(struct http_req *req)
+{
+	struct slice	 tg = http_req_target(req);
+	struct treq	*t;
+	char		 b[64], *end;
+	int		 n;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		http_resp_error(req, 500);
+		return;
+	}
+	t->req = req;
+	req->ud = t;
+	if (slice_eq(tg, "/hello")) {
+		http_resp_simple(req, 200, "text/plain", "hello\n", 6);
+	} else if (slice_eq(tg, "/pid")) {
+		n = snprintf(b, sizeof(b), "%d\n", (int)getpid());
+		http_resp_simple(req, 200, "text/plain", b, n);
+	} else if (slice_eq(tg, "/close")) {
+		http_resp_close(req);
+		http_resp_simple(req, 200, "text/plain", "bye\n", 4);
+	} else if (slice_eq(tg, "/head")) {
+		http_resp_simple(req, 200, "text/plain", http_req_buf(req),
+		    req->msg.head_len);
+	} else if (tg.len > 8 && memcmp(tg.p, "/source/", 8) == 0) {
+		char	num[32];
+		size_t	l = tg.len - 8;
+		int	chunked;
+
+		if (l >= sizeof(num))
+			l = sizeof(num) - 1;
+		memcpy(num, tg.p + 8, l);
+		num[l] = '\0';
+		t->left = strtoull(num, &end, 10);
+		chunked = strcmp(end, "?chunked") == 0;
+		t->kind = K_SOURCE;
+		http_resp_begin(req, 200);
+		http_resp_header(req, "Content-Type",
+		    "application/octet-stream");
+		http_resp_body(req, chunked ? -1 : (int64_t)t->left);
+		source_fill(req);
+	} else if (slice_eq(tg, "/sink")) {
+		t->kind = K_SINK;
+		http_req_read_body(req);
+	} else if (slice_eq(tg, "/echo")) {
+		t->kind = K_ECHO;
+		http_resp_begin(req, 200);
+		http_resp_header(req, "Content-Type",
+		    "application/octet-stream");
+		http_resp_body(req, -1);
+		http_req_read_body(req);
+	} else if (tg.len > 6 && memcmp(tg.p, "/slow/", 6) == 0) {
+		char	num[32];
+		size_t	l = tg.len - 6;
+
+		if (l >= sizeof(num))
+			l = sizeof(num) - 1;
+		memcpy(num, tg.p + 6, l);
+		num[l] = '\0';
+		t->kind = K_SLOW;
+		ev_timer_init(&t->timer, slow_done, t);
+		ev_timer_add(&hw.loop, &t->timer, strtoul(num, NULL, 10));
+	} else
+		http_resp_error(req, 404);
+}
+
+static size_t
+t_body(struct http_req *req, const char *p, size_t n)
+{
+	struct treq	*t = req->ud;
+	size_t		 i;
+
+	if (t->kind == K_SINK) {
+		for (i = 0; i < n; i++)
+			t->sum += (unsigned char)p[i];
+		t->count += n;
+		return (n);
+	}
+	/* echo: what the output buffer takes; the rest waits for drain */
+	return (http_resp_write(req, p, n));
+}
+
+static void
+t_body_end(struct http_req *req, int status)
+{
+	struct treq	*t = req->ud;
+	char		 b[64];
+	int		 n;
+
+	if (status != 0) {
+		if (t->kind == K_ECHO)
+			http_resp_error(req, status);
+		else
+			http_resp_error(req, status);
+		return;
+	}
+	if (t->kind == K_SINK) {
+		n = snprintf(b, sizeof(b), "%llu %llu\n",
+		    (unsigned long long)t->count, (unsigned long long)t->sum);
+		http_resp_simple(req, 200, "text/plain", b, n);
+	} else if (t->kind == K_ECHO)
+		http_resp_end(req);
+}
+
+static void
+t_drain(struct http_req *req)
+{
+	struct treq	*t = req->ud;
+
+	if (t->kind == K_SOURCE)
+		source_fill(req);
+	else if (t->kind == K_ECHO)
+		http_req_resume(req);
+}
+
+static void
+t_done(struct http_req *req)
+{
+	struct treq	*t = req->ud;
+
+	if (t != NULL) {
+		ev_timer_del(&hw.loop, &t->timer);
+		free(t);
+		req->ud = NULL;
+	}
+}
+
+static const struct http_handler handler = {
+	t_request, t_body, t_body_end, t_drain, t_done
+};
+
+static void *
+t_load(struct conf *c, struct proc_settings *ps)
+{
+	struct tconf		*tc;
+	struct conf_node	*n;
+	const char		*s;
+
+	if ((tc = calloc(1, sizeof(*tc))) == NULL)
+		fatal("%s", __func__);
+	http_limits_load(&c->root, &tc->lim, NULL);
+	tc->srv.lim = &tc->lim;
+	tc->srv.handler = &handler;
+	if ((s = conf_str(c, &c->root, "server-name")) != NULL) {
+		strlcpy(tc->name, s, sizeof(tc->name));
+		tc->srv.server_name = tc->name;
+	}
+	CONF_FOREACH(n, &c->root, "listen")
+		proc_listener_add(ps, c, n, n->args[0].str, &tc->srv);
+	return (tc);
+}
+
+static void
+t_unload(void *p)
+{
+	free(p);
+}
+
+static int
+t_worker(struct proc_worker *w)
+{
+	int	i;
+
+	memset(pattern, 'a', sizeof(pattern));
+	for (i = 0; i < (int)sizeof(pattern); i++)
+		pattern[i] = 'a' + i % 26;
+	if (http_worker_init(&hw, w) == -1)
+		fatal("http_worker_init");
+	for (i = 0; i < w->ps->nlisteners; i++)
+		hw.servers[i] = w->ps->listeners[i].arg;
+	return (http_worker_run(&hw));
+}
+
+static const struct proc_ops ops = {
+	.name = "testhttpd",
+	.conffile = "/etc/testhttpd.conf",
+	.grammar = grammar,
+	.load = t_load,
+	.unload = t_unload,
+	.worker = t_worker,
+};
+
+int
+main(int argc, char *argv[])
+{
+	return (proc_main(argc, argv, &ops));
+}
