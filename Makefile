@@ -36,7 +36,10 @@ LIBCOMMON   := $(BUILD)/libcommon.a
 
 PROGS	:=
 TESTPROGS :=
+LIBRARIES :=
 include $(sort $(wildcard */Makefile.inc))
+# tests/<kind>/*.mk: rules of the fuzzers and benchmarks
+include $(sort $(wildcard tests/*/*.mk))
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -45,8 +48,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 	install clean fuzz
 .DEFAULT_GOAL := all
 
-all: deps-build $(LIBCOMMON) $(PROGS:%=$(BUILD)/bin/%) \
-	$(TESTPROGS:%=$(BUILD)/bin/%)
+all: deps-build $(LIBCOMMON) $(LIBRARIES:%=$(BUILD)/lib%.a) \
+	$(PROGS:%=$(BUILD)/bin/%) $(TESTPROGS:%=$(BUILD)/bin/%)
 
 # Install what is missing, and only then touch apt.
 define need_pkgs
@@ -80,7 +83,16 @@ $(LIBCOMMON): $(COMMON_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-# <prog>_SRCS, <prog>_LIBS (extra archives or flags) come from Makefile.inc
+# LIBRARIES += name, with name_SRCS: a static library $(BUILD)/libname.a
+define LIB_template
+$(BUILD)/lib$(1).a: $$($(1)_SRCS:%.c=$(BUILD)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LIBRARIES),$(eval $(call LIB_template,$(l))))
+
+# <prog>_SRCS, <prog>_ARCHIVES (static libraries it needs), <prog>_LIBS
+# (extra flags) come from Makefile.inc
 define PROG_template
 $(BUILD)/bin/$(1): $$($(1)_SRCS:%.c=$(BUILD)/%.o) $$($(1)_ARCHIVES) $(LIBCOMMON)
 	@mkdir -p $$(@D)
@@ -110,8 +122,14 @@ sanitize: deps-test
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    check
 
-bench: deps-bench all
+bench: deps-bench all $(BENCHPROGS:%=$(BUILD)/bench/%)
 	@BUILD=$(BUILD) sh tests/bench/run.sh
+
+# FUZZ_SECONDS per target (CI uses 60)
+FUZZ_SECONDS ?= 60
+fuzz: deps-test
+	@$(MAKE) -s fuzz-build
+	@BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 \

@@ -53,7 +53,7 @@ struct lexfile {
 };
 
 static int	parse_block(struct lexfile *, struct conf_node *, int);
-static void	parse_file_at(struct conf *, struct lexfile *, const char *,
+static int	parse_file_at(struct conf *, struct lexfile *, const char *,
 		    struct conf_node *, int);
 
 static const char *
@@ -295,6 +295,27 @@ tok_append(struct lexfile *lf, char *buf, size_t *n, int c, int *toolong)
 	return (0);
 }
 
+/*
+ * After a backslash: when a newline (or CR LF) follows, consume it and
+ * return 1, the line goes on.
+ */
+static int
+lex_continues(struct lexfile *lf)
+{
+	if (lf->pos < lf->len && lf->data[lf->pos] == '\n') {
+		lf->pos++;
+		lf->line++;
+		return (1);
+	}
+	if (lf->pos + 1 < lf->len && lf->data[lf->pos] == '\r' &&
+	    lf->data[lf->pos + 1] == '\n') {
+		lf->pos += 2;
+		lf->line++;
+		return (1);
+	}
+	return (0);
+}
+
 /* Expand $name and ${name} in an unquoted word.  NULL on error. */
 static char *
 expand_macros(struct lexfile *lf, const char *w)
@@ -379,19 +400,8 @@ lex(struct lexfile *lf, struct word *w)
 		lf->line++;
 		return (T_NL);
 	case '\\':
-		if (lex_peekc(lf) == '\n') {
-			lex_getc(lf);
-			lf->line++;
+		if (lex_continues(lf))
 			goto again;
-		}
-		if (lex_peekc(lf) == '\r') {
-			lex_getc(lf);
-			if (lex_peekc(lf) == '\n') {
-				lex_getc(lf);
-				lf->line++;
-				goto again;
-			}
-		}
 		break;
 	case '#':
 		while ((c = lex_peekc(lf)) != EOF && c != '\n')
@@ -410,12 +420,8 @@ lex(struct lexfile *lf, struct word *w)
 		w->quoted = 1;
 		for (;;) {
 			c = lex_getc(lf);
-			if (c == EOF || c == '\n') {
-				lex_error(lf, "unterminated quoted string");
-				if (c == '\n')
-					lf->line++;
-				return (c == EOF ? T_EOF : T_NL);
-			}
+			if (c == EOF || c == '\n')
+				goto unterminated;
 			if (c == q)
 				break;
 			if (c == '\0') {
@@ -438,12 +444,11 @@ lex(struct lexfile *lf, struct word *w)
 				case '\n':
 					lf->line++;
 					continue;
+				case EOF:
+					goto unterminated;
 				default:
 					lex_error(lf, "invalid escape \"\\%c\" "
-					    "in quoted string", c == EOF ? ' ' :
-					    c);
-					if (c == EOF)
-						return (T_EOF);
+					    "in quoted string", c);
 					continue;
 				}
 			}
@@ -455,11 +460,33 @@ lex(struct lexfile *lf, struct word *w)
 		if ((w->text = strdup(buf)) == NULL)
 			fatal("%s", __func__);
 		return (T_WORD);
+ unterminated:
+		/*
+		 * Drop the whole statement rather than check what is left
+		 * of it; the newline still ends it.
+		 */
+		lex_error(lf, "unterminated quoted string");
+		if (c == '\n')
+			lf->pos--;
+		return (T_WORD);	/* text NULL: dropped */
 	}
 	/* an unquoted word */
 	tok_append(lf, buf, &n, c, &toolong);
 	for (;;) {
 		c = lex_peekc(lf);
+		if (c == '{' && buf[n - 1] == '$') {
+			/* ${name}: these braces belong to the word */
+			tok_append(lf, buf, &n, lex_getc(lf), &toolong);
+			while ((c = lex_peekc(lf)) != EOF &&
+			    (isalnum(c) || c == '_')) {
+				lex_getc(lf);
+				tok_append(lf, buf, &n, c, &toolong);
+			}
+			if (c == '}')
+				tok_append(lf, buf, &n, lex_getc(lf),
+				    &toolong);
+			continue;
+		}
 		if (c == EOF || c == ' ' || c == '\t' || c == '\n' ||
 		    c == '\r' || c == '{' || c == '}')
 			break;
@@ -469,11 +496,19 @@ lex(struct lexfile *lf, struct word *w)
 			continue;
 		}
 		lex_getc(lf);
+		if (c == '\\' && lex_continues(lf))
+			continue;
 		tok_append(lf, buf, &n, c, &toolong);
 	}
 	buf[n] = '\0';
 	if (toolong)
 		return (T_WORD);
+	if (n == 1 && buf[0] == ';') {
+		lex_error(lf, "statements end at the end of the line: "
+		    "remove the \";\"");
+		n = 0;
+		goto again;
+	}
 	if (n > 1 && buf[n - 1] == ';') {
 		lex_error(lf, "statements end at the end of the line: "
 		    "remove the \";\" after \"%.*s\"", (int)(n - 1), buf);
@@ -1067,8 +1102,9 @@ required_check(struct conf *conf, struct conf_node *block)
 		    conf_get(block, k->name) != NULL)
 			continue;
 		if (block->kw == NULL)
-			error_at(conf, NULL, 0, "missing \"%s\" at the top "
-			    "level", k->name);
+			error_at(conf, NULL, 0, "%s: missing \"%s\"",
+			    conf->nfiles > 0 ? conf->files[0] : "configuration",
+			    k->name);
 		else if (block->nargs > 0)
 			error_at(conf, block->file, block->line, "\"%s %s\" "
 			    "needs \"%s\"", block->kw->name,
@@ -1099,13 +1135,26 @@ statement(struct lexfile *lf, struct conf_node *block, struct word *w, int nw,
 	int			 line = w[0].line, i, npos, bad = 0, j;
 
 	if ((kw = conf_kw_find(conf->grammar, w[0].text, bname)) == NULL) {
-		if ((other = kw_find_any(conf->grammar, w[0].text)) != NULL)
+		if ((other = kw_find_any(conf->grammar, w[0].text)) != NULL) {
+			char	parents[256];
+			size_t	pl = 0;
+
+			parents[0] = '\0';
+			for (const char *q = other->parent; q != NULL && *q &&
+			    pl + 8 < sizeof(parents); q++) {
+				if (*q == '|')
+					pl += snprintf(parents + pl,
+					    sizeof(parents) - pl, "\" or \"");
+				else
+					parents[pl++] = *q;
+				parents[pl] = '\0';
+			}
 			error_at(conf, lf->name, line, "\"%s\" is not allowed "
 			    "%s%s%s%s", w[0].text,
 			    block_desc(block, where, sizeof(where)),
 			    other->parent ? " (it goes inside \"" : "",
-			    other->parent ? other->parent : "",
-			    other->parent ? "\")" : "");
+			    parents, other->parent ? "\")" : "");
+		}
 		else if ((hint = kw_suggest(conf->grammar, w[0].text,
 		    bname)) != NULL)
 			error_at(conf, lf->name, line, "unknown keyword "
@@ -1131,6 +1180,7 @@ statement(struct lexfile *lf, struct conf_node *block, struct word *w, int nw,
 					    "option \"%s\" given twice",
 					    kw->name, o->name);
 					bad = 1;
+					break;
 				}
 			if (o->arg.type != CONF_NONE) {
 				if (i + 1 >= nw) {
@@ -1210,7 +1260,8 @@ statement(struct lexfile *lf, struct conf_node *block, struct word *w, int nw,
 	}
 	if (!bad && (kw->flags & CONF_UNIQUE) && n->nargs > 0) {
 		CONF_FOREACH(prev, block, kw->name)
-			if (strcmp(prev->args[0].str, n->args[0].str) == 0) {
+			if (prev->nargs > 0 &&
+			    strcmp(prev->args[0].str, n->args[0].str) == 0) {
 				if (prev->file == lf->name)
 					error_at(conf, lf->name, line, "%s "
 					    "\"%s\" defined twice (first at "
@@ -1341,7 +1392,9 @@ parse_block(struct lexfile *lf, struct conf_node *block, int level)
 		}
 		n = statement(lf, block, w, nw, opens);
 		if (opens) {
-			if (n == NULL)
+			/* a keyword that takes no block: skip what it holds */
+			if (n == NULL || !(n->kw->flags &
+			    (CONF_BLOCK | CONF_BLOCKOPT)))
 				skip_block(lf, w[0].line);
 			else if (level + 1 > CONF_MAXDEPTH) {
 				error_at(lf->conf, lf->name, w[0].line,
@@ -1402,7 +1455,8 @@ read_file(struct conf *conf, struct lexfile *up, int upline, const char *path,
 	return (0);
 }
 
-static void
+/* Parses <path> into <block>.  Returns -1 when it could not be read. */
+static int
 parse_file_at(struct conf *conf, struct lexfile *up, const char *path,
     struct conf_node *block, int upline)
 {
@@ -1410,19 +1464,19 @@ parse_file_at(struct conf *conf, struct lexfile *up, const char *path,
 
 	memset(&lf, 0, sizeof(lf));
 	if (read_file(conf, up, upline, path, &lf) == -1)
-		return;
+		return (-1);
 	for (p = up; p != NULL; p = p->up)
 		if (p->dev == lf.dev && p->ino == lf.ino) {
 			error_at(conf, up->name, upline, "include loop: \"%s\" "
 			    "is already being read", path);
 			free(lf.data);
-			return;
+			return (-1);
 		}
-	if (up != NULL && up->depth + 1 >= CONF_MAXINCLUDE) {
+	if (up != NULL && up->depth + 1 > CONF_MAXINCLUDE) {
 		error_at(conf, up->name, upline, "includes nested too deep "
 		    "(max %d)", CONF_MAXINCLUDE);
 		free(lf.data);
-		return;
+		return (-1);
 	}
 	lf.conf = conf;
 	lf.name = intern_file(conf, path);
@@ -1433,14 +1487,16 @@ parse_file_at(struct conf *conf, struct lexfile *up, const char *path,
 	if (lf.peeked)
 		free(lf.pword.text);
 	free(lf.data);
+	return (0);
 }
 
 /* Returns the number of errors so far (0: the file is good). */
 int
 conf_parse_file(struct conf *conf, const char *path)
 {
-	parse_file_at(conf, NULL, path, &conf->root, 0);
-	required_check(conf, &conf->root);
+	/* an unreadable file is one error, not a list of what it lacks */
+	if (parse_file_at(conf, NULL, path, &conf->root, 0) == 0)
+		required_check(conf, &conf->root);
 	return (conf->nerrors);
 }
 

@@ -6,7 +6,7 @@
  * the start of a word comments out the rest of the line; words are
  * unquoted, "double-quoted" (escapes \" \\ \n \t) or 'single-quoted'
  * (taken as is).  "name = value" at the top level defines a macro, used
- * as $name in unquoted words; -D name=value on the command line defines
+ * as $name or ${name} in unquoted words; -D name=value on the command line defines
  * one that the file cannot override.  include "file" (relative to the
  * including file, glob patterns allowed) inserts a file; loops are
  * refused.  Sizes take k, m, g (64k, 1m); durations need a unit: ms, s,
