@@ -112,8 +112,8 @@ int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list	ap;
-	int	n;
-	size_t	room;
+	int	n, rv;
+	size_t	room, max;
 
 	room = b->cap - b->len;
 	va_start(ap, fmt);
@@ -121,15 +121,21 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return (-1);
+	if ((size_t)n > buf_room(b)) {
+		errno = ENOBUFS;
+		return (-1);
+	}
 	if ((size_t)n < room) {
-		if (buf_used(b) + n > b->max) {
-			errno = ENOBUFS;
-			return (-1);
-		}
 		b->len += n;
 		return (0);
 	}
-	if (buf_reserve(b, (size_t)n + 1) == -1)
+	/* output that reaches the limit fits: only its NUL passes it */
+	max = b->max;
+	if ((size_t)n == buf_room(b))
+		b->max++;
+	rv = buf_reserve(b, (size_t)n + 1);
+	b->max = max;
+	if (rv == -1)
 		return (-1);
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -213,7 +219,8 @@ slice_eq(struct slice s, const char *str)
 {
 	size_t	n = strlen(str);
 
-	return (s.len == n && memcmp(s.p, str, n) == 0);
+	/* an empty slice may have no bytes at all: s.p NULL */
+	return (s.len == n && (n == 0 || memcmp(s.p, str, n) == 0));
 }
 
 int
@@ -221,7 +228,7 @@ slice_caseeq(struct slice s, const char *str)
 {
 	size_t	n = strlen(str);
 
-	return (s.len == n && strncasecmp(s.p, str, n) == 0);
+	return (s.len == n && (n == 0 || strncasecmp(s.p, str, n) == 0));
 }
 
 struct slice
@@ -266,7 +273,8 @@ slice_strdup(struct slice s)
 
 	if ((p = malloc(s.len + 1)) == NULL)
 		return (NULL);
-	memcpy(p, s.p, s.len);
+	if (s.len > 0)
+		memcpy(p, s.p, s.len);
 	p[s.len] = '\0';
 	return (p);
 }

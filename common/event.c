@@ -225,12 +225,19 @@ ev_timer_add(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
 	ev_timer_at(loop, t, loop->now + ms);
 }
 
+/*
+ * Fire what is due, at most as many timers as were armed on entry: a
+ * callback that re-arms its timer for now gets it on the next iteration
+ * instead of keeping the loop here forever.
+ */
 static void
 run_timers(struct ev_loop *loop)
 {
 	struct ev_timer	*t;
+	size_t		 n = loop->nheap;
 
-	while (loop->nheap > 0 && loop->heap[0]->when <= loop->now) {
+	while (n-- > 0 && loop->nheap > 0 &&
+	    loop->heap[0]->when <= loop->now) {
 		t = loop->heap[0];
 		ev_timer_del(loop, t);
 		t->cb(t);

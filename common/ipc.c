@@ -103,8 +103,6 @@ ipc_recv(int sock, struct ipc_msg *m, const struct ipc_type *types)
 	} while (n == -1 && errno == EINTR);
 	if (n == -1)
 		return (-1);
-	if (n == 0)
-		return (0);
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
 	    cmsg = CMSG_NXTHDR(&msg, cmsg)) {
 		if (cmsg->cmsg_level == SOL_SOCKET &&
@@ -116,6 +114,9 @@ ipc_recv(int sock, struct ipc_msg *m, const struct ipc_type *types)
 				    i * sizeof(int), sizeof(int));
 		}
 	}
+	/* an empty frame with a descriptor is malformed, not the end */
+	if (n == 0 && nfds == 0)
+		return (0);
 	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    (size_t)n < sizeof(m->hdr) ||
 	    m->hdr.len != (size_t)n - sizeof(m->hdr)) {

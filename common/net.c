@@ -28,6 +28,18 @@ addr_text(struct net_addr *a)
 	    sizeof(a->text));
 }
 
+/* Digits only: strtonum(3) would also take a sign and leading spaces. */
+static int
+all_digits(const char *s)
+{
+	if (*s == '\0')
+		return (0);
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return (0);
+	return (1);
+}
+
 /*
  * Parse "host:port", "[v6]:port", "*:port" or "unix:/path" into <a>.
  * Returns 0, or -1 with the reason in <err>.
@@ -98,7 +110,7 @@ net_addr_parse(const char *s, struct net_addr *a, char *err, size_t errlen)
 		port = colon + 1;
 	}
 	rv = strtonum(port, 1, 65535, &errstr);
-	if (errstr != NULL) {
+	if (errstr != NULL || !all_digits(port)) {
 		snprintf(err, errlen, "invalid port \"%s\" (1-65535)", port);
 		return (-1);
 	}
@@ -228,14 +240,16 @@ net_somaxconn(void)
 
 /*
  * Remove a unix socket file left by a dead process; refuse one that
- * somebody still listens on.
+ * somebody still listens on.  Only a refused connection proves the file
+ * stale: a full backlog (EAGAIN) or a socket of another type (EPROTOTYPE)
+ * is somebody's live socket.
  */
 static int
 unix_stale(const struct net_addr *a)
 {
 	const struct sockaddr_un	*sun = (const void *)&a->ss;
 	struct stat			 st;
-	int				 fd, rv;
+	int				 fd, rv, saved;
 
 	if (lstat(sun->sun_path, &st) == -1)
 		return (errno == ENOENT ? 0 : -1);
@@ -243,12 +257,18 @@ unix_stale(const struct net_addr *a)
 		errno = EEXIST;
 		return (-1);
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
 		return (-1);
 	rv = connect(fd, (const struct sockaddr *)sun, a->len);
+	saved = errno;
 	close(fd);
-	if (rv == 0) {
+	if (rv == 0 || saved == EAGAIN || saved == EPROTOTYPE) {
 		errno = EADDRINUSE;
+		return (-1);
+	}
+	if (saved != ECONNREFUSED) {
+		errno = saved;
 		return (-1);
 	}
 	log_debug("removing stale socket %s", sun->sun_path);
@@ -390,7 +410,7 @@ net_cidr_parse(const char *s, struct net_cidr *c)
 	c->bits = max;
 	if (slash != NULL) {
 		c->bits = strtonum(slash, 0, max, &errstr);
-		if (errstr != NULL || *slash == '\0')
+		if (errstr != NULL || !all_digits(slash))
 			return (-1);
 	}
 	for (i = 0; i < max / 8; i++) {

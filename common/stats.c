@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <sys/mman.h>
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -141,9 +142,26 @@ name_ok(const char *n)
 	return (1);
 }
 
-/* Render "k1="v1",k2="v2"" from NULL-terminated name/value pairs. */
+/* Bucket bounds: finite and increasing; +Inf is implied. */
 static int
-labels_fmt(char *out, size_t size, va_list ap)
+bounds_ok(const double *b, int nb)
+{
+	int	i;
+
+	if (nb < 0 || nb > STATS_MAXBUCKETS || (nb > 0 && b == NULL))
+		return (0);
+	for (i = 0; i < nb; i++)
+		if (!isfinite(b[i]) || (i > 0 && b[i] <= b[i - 1]))
+			return (0);
+	return (1);
+}
+
+/*
+ * Render "k1="v1",k2="v2"" from NULL-terminated name/value pairs.  Label
+ * names are metric names without ':'; a histogram's "le" is its own.
+ */
+static int
+labels_fmt(char *out, size_t size, int type, va_list ap)
 {
 	const char	*k, *v;
 	size_t		 n = 0;
@@ -152,9 +170,11 @@ labels_fmt(char *out, size_t size, va_list ap)
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		if ((v = va_arg(ap, const char *)) == NULL)
 			return (-1);
-		if (!name_ok(k))
+		if (!name_ok(k) || strchr(k, ':') != NULL ||
+		    (type == STATS_HISTOGRAM && strcmp(k, "le") == 0))
 			return (-1);
-		if (n + strlen(k) + 4 >= size)
+		/* [,]k=" now, at least the closing quote and the NUL later */
+		if (n + (n ? 1 : 0) + strlen(k) + 4 > size)
 			return (-1);
 		n += snprintf(out + n, size - n, "%s%s=\"", n ? "," : "", k);
 		for (; *v; v++) {
@@ -166,7 +186,8 @@ labels_fmt(char *out, size_t size, va_list ap)
 				esc = "\\\"";
 			else if (*v == '\n')
 				esc = "\\n";
-			if (n + 3 >= size)
+			/* the byte(s), then the closing quote and the NUL */
+			if (n + (esc != NULL ? 2 : 1) + 2 > size)
 				return (-1);
 			if (esc != NULL) {
 				memcpy(out + n, esc, 2);
@@ -174,7 +195,7 @@ labels_fmt(char *out, size_t size, va_list ap)
 			} else
 				out[n++] = *v;
 		}
-		if (n + 2 >= size)
+		if (n + 2 > size)
 			return (-1);
 		out[n++] = '"';
 		out[n] = '\0';
@@ -193,8 +214,8 @@ metric_get(const char *name, const char *help, int type, const double *b,
 
 	if (shm == NULL)
 		return (NULL);
-	if (!name_ok(name) || nb > STATS_MAXBUCKETS ||
-	    labels_fmt(labels, sizeof(labels), ap) == -1) {
+	if (!name_ok(name) || !bounds_ok(b, nb) ||
+	    labels_fmt(labels, sizeof(labels), type, ap) == -1) {
 		log_warnx("%s: bad metric %s", __func__, name);
 		return (NULL);
 	}

@@ -10,7 +10,9 @@
  * Counters only go up.  Gauges are kept per process slot and summed when
  * read: when a worker dies the master zeroes its slot (stats_slot_reset),
  * so a killed worker's open connections do not stay counted forever.
- * Histograms have fixed bucket bounds, in base units (seconds, bytes).
+ * Histograms have fixed bucket bounds, in base units (seconds, bytes):
+ * finite and increasing, at most STATS_MAXBUCKETS, +Inf implied.  Label
+ * names are metric names without ':', and "le" is a histogram's own.
  */
 #ifndef COMMON_STATS_H
 #define COMMON_STATS_H
