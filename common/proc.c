@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "shm.h"
 #include "stats.h"
 
 extern char	**environ;
@@ -1052,8 +1053,8 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 			    (int)other, g->ps.pidfile);
 		fatal("cannot create pidfile %s", g->ps.pidfile);
 	}
-	if (stats_init(0) == -1)
-		fatal("cannot map the statistics segment");
+	if (stats_init(0) == -1 || shm_init(0) == -1)
+		fatal("cannot map the shared memory segments");
 	if (gen_listen(g, NULL) == -1) {
 		pidfile_remove(pfh);
 		exit(1);

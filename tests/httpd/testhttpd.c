@@ -24,12 +24,14 @@
 #include "http_worker.h"
 #include "log.h"
 #include "proc.h"
+#include "tls.h"
 
 static const struct conf_opt listen_opts[] = {
 	{ "backlog", { CONF_INT, "backlog", 1, 65535 } },
 	{ "mode", { CONF_MODE, "mode" } },
 	{ "owner", { CONF_STR, "owner" } },
 	{ "group", { CONF_STR, "group" } },
+	{ "tls", { CONF_NONE } },
 	{ NULL }
 };
 
@@ -39,12 +41,16 @@ static const struct conf_kw grammar[] = {
 	    { { CONF_ADDR, "address" } }, listen_opts },
 	{ "server-name", NULL, 0, 1, { { CONF_STR, "server-name" } } },
 	HTTP_LIMITS_GRAMMAR(NULL),
+	{ "tls", NULL, CONF_BLOCK, 0 },
+	TLS_GRAMMAR("tls"),
 	{ NULL }
 };
 
 struct tconf {
 	struct http_limits	lim;
 	struct http_server	srv;
+	struct http_server	tlssrv;
+	struct tls_ctx		*tls;
 	char			name[64];
 };
 
@@ -235,15 +241,37 @@ t_load(struct conf *c, struct proc_settings *ps)
 		strlcpy(tc->name, s, sizeof(tc->name));
 		tc->srv.server_name = tc->name;
 	}
-	CONF_FOREACH(n, &c->root, "listen")
-		proc_listener_add(ps, c, n, n->args[0].str, &tc->srv);
+	tc->tlssrv = tc->srv;
+	tc->tlssrv.scheme_https = 1;
+	if ((n = conf_get(&c->root, "tls")) != NULL &&
+	    (tc->tls = tls_server_load(c, n)) == NULL) {
+		free(tc);
+		return (NULL);
+	}
+	tc->tlssrv.tls = tc->tls;
+	CONF_FOREACH(n, &c->root, "listen") {
+		int	tls = conf_opt(n, "tls") != NULL;
+
+		if (tls && tc->tls == NULL)
+			conf_error(c, n, "a tls listener needs a tls block");
+		proc_listener_add(ps, c, n, n->args[0].str,
+		    tls ? &tc->tlssrv : &tc->srv);
+	}
+	if (c->nerrors > 0) {
+		tls_free(tc->tls);
+		free(tc);
+		return (NULL);
+	}
 	return (tc);
 }
 
 static void
 t_unload(void *p)
 {
-	free(p);
+	struct tconf	*tc = p;
+
+	tls_free(tc->tls);
+	free(tc);
 }
 
 static int

@@ -1,0 +1,96 @@
+/*
+ * shm.c: named blocks in one shared mapping (see shm.h).
+ */
+#include <sys/types.h>
+#include <sys/mman.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "shm.h"
+
+struct shm_entry {
+	char		name[SHM_NAMELEN];
+	uint32_t	off;
+	uint32_t	size;
+};
+
+struct shm_hdr {
+	shm_lock_t		lock;
+	uint32_t		size;
+	uint32_t		used;
+	uint32_t		nblocks;
+	struct shm_entry	blocks[SHM_MAXBLOCKS];
+};
+
+static struct shm_hdr	*hdr;
+
+int
+shm_init(size_t size)
+{
+	void	*p;
+
+	if (hdr != NULL)
+		return (0);
+	if (size == 0)
+		size = SHM_SIZE;
+	if (size < sizeof(*hdr) + 65536)
+		size = sizeof(*hdr) + 65536;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return (-1);
+	hdr = p;
+	hdr->size = size;
+	hdr->used = (sizeof(*hdr) + 63) & ~63u;
+	atomic_flag_clear(&hdr->lock.f);
+	return (0);
+}
+
+/*
+ * The block named <name>, created zeroed with <size> bytes if new (then
+ * *created is set).  A block found with another size is an error: NULL.
+ * Outside a daemon (no shm_init), a private zeroed block is returned.
+ */
+void *
+shm_get(const char *name, size_t size, int *created)
+{
+	uint32_t	i, need;
+	void		*p;
+
+	if (created != NULL)
+		*created = 0;
+	if (hdr == NULL) {
+		if (created != NULL)
+			*created = 1;
+		return (calloc(1, size));
+	}
+	if (strlen(name) >= SHM_NAMELEN)
+		return (NULL);
+	shm_lock(&hdr->lock);
+	for (i = 0; i < hdr->nblocks; i++)
+		if (strcmp(hdr->blocks[i].name, name) == 0) {
+			p = hdr->blocks[i].size == size ?
+			    (char *)hdr + hdr->blocks[i].off : NULL;
+			shm_unlock(&hdr->lock);
+			return (p);
+		}
+	need = (size + 63) & ~(size_t)63;
+	if (hdr->nblocks >= SHM_MAXBLOCKS || hdr->used + need > hdr->size) {
+		shm_unlock(&hdr->lock);
+		log_warnx("%s: shared memory full", name);
+		return (NULL);
+	}
+	strlcpy(hdr->blocks[hdr->nblocks].name, name, SHM_NAMELEN);
+	hdr->blocks[hdr->nblocks].off = hdr->used;
+	hdr->blocks[hdr->nblocks].size = size;
+	p = (char *)hdr + hdr->used;
+	memset(p, 0, need);
+	hdr->used += need;
+	hdr->nblocks++;
+	shm_unlock(&hdr->lock);
+	if (created != NULL)
+		*created = 1;
+	return (p);
+}

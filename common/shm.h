@@ -1,0 +1,44 @@
+/*
+ * shm.h: named blocks of memory shared by a daemon's processes.
+ *
+ * The master maps one segment before it forks; blocks are found by name
+ * (get or create, zeroed on creation), so that state such as a backend's
+ * round-robin position, its servers' health and connection counts, or
+ * rate-limit tables, is shared by all workers and survives reloads: the
+ * new generation's workers find the same blocks under the same names.
+ * Blocks are never freed; a reload that drops a server leaves its block
+ * unused.
+ */
+#ifndef COMMON_SHM_H
+#define COMMON_SHM_H
+
+#include <sys/types.h>
+#include <stdatomic.h>
+#include "compat.h"
+
+#define SHM_SIZE	(8 * 1024 * 1024)
+#define SHM_NAMELEN	128
+#define SHM_MAXBLOCKS	4096
+
+int	 shm_init(size_t);
+void	*shm_get(const char *, size_t, int *);
+
+/* A spin lock for short critical sections in shared memory. */
+typedef struct {
+	atomic_flag	f;
+} shm_lock_t;
+
+static inline void
+shm_lock(shm_lock_t *l)
+{
+	while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
+		;
+}
+
+static inline void
+shm_unlock(shm_lock_t *l)
+{
+	atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+#endif

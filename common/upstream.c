@@ -1,0 +1,258 @@
+/*
+ * upstream.c: pools, servers and their shared state (see upstream.h).
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "log.h"
+#include "upstream.h"
+
+static const struct lb_ops *lbs[] = {
+	&lb_roundrobin, &lb_static_rr, &lb_leastconn, &lb_source, &lb_uri,
+	&lb_random
+};
+
+const struct lb_ops *
+lb_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(lbs); i++)
+		if (strcmp(lbs[i]->name, name) == 0)
+			return (lbs[i]);
+	return (NULL);
+}
+
+/*
+ * A pool named <name>; its shared state is found under <key> (unique in
+ * the daemon, stable across reloads).
+ */
+struct up_pool *
+up_pool_new(const char *name, const char *key, const struct lb_ops *lb)
+{
+	struct up_pool	*p;
+	char		 sk[SHM_NAMELEN];
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("%s", __func__);
+	strlcpy(p->name, name, sizeof(p->name));
+	p->lb = lb ? lb : &lb_roundrobin;
+	p->fail_max = 3;
+	p->fail_timeout = 10000;
+	snprintf(sk, sizeof(sk), "pool/%s", key);
+	if ((p->sh = shm_get(sk, sizeof(*p->sh), NULL)) == NULL)
+		fatalx("%s: no shared memory for %s", __func__, sk);
+	return (p);
+}
+
+struct up_server *
+up_server_add(struct up_pool *p, const char *name, const struct net_addr *a,
+    int weight, int maxconn, int backup)
+{
+	struct up_server	*s;
+	char			 sk[SHM_NAMELEN];
+	int			 created;
+
+	if (p->nservers >= UP_MAXSERVERS)
+		return (NULL);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		fatal("%s", __func__);
+	strlcpy(s->name, name, sizeof(s->name));
+	s->addr = *a;
+	s->weight = weight > 0 ? weight : 1;
+	s->maxconn = maxconn;
+	s->backup = backup;
+	s->pool = p;
+	s->index = p->nservers;
+	TAILQ_INIT(&s->idle);
+	/* the pool block's name is "pool/<key>"; servers hang below it */
+	snprintf(sk, sizeof(sk), "srv/%p/%s", (void *)p->sh, name);
+	if ((s->sh = shm_get(sk, sizeof(*s->sh), &created)) == NULL)
+		fatalx("%s: no shared memory for %s", __func__, sk);
+	if (created || atomic_load(&s->sh->weight) == 0)
+		atomic_store(&s->sh->weight, s->weight);
+	p->servers[p->nservers++] = s;
+	if (p->lb->init != NULL && p->nservers == 1)
+		p->lb->init(p);
+	return (s);
+}
+
+void
+up_pool_free(struct up_pool *p)
+{
+	int	i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->nservers; i++)
+		free(p->servers[i]);
+	free(p);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return (ev_monotonic_ms());
+}
+
+/* Can <s> take a new connection now?  <now>: monotonic ms, 0 to read. */
+int
+up_usable(const struct up_server *s, uint64_t now)
+{
+	struct up_shared	*sh = s->sh;
+
+	if (atomic_load(&sh->admin) != UP_READY ||
+	    atomic_load(&sh->health) != UP_HEALTHY)
+		return (0);
+	if (atomic_load(&sh->skip_until) > (now ? now : mono_ms()))
+		return (0);
+	if (s->maxconn > 0 && atomic_load(&sh->conns) >= s->maxconn)
+		return (0);
+	return (atomic_load(&sh->weight) > 0);
+}
+
+/*
+ * Whether <s> is in the tier to choose from: the normal servers, or the
+ * backups when no normal server is up.  <full> is set when the server
+ * is up but at its connection limit.
+ */
+int
+up_eligible(struct up_pool *p, struct up_server *s, uint64_t now, int *full)
+{
+	int	i, normal_up = 0;
+
+	if (full != NULL)
+		*full = 0;
+	if (s->backup) {
+		for (i = 0; i < p->nservers; i++) {
+			struct up_server *o = p->servers[i];
+
+			if (!o->backup &&
+			    atomic_load(&o->sh->admin) == UP_READY &&
+			    atomic_load(&o->sh->health) == UP_HEALTHY &&
+			    atomic_load(&o->sh->skip_until) <= now) {
+				normal_up = 1;
+				break;
+			}
+		}
+		if (normal_up)
+			return (0);
+	}
+	if (up_usable(s, now))
+		return (1);
+	if (full != NULL && s->maxconn > 0 &&
+	    atomic_load(&s->sh->conns) >= s->maxconn &&
+	    atomic_load(&s->sh->admin) == UP_READY &&
+	    atomic_load(&s->sh->health) == UP_HEALTHY)
+		*full = 1;
+	return (0);
+}
+
+/*
+ * Choose a server; <key> for the hashing algorithms, <tried> a bitmap of
+ * servers (by index) not to choose again.  NULL when none can take it.
+ */
+struct up_server *
+up_pick(struct up_pool *p, uint64_t key, uint64_t tried)
+{
+	return (p->lb->pick(p, key, tried));
+}
+
+int
+up_nusable(struct up_pool *p)
+{
+	uint64_t	now = mono_ms();
+	int		i, n = 0;
+
+	for (i = 0; i < p->nservers; i++)
+		if (up_eligible(p, p->servers[i], now, NULL))
+			n++;
+	return (n);
+}
+
+void
+up_taken(struct up_server *s)
+{
+	atomic_fetch_add(&s->sh->conns, 1);
+	if (s->pool->lb->taken != NULL)
+		s->pool->lb->taken(s->pool, s);
+}
+
+void
+up_dropped(struct up_server *s)
+{
+	atomic_fetch_sub(&s->sh->conns, 1);
+	if (s->pool->lb->dropped != NULL)
+		s->pool->lb->dropped(s->pool, s);
+}
+
+/*
+ * A connection or request to <s> failed: after fail_max in a row the
+ * server is skipped for fail_timeout ms (passive health).
+ */
+void
+up_failed(struct up_server *s, uint64_t now)
+{
+	struct up_pool	*p = s->pool;
+	int		 f = atomic_fetch_add(&s->sh->fails, 1) + 1;
+
+	atomic_fetch_add(&s->sh->errors, 1);
+	if (p->fail_max > 0 && f >= p->fail_max) {
+		atomic_store(&s->sh->skip_until, (now ? now : mono_ms()) +
+		    p->fail_timeout);
+		atomic_store(&s->sh->fails, 0);
+		log_warnx("server %s/%s failed %d times in a row, skipped for "
+		    "%u ms", p->name, s->name, f, p->fail_timeout);
+		if (p->lb->down != NULL)
+			p->lb->down(p, s);
+	}
+}
+
+void
+up_succeeded(struct up_server *s)
+{
+	if (atomic_load(&s->sh->fails) != 0)
+		atomic_store(&s->sh->fails, 0);
+}
+
+/* FNV-1a, seeded; for the hashing balancers. */
+uint64_t
+up_hash(const void *p, size_t len, uint64_t seed)
+{
+	const unsigned char	*b = p;
+	uint64_t		 h = 1469598103934665603ULL ^ seed;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	/* finalizer (murmur3's), so that similar keys spread */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (h);
+}
+
+const char *
+up_state_name(const struct up_server *s)
+{
+	switch (atomic_load(&s->sh->admin)) {
+	case UP_MAINT:
+		return ("MAINT");
+	case UP_DRAIN:
+		return ("DRAIN");
+	}
+	if (atomic_load(&s->sh->health) == UP_DOWN)
+		return ("DOWN");
+	if (atomic_load(&s->sh->skip_until) > mono_ms())
+		return ("FAILING");
+	return ("UP");
+}
