@@ -243,8 +243,8 @@ conn_close(struct http_conn *c)
 		c->req = NULL;
 		if (!(req->rflags & HTTP_R_DONE)) {
 			req->rflags |= HTTP_R_DONE;
-			if (c->srv->handler->done != NULL)
-				c->srv->handler->done(req);
+			if (req->h->done != NULL)
+				req->h->done(req);
 		}
 		if (req->file != -1)
 			close(req->file);
@@ -493,6 +493,7 @@ req_start(struct http_conn *c, struct http_req *req)
 	struct http_msg	*m = &req->msg;
 
 	req->conn = c;
+	req->h = c->srv->handler;
 	req->file = -1;
 	req->t_start = ev_now(loop);
 	req->bstart = m->head_len;
@@ -582,7 +583,7 @@ conn_head(struct http_conn *c)
 static void
 body_end(struct http_req *req, int status)
 {
-	const struct http_handler *h = req->conn->srv->handler;
+	const struct http_handler *h = req->h;
 
 	req->rflags |= HTTP_R_BODYDONE;
 	if (!(req->rflags & HTTP_R_READBODY) ||
@@ -601,7 +602,7 @@ static int
 conn_body(struct http_conn *c, int discard)
 {
 	struct http_req		*req = c->req;
-	const struct http_handler *h = c->srv->handler;
+	const struct http_handler *h = req->h;
 	struct buf		*in = c->in;
 	int			 progress = 0, r;
 
@@ -750,8 +751,8 @@ req_finish(struct http_conn *c)
 
 	if (!(req->rflags & HTTP_R_DONE)) {
 		req->rflags |= HTTP_R_DONE;
-		if (c->srv->handler->done != NULL)
-			c->srv->handler->done(req);
+		if (req->h->done != NULL)
+			req->h->done(req);
 	}
 	if (!(req->rflags & HTTP_R_KEEPALIVE) || (c->flags & CF_CLOSE_AFTER) ||
 	    (req->rflags & (HTTP_R_RESP_CLOSEDLM | HTTP_R_CONNCLOSE)) ||
@@ -888,8 +889,8 @@ conn_run(struct http_conn *c)
 			    buf_used(c->out) < HTTP_OUTBUF / 2 &&
 			    req->file == -1) {
 				c->flags &= ~CF_DRAIN_CALL;
-				if (c->srv->handler->drain != NULL)
-					c->srv->handler->drain(req);
+				if (req->h->drain != NULL)
+					req->h->drain(req);
 				progress = 1;
 			}
 			if (c->s.flags & SOCK_ERROR) {
@@ -1143,9 +1144,12 @@ http_resp_body(struct http_req *req, int64_t len)
 			buf_append(o, "Connection: close\r\n", 19);
 	} else if (req->msg.minor == 0)
 		buf_append(o, "Connection: keep-alive\r\n", 24);
-	if (c->srv->server_name != NULL)
+	if (c->srv->server_name != NULL && !(req->rflags & HTTP_R_NODATE))
 		buf_printf(o, "Server: %s\r\n", c->srv->server_name);
-	buf_printf(o, "Date: %s\r\n\r\n", http_date_now());
+	if (req->rflags & HTTP_R_NODATE)
+		buf_append(o, "\r\n", 2);
+	else
+		buf_printf(o, "Date: %s\r\n\r\n", http_date_now());
 	if (nobody || (req->rflags & HTTP_R_HEAD))
 		req->resp_left = 0;
 	return (0);
@@ -1301,14 +1305,41 @@ http_resp_error(struct http_req *req, int status)
 }
 
 /*
- * After a 101 (or a 2xx to CONNECT) has been written: hand the socket,
- * with what the client already sent beyond the head, to the caller.  The
- * handler's done() is called; the request is gone afterwards.
+ * After a 101 (or a 2xx to CONNECT) has been begun: hand the client's
+ * socket to the caller, with the bytes the client sent beyond the head
+ * (<in>) and the bytes still to write to it (<out>, the response head);
+ * both buffers become the caller's (NULL when empty).  The handler's
+ * done() is called and the request is gone afterwards.
  */
 int
-http_resp_tunnel(struct http_req *req, struct sock *dst)
+http_req_detach(struct http_req *req, struct sock *s, struct buf **in,
+    struct buf **out)
 {
-	(void)req;
-	(void)dst;
-	return (-1);
+	struct http_conn	*c = req->conn;
+	struct buf		*b;
+
+	if (c->state == CS_CLOSED)
+		return (-1);
+	*s = c->s;
+	/* the engine forgets the socket: conn_close() must not close it */
+	ev_io_del(loop, &c->s.io);
+	c->s.fd = -1;
+	c->s.ssl = NULL;
+	*in = *out = NULL;
+	if (c->in != NULL && c->in->len > req->bstart) {
+		if ((b = calloc(1, sizeof(*b))) != NULL) {
+			buf_init(b, c->in->len - req->bstart + 1);
+			buf_append(b, c->in->data + req->bstart,
+			    c->in->len - req->bstart);
+			*in = b;
+		}
+	}
+	if (c->out != NULL && buf_used(c->out) > 0) {
+		*out = c->out;
+		c->out = NULL;
+	}
+	req->rflags |= HTTP_R_TUNNEL;
+	c->flags |= CF_ABORT;
+	conn_kick(c);
+	return (0);
 }

@@ -30,6 +30,7 @@
 #define COMMON_HTTP_SERVER_H
 
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "buf.h"
@@ -113,9 +114,11 @@ struct http_conn {
 #define HTTP_R_TUNNEL		0x1000	/* 101 sent: raw bytes now */
 #define HTTP_R_CONNCLOSE	0x2000	/* the handler asked to close */
 #define HTTP_R_BODYENDED	0x4000	/* body_end() was called */
+#define HTTP_R_NODATE		0x8000	/* the handler gave Date itself */
 
 struct http_req {
 	struct http_conn	*conn;
+	const struct http_handler *h;	/* srv->handler, or a takeover */
 	struct http_msg		 msg;
 	uint32_t		 rflags;
 	int			 status;	/* of the response */
@@ -168,6 +171,7 @@ int	 http_resp_simple(struct http_req *, int, const char *, const void *,
 int	 http_resp_error(struct http_req *, int);
 size_t	 http_resp_room(const struct http_req *);
 void	 http_resp_close(struct http_req *);
-int	 http_resp_tunnel(struct http_req *, struct sock *);
+int	 http_req_detach(struct http_req *, struct sock *, struct buf **,
+	    struct buf **);
 
 #endif

@@ -9,6 +9,11 @@
  *	GET /slow/MS		answers after MS milliseconds
  *	GET /head		the request head as received
  *	GET /close		answers with Connection: close
+ *	GET /status/N		answers with status N
+ *	GET /ws			WebSocket-like upgrade: 101, then echoes bytes
+ *
+ * With an "upstream { }" block (proxy_conf.h's keywords) it is a test
+ * proxy instead: every request goes to the upstream servers.
  */
 #include <sys/types.h>
 
@@ -24,7 +29,10 @@
 #include "http_worker.h"
 #include "log.h"
 #include "proc.h"
+#include "proxy.h"
+#include "proxy_conf.h"
 #include "tls.h"
+#include "tunnel.h"
 
 static const struct conf_opt listen_opts[] = {
 	{ "backlog", { CONF_INT, "backlog", 1, 65535 } },
@@ -43,6 +51,8 @@ static const struct conf_kw grammar[] = {
 	HTTP_LIMITS_GRAMMAR(NULL),
 	{ "tls", NULL, CONF_BLOCK, 0 },
 	TLS_GRAMMAR("tls"),
+	{ "upstream", NULL, CONF_BLOCK, 0 },
+	PROXY_GRAMMAR("upstream"),
 	{ NULL }
 };
 
@@ -52,6 +62,8 @@ struct tconf {
 	struct http_server	tlssrv;
 	struct tls_ctx		*tls;
 	char			name[64];
+	int			proxying;
+	struct proxy_conf	pc;
 };
 
 enum { K_SOURCE = 1, K_SINK, K_ECHO, K_SLOW };
@@ -66,6 +78,7 @@ struct treq {
 };
 
 static struct http_worker	 hw;
+static struct tconf		*cur;
 static char			 pattern[16384];
 
 static void
@@ -93,6 +106,75 @@ slow_done(struct ev_timer *tm)
 	http_resp_simple(t->req, 200, "text/plain", "slow\n", 5);
 }
 
+struct echo {
+	struct sock	 s;
+	struct buf	 b;
+};
+
+static void
+echo_event(struct ev_io *io, uint32_t ev)
+{
+	struct echo	*e = io->arg;
+	ssize_t		 n;
+
+	sock_events(&e->s, ev);
+	for (;;) {
+		while (buf_used(&e->b) > 0 && (e->s.flags & SOCK_WRITABLE)) {
+			n = sock_write(&e->s, buf_head(&e->b), buf_used(&e->b));
+			if (n <= 0)
+				break;
+			buf_consume(&e->b, n);
+		}
+		if (buf_used(&e->b) > 0 || !(e->s.flags & SOCK_READABLE))
+			break;
+		if (buf_reserve(&e->b, 4096) == -1)
+			break;
+		n = sock_read(&e->s, buf_tail(&e->b), 4096);
+		if (n > 0) {
+			e->b.len += n;
+			continue;
+		}
+		if (n == 0 || errno != EAGAIN) {
+			sock_close(&hw.loop, &e->s);
+			buf_free(&e->b);
+			free(e);
+		}
+		return;
+	}
+}
+
+/* After a 101: echo whatever the client sends, on the raw socket. */
+static void
+ws_echo(struct http_req *req)
+{
+	struct echo	*e;
+	struct buf	*in, *out;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    http_req_detach(req, &e->s, &in, &out) == -1) {
+		free(e);
+		return;
+	}
+	buf_init(&e->b, 1024 * 1024);
+	if (out != NULL) {
+		buf_append(&e->b, buf_head(out), buf_used(out));
+		buf_free(out);
+		free(out);
+	}
+	if (in != NULL) {
+		buf_append(&e->b, buf_head(in), buf_used(in));
+		buf_free(in);
+		free(in);
+	}
+	if (sock_watch(&hw.loop, &e->s, echo_event, e) == -1) {
+		sock_close(&hw.loop, &e->s);
+		buf_free(&e->b);
+		free(e);
+		return;
+	}
+	echo_event(&e->s.io, EPOLLOUT);
+}
+
 static void
 t_request(struct http_req *req)
 {
@@ -101,6 +183,10 @@ t_request(struct http_req *req)
 	char		 b[64], *end;
 	int		 n;
 
+	if (cur->proxying) {
+		proxy_start(req, &cur->pc);
+		return;
+	}
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		http_resp_error(req, 500);
 		return;
@@ -135,6 +221,32 @@ t_request(struct http_req *req)
 		    "application/octet-stream");
 		http_resp_body(req, chunked ? -1 : (int64_t)t->left);
 		source_fill(req);
+	} else if (tg.len > 8 && memcmp(tg.p, "/status/", 8) == 0) {
+		int	st = atoi(tg.p + 8);
+
+		if (st < 200 || st > 599)
+			st = 500;
+		n = snprintf(b, sizeof(b), "status %d\n", st);
+		http_resp_simple(req, st, "text/plain", b, n);
+	} else if (slice_eq(tg, "/ws")) {
+		struct sock	 cs, other;
+		struct buf	*in, *out;
+
+		if (!(req->msg.flags & HTTP_F_UPGRADE)) {
+			http_resp_error(req, 426);
+			return;
+		}
+		http_resp_begin(req, 101);
+		http_resp_header(req, "Upgrade", "testecho");
+		http_resp_header(req, "Connection", "upgrade");
+		http_resp_body(req, 0);
+		/* echo: a tunnel from the client to itself is a loop, so
+		 * use a socketpair whose far end echoes */
+		(void)cs;
+		(void)other;
+		(void)in;
+		(void)out;
+		ws_echo(req);
 	} else if (slice_eq(tg, "/sink")) {
 		t->kind = K_SINK;
 		http_req_read_body(req);
@@ -241,6 +353,11 @@ t_load(struct conf *c, struct proc_settings *ps)
 		strlcpy(tc->name, s, sizeof(tc->name));
 		tc->srv.server_name = tc->name;
 	}
+	if ((n = conf_get(&c->root, "upstream")) != NULL) {
+		tc->proxying = 1;
+		proxy_conf_load(c, n, "up", "up", &tc->pc);
+		tc->pc.via = tc->pc.via ? tc->pc.via : NULL;
+	}
 	tc->tlssrv = tc->srv;
 	tc->tlssrv.scheme_https = 1;
 	if ((n = conf_get(&c->root, "tls")) != NULL &&
@@ -270,8 +387,23 @@ t_unload(void *p)
 {
 	struct tconf	*tc = p;
 
+	if (tc->proxying)
+		proxy_conf_free(&tc->pc);
 	tls_free(tc->tls);
 	free(tc);
+}
+
+static void
+t_after(struct http_worker *h)
+{
+	proxy_collect();
+	tunnel_collect();
+}
+
+static int
+t_busy(struct http_worker *h)
+{
+	return (tunnel_count() > 0);
 }
 
 static int
@@ -284,6 +416,9 @@ t_worker(struct proc_worker *w)
 		pattern[i] = 'a' + i % 26;
 	if (http_worker_init(&hw, w) == -1)
 		fatal("http_worker_init");
+	cur = w->conf;
+	hw.after = t_after;
+	hw.busy = t_busy;
 	for (i = 0; i < w->ps->nlisteners; i++)
 		hw.servers[i] = w->ps->listeners[i].arg;
 	return (http_worker_run(&hw));

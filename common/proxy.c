@@ -1,0 +1,1342 @@
+/*
+ * proxy.c: forward HTTP requests to upstream servers (see proxy.h).
+ *
+ * A proxied request (struct preq) goes through:
+ *
+ *	BUFFER	reading the whole request body first (buffer_request)
+ *	PICK	choosing a server; QUEUE when all eligible ones are full
+ *	CONNECT	a new connection (and its TLS handshake) in progress
+ *	SEND	the head (and the body, streamed) going out; the response
+ *		may start coming meanwhile
+ *	RESP	the response head arrived; its body is relayed
+ *	DONE
+ *
+ * An upstream connection (struct up_conn) belongs to one preq while in
+ * use, or sits on its server's idle list, watched for the server closing
+ * it, until its idle timeout.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "proxy.h"
+#include "tls.h"
+#include "tunnel.h"
+
+enum {
+	P_BUFFER = 1,
+	P_PICK,
+	P_QUEUE,
+	P_CONNECT,
+	P_SEND,
+	P_RESP,
+	P_DONE
+};
+
+struct preq;
+
+struct up_conn {
+	struct sock		 s;
+	struct up_server	*srv;
+	struct buf		 in;
+	struct buf		 out;
+	struct ev_timer		 timer;
+	struct preq		*pr;		/* NULL when idle */
+	uint64_t		 idle_since;
+	int			 reused;
+	int			 handshaking;
+	int			 dead;
+	int			 idle;		/* on its server's idle list */
+	TAILQ_ENTRY(up_conn)	 entry;
+};
+
+struct preq {
+	struct http_req		*req;
+	struct proxy_conf	*pc;
+	int			 state;
+	struct up_conn		*uc;
+	uint64_t		 tried;		/* bitmap of servers */
+	int			 tries;
+	struct proxy_info	 info;
+	struct buf		 head;		/* the rewritten request head */
+	struct buf		 body;		/* buffered request body */
+	int			 bodyfd;	/* spilled body, -1 */
+	uint64_t		 bodylen;
+	int			 chunked_out;	/* re-chunk the body */
+	int			 body_sent;	/* all of it is out */
+	int			 body_started;	/* bytes of it went out */
+	int			 idempotent;
+	int			 bufferall;
+	uint64_t		 t0, t_pick, t_conn;
+	struct ev_timer		 timer;		/* queue */
+	/* response */
+	struct http_msg		 resp;
+	struct http_hdr		*rhdrs;
+	struct http_chunked	 rch;
+	uint64_t		 rleft;
+	int			 rhead_done;
+	int			 rbody_done;
+	int			 upstream_close;
+	struct buf		 rbuf;		/* decoded body not yet taken */
+	uint64_t		 hashkey;
+	TAILQ_ENTRY(preq)	 qentry;
+};
+
+static TAILQ_HEAD(, up_conn)	uc_dead = TAILQ_HEAD_INITIALIZER(uc_dead);
+static TAILQ_HEAD(, preq)	pr_dead = TAILQ_HEAD_INITIALIZER(pr_dead);
+static int			nidle;
+static int			draining;
+
+static void	uc_event(struct ev_io *, uint32_t);
+static void	uc_timeout(struct ev_timer *);
+static void	uc_close(struct up_conn *);
+static void	pr_dispatch(struct preq *);
+static void	pr_run(struct preq *);
+static void	pr_fail(struct preq *, int, const char *, int);
+static void	pr_finish(struct preq *);
+
+static size_t	p_body(struct http_req *, const char *, size_t);
+static void	p_body_end(struct http_req *, int);
+static void	p_drain(struct http_req *);
+static void	p_done(struct http_req *);
+
+static const struct http_handler proxy_handler = {
+	NULL, p_body, p_body_end, p_drain, p_done
+};
+
+void
+proxy_conf_defaults(struct proxy_conf *pc)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->connect_timeout = PROXY_CONNECT_TIMEOUT;
+	pc->response_timeout = PROXY_RESPONSE_TIMEOUT;
+	pc->idle_timeout = PROXY_IDLE_TIMEOUT;
+	pc->queue_timeout = PROXY_QUEUE_TIMEOUT;
+	pc->tunnel_timeout = 3600000;
+	pc->max_idle = PROXY_MAXIDLE;
+	pc->retries = PROXY_RETRIES;
+	pc->xfp = 1;
+	pc->tmpdir = "/tmp";
+}
+
+int
+proxy_idle_count(void)
+{
+	return (nidle);
+}
+
+void
+proxy_collect(void)
+{
+	struct up_conn	*uc;
+	struct preq	*pr;
+
+	while ((uc = TAILQ_FIRST(&uc_dead)) != NULL) {
+		TAILQ_REMOVE(&uc_dead, uc, entry);
+		free(uc);
+	}
+	while ((pr = TAILQ_FIRST(&pr_dead)) != NULL) {
+		TAILQ_REMOVE(&pr_dead, pr, qentry);
+		free(pr);
+	}
+}
+
+static struct ev_loop	*ploop;
+
+/* Upstream connections */
+
+static void
+uc_close(struct up_conn *uc)
+{
+	if (uc->dead)
+		return;
+	uc->dead = 1;
+	if (uc->idle) {
+		TAILQ_REMOVE(&uc->srv->idle, uc, entry);
+		uc->srv->nidle--;
+		nidle--;
+		uc->idle = 0;
+	}
+	if (uc->srv != NULL)
+		up_dropped(uc->srv);
+	ev_timer_del(ploop, &uc->timer);
+	sock_close(ploop, &uc->s);
+	buf_free(&uc->in);
+	buf_free(&uc->out);
+	uc->pr = NULL;
+	TAILQ_INSERT_TAIL(&uc_dead, uc, entry);
+}
+
+/* The request is over with this connection: keep it for the next one? */
+static void
+uc_release(struct up_conn *uc, int reusable, struct proxy_conf *pc)
+{
+	struct up_server	*s = uc->srv;
+
+	uc->pr = NULL;
+	if (!reusable || draining || s->nidle >= pc->max_idle ||
+	    buf_used(&uc->in) > 0 || (uc->s.flags & (SOCK_EOF | SOCK_ERROR |
+	    SOCK_HUP))) {
+		uc_close(uc);
+		return;
+	}
+	buf_reset(&uc->in);
+	buf_reset(&uc->out);
+	uc->idle_since = ev_now(ploop);
+	uc->reused = 1;
+	uc->idle = 1;
+	TAILQ_INSERT_HEAD(&s->idle, uc, entry);
+	s->nidle++;
+	nidle++;
+	ev_timer_add(ploop, &uc->timer, pc->idle_timeout);
+}
+
+/* Close idle connections: the worker is stopping. */
+void
+proxy_drain(void)
+{
+	draining = 1;
+}
+
+static struct up_conn *
+uc_take_idle(struct up_server *s, int safe_only)
+{
+	struct up_conn	*c;
+	struct up_conn	*uc;
+
+	while ((c = TAILQ_FIRST(&s->idle)) != NULL) {
+		uc = c;
+		if (uc->s.flags & (SOCK_EOF | SOCK_ERROR | SOCK_HUP)) {
+			uc_close(uc);
+			continue;
+		}
+		/* too old for a request we could not retry */
+		if (safe_only && ev_now(ploop) - uc->idle_since >
+		    PROXY_REUSE_UNSAFE_MS)
+			return (NULL);
+		TAILQ_REMOVE(&s->idle, c, entry);
+		s->nidle--;
+		nidle--;
+		uc->idle = 0;
+		ev_timer_del(ploop, &uc->timer);
+		return (uc);
+	}
+	return (NULL);
+}
+
+static struct up_conn *
+uc_connect(struct preq *pr, struct up_server *s)
+{
+	struct up_conn	*uc;
+	int		 fd;
+
+	if ((fd = net_connect(&s->addr)) == -1)
+		return (NULL);
+	if ((uc = calloc(1, sizeof(*uc))) == NULL) {
+		close(fd);
+		return (NULL);
+	}
+	sock_init(&uc->s, fd);
+	uc->srv = s;
+	buf_init(&uc->in, pr->req->conn->srv->lim->max_head + 16384);
+	buf_init(&uc->out, PROXY_OUTBUF + pr->head.len + 4096);
+	ev_timer_init(&uc->timer, uc_timeout, uc);
+	if (sock_watch(ploop, &uc->s, uc_event, uc) == -1) {
+		close(fd);
+		free(uc);
+		return (NULL);
+	}
+	/* connecting: not writable until the kernel says so */
+	uc->s.flags &= ~(SOCK_READABLE | SOCK_WRITABLE);
+	up_taken(s);
+	if (pr->pc->tls != NULL) {
+		uc->s.ssl = tls_client_ssl(pr->pc->tls, fd, pr->pc->sni);
+		if (uc->s.ssl == NULL) {
+			uc->pr = NULL;
+			uc_close(uc);
+			return (NULL);
+		}
+		uc->handshaking = 1;
+	}
+	return (uc);
+}
+
+static void
+uc_event(struct ev_io *io, uint32_t ev)
+{
+	struct up_conn	*uc = io->arg;
+
+	sock_events(&uc->s, ev);
+	if (uc->pr == NULL) {
+		/* idle: anything from the server means it is closing */
+		if (uc->s.flags & (SOCK_READABLE | SOCK_HUP | SOCK_ERROR))
+			uc_close(uc);
+		return;
+	}
+	pr_run(uc->pr);
+}
+
+static void
+uc_timeout(struct ev_timer *t)
+{
+	struct up_conn	*uc = t->arg;
+	struct preq	*pr = uc->pr;
+
+	if (pr == NULL) {
+		uc_close(uc);
+		return;
+	}
+	if (pr->state == P_CONNECT) {
+		up_failed(uc->srv, 0);
+		pr->uc = NULL;
+		uc->pr = NULL;
+		uc_close(uc);
+		log_warnx("%s/%s: connect timeout", pr->pc->pool->name,
+		    uc->srv->name);
+		pr->info.term[0] = 's';
+		pr->info.term[1] = 'C';
+		pr_dispatch(pr);
+		return;
+	}
+	/* no response in time */
+	up_failed(uc->srv, 0);
+	pr->info.term[0] = 's';
+	pr->info.term[1] = pr->rhead_done ? 'D' : 'H';
+	pr_fail(pr, 504, "response timeout", 0);
+}
+
+/* The request head as it goes upstream */
+
+static int
+is_hop_field(const struct http_msg *m, const char *b, const struct http_hdr *h,
+    int tunnel)
+{
+	int	i;
+
+	if (h->flags & (HTTP_H_HOPBYHOP | HTTP_H_CL))
+		return (1);
+	if ((h->flags & HTTP_H_UPGRADE) && !tunnel)
+		return (1);
+	if (h->flags & HTTP_H_UPGRADE)
+		return (0);
+	/* fields the Connection field names */
+	if (m->flags & HTTP_F_CONN_OTHER) {
+		for (i = 0; i < m->nhdrs; i++) {
+			struct slice	v, e;
+			const char	*p;
+			size_t		 left;
+
+			if (!(m->hdrs[i].flags & HTTP_H_CONNECTION))
+				continue;
+			v = http_hdr_value(b, &m->hdrs[i]);
+			p = v.p;
+			left = v.len;
+			while (left > 0) {
+				const char *comma = memchr(p, ',', left);
+				size_t	    l = comma ? (size_t)(comma - p) :
+					    left;
+
+				e = slice_trim(slice_make(p, l));
+				if (e.len == h->namelen &&
+				    strncasecmp(e.p, b + h->name, e.len) == 0)
+					return (1);
+				if (comma == NULL)
+					break;
+				left -= l + 1;
+				p = comma + 1;
+			}
+		}
+	}
+	return (0);
+}
+
+static const struct sockaddr *
+client_addr(struct preq *pr)
+{
+	if (pr->pc->client_addr != NULL)
+		return (pr->pc->client_addr(pr->pc->arg, pr->req));
+	return (http_req_peer(pr->req));
+}
+
+static void
+build_head(struct preq *pr)
+{
+	struct http_req		*req = pr->req;
+	struct http_msg		*m = &req->msg;
+	struct proxy_conf	*pc = pr->pc;
+	const char		*b = http_req_buf(req);
+	struct buf		*o = &pr->head;
+	struct slice		 t = http_req_target(req);
+	char			 ip[INET6_ADDRSTRLEN + 2];
+	int			 i, tunnel = (m->flags & HTTP_F_UPGRADE) != 0;
+	int			 have_xff = 0;
+	const char		*proto = req->conn->srv->scheme_https ?
+				    "https" : "http";
+
+	net_sockaddr_ip(client_addr(pr), ip, sizeof(ip));
+	/* absolute-form becomes origin-form */
+	if (m->form == HTTP_T_ABSOLUTE) {
+		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
+		const char	*e = t.p + t.len;
+
+		while (p < e && *p != '/' && *p != '?')
+			p++;
+		if (p == e || *p == '?') {
+			buf_printf(o, "%.*s /%.*s HTTP/1.1\r\n",
+			    (int)m->method_len, b + m->method_off,
+			    (int)(e - p), p);
+		} else
+			buf_printf(o, "%.*s %.*s HTTP/1.1\r\n",
+			    (int)m->method_len, b + m->method_off,
+			    (int)(e - p), p);
+	} else
+		buf_printf(o, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len,
+		    b + m->method_off, (int)t.len, t.p);
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http_hdr	*h = &m->hdrs[i];
+		struct slice		 name = slice_make(b + h->name,
+					    h->namelen);
+		struct slice		 val = http_hdr_value(b, h);
+
+		if (is_hop_field(m, b, h, tunnel))
+			continue;
+		if (h->namelen == 15 && slice_caseeq(name, "x-forwarded-for")) {
+			if (pc->xff == PROXY_XFF_REPLACE)
+				continue;
+			if (pc->xff == PROXY_XFF_APPEND) {
+				buf_printf(o, "X-Forwarded-For: %.*s, %s\r\n",
+				    (int)val.len, val.p, ip);
+				have_xff = 1;
+				continue;
+			}
+		}
+		if (pc->xfp && h->namelen == 17 &&
+		    slice_caseeq(name, "x-forwarded-proto") &&
+		    pc->xff != PROXY_XFF_APPEND)
+			continue;
+		if (pc->req_filter != NULL &&
+		    !pc->req_filter(pc->arg, req, name, val))
+			continue;
+		buf_append(o, b + h->name, h->namelen);
+		buf_append(o, ": ", 2);
+		buf_append(o, val.p, val.len);
+		buf_append(o, "\r\n", 2);
+	}
+	if (m->host == -1 && m->form == HTTP_T_ABSOLUTE) {
+		struct slice	host = http_req_host(req);
+
+		buf_printf(o, "Host: %.*s\r\n", (int)host.len, host.p);
+	}
+	if (pc->xff != PROXY_XFF_OFF && !have_xff)
+		buf_printf(o, "X-Forwarded-For: %s\r\n", ip);
+	if (pc->xfp && (pc->xff != PROXY_XFF_APPEND ||
+	    http_find(m, b, "x-forwarded-proto", 0) == -1))
+		buf_printf(o, "X-Forwarded-Proto: %s\r\n", proto);
+	if (pc->forwarded) {
+		const struct sockaddr *sa = client_addr(pr);
+
+		if (sa->sa_family == AF_INET6)
+			buf_printf(o, "Forwarded: for=\"[%s]\";proto=%s\r\n",
+			    ip, proto);
+		else
+			buf_printf(o, "Forwarded: for=%s;proto=%s\r\n", ip,
+			    proto);
+	}
+	if (pc->via != NULL)
+		buf_printf(o, "Via: 1.%d %s\r\n", m->minor, pc->via);
+	if (pc->req_add != NULL)
+		pc->req_add(pc->arg, req, o);
+	if (tunnel)
+		buf_append(o, "Connection: upgrade\r\n", 21);
+	if (pr->bufferall)
+		buf_printf(o, "Content-Length: %llu\r\n",
+		    (unsigned long long)pr->bodylen);
+	else if (m->framing == HTTP_BODY_LENGTH)
+		buf_printf(o, "Content-Length: %llu\r\n",
+		    (unsigned long long)m->content_length);
+	else if (m->framing == HTTP_BODY_CHUNKED) {
+		buf_append(o, "Transfer-Encoding: chunked\r\n", 28);
+		pr->chunked_out = 1;
+	} else if ((m->flags & HTTP_F_CL) && m->content_length == 0)
+		buf_append(o, "Content-Length: 0\r\n", 19);
+	buf_append(o, "\r\n", 2);
+}
+
+/* PROXY protocol header for a new connection */
+static void
+proxy_proto(struct preq *pr, struct buf *o)
+{
+	struct sockaddr_storage	 local;
+	socklen_t		 sl = sizeof(local);
+	const struct sockaddr	*peer = client_addr(pr);
+	char			 a[INET6_ADDRSTRLEN], bb[INET6_ADDRSTRLEN];
+	uint16_t		 sp, dp;
+
+	if (getsockname(pr->req->conn->s.fd, (struct sockaddr *)&local,
+	    &sl) == -1 || peer->sa_family != local.ss_family ||
+	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)) {
+		if (pr->pc->proxy_protocol == 1)
+			buf_append(o, "PROXY UNKNOWN\r\n", 15);
+		else
+			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",
+			    16);
+		return;
+	}
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)peer;
+		const struct sockaddr_in *d = (const void *)&local;
+
+		sp = ntohs(s->sin_port);
+		dp = ntohs(d->sin_port);
+		if (pr->pc->proxy_protocol == 1) {
+			inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+			inet_ntop(AF_INET, &d->sin_addr, bb, sizeof(bb));
+			buf_printf(o, "PROXY TCP4 %s %s %u %u\r\n", a, bb, sp,
+			    dp);
+		} else {
+			uint16_t	len = htons(12);
+
+			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
+			buf_append(o, &len, 2);
+			buf_append(o, &s->sin_addr, 4);
+			buf_append(o, &d->sin_addr, 4);
+			sp = htons(sp);
+			dp = htons(dp);
+			buf_append(o, &sp, 2);
+			buf_append(o, &dp, 2);
+		}
+	} else {
+		const struct sockaddr_in6 *s = (const void *)peer;
+		const struct sockaddr_in6 *d = (const void *)&local;
+
+		sp = ntohs(s->sin6_port);
+		dp = ntohs(d->sin6_port);
+		if (pr->pc->proxy_protocol == 1) {
+			inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+			inet_ntop(AF_INET6, &d->sin6_addr, bb, sizeof(bb));
+			buf_printf(o, "PROXY TCP6 %s %s %u %u\r\n", a, bb, sp,
+			    dp);
+		} else {
+			uint16_t	len = htons(36);
+
+			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x21\x21", 14);
+			buf_append(o, &len, 2);
+			buf_append(o, &s->sin6_addr, 16);
+			buf_append(o, &d->sin6_addr, 16);
+			sp = htons(sp);
+			dp = htons(dp);
+			buf_append(o, &sp, 2);
+			buf_append(o, &dp, 2);
+		}
+	}
+}
+
+/* Starting */
+
+/*
+ * Take over <req> from the daemon's handler and forward it with <pc>.
+ * The daemon hears of it again through pc->done.
+ */
+void
+proxy_start(struct http_req *req, struct proxy_conf *pc)
+{
+	struct preq	*pr;
+	enum http_method m = req->msg.method;
+
+	ploop = req->conn->loop;
+	if ((pr = calloc(1, sizeof(*pr))) == NULL) {
+		http_resp_error(req, 500);
+		return;
+	}
+	pr->req = req;
+	pr->pc = pc;
+	pr->bodyfd = -1;
+	pr->t0 = ev_now(ploop);
+	pr->info.term[0] = pr->info.term[1] = '-';
+	pr->idempotent = m == HTTP_M_GET || m == HTTP_M_HEAD ||
+	    m == HTTP_M_PUT || m == HTTP_M_DELETE || m == HTTP_M_OPTIONS ||
+	    m == HTTP_M_TRACE;
+	buf_init(&pr->head, req->conn->srv->lim->max_head + 4096);
+	buf_init(&pr->rbuf, pc->buffer_response ? pc->buffer_response :
+	    PROXY_RBUF);
+	ev_timer_init(&pr->timer, NULL, pr);
+	req->ud = pr;
+	req->h = &proxy_handler;
+	if (pc->hash_key != NULL)
+		pr->hashkey = pc->hash_key(pc->arg, req);
+	if (pc->buffer_request > 0 && http_req_has_body(req)) {
+		pr->bufferall = 1;
+		pr->state = P_BUFFER;
+		buf_init(&pr->body, pc->buffer_request);
+		http_req_read_body(req);
+		return;
+	}
+	pr->state = P_PICK;
+	build_head(pr);
+	pr_dispatch(pr);
+}
+
+static void
+queue_timer(struct ev_timer *t)
+{
+	struct preq	*pr = t->arg;
+
+	pr_dispatch(pr);
+}
+
+/* Choose a server and get a connection to it; or fail the request. */
+static void
+pr_dispatch(struct preq *pr)
+{
+	struct proxy_conf	*pc = pr->pc;
+	struct up_server	*s;
+	struct up_conn		*uc = NULL;
+	uint64_t		 now = ev_now(ploop);
+	int			 i, full = 0, any = 0;
+
+	if (pr->tries > pc->retries) {
+		pr_fail(pr, 502, "no server answered", 0);
+		return;
+	}
+	s = up_pick(pc->pool, pr->hashkey, pr->tried);
+	if (s == NULL && pr->tried != 0) {
+		/* every server tried: try them again rather than fail */
+		s = up_pick(pc->pool, pr->hashkey, 0);
+	}
+	if (s == NULL) {
+		for (i = 0; i < pc->pool->nservers; i++) {
+			int	f;
+
+			if (up_eligible(pc->pool, pc->pool->servers[i], now,
+			    &f))
+				any = 1;
+			full |= f;
+		}
+		if (full && !any && now - pr->t0 < pc->queue_timeout) {
+			/* all eligible servers are at maxconn: wait */
+			pr->state = P_QUEUE;
+			ev_timer_init(&pr->timer, queue_timer, pr);
+			ev_timer_add(ploop, &pr->timer, 10);
+			return;
+		}
+		pr->info.term[0] = 's';
+		pr->info.term[1] = pr->state == P_QUEUE ? 'Q' : 'C';
+		pr_fail(pr, 503, full ? "all servers full" :
+		    "no server available", 0);
+		return;
+	}
+	pr->info.t_queue = now - pr->t0;
+	pr->tries++;
+	pr->tried |= 1ULL << (s->index & 63);
+	pr->info.server = s;
+	pr->info.retries = pr->tries - 1;
+	atomic_fetch_add(&s->sh->requests, 1);
+	/* a reused connection, unless the request could not be retried */
+	if (!pc->proxy_protocol)
+		uc = uc_take_idle(s, !pr->idempotent && !pr->bufferall &&
+		    http_req_has_body(pr->req));
+	pr->t_pick = now;
+	if (uc != NULL) {
+		uc->pr = pr;
+		pr->uc = uc;
+		pr->state = P_SEND;
+		buf_reset(&uc->out);
+		buf_append(&uc->out, buf_head(&pr->head), buf_used(&pr->head));
+		ev_timer_add(ploop, &uc->timer, pc->response_timeout);
+		pr_run(pr);
+		return;
+	}
+	if ((uc = uc_connect(pr, s)) == NULL) {
+		log_warn("%s/%s: connect %s", pc->pool->name, s->name,
+		    s->addr.text);
+		up_failed(s, now);
+		pr_dispatch(pr);
+		return;
+	}
+	uc->pr = pr;
+	pr->uc = uc;
+	pr->state = P_CONNECT;
+	if (pc->proxy_protocol)
+		proxy_proto(pr, &uc->out);
+	buf_append(&uc->out, buf_head(&pr->head), buf_used(&pr->head));
+	ev_timer_add(ploop, &uc->timer, pc->connect_timeout);
+}
+
+/* An answer from us, not from a server. */
+static void
+pr_fail(struct preq *pr, int status, const char *why, int silent)
+{
+	struct up_conn	*uc = pr->uc;
+
+	if (uc != NULL) {
+		pr->uc = NULL;
+		uc->pr = NULL;
+		uc_close(uc);
+	}
+	if (!silent && pr->info.server != NULL)
+		log_warnx("%s/%s: %s", pr->pc->pool->name,
+		    pr->info.server->name, why);
+	else if (!silent)
+		log_warnx("%s: %s", pr->pc->pool->name, why);
+	pr->state = P_DONE;
+	pr->info.status = status;
+	http_resp_error(pr->req, status);
+}
+
+/*
+ * The connection failed before any response byte.  The request goes to
+ * a server again if it is idempotent and its body (if any) is not lost;
+ * a reused keep-alive connection that the server had closed does not
+ * count as a try or as a failure of the server.
+ */
+static void
+pr_retry_or_fail(struct preq *pr, const char *why)
+{
+	struct up_conn	*uc = pr->uc;
+	int		 reused = uc != NULL && uc->reused;
+
+	if (uc != NULL) {
+		if (!reused)
+			up_failed(uc->srv, 0);
+		pr->uc = NULL;
+		uc->pr = NULL;
+		uc_close(uc);
+	}
+	if (pr->idempotent && (!pr->body_started || pr->bufferall)) {
+		if (reused && pr->tries > 0) {
+			pr->tries--;
+			pr->tried &= ~(1ULL << (pr->info.server->index & 63));
+		}
+		if (pr->bufferall && pr->bodyfd != -1)
+			(void)lseek(pr->bodyfd, 0, SEEK_SET);
+		pr->body_sent = 0;
+		pr->body_started = 0;
+		pr->state = P_PICK;
+		pr_dispatch(pr);
+		return;
+	}
+	pr->info.term[0] = 's';
+	pr->info.term[1] = 'H';
+	pr_fail(pr, 502, why, 0);
+}
+
+/* Sending */
+
+static int
+uc_flush(struct up_conn *uc)
+{
+	ssize_t	n;
+
+	while (buf_used(&uc->out) > 0 && (uc->s.flags & SOCK_WRITABLE)) {
+		n = sock_write(&uc->s, buf_head(&uc->out), buf_used(&uc->out));
+		if (n > 0)
+			buf_consume(&uc->out, n);
+		else if (n == -1 && errno == EAGAIN)
+			return (0);
+		else
+			return (-1);
+	}
+	return (0);
+}
+
+/* The buffered body (memory, then the spill file) goes out. */
+static void
+send_buffered_body(struct preq *pr)
+{
+	struct up_conn	*uc = pr->uc;
+
+	if (pr->body_sent)
+		return;
+	if (pr->bodyfd == -1) {
+		size_t	n = buf_used(&pr->body);
+
+		if (buf_room(&uc->out) < n)
+			n = buf_room(&uc->out);
+		buf_append(&uc->out, buf_head(&pr->body), n);
+		buf_consume(&pr->body, n);
+		if (buf_used(&pr->body) == 0)
+			pr->body_sent = 1;
+		pr->body_started = 1;
+		return;
+	}
+	while (buf_room(&uc->out) > 0) {
+		size_t	room = buf_room(&uc->out);
+		ssize_t	r;
+
+		if (buf_reserve(&uc->out, room > 16384 ? 16384 : room) == -1)
+			break;
+		r = read(pr->bodyfd, buf_tail(&uc->out),
+		    uc->out.cap - uc->out.len < 16384 ?
+		    uc->out.cap - uc->out.len : 16384);
+		if (r <= 0) {
+			pr->body_sent = 1;
+			break;
+		}
+		uc->out.len += r;
+		pr->body_started = 1;
+	}
+}
+
+/* Responses */
+
+static int
+resp_field_keep(struct preq *pr, const char *b, const struct http_hdr *h)
+{
+	struct proxy_conf	*pc = pr->pc;
+
+	if (h->flags & (HTTP_H_HOPBYHOP | HTTP_H_CL))
+		return (0);
+	if ((h->flags & HTTP_H_UPGRADE) && pr->resp.status != 101)
+		return (0);
+	if (is_hop_field(&pr->resp, b, h, pr->resp.status == 101))
+		return (0);
+	if (pc->resp_filter != NULL && !pc->resp_filter(pc->arg, pr->req,
+	    slice_make(b + h->name, h->namelen), http_hdr_value(b, h)))
+		return (0);
+	return (1);
+}
+
+static void
+tunnel_done(void *arg, uint64_t ab, uint64_t ba)
+{
+	(void)arg;
+	(void)ab;
+	(void)ba;
+}
+
+/* The response head is complete: pass it on. */
+static int
+resp_head(struct preq *pr)
+{
+	struct up_conn		*uc = pr->uc;
+	struct http_req		*req = pr->req;
+	struct http_msg		*m = &pr->resp;
+	const char		*b = uc->in.data + uc->in.off;
+	int			 i, has_date = 0;
+
+	pr->info.t_response = ev_now(ploop) - pr->t_pick;
+	if (m->status < 200 && m->status != 101) {
+		/* 100 Continue and 103: ours went already, drop theirs */
+		buf_consume(&uc->in, m->head_len);
+		http_msg_init(&pr->resp, 1, req->conn->srv->lim, pr->rhdrs);
+		pr->resp.req_method = req->msg.method;
+		return (1);
+	}
+	if (m->status == 101 && !(req->msg.flags & HTTP_F_UPGRADE)) {
+		pr_fail(pr, 502, "101 to a request without Upgrade", 0);
+		return (-1);
+	}
+	pr->rhead_done = 1;
+	up_succeeded(uc->srv);
+	http_resp_begin(req, m->status);
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http_hdr	*h = &m->hdrs[i];
+
+		if (!resp_field_keep(pr, b, h))
+			continue;
+		if (h->namelen == 4 && http_hdr_is(b, h, "date"))
+			has_date = 1;
+		http_resp_header_raw(req, b + h->name, h->namelen);
+		http_resp_header_raw(req, ": ", 2);
+		http_resp_header_raw(req, b + h->value, h->valuelen);
+		http_resp_header_raw(req, "\r\n", 2);
+	}
+	if (pr->pc->resp_add != NULL)
+		pr->pc->resp_add(pr->pc->arg, req);
+	if (has_date)
+		req->rflags |= HTTP_R_NODATE;
+	if ((m->flags & HTTP_F_CLOSE) || (m->minor == 0 &&
+	    !(m->flags & HTTP_F_KEEPALIVE)) || (m->flags & HTTP_F_BADFRAMING))
+		pr->upstream_close = 1;
+	pr->info.status = m->status;
+	if (m->status == 101) {
+		struct sock	 cs;
+		struct buf	*cin, *cout, *uin = NULL;
+
+		http_resp_header_raw(req, "Connection: upgrade\r\n", 21);
+		req->rflags |= HTTP_R_NODATE;
+		http_resp_body(req, 0);
+		buf_consume(&uc->in, m->head_len);
+		if (buf_used(&uc->in) > 0) {
+			uin = calloc(1, sizeof(*uin));
+			buf_init(uin, buf_used(&uc->in) + 1);
+			buf_append(uin, buf_head(&uc->in), buf_used(&uc->in));
+		}
+		if (http_req_detach(req, &cs, &cin, &cout) == -1)
+			return (-1);
+		/* to the client: the 101 head, then what the server sent */
+		if (uin != NULL) {
+			if (cout == NULL) {
+				cout = uin;
+				uin = NULL;
+			} else {
+				cout->max += buf_used(uin);
+				buf_append(cout, buf_head(uin), buf_used(uin));
+				buf_free(uin);
+				free(uin);
+			}
+		}
+		ev_timer_del(ploop, &uc->timer);
+		buf_free(&uc->in);
+		buf_free(&uc->out);
+		uc->pr = NULL;
+		pr->uc = NULL;
+		/* the tunnel owns both sockets now; the slot stays taken */
+		{
+			struct sock	us = uc->s;
+			struct up_server *srv = uc->srv;
+
+			uc->s.fd = -1;
+			uc->s.ssl = NULL;
+			uc->dead = 1;
+			TAILQ_INSERT_TAIL(&uc_dead, uc, entry);
+			if (tunnel_new(ploop, &cs, &us, cin, cout,
+			    pr->pc->tunnel_timeout, tunnel_done, NULL) == NULL) {
+				sock_close(ploop, &cs);
+				sock_close(ploop, &us);
+			}
+			up_dropped(srv);
+		}
+		pr->state = P_DONE;
+		return (-1);
+	}
+	switch (m->framing) {
+	case HTTP_BODY_NONE:
+		http_resp_body(req, (req->msg.method == HTTP_M_HEAD &&
+		    (m->flags & HTTP_F_CL)) ? (int64_t)m->content_length : 0);
+		pr->rbody_done = 1;
+		break;
+	case HTTP_BODY_LENGTH:
+		pr->rleft = m->content_length;
+		http_resp_body(req, m->content_length);
+		if (pr->rleft == 0)
+			pr->rbody_done = 1;
+		break;
+	case HTTP_BODY_CHUNKED:
+		http_chunked_init(&pr->rch, req->conn->srv->lim->max_head);
+		http_resp_body(req, -1);
+		break;
+	default:
+		pr->upstream_close = 1;
+		http_resp_body(req, -1);
+		break;
+	}
+	buf_consume(&uc->in, m->head_len);
+	return (1);
+}
+
+/* Hand decoded body bytes to the client (what it does not take waits). */
+static size_t
+to_client(struct preq *pr, const char *p, size_t n)
+{
+	size_t	took = 0;
+
+	if (buf_used(&pr->rbuf) == 0)
+		took = http_resp_write(pr->req, p, n);
+	if (took < n) {
+		if (buf_append(&pr->rbuf, p + took, n - took) == -1) {
+			/* cannot happen: reading stops when rbuf is full */
+			return (took);
+		}
+	}
+	pr->info.bytes_in += n;
+	return (n);
+}
+
+/* Relay what the upstream sent of the body.  Returns -1 on error. */
+static int
+resp_body(struct preq *pr)
+{
+	struct up_conn	*uc = pr->uc;
+	size_t		 n;
+
+	while (!pr->rbody_done && buf_used(&uc->in) > 0 &&
+	    buf_room(&pr->rbuf) > 0) {
+		const char	*p = buf_head(&uc->in);
+		size_t		 avail = buf_used(&uc->in);
+
+		if (avail > buf_room(&pr->rbuf))
+			avail = buf_room(&pr->rbuf);
+		switch (pr->resp.framing) {
+		case HTTP_BODY_LENGTH:
+			n = avail < pr->rleft ? avail : pr->rleft;
+			to_client(pr, p, n);
+			buf_consume(&uc->in, n);
+			pr->rleft -= n;
+			if (pr->rleft == 0)
+				pr->rbody_done = 1;
+			break;
+		case HTTP_BODY_CHUNKED: {
+			size_t	doff, dlen;
+			ssize_t	used;
+
+			used = http_chunked_next(&pr->rch, p, avail, &doff,
+			    &dlen);
+			if (used < 0)
+				return (-1);
+			if (dlen > 0)
+				to_client(pr, p + doff, dlen);
+			buf_consume(&uc->in, used);
+			if (pr->rch.done)
+				pr->rbody_done = 1;
+			if (used == 0)
+				return (0);
+			break;
+		}
+		default:
+			to_client(pr, p, avail);
+			buf_consume(&uc->in, avail);
+			break;
+		}
+	}
+	return (0);
+}
+
+/* Move the buffered response body to the client. */
+static void
+rbuf_flush(struct preq *pr)
+{
+	size_t	took;
+
+	while (buf_used(&pr->rbuf) > 0) {
+		took = http_resp_write(pr->req, buf_head(&pr->rbuf),
+		    buf_used(&pr->rbuf));
+		if (took == 0)
+			return;
+		buf_consume(&pr->rbuf, took);
+	}
+}
+
+static int
+uc_read(struct up_conn *uc)
+{
+	ssize_t	n;
+	size_t	want;
+
+	if (!(uc->s.flags & SOCK_READABLE) || buf_room(&uc->in) == 0)
+		return (0);
+	want = buf_room(&uc->in) < 16384 ? buf_room(&uc->in) : 16384;
+	if (uc->in.off > 0 && uc->in.off == uc->in.len)
+		buf_reset(&uc->in);
+	if (buf_reserve(&uc->in, want) == -1)
+		return (0);
+	n = sock_read(&uc->s, buf_tail(&uc->in), uc->in.cap - uc->in.len);
+	if (n > 0) {
+		uc->in.len += n;
+		return (1);
+	}
+	if (n == 0)
+		return (-1);
+	if (errno == EAGAIN)
+		return (0);
+	return (-2);
+}
+
+/* Drive a proxied request as far as it can go now. */
+static void
+pr_run(struct preq *pr)
+{
+	struct up_conn	*uc;
+	int		 r, progress;
+
+	do {
+		progress = 0;
+		uc = pr->uc;
+		if (pr->state == P_DONE || uc == NULL)
+			return;
+		if (pr->state == P_CONNECT) {
+			int		err = 0;
+			socklen_t	sl = sizeof(err);
+
+			if (!(uc->s.flags & (SOCK_WRITABLE | SOCK_ERROR)))
+				return;
+			if (!uc->handshaking || uc->s.flags & SOCK_ERROR) {
+				if (getsockopt(uc->s.fd, SOL_SOCKET, SO_ERROR,
+				    &err, &sl) == -1)
+					err = errno;
+				if (err != 0 || (uc->s.flags & SOCK_ERROR)) {
+					errno = err;
+					log_warn("%s/%s: connect %s",
+					    pr->pc->pool->name, uc->srv->name,
+					    uc->srv->addr.text);
+					up_failed(uc->srv, 0);
+					pr->uc = NULL;
+					uc->pr = NULL;
+					uc_close(uc);
+					pr_dispatch(pr);
+					return;
+				}
+			}
+			if (uc->handshaking) {
+				uc->s.flags |= SOCK_READABLE;
+				r = sock_handshake(&uc->s);
+				if (r == 0)
+					return;
+				if (r == -1) {
+					log_warnx("%s/%s: TLS handshake failed",
+					    pr->pc->pool->name, uc->srv->name);
+					up_failed(uc->srv, 0);
+					pr->uc = NULL;
+					uc->pr = NULL;
+					uc_close(uc);
+					pr_dispatch(pr);
+					return;
+				}
+				uc->handshaking = 0;
+			}
+			uc->s.flags |= SOCK_READABLE | SOCK_WRITABLE;
+			pr->info.t_connect = ev_now(ploop) - pr->t_pick;
+			pr->state = P_SEND;
+			ev_timer_add(ploop, &uc->timer,
+			    pr->pc->response_timeout);
+			progress = 1;
+		}
+		/* the body, from the buffer or streamed */
+		if (pr->state >= P_SEND && !pr->body_sent) {
+			if (pr->bufferall)
+				send_buffered_body(pr);
+			else if (!http_req_has_body(pr->req))
+				pr->body_sent = 1;
+			else if (!(pr->req->rflags & HTTP_R_READBODY))
+				http_req_read_body(pr->req);
+			else if (buf_room(&uc->out) > 0)
+				http_req_resume(pr->req);
+		}
+		if (uc_flush(uc) == -1) {
+			if (!pr->rhead_done) {
+				pr_retry_or_fail(pr, "upstream write failed");
+				return;
+			}
+		}
+		/* the response */
+		r = uc_read(uc);
+		if (r > 0) {
+			progress = 1;
+			ev_timer_add(ploop, &uc->timer,
+			    pr->pc->response_timeout);
+		}
+		if (!pr->rhead_done && buf_used(&uc->in) > 0) {
+			int	rv;
+
+			if (pr->rhdrs == NULL) {
+				pr->rhdrs = calloc(pr->req->conn->srv->lim->
+				    max_headers, sizeof(struct http_hdr));
+				http_msg_init(&pr->resp, 1,
+				    pr->req->conn->srv->lim, pr->rhdrs);
+				pr->resp.req_method = pr->req->msg.method;
+			}
+			rv = http_parse(&pr->resp, buf_head(&uc->in),
+			    buf_used(&uc->in));
+			if (rv == HTTP_ERROR) {
+				up_failed(uc->srv, 0);
+				pr->info.term[0] = 's';
+				pr->info.term[1] = 'H';
+				pr_fail(pr, 502, pr->resp.errmsg, 0);
+				return;
+			}
+			if (rv == HTTP_DONE) {
+				pr->state = P_RESP;
+				if (resp_head(pr) == -1)
+					return;
+				progress = 1;
+				continue;
+			}
+		}
+		if (pr->rhead_done) {
+			if (resp_body(pr) == -1) {
+				pr->info.term[0] = 's';
+				pr->info.term[1] = 'D';
+				http_resp_close(pr->req);
+				pr_fail(pr, 502, "bad response body", 0);
+				return;
+			}
+			rbuf_flush(pr);
+		}
+		if (r < 0) {
+			/* the server closed (or failed) */
+			if (!pr->rhead_done) {
+				pr_retry_or_fail(pr, r == -1 ?
+				    "server closed before answering" :
+				    "server reset before answering");
+				return;
+			}
+			if (pr->resp.framing == HTTP_BODY_CLOSE &&
+			    buf_used(&uc->in) == 0)
+				pr->rbody_done = 1;
+			else if (!pr->rbody_done) {
+				pr->info.term[0] = 's';
+				pr->info.term[1] = 'D';
+				http_resp_close(pr->req);
+				pr_fail(pr, 502, "server closed mid-body", 1);
+				return;
+			}
+		}
+		if (pr->rbody_done && buf_used(&pr->rbuf) == 0) {
+			pr_finish(pr);
+			return;
+		}
+	} while (progress);
+}
+
+/* The response is all with the client's engine: end it. */
+static void
+pr_finish(struct preq *pr)
+{
+	struct up_conn	*uc = pr->uc;
+	int		 reusable;
+
+	pr->state = P_DONE;
+	/* a server that answered before taking the whole body: close */
+	reusable = !pr->upstream_close && pr->body_sent &&
+	    buf_used(&uc->in) == 0 && buf_used(&uc->out) == 0 &&
+	    pr->resp.framing != HTTP_BODY_CLOSE;
+	pr->uc = NULL;
+	uc_release(uc, reusable, pr->pc);
+	http_resp_end(pr->req);
+}
+
+/* Engine callbacks */
+
+static int
+spill(struct preq *pr)
+{
+	char	path[1024];
+
+	snprintf(path, sizeof(path), "%s/proxy-body.XXXXXX", pr->pc->tmpdir);
+	if ((pr->bodyfd = mkstemp(path)) == -1) {
+		log_warn("%s: mkstemp %s", __func__, path);
+		return (-1);
+	}
+	unlink(path);
+	if (write(pr->bodyfd, buf_head(&pr->body), buf_used(&pr->body)) !=
+	    (ssize_t)buf_used(&pr->body))
+		return (-1);
+	buf_reset(&pr->body);
+	return (0);
+}
+
+static size_t
+p_body(struct http_req *req, const char *p, size_t n)
+{
+	struct preq	*pr = req->ud;
+	struct up_conn	*uc = pr->uc;
+	char		 hex[24];
+	size_t		 room;
+	int		 hl;
+
+	if (pr->state == P_BUFFER) {
+		pr->bodylen += n;
+		if (pr->bodyfd == -1 && buf_append(&pr->body, p, n) == 0)
+			return (n);
+		if (pr->bodyfd == -1 && spill(pr) == -1) {
+			pr_fail(pr, 500, "cannot buffer the request body", 0);
+			return (n);
+		}
+		if (write(pr->bodyfd, p, n) != (ssize_t)n) {
+			pr_fail(pr, 500, "cannot buffer the request body", 0);
+			return (n);
+		}
+		return (n);
+	}
+	if (uc == NULL || pr->state < P_SEND)
+		return (0);
+	room = buf_room(&uc->out);
+	if (pr->chunked_out)
+		room = room > 32 ? room - 32 : 0;
+	if (n > room)
+		n = room;
+	if (n == 0)
+		return (0);
+	if (pr->chunked_out) {
+		hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+		buf_append(&uc->out, hex, hl);
+		buf_append(&uc->out, p, n);
+		buf_append(&uc->out, "\r\n", 2);
+	} else
+		buf_append(&uc->out, p, n);
+	pr->body_started = 1;
+	if (uc_flush(uc) == -1) {
+		/* pr_run sees the error */
+	}
+	return (n);
+}
+
+static void
+p_body_end(struct http_req *req, int status)
+{
+	struct preq	*pr = req->ud;
+
+	if (status != 0) {
+		pr->info.term[0] = 'c';
+		pr->info.term[1] = 'D';
+		pr_fail(pr, status, "request body", 1);
+		return;
+	}
+	if (pr->state == P_BUFFER) {
+		if (pr->bodyfd != -1 && lseek(pr->bodyfd, 0, SEEK_SET) == -1) {
+			pr_fail(pr, 500, "body file", 0);
+			return;
+		}
+		pr->state = P_PICK;
+		build_head(pr);
+		pr_dispatch(pr);
+		return;
+	}
+	if (pr->chunked_out && pr->uc != NULL)
+		buf_append(&pr->uc->out, "0\r\n\r\n", 5);
+	pr->body_sent = 1;
+	pr_run(pr);
+}
+
+static void
+p_drain(struct http_req *req)
+{
+	struct preq	*pr = req->ud;
+
+	rbuf_flush(pr);
+	if (pr->uc != NULL)
+		pr_run(pr);
+}
+
+static void
+p_done(struct http_req *req)
+{
+	struct preq	*pr = req->ud;
+
+	if (pr == NULL)
+		return;
+	req->ud = NULL;
+	if (pr->state != P_DONE && pr->info.term[0] == '-') {
+		pr->info.term[0] = 'c';
+		pr->info.term[1] = pr->rhead_done ? 'D' : 'H';
+	}
+	if (pr->uc != NULL) {
+		pr->uc->pr = NULL;
+		uc_close(pr->uc);
+		pr->uc = NULL;
+	}
+	if (pr->info.status == 0)
+		pr->info.status = req->status;
+	if (pr->pc->done != NULL)
+		pr->pc->done(pr->pc->arg, req, &pr->info);
+	ev_timer_del(ploop, &pr->timer);
+	buf_free(&pr->head);
+	buf_free(&pr->body);
+	buf_free(&pr->rbuf);
+	free(pr->rhdrs);
+	if (pr->bodyfd != -1)
+		close(pr->bodyfd);
+	TAILQ_INSERT_TAIL(&pr_dead, pr, qentry);
+}
