@@ -322,6 +322,53 @@ read_secret(const char *path, unsigned char *out, char *err, size_t errlen)
 	return (0);
 }
 
+/* Load the certificates of <block> into <t>.  Returns 0 or -1. */
+static int
+certs_load(struct tls_ctx *t, struct conf *conf, const struct conf_node *block,
+    int tickets)
+{
+	struct conf_node	*n;
+
+	CONF_FOREACH(n, block, "certificate") {
+		struct tls_cert	*c;
+		const char	*key = conf_optstr(n, "key", NULL);
+		X509		*x;
+
+		if (t->ncerts >= TLS_MAXCERTS) {
+			conf_error(conf, n, "too many certificates (max %d)",
+			    TLS_MAXCERTS);
+			return (-1);
+		}
+		c = &t->certs[t->ncerts];
+		if ((c->ctx = server_ctx(t, tickets)) == NULL) {
+			conf_error(conf, n, "TLS context: %s", ssl_err());
+			return (-1);
+		}
+		t->ncerts++;
+		if (SSL_CTX_use_certificate_chain_file(c->ctx,
+		    n->args[0].str) != 1) {
+			conf_error(conf, n, "certificate %s: %s",
+			    n->args[0].str, ssl_err());
+			return (-1);
+		}
+		if (SSL_CTX_use_PrivateKey_file(c->ctx, key ? key :
+		    n->args[0].str, SSL_FILETYPE_PEM) != 1) {
+			conf_error(conf, n, "key %s: %s", key ? key :
+			    n->args[0].str, ssl_err());
+			return (-1);
+		}
+		if (SSL_CTX_check_private_key(c->ctx) != 1) {
+			conf_error(conf, n, "key %s does not match the "
+			    "certificate %s", key ? key : n->args[0].str,
+			    n->args[0].str);
+			return (-1);
+		}
+		if ((x = SSL_CTX_get0_certificate(c->ctx)) != NULL)
+			cert_names(c, x);
+	}
+	return (0);
+}
+
 /*
  * Build a server context from a "tls { }" block (TLS_GRAMMAR).  Errors
  * are reported against the block's statements; NULL when any.
@@ -330,7 +377,6 @@ struct tls_ctx *
 tls_server_load(struct conf *conf, const struct conf_node *block)
 {
 	struct tls_ctx		*t;
-	struct conf_node	*n;
 	const char		*s;
 	char			 err[512];
 	int			 tickets;
@@ -362,47 +408,26 @@ tls_server_load(struct conf *conf, const struct conf_node *block)
 		}
 		memcpy(t->secret, master_secret, sizeof(t->secret));
 	}
-	CONF_FOREACH(n, block, "certificate") {
-		struct tls_cert	*c;
-		const char	*key = conf_optstr(n, "key", NULL);
-		X509		*x;
-
-		if (t->ncerts >= TLS_MAXCERTS) {
-			conf_error(conf, n, "too many certificates (max %d)",
-			    TLS_MAXCERTS);
-			goto fail;
-		}
-		c = &t->certs[t->ncerts];
-		if ((c->ctx = server_ctx(t, tickets)) == NULL) {
-			conf_error(conf, n, "TLS context: %s", ssl_err());
-			goto fail;
-		}
-		t->ncerts++;
-		if (SSL_CTX_use_certificate_chain_file(c->ctx,
-		    n->args[0].str) != 1) {
-			conf_error(conf, n, "certificate %s: %s",
-			    n->args[0].str, ssl_err());
-			goto fail;
-		}
-		if (SSL_CTX_use_PrivateKey_file(c->ctx, key ? key :
-		    n->args[0].str, SSL_FILETYPE_PEM) != 1) {
-			conf_error(conf, n, "key %s: %s", key ? key :
-			    n->args[0].str, ssl_err());
-			goto fail;
-		}
-		if (SSL_CTX_check_private_key(c->ctx) != 1) {
-			conf_error(conf, n, "key %s does not match the "
-			    "certificate %s", key ? key : n->args[0].str,
-			    n->args[0].str);
-			goto fail;
-		}
-		if ((x = SSL_CTX_get0_certificate(c->ctx)) != NULL)
-			cert_names(c, x);
-	}
+	if (certs_load(t, conf, block, tickets) == -1)
+		goto fail;
 	return (t);
  fail:
 	tls_free(t);
 	return (NULL);
+}
+
+/*
+ * Add the certificates of another "tls { }" block to <t>: several
+ * servers sharing one listener, each with its certificates, chosen by
+ * SNI.  The first block's ticket settings hold for all.
+ */
+int
+tls_server_add(struct tls_ctx *t, struct conf *conf,
+    const struct conf_node *block)
+{
+	if (t == NULL)
+		return (-1);
+	return (certs_load(t, conf, block, conf_num(conf, block, "tickets")));
 }
 
 struct tls_ctx *

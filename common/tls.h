@@ -43,6 +43,8 @@ extern const struct conf_opt tls_cert_opts[];
 struct tls_ctx;
 
 struct tls_ctx	*tls_server_load(struct conf *, const struct conf_node *);
+int		 tls_server_add(struct tls_ctx *, struct conf *,
+		    const struct conf_node *);
 struct tls_ctx	*tls_client_new(const char *, int, char *, size_t);
 void		 tls_free(struct tls_ctx *);
 SSL		*tls_server_ssl(struct tls_ctx *, int);

@@ -1,0 +1,416 @@
+/*
+ * server.c: a request's way through webd: the virtual server by Host,
+ * the location by path (exact first, then the longest prefix), the
+ * location's access list, then "return", the proxy or the files.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "webd.h"
+
+static void	server_drain(struct http_req *);
+
+const struct http_handler webd_handler = {
+	server_request, NULL, NULL, server_drain, server_done
+};
+
+static int
+host_match(const char *name, struct slice host)
+{
+	size_t	nl = strlen(name);
+
+	if (name[0] == '*' && name[1] == '.') {
+		/* *.example.org: any name ending in .example.org */
+		nl--;
+		return (host.len > nl && strncasecmp(host.p + host.len - nl,
+		    name + 1, nl) == 0);
+	}
+	return (host.len == nl && strncasecmp(host.p, name, nl) == 0);
+}
+
+/*
+ * The server of <wl> for the request's host: an exact name, else the
+ * longest wildcard, else the default (first) server.
+ */
+struct webd_server *
+server_find(struct webd_listener *wl, struct http_req *req)
+{
+	struct slice		 host = http_req_host(req);
+	struct webd_server	*best = NULL;
+	size_t			 bestlen = 0;
+	int			 i, j;
+
+	if (host.len > 0 && host.p[host.len - 1] == '.')
+		host.len--;
+	if (host.len > 0)
+		for (i = 0; i < wl->nservers; i++) {
+			struct webd_server *s = wl->servers[i];
+
+			for (j = 0; j < s->nnames; j++) {
+				const char	*n = s->names[j];
+
+				if (!host_match(n, host))
+					continue;
+				if (n[0] != '*')
+					return (s);
+				if (strlen(n) > bestlen) {
+					best = s;
+					bestlen = strlen(n);
+				}
+			}
+		}
+	return (best ? best : wl->servers[0]);
+}
+
+struct webd_loc *
+location_find(struct webd_server *s, const char *path, size_t len)
+{
+	struct webd_loc	*l, *best = NULL;
+
+	TAILQ_FOREACH(l, &s->locs, entry)
+		if (l->exact && l->pathlen == len &&
+		    memcmp(l->path, path, len) == 0)
+			return (l);
+	TAILQ_FOREACH(l, &s->locs, entry) {
+		if (l->exact || l->pathlen > len ||
+		    memcmp(l->path, path, l->pathlen) != 0)
+			continue;
+		if (best == NULL || l->pathlen > best->pathlen)
+			best = l;
+	}
+	return (best ? best : &s->base);
+}
+
+/*
+ * The client's address: the peer, or, when the peer is a trusted proxy
+ * (lbd), the last address of X-Forwarded-For that is not trusted.
+ */
+const struct sockaddr *
+server_client(struct http_req *req)
+{
+	static struct sockaddr_storage	 ss;
+	struct webd_listener		*wl = (struct webd_listener *)
+					    req->conn->srv;
+	const struct sockaddr		*peer = http_req_peer(req);
+	struct slice			 xff;
+	const char			*p, *end;
+
+	if (wl->wc->ntrusted == 0 || !net_acl_allows(&wl->wc->trusted, peer) ||
+	    wl->wc->trusted.nrules == 0)
+		return (peer);
+	/* net_acl_allows() also allows when nothing matched and no rule
+	 * allows; trusted lists are allow-only, so a match is needed */
+	{
+		int	i, m = 0;
+
+		for (i = 0; i < wl->wc->trusted.nrules; i++)
+			if (net_cidr_match(&wl->wc->trusted.rules[i].cidr,
+			    peer))
+				m = 1;
+		if (!m)
+			return (peer);
+	}
+	xff = http_req_header(req, "x-forwarded-for");
+	if (xff.p == NULL)
+		return (peer);
+	end = xff.p + xff.len;
+	while (end > xff.p) {
+		char			 a[INET6_ADDRSTRLEN + 1];
+		const char		*start;
+		struct net_cidr		 c;
+		struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+		size_t			 l;
+		int			 i, trusted = 0;
+
+		p = end;
+		while (p > xff.p && p[-1] != ',')
+			p--;
+		start = p;
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		l = end - start;
+		while (l > 0 && (start[l - 1] == ' ' || start[l - 1] == '\t'))
+			l--;
+		end = p > xff.p ? p - 1 : p;
+		if (l == 0 || l >= sizeof(a))
+			break;
+		memcpy(a, start, l);
+		a[l] = '\0';
+		if (net_cidr_parse(a, &c) == -1)
+			break;
+		memset(&ss, 0, sizeof(ss));
+		if (c.family == AF_INET) {
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, c.addr, 4);
+		} else {
+			sin6->sin6_family = AF_INET6;
+			memcpy(&sin6->sin6_addr, c.addr, 16);
+		}
+		for (i = 0; i < wl->wc->trusted.nrules; i++)
+			if (net_cidr_match(&wl->wc->trusted.rules[i].cidr,
+			    (struct sockaddr *)&ss))
+				trusted = 1;
+		if (!trusted)
+			return ((struct sockaddr *)&ss);
+		if (p == xff.p)
+			return ((struct sockaddr *)&ss);
+	}
+	return (peer);
+}
+
+/* The configured fields, HSTS and caching fields of a response. */
+void
+server_headers(struct http_req *req, struct webd_server *s, struct webd_loc *l)
+{
+	int	i;
+
+	for (i = 0; i < l->nheaders; i++)
+		if (l->headers[i].value[0] != '\0')
+			http_resp_header(req, l->headers[i].name,
+			    l->headers[i].value);
+	if (s->hsts >= 0 && req->conn->srv->scheme_https)
+		http_resp_headerf(req, "Strict-Transport-Security",
+		    "max-age=%lld%s%s", (long long)s->hsts,
+		    s->hsts_sub ? "; includeSubDomains" : "",
+		    s->hsts_preload ? "; preload" : "");
+}
+
+/* Cache-Control and Expires of a successful response. */
+static void
+cache_headers(struct http_req *req, struct webd_loc *l)
+{
+	char	date[64];
+
+	if (l->cache_control != NULL)
+		http_resp_header(req, "Cache-Control", l->cache_control);
+	if (l->expires >= 0) {
+		if (l->cache_control == NULL)
+			http_resp_headerf(req, "Cache-Control", "max-age=%lld",
+			    (long long)l->expires);
+		http_date_fmt(time(NULL) + l->expires, date, sizeof(date));
+		http_resp_header(req, "Expires", date);
+	}
+}
+
+void
+server_cache_headers(struct http_req *req, struct webd_loc *l)
+{
+	cache_headers(req, l);
+}
+
+/* Write <b> as the body (already framed); what does not fit waits. */
+static void
+send_buf(struct http_req *req, struct buf *b)
+{
+	struct wreq	*w = req->ud;
+	size_t		 n;
+
+	while (buf_used(b) > 0) {
+		n = http_resp_write(req, buf_head(b), buf_used(b));
+		if (n == 0)
+			break;
+		buf_consume(b, n);
+	}
+	if (buf_used(b) > 0 && w != NULL) {
+		w->rest = b;
+		return;
+	}
+	buf_free(b);
+	free(b);
+	http_resp_end(req);
+}
+
+/* Answer <body> of <len> bytes, kept by the engine or held for drain. */
+void
+server_send(struct http_req *req, int status, const char *type,
+    struct buf *body)
+{
+	struct wreq	*w = req->ud;
+
+	http_resp_begin(req, status);
+	if (type != NULL)
+		http_resp_header(req, "Content-Type", type);
+	if (w != NULL && w->s != NULL)
+		server_headers(req, w->s, &w->s->base);
+	http_resp_body(req, buf_used(body));
+	send_buf(req, body);
+}
+
+static void
+server_drain(struct http_req *req)
+{
+	struct wreq	*w = req->ud;
+	struct buf	*b;
+
+	if (w == NULL)
+		return;
+	if (w->mp != NULL) {
+		file_drain(req);
+		return;
+	}
+	if (w->rest == NULL)
+		return;
+	b = w->rest;
+	w->rest = NULL;
+	send_buf(req, b);
+}
+
+/*
+ * An error answer: the location's error page for <status> if it has one,
+ * else a small page that says the status and nothing of the request.
+ */
+int
+server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
+    int status)
+{
+	char	page[256];
+	int	i, n, fd;
+
+	if (l != NULL) {
+		for (i = 0; i < l->nerrpages; i++) {
+			struct stat	st;
+			const char	*path = l->errpages[i].path;
+			char		 buf[WEBD_INLINE_MAX];
+			ssize_t		 r;
+
+			if (l->errpages[i].status != status)
+				continue;
+			if ((fd = file_open_beneath(l, path + 1,
+			    O_RDONLY)) == -1)
+				break;
+			if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+			    st.st_size > (off_t)sizeof(buf) ||
+			    (r = pread(fd, buf, st.st_size, 0)) !=
+			    st.st_size) {
+				close(fd);
+				break;
+			}
+			close(fd);
+			http_resp_begin(req, status);
+			http_resp_header(req, "Content-Type", mime_type(path));
+			server_headers(req, s, l);
+			if (status == 400 || status == 408 || status >= 500)
+				http_resp_close(req);
+			http_resp_body(req, r);
+			http_resp_write(req, buf, r);
+			return (http_resp_end(req));
+		}
+	}
+	n = snprintf(page, sizeof(page), "<!doctype html>\n<html><head><title>"
+	    "%d %s</title></head>\n<body><h1>%d %s</h1><hr>webd</body>"
+	    "</html>\n", status, http_reason(status), status,
+	    http_reason(status));
+	http_resp_begin(req, status);
+	http_resp_header(req, "Content-Type", "text/html; charset=utf-8");
+	if (s != NULL && l != NULL)
+		server_headers(req, s, l);
+	if (status == 400 || status == 408 || status == 413 ||
+	    status == 414 || status == 431 || status >= 500)
+		http_resp_close(req);
+	http_resp_body(req, n);
+	http_resp_write(req, page, n);
+	return (http_resp_end(req));
+}
+
+static void
+server_return(struct http_req *req, struct webd_server *s, struct webd_loc *l)
+{
+	int	st = l->ret_status;
+
+	http_resp_begin(req, st);
+	server_headers(req, s, l);
+	if (st >= 300 && st < 400) {
+		static const char	moved[] = "moved\n";
+
+		http_resp_header(req, "Location", l->ret_text);
+		http_resp_header(req, "Content-Type", "text/plain");
+		http_resp_body(req, sizeof(moved) - 1);
+		http_resp_write(req, moved, sizeof(moved) - 1);
+	} else {
+		const char	*t = l->ret_text ? l->ret_text : "";
+		size_t		 n = strlen(t);
+
+		http_resp_header(req, "Content-Type",
+		    "text/plain; charset=utf-8");
+		http_resp_body(req, n + (n > 0));
+		http_resp_write(req, t, n);
+		if (n > 0)
+			http_resp_write(req, "\n", 1);
+	}
+	http_resp_end(req);
+}
+
+void
+server_request(struct http_req *req)
+{
+	struct webd_listener	*wl = (struct webd_listener *)req->conn->srv;
+	struct webd_server	*s;
+	struct webd_loc		*l;
+	struct http_target	 t;
+	struct slice		 tg;
+	struct wreq		*w;
+	const char		*why;
+
+	s = server_find(wl, req);
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		http_resp_error(req, 500);
+		return;
+	}
+	w->s = s;
+	req->ud = w;
+	if (req->msg.form == HTTP_T_ASTERISK ||
+	    req->msg.form == HTTP_T_AUTHORITY) {
+		server_error(req, s, NULL, 400);
+		return;
+	}
+	tg = http_req_target(req);
+	if (http_target_parse(tg.p, tg.len, &t, &why) == -1) {
+		log_debug("%s: %s", s->name, why);
+		server_error(req, s, &s->base, 400);
+		return;
+	}
+	l = location_find(s, t.path, t.pathlen);
+	if (l->has_acl && !net_acl_allows(&l->acl, server_client(req))) {
+		server_error(req, s, l, 403);
+		return;
+	}
+	if (l->ret_status != 0) {
+		server_return(req, s, l);
+		return;
+	}
+	if (l->proxy != NULL) {
+		server_proxy(req, s, l);
+		return;
+	}
+	server_file(req, s, l, &t);
+}
+
+void
+server_done(struct http_req *req)
+{
+	struct wreq	*w = req->ud;
+
+	if (w == NULL)
+		return;
+	access_log(req, w->s, req->status, req->bytes_out);
+	if (w->rest != NULL) {
+		buf_free(w->rest);
+		free(w->rest);
+	}
+	file_free(w);
+	free(w);
+	req->ud = NULL;
+}

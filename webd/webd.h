@@ -1,0 +1,193 @@
+/*
+ * webd.h: the web server: static files and a reverse proxy to appd.
+ */
+#ifndef WEBD_H
+#define WEBD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "http.h"
+#include "http_server.h"
+#include "net.h"
+#include "proc.h"
+#include "proxy.h"
+#include "stats.h"
+
+#define WEBD_CONF		"/etc/webd.conf"
+#define WEBD_MAXNAMES		32		/* host names per server */
+#define WEBD_MAXINDEX		8		/* index files */
+#define WEBD_MAXTRY		8		/* try-files entries */
+#define WEBD_MAXHEADERS		32		/* extra response fields */
+#define WEBD_MAXERRPAGES	16
+#define WEBD_MAXRANGES		8		/* more: the whole file */
+#define WEBD_INLINE_MAX		(16 * 1024)	/* files read into the
+						   output, not sendfile'd */
+#define WEBD_AUTOINDEX_MAX	10000		/* entries listed */
+#define WEBD_BUFFER_REQUEST	(1024 * 1024)	/* proxied bodies in memory */
+#define WEBD_MIME_DEFAULT	"application/octet-stream"
+
+enum webd_logfmt {
+	LOG_COMMON = 0,
+	LOG_COMBINED,
+	LOG_FORWARDED,
+	LOG_OFF
+};
+
+struct webd_header {
+	char	*name;
+	char	*value;
+};
+
+/* What a location (or a server, for its locations) says; unset fields
+ * inherit from the enclosing server. */
+struct webd_loc {
+	char			*path;		/* the prefix, or the exact path */
+	size_t			 pathlen;
+	int			 exact;
+	char			*root;		/* document root */
+	char			*alias;		/* replaces the matched prefix */
+	int			 rootfd;	/* opened by the master */
+	char			*index[WEBD_MAXINDEX];
+	int			 nindex;
+	int			 autoindex;	/* -1: inherit */
+	int			 gzip_static;
+	int			 dotfiles;	/* serve names starting with "." */
+	int			 symlinks;	/* follow links out of the root */
+	char			*try[WEBD_MAXTRY];
+	int			 ntry;
+	struct webd_header	 headers[WEBD_MAXHEADERS];
+	int			 nheaders;
+	int64_t			 expires;	/* seconds, -1: unset */
+	char			*cache_control;
+	struct {
+		int	 status;
+		char	*path;
+	}			 errpages[WEBD_MAXERRPAGES];
+	int			 nerrpages;
+	char			*charset;
+	struct net_acl		 acl;
+	int			 has_acl;
+	struct webd_upstream	*proxy;
+	int			 ret_status;	/* "return": 0 none */
+	char			*ret_text;
+	TAILQ_ENTRY(webd_loc)	 entry;
+};
+
+struct webd_upstream {
+	char			*name;
+	struct proxy_conf	 pc;
+	struct stats_metric	*m_errors;
+	struct webd_conf	*wc;
+	TAILQ_ENTRY(webd_upstream) entry;
+};
+
+struct webd_server {
+	char			*name;
+	char			*names[WEBD_MAXNAMES];
+	int			 nnames;
+	int			 isdefault;
+	struct webd_loc		 base;		/* the server's own settings */
+	TAILQ_HEAD(, webd_loc)	 locs;
+	int64_t			 hsts;		/* max-age seconds, -1: off */
+	int			 hsts_sub;
+	int			 hsts_preload;
+	int			 tls;
+	struct stats_metric	*m_req[6];	/* 1xx..5xx, by index */
+	struct stats_metric	*m_bytes;
+	struct stats_metric	*m_dur;
+	TAILQ_ENTRY(webd_server) entry;
+};
+
+/* One listening address and the servers on it. */
+struct webd_listener {
+	struct http_server	 srv;		/* first: the engine's view */
+	struct webd_conf	*wc;
+	struct webd_server	*servers[64];
+	int			 nservers;
+	int			 proxyproto;	/* expects a PROXY header */
+	struct tls_ctx		*tls;
+	TAILQ_ENTRY(webd_listener) entry;
+};
+
+struct webd_conf {
+	struct http_limits		 lim;
+	TAILQ_HEAD(, webd_server)	 servers;
+	TAILQ_HEAD(, webd_upstream)	 upstreams;
+	TAILQ_HEAD(, webd_listener)	 listeners;
+	struct http_server		*metrics;
+	struct net_acl			 metrics_acl;
+	struct net_acl			 trusted;	/* real IP sources */
+	int				 ntrusted;
+	enum webd_logfmt		 logfmt;
+	char				*logfile;	/* NULL: syslog */
+	int				 logfacility;
+	int				 server_header;
+	char				*mimefile;
+	char				*tmpdir;
+	uid_t				 uid;		/* workers' */
+	struct stats_metric		*m_conns;
+	struct stats_metric		*m_uperr;
+};
+
+/* A request's state in webd. */
+struct multipart;
+struct wreq {
+	struct webd_server	*s;
+	struct buf		*rest;		/* body still to write */
+	struct multipart	*mp;		/* multipart/byteranges */
+};
+
+/* webd.c */
+extern struct webd_conf	*wconf;
+
+/* parse.c */
+extern const struct conf_kw webd_grammar[];
+void	*webd_load(struct conf *, struct proc_settings *);
+void	 webd_unload(void *);
+int	 webd_setup(void *, struct proc_settings *);
+
+/* server.c */
+extern const struct http_handler webd_handler;
+void	 server_request(struct http_req *);
+void	 server_done(struct http_req *);
+struct webd_server *server_find(struct webd_listener *, struct http_req *);
+struct webd_loc *location_find(struct webd_server *, const char *, size_t);
+int	 server_error(struct http_req *, struct webd_server *,
+	    struct webd_loc *, int);
+void	 server_headers(struct http_req *, struct webd_server *,
+	    struct webd_loc *);
+const struct sockaddr *server_client(struct http_req *);
+void	 server_send(struct http_req *, int, const char *, struct buf *);
+void	 server_cache_headers(struct http_req *, struct webd_loc *);
+
+/* server_file.c */
+void	 server_file(struct http_req *, struct webd_server *,
+	    struct webd_loc *, struct http_target *);
+int	 file_open_beneath(struct webd_loc *, const char *, int);
+void	 file_drain(struct http_req *);
+void	 file_free(struct wreq *);
+
+/* server_proxy.c */
+void	 server_proxy(struct http_req *, struct webd_server *,
+	    struct webd_loc *);
+void	 proxy_hooks(struct webd_upstream *);
+
+/* server_log.c */
+void	 access_log(struct http_req *, struct webd_server *, int, uint64_t);
+int	 access_log_open(struct webd_conf *);
+void	 access_log_reopen(void *);
+
+/* mime.c */
+int	 mime_load(const char *, char *, size_t);
+const char *mime_type(const char *);
+
+/* autoindex.c */
+void	 server_autoindex(struct http_req *, struct webd_server *,
+	    struct webd_loc *, int, const char *);
+
+#endif
