@@ -33,6 +33,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include "buf.h"
 #include "event.h"
 #include "http.h"
@@ -75,6 +76,17 @@ struct http_server {
 	struct net_acl			*acl;		/* NULL: everyone */
 	int				 keepalive_max;	/* requests, 0: no limit */
 	int				 scheme_https;
+	/* PROXY protocol v1/v2 expected from these peers, NULL: never */
+	struct net_acl			*proxy_from;
+	/* connections at once on this listener, all workers; 0: no limit */
+	int				 maxconn;
+	_Atomic int			*shared_conns;
+	/* a new connection (after PROXY): 0, or a status to answer its
+	 * first request with before closing (a limit was hit) */
+	int	(*conn_open)(struct http_conn *);
+	void	(*conn_close)(struct http_conn *);
+	/* a request the engine refused itself (malformed, 408...) */
+	void	(*bad_request)(struct http_conn *, int, const char *);
 };
 
 struct http_conn {
@@ -93,6 +105,9 @@ struct http_conn {
 	uint32_t		 nreq;
 	uint16_t		 state;
 	uint16_t		 flags;
+	int			 refuse;	/* conn_open's status, 0 */
+	uint64_t		 t_accept;	/* ms */
+	uint64_t		 t_first;	/* first byte of the head, ms */
 	void			*ud;		/* the daemon's */
 	TAILQ_ENTRY(http_conn)	 entry;
 	TAILQ_ENTRY(http_conn)	 runq;

@@ -83,8 +83,13 @@ struct proxy_conf {
 	void	(*req_add)(void *, struct http_req *, struct buf *);
 	int	(*resp_filter)(void *, struct http_req *, struct slice,
 		    struct slice);
-	void	(*resp_add)(void *, struct http_req *);
+	void	(*resp_add)(void *, struct http_req *,
+		    const struct proxy_info *);
 	uint64_t (*hash_key)(void *, struct http_req *);
+	/* a server to try first (a sticky cookie's), NULL: balance */
+	struct up_server *(*pick)(void *, struct http_req *);
+	/* answer an error status ourselves (error pages): 1 if done */
+	int	(*error)(void *, struct http_req *, int);
 	void	(*done)(void *, struct http_req *, const struct proxy_info *);
 	const struct sockaddr *(*client_addr)(void *, struct http_req *);
 	void			*arg;

@@ -1,0 +1,2 @@
+/* check_http.c: to come */
+#include "lbd.h"

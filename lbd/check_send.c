@@ -1,0 +1,2 @@
+/* check_send.c: to come */
+#include "lbd.h"

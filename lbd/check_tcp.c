@@ -1,0 +1,2 @@
+/* check_tcp.c: to come */
+#include "lbd.h"

@@ -1,0 +1,2 @@
+/* check_tls.c: to come */
+#include "lbd.h"

@@ -1,0 +1,2 @@
+/* control.c: to come */
+#include "lbd.h"

@@ -1,0 +1,142 @@
+/*
+ * lbd: the load balancer.
+ */
+#include <sys/types.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_worker.h"
+#include "log.h"
+#include "lbd.h"
+#include "proc.h"
+#include "proxy.h"
+#include "tunnel.h"
+
+struct lbd_conf		*lconf;
+static struct http_worker hw;
+static struct ev_io	 tcpio[PROC_MAXLISTENERS];
+
+static void
+tcp_accept_event(struct ev_io *io, uint32_t ev)
+{
+	relay_tcp_accept(io->arg, io->fd, &hw.loop);
+}
+
+static void
+w_after(struct http_worker *h)
+{
+	proxy_collect();
+	tunnel_collect();
+	relay_tcp_collect();
+}
+
+static int
+w_busy(struct http_worker *h)
+{
+	return (tunnel_count() > 0 || relay_tcp_count() > 0);
+}
+
+static void
+w_drain(struct http_worker *h)
+{
+	int	i;
+
+	for (i = 0; i < h->w->ps->nlisteners; i++)
+		if (tcpio[i].active) {
+			ev_io_del(&h->loop, &tcpio[i]);
+			close(h->w->ps->listeners[i].fd);
+		}
+	proxy_drain();
+}
+
+/* Connection hooks of HTTP listeners: sessions and per-source limits. */
+static int
+c_open(struct http_conn *c)
+{
+	struct lbd_listener	*l = (struct lbd_listener *)c->srv;
+	struct lbd_frontend	*fe = l->fe;
+
+	stats_inc(fe->m_conns);
+	stats_gauge_add(fe->m_sessions, 1);
+	if (fe->conn_max > 0 && rl_conn_open(fe, &c->peer.sa) == -1) {
+		stats_inc(fe->m_limited);
+		return (fe->conn_status);
+	}
+	return (0);
+}
+
+static void
+c_close(struct http_conn *c)
+{
+	struct lbd_listener	*l = (struct lbd_listener *)c->srv;
+
+	stats_gauge_add(l->fe->m_sessions, -1);
+	if (l->fe->conn_max > 0)
+		rl_conn_close(l->fe, &c->peer.sa);
+}
+
+static void
+c_denied(struct http_conn *c, int status, const char *why)
+{
+	struct lbd_listener	*l = (struct lbd_listener *)c->srv;
+
+	if (status == 403)
+		stats_inc(l->fe->m_denied);
+}
+
+static int
+lbd_worker(struct proc_worker *w)
+{
+	struct lbd_listener	*l;
+	int			 i;
+
+	lconf = w->conf;
+	if (http_worker_init(&hw, w) == -1)
+		fatal("http_worker_init");
+	for (i = 0; i < w->ps->nlisteners; i++) {
+		if (i == lconf->control_index)
+			continue;	/* the checker's */
+		if (w->ps->listeners[i].arg == lconf->stats) {
+			hw.servers[i] = lconf->stats;
+			continue;
+		}
+		l = w->ps->listeners[i].arg;
+		if (l->fe->mode == MODE_TCP) {
+			if (ev_io_add(&hw.loop, &tcpio[i],
+			    w->ps->listeners[i].fd, EPOLLIN | EPOLLEXCLUSIVE,
+			    tcp_accept_event, l) == -1)
+				fatal("ev_io_add");
+			continue;
+		}
+		l->srv.conn_open = c_open;
+		l->srv.conn_close = c_close;
+		l->srv.bad_request = c_denied;
+		hw.servers[i] = &l->srv;
+	}
+	hw.after = w_after;
+	hw.busy = w_busy;
+	hw.drain = w_drain;
+	return (http_worker_run(&hw));
+}
+
+static const struct proc_ops lbd_ops = {
+	.name = "lbd",
+	.conffile = LBD_CONF,
+	.grammar = lbd_grammar,
+	.load = lbd_load,
+	.unload = lbd_unload,
+	.setup = lbd_setup,
+	.worker = lbd_worker,
+	.roles = {
+		{ "checker", checker_count, checker_main },
+		{ NULL }
+	}
+};
+
+int
+main(int argc, char *argv[])
+{
+	return (proc_main(argc, argv, &lbd_ops));
+}

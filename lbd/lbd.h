@@ -1,0 +1,263 @@
+/*
+ * lbd.h: the load balancer.
+ *
+ * Processes: the master (common/proc.c), N workers that accept and relay
+ * (HTTP through common/'s engine and proxy core, or TCP through tunnels),
+ * and one checker process that runs every health check and serves the
+ * control socket (lbdctl).  What they share lives in shared memory:
+ * server state and counts (common/upstream.h), rate-limit tables, the
+ * statistics.
+ */
+#ifndef LBD_H
+#define LBD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "http.h"
+#include "http_server.h"
+#include "net.h"
+#include "proc.h"
+#include "proxy.h"
+#include "shm.h"
+#include "stats.h"
+#include "upstream.h"
+
+#define LBD_CONF		"/etc/lbd.conf"
+#define LBD_SOCKET		"/run/lbd.sock"
+#define LBD_MAXRULES		64		/* routing rules per frontend */
+#define LBD_MAXHDRRULES		32		/* header rules per frontend */
+#define LBD_MAXERRPAGE		(64 * 1024)	/* an error page file */
+#define LBD_RL_ENTRIES		65536		/* sources tracked per frontend */
+#define LBD_RL_PROBE		8		/* slots tried per source */
+#define LBD_COOKIE_MACLEN	16		/* hex digits of the cookie MAC */
+#define LBD_CHECK_MAXRESP	16384		/* bytes of a check reply read */
+#define LBD_CTL_MAXLINE		1024		/* a control command */
+#define LBD_MAXSTATUS		16		/* expected status ranges */
+
+enum lbd_mode {
+	MODE_HTTP = 0,
+	MODE_TCP
+};
+
+enum lbd_rule_type {
+	RULE_HOST = 0,		/* Host equals, or *.suffix */
+	RULE_PATH		/* path prefix */
+};
+
+struct lbd_backend;
+
+struct lbd_rule {
+	enum lbd_rule_type	 type;
+	char			*value;
+	size_t			 len;
+	struct lbd_backend	*be;
+};
+
+enum lbd_hdr_op {
+	HDR_SET = 0,
+	HDR_ADD,
+	HDR_DEL
+};
+
+struct lbd_hdrrule {
+	enum lbd_hdr_op	 op;
+	int		 response;	/* on the response, else the request */
+	char		*name;
+	char		*value;
+};
+
+enum lbd_check_type {
+	CHECK_NONE = 0,
+	CHECK_TCP,		/* connect */
+	CHECK_HTTP,		/* a request, an expected status */
+	CHECK_TLS,		/* a TLS handshake */
+	CHECK_SEND		/* send a string, expect a substring back */
+};
+
+struct lbd_check {
+	enum lbd_check_type	 type;
+	char			*method;	/* HTTP */
+	char			*path;
+	char			*host;
+	struct {
+		int	lo, hi;
+	}			 status[LBD_MAXSTATUS];	/* HTTP, inclusive */
+	int			 nstatus;
+	char			*send;		/* SEND: unescaped */
+	size_t			 sendlen;
+	char			*expect;	/* SEND, HTTP body (optional) */
+	uint32_t		 interval;	/* ms */
+	uint32_t		 timeout;	/* ms */
+	int			 rise;
+	int			 fall;
+	int			 tls;		/* HTTP over TLS */
+};
+
+/* Per server statistics, registered in the master. */
+struct lbd_srvstats {
+	struct stats_metric	*requests;
+	struct stats_metric	*resp[6];	/* by status class */
+	struct stats_metric	*errors;	/* connect and response */
+	struct stats_metric	*bytes_out;
+	struct stats_metric	*checks_failed;
+	struct stats_metric	*updowns;
+};
+
+struct lbd_backend {
+	char			*name;
+	enum lbd_mode		 mode;
+	struct proxy_conf	 pc;		/* the pool and its proxying */
+	struct lbd_check	 check;
+	char			*cookie;	/* sticky cookie name, NULL */
+	struct lbd_srvstats	*srvstats;	/* one per server, by index */
+	struct stats_metric	*m_queue;	/* histograms, seconds */
+	struct stats_metric	*m_connect;
+	struct stats_metric	*m_response;
+	struct stats_metric	*m_total;
+	struct stats_metric	*m_noserver;	/* 503 without a server */
+	struct stats_metric	*m_retries;
+	struct stats_metric	*m_redispatch;
+	struct lbd_conf		*lc;
+	TAILQ_ENTRY(lbd_backend) entry;
+};
+
+/* A source's requests (two windows) and connections, in shared memory. */
+struct rl_entry {
+	uint8_t			 addr[16];
+	uint8_t			 family;
+	uint8_t			 used;
+	uint64_t		 window;	/* index of the current window */
+	uint32_t		 cur;		/* requests in it */
+	uint32_t		 prev;		/* in the one before */
+	int32_t			 conns;
+};
+
+struct rl_table {
+	shm_lock_t		 lock;
+	struct rl_entry		 e[LBD_RL_ENTRIES];
+};
+
+struct lbd_frontend;
+
+/* A listening address of a frontend; the engine sees srv. */
+struct lbd_listener {
+	struct http_server	 srv;		/* first */
+	struct lbd_frontend	*fe;
+	int			 tls;
+	_Atomic int		*conns;		/* all workers, shared */
+	TAILQ_ENTRY(lbd_listener) entry;
+};
+
+struct lbd_frontend {
+	char			*name;
+	enum lbd_mode		 mode;
+	struct http_limits	 lim;
+	struct tls_ctx		*tls;
+	struct net_acl		 acl;
+	int			 has_acl;
+	struct net_acl		 proxy_from;	/* accept PROXY from these */
+	int			 accept_proxy;
+	int			 maxconn;	/* per listener, all workers */
+	struct lbd_rule		 rules[LBD_MAXRULES];
+	int			 nrules;
+	struct lbd_backend	*defbe;
+	int			 redirect_https;
+	int			 redirect_code;
+	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
+	int			 nhdr;
+	char			*errpage[600];	/* body by status, NULL */
+	size_t			 errlen[600];
+	uint32_t		 rate_max;	/* requests per window, 0 off */
+	uint32_t		 rate_window;	/* ms */
+	int			 rate_status;
+	uint32_t		 conn_max;	/* per source, 0 off */
+	int			 conn_status;
+	struct rl_table		*rl;		/* shared */
+	uint32_t		 tunnel_timeout;	/* TCP mode idle */
+	struct stats_metric	*m_req[6];
+	struct stats_metric	*m_bytes_in;
+	struct stats_metric	*m_bytes_out;
+	struct stats_metric	*m_sessions;	/* gauge: open connections */
+	struct stats_metric	*m_conns;	/* counter: accepted */
+	struct stats_metric	*m_denied;
+	struct stats_metric	*m_limited;
+	struct lbd_conf		*lc;
+	TAILQ_ENTRY(lbd_frontend) entry;
+};
+
+struct lbd_conf {
+	TAILQ_HEAD(, lbd_frontend)	 frontends;
+	TAILQ_HEAD(, lbd_backend)	 backends;
+	TAILQ_HEAD(, lbd_listener)	 listeners;
+	struct http_server		*stats;		/* page, /metrics */
+	struct net_acl			 stats_acl;
+	int				 stats_refresh;	/* seconds */
+	char				*control;	/* socket path */
+	int				 control_index;	/* its listener */
+	int				 logfacility;
+	int				 log;		/* a line per request */
+	unsigned char			 cookie_key[32];
+};
+
+/* lbd.c */
+extern struct lbd_conf	*lconf;
+
+/* parse.c */
+extern const struct conf_kw lbd_grammar[];
+void	*lbd_load(struct conf *, struct proc_settings *);
+void	 lbd_unload(void *);
+int	 lbd_setup(void *, struct proc_settings *);
+struct lbd_backend *backend_find(struct lbd_conf *, const char *);
+
+/* relay_http.c */
+extern const struct http_handler lbd_handler;
+void	 relay_http_hooks(struct lbd_backend *);
+
+/* relay_tcp.c */
+void	 relay_tcp_accept(struct lbd_listener *, int, struct ev_loop *);
+int	 relay_tcp_count(void);
+void	 relay_tcp_collect(void);
+
+/* ratelimit.c */
+int	 rl_request(struct lbd_frontend *, const struct sockaddr *, uint64_t);
+int	 rl_conn_open(struct lbd_frontend *, const struct sockaddr *);
+void	 rl_conn_close(struct lbd_frontend *, const struct sockaddr *);
+
+/* sticky.c */
+struct up_server *sticky_find(struct lbd_backend *, struct http_req *);
+void	 sticky_set(struct lbd_backend *, struct http_req *,
+	    struct up_server *);
+
+/* httplog.c */
+void	 httplog(struct http_req *, struct lbd_frontend *, struct lbd_backend *,
+	    const struct proxy_info *);
+void	 tcplog(struct lbd_frontend *, struct lbd_backend *, struct up_server *,
+	    const struct sockaddr *, uint64_t, uint64_t, uint64_t, uint64_t,
+	    const char *);
+
+/* stats_page.c */
+struct http_server *stats_server(struct lbd_conf *);
+void	 stats_server_free(struct http_server *);
+int	 lbd_nup(struct lbd_backend *);
+
+/* check.c (the checker process) */
+int	 checker_main(struct proc_worker *);
+int	 checker_count(void *);
+void	 check_result(struct lbd_backend *, struct up_server *, int, int,
+	    const char *);
+
+/* check_tcp.c, check_http.c, check_tls.c, check_send.c */
+struct check_run;
+int	 check_tcp_start(struct check_run *);
+int	 check_http_start(struct check_run *);
+int	 check_tls_start(struct check_run *);
+int	 check_send_start(struct check_run *);
+
+/* control.c (in the checker process) */
+int	 control_init(struct ev_loop *, struct lbd_conf *, int);
+const char *control_command(struct lbd_conf *, const char *, struct buf *);
+
+#endif

@@ -1,0 +1,8 @@
+/* lbdctl: to come */
+int	main(void);
+
+int
+main(void)
+{
+	return (1);
+}

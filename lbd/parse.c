@@ -1,0 +1,730 @@
+/*
+ * parse.c: lbd.conf, from the checked tree to struct lbd_conf.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "http_worker.h"
+#include "log.h"
+#include "lbd.h"
+#include "proxy_conf.h"
+#include "tls.h"
+
+static const struct conf_opt listen_opts[] = {
+	{ "tls", { CONF_NONE } },
+	{ "backlog", { CONF_INT, "backlog", 1, 65535 } },
+	{ "mode", { CONF_MODE, "mode" } },
+	{ "owner", { CONF_STR, "owner" } },
+	{ "group", { CONF_STR, "group" } },
+	{ NULL }
+};
+
+static const struct conf_opt log_opts[] = {
+	{ "facility", { CONF_ENUM, "facility", 0, 0, "daemon|user|local0|"
+	    "local1|local2|local3|local4|local5|local6|local7" } },
+	{ NULL }
+};
+
+static const struct conf_opt route_opts[] = {
+	{ "backend", { CONF_NAME, "backend" } },
+	{ NULL }
+};
+
+static const struct conf_opt code_opts[] = {
+	{ "code", { CONF_INT, "code", 301, 308 } },
+	{ NULL }
+};
+
+static const struct conf_opt status_opts[] = {
+	{ "status", { CONF_INT, "status", 400, 599 } },
+	{ NULL }
+};
+
+static const struct conf_opt check_opts[] = {
+	{ "method", { CONF_NAME, "method" } },
+	{ "path", { CONF_STR, "path" } },
+	{ "host", { CONF_STR, "host" } },
+	{ "status", { CONF_STR, "status list" } },
+	{ "send", { CONF_STR, "send" } },
+	{ "expect", { CONF_STR, "expect" } },
+	{ "interval", { CONF_TIME, "interval", 100, 3600000 } },
+	{ "timeout", { CONF_TIME, "timeout", 10, 600000 } },
+	{ "rise", { CONF_INT, "rise", 1, 100 } },
+	{ "fall", { CONF_INT, "fall", 1, 100 } },
+	{ "tls", { CONF_NONE } },
+	{ NULL }
+};
+
+const struct conf_kw lbd_grammar[] = {
+	PROC_GRAMMAR,
+	{ "stats", NULL, CONF_BLOCKOPT, 1, { { CONF_ADDR, "address" } },
+	    listen_opts },
+	{ "refresh", "stats", 0, 1, { { CONF_TIME, "refresh", 1000,
+	    3600000 } } },
+	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
+	    LBD_SOCKET },
+	{ "log", NULL, 0, 1, { { CONF_BOOL, "log" } }, log_opts, "yes" },
+	{ "frontend", NULL, CONF_BLOCK | CONF_MULTI | CONF_UNIQUE |
+	    CONF_REQUIRED, 1, { { CONF_NAME, "frontend name" } } },
+	{ "backend", NULL, CONF_BLOCK | CONF_MULTI | CONF_UNIQUE, 1,
+	    { { CONF_NAME, "backend name" } } },
+	{ "mode", "frontend|backend", 0, 1, { { CONF_ENUM, "mode", 0, 0,
+	    "http|tcp" } }, NULL, "http" },
+	{ "listen", "frontend", CONF_MULTI | CONF_REQUIRED, 1,
+	    { { CONF_ADDR, "address" } }, listen_opts },
+	{ "tls", "frontend", CONF_BLOCK, 0 },
+	TLS_GRAMMAR("tls"),
+	{ "maxconn", "frontend", 0, 1, { { CONF_INT, "maxconn", 1,
+	    1000000 } } },
+	{ "allow", "frontend|stats", CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "deny", "frontend|stats", CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "accept-proxy", "frontend", CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "trusted address" } } },
+	{ "backend", "frontend", 0, 1, { { CONF_NAME, "backend" } } },
+	{ "route", "frontend", CONF_MULTI, 2, { { CONF_ENUM, "route", 0, 0,
+	    "host|path" }, { CONF_STR, "value" } }, route_opts },
+	{ "redirect", "frontend", 0, 1, { { CONF_ENUM, "redirect", 0, 0,
+	    "https" } }, code_opts },
+	{ "header", "frontend", CONF_MULTI, 2, { { CONF_ENUM, "action", 0, 0,
+	    "set|add|delete" }, { CONF_STR, "field name" },
+	    { CONF_STR, "value" } } },
+	{ "response-header", "frontend", CONF_MULTI, 2, { { CONF_ENUM,
+	    "action", 0, 0, "set|add|delete" }, { CONF_STR, "field name" },
+	    { CONF_STR, "value" } } },
+	{ "error-page", "frontend", CONF_MULTI, 2, { { CONF_INT, "status",
+	    400, 599 }, { CONF_PATH, "file" } } },
+	{ "rate-limit", "frontend", 0, 2, { { CONF_INT, "requests", 1,
+	    100000000 }, { CONF_TIME, "window", 100, 86400000 } },
+	    status_opts },
+	{ "conn-limit", "frontend", 0, 1, { { CONF_INT, "connections", 1,
+	    1000000 } }, status_opts },
+	{ "tunnel-timeout", "frontend", 0, 1, { { CONF_TIME,
+	    "tunnel-timeout", 100, 86400000 } } },
+	HTTP_LIMITS_GRAMMAR("frontend"),
+	PROXY_GRAMMAR("backend"),
+	{ "check", "backend", 0, 1, { { CONF_ENUM, "check", 0, 0,
+	    "tcp|http|tls|send" } }, check_opts },
+	{ "cookie", "backend", 0, 1, { { CONF_NAME, "cookie name" } } },
+	{ NULL }
+};
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if (s == NULL)
+		return (NULL);
+	if ((p = strdup(s)) == NULL)
+		fatal("%s", __func__);
+	return (p);
+}
+
+struct lbd_backend *
+backend_find(struct lbd_conf *lc, const char *name)
+{
+	struct lbd_backend	*be;
+
+	TAILQ_FOREACH(be, &lc->backends, entry)
+		if (strcmp(be->name, name) == 0)
+			return (be);
+	return (NULL);
+}
+
+static void
+acl_read(struct conf_node *block, struct net_acl *acl, const char *allow,
+    const char *deny)
+{
+	struct conf_node	*n;
+	struct net_cidr		 cidr;
+	int			 i;
+
+	TAILQ_FOREACH(n, &block->children, entry) {
+		int	a = strcmp(n->kw->name, allow) == 0;
+
+		if (!a && (deny == NULL || strcmp(n->kw->name, deny) != 0))
+			continue;
+		for (i = 0; i < n->nargs; i++)
+			if (net_cidr_parse(n->args[i].str, &cidr) == 0)
+				net_acl_add(acl, a, &cidr);
+	}
+}
+
+/* "200-399,404": ranges of statuses */
+static int
+status_list(struct lbd_check *ck, const char *s)
+{
+	char	*dup = xstrdup(s), *p = dup, *tok;
+	int	 rv = 0;
+
+	while ((tok = strsep(&p, ",")) != NULL) {
+		char		*dash = strchr(tok, '-');
+		const char	*e1 = NULL, *e2 = NULL;
+		int		 lo, hi;
+
+		if (ck->nstatus >= LBD_MAXSTATUS) {
+			rv = -1;
+			break;
+		}
+		if (dash != NULL)
+			*dash++ = '\0';
+		lo = strtonum(tok, 100, 599, &e1);
+		hi = dash ? strtonum(dash, 100, 599, &e2) : lo;
+		if (e1 != NULL || e2 != NULL || hi < lo) {
+			rv = -1;
+			break;
+		}
+		ck->status[ck->nstatus].lo = lo;
+		ck->status[ck->nstatus].hi = hi;
+		ck->nstatus++;
+	}
+	free(dup);
+	return (rv);
+}
+
+/* Backslash escapes of send/expect strings: \r \n \t \\ \xHH */
+static char *
+unescape(const char *s, size_t *len)
+{
+	char	*out = malloc(strlen(s) + 1);
+	size_t	 o = 0;
+
+	if (out == NULL)
+		fatal("%s", __func__);
+	for (; *s; s++) {
+		if (*s != '\\' || s[1] == '\0') {
+			out[o++] = *s;
+			continue;
+		}
+		s++;
+		switch (*s) {
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 't':
+			out[o++] = '\t';
+			break;
+		case 'x':
+			if (isxdigit((unsigned char)s[1]) &&
+			    isxdigit((unsigned char)s[2])) {
+				char	h[3] = { s[1], s[2], 0 };
+
+				out[o++] = (char)strtol(h, NULL, 16);
+				s += 2;
+				break;
+			}
+			/* FALLTHROUGH */
+		default:
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+	*len = o;
+	return (out);
+}
+
+static void
+check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
+{
+	struct lbd_check	*ck = &be->check;
+	struct conf_node	*n;
+	const char		*s;
+
+	ck->interval = 2000;
+	ck->timeout = 1000;
+	ck->rise = 2;
+	ck->fall = 3;
+	if ((n = conf_get(bn, "check")) == NULL)
+		return;
+	ck->type = n->args[0].num + 1;
+	ck->interval = conf_optnum(n, "interval", 2000);
+	ck->timeout = conf_optnum(n, "timeout", ck->interval < 1000 ?
+	    ck->interval : 1000);
+	ck->rise = conf_optnum(n, "rise", 2);
+	ck->fall = conf_optnum(n, "fall", 3);
+	ck->tls = conf_opt(n, "tls") != NULL;
+	if (ck->timeout > ck->interval)
+		conf_error(c, n, "check timeout %ums is longer than its "
+		    "interval %ums", ck->timeout, ck->interval);
+	switch (ck->type) {
+	case CHECK_HTTP:
+		ck->method = xstrdup(conf_optstr(n, "method", "GET"));
+		ck->path = xstrdup(conf_optstr(n, "path", "/"));
+		if (ck->path[0] != '/')
+			conf_error(c, n, "check path must start with \"/\"");
+		ck->host = xstrdup(conf_optstr(n, "host", NULL));
+		s = conf_optstr(n, "status", "200-399");
+		if (status_list(ck, s) == -1)
+			conf_error(c, n, "invalid status list \"%s\" (such as "
+			    "200-399,404)", s);
+		if ((s = conf_optstr(n, "expect", NULL)) != NULL)
+			ck->expect = unescape(s, &ck->sendlen);
+		ck->sendlen = 0;
+		break;
+	case CHECK_SEND:
+		if ((s = conf_optstr(n, "send", NULL)) == NULL)
+			conf_error(c, n, "check send needs \"send\" (and "
+			    "\"expect\")");
+		else
+			ck->send = unescape(s, &ck->sendlen);
+		if ((s = conf_optstr(n, "expect", NULL)) != NULL) {
+			size_t	l;
+
+			ck->expect = unescape(s, &l);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+hdr_read(struct conf *c, struct conf_node *fn, struct lbd_frontend *fe,
+    const char *kw, int response)
+{
+	struct conf_node	*n;
+
+	CONF_FOREACH(n, fn, kw) {
+		struct lbd_hdrrule	*h;
+
+		if (fe->nhdr >= LBD_MAXHDRRULES) {
+			conf_error(c, n, "too many header rules (max %d)",
+			    LBD_MAXHDRRULES);
+			return;
+		}
+		h = &fe->hdr[fe->nhdr];
+		h->op = n->args[0].num;
+		h->response = response;
+		h->name = xstrdup(n->args[1].str);
+		if (h->op != HDR_DEL) {
+			if (n->nargs < 3) {
+				conf_error(c, n, "%s %s needs a value", kw,
+				    n->args[0].str);
+				free(h->name);
+				continue;
+			}
+			h->value = xstrdup(n->args[2].str);
+			if (strpbrk(h->value, "\r\n") != NULL)
+				conf_error(c, n, "a header value cannot hold "
+				    "a line break");
+		} else if (n->nargs > 2)
+			conf_error(c, n, "%s delete takes no value", kw);
+		fe->nhdr++;
+	}
+}
+
+static int
+errpage_read(struct conf *c, struct conf_node *n, struct lbd_frontend *fe)
+{
+	int		 st = n->args[0].num, fd;
+	struct stat	 sb;
+	char		*buf;
+	ssize_t		 r;
+
+	if ((fd = open(n->args[1].str, O_RDONLY | O_CLOEXEC)) == -1) {
+		conf_error(c, n, "%s: %s", n->args[1].str, strerror(errno));
+		return (-1);
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > LBD_MAXERRPAGE) {
+		conf_error(c, n, "%s: not a regular file of at most %d bytes",
+		    n->args[1].str, LBD_MAXERRPAGE);
+		close(fd);
+		return (-1);
+	}
+	if ((buf = malloc(sb.st_size + 1)) == NULL)
+		fatal("%s", __func__);
+	r = read(fd, buf, sb.st_size);
+	close(fd);
+	if (r != sb.st_size) {
+		conf_error(c, n, "%s: short read", n->args[1].str);
+		free(buf);
+		return (-1);
+	}
+	free(fe->errpage[st]);
+	fe->errpage[st] = buf;
+	fe->errlen[st] = r;
+	return (0);
+}
+
+static struct lbd_listener *
+listener_new(struct lbd_conf *lc, struct lbd_frontend *fe, int tls)
+{
+	struct lbd_listener	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		fatal("%s", __func__);
+	l->fe = fe;
+	l->tls = tls;
+	l->srv.lim = &fe->lim;
+	l->srv.handler = fe->mode == MODE_HTTP ? &lbd_handler : NULL;
+	l->srv.arg = l;
+	l->srv.scheme_https = tls;
+	l->srv.acl = fe->has_acl ? &fe->acl : NULL;
+	TAILQ_INSERT_TAIL(&lc->listeners, l, entry);
+	return (l);
+}
+
+void *
+lbd_load(struct conf *c, struct proc_settings *ps)
+{
+	struct lbd_conf		*lc;
+	struct lbd_frontend	*fe;
+	struct lbd_backend	*be;
+	struct conf_node	*n, *fn, *bn;
+	const char		*s;
+	int			 i;
+
+	if ((lc = calloc(1, sizeof(*lc))) == NULL)
+		fatal("%s", __func__);
+	TAILQ_INIT(&lc->frontends);
+	TAILQ_INIT(&lc->backends);
+	TAILQ_INIT(&lc->listeners);
+	lc->control_index = -1;
+	n = conf_get(&c->root, "log");
+	lc->log = conf_num(c, &c->root, "log");
+	lc->logfacility = log_facility(n ? conf_optstr(n, "facility",
+	    "local0") : "local0");
+	if (RAND_bytes(lc->cookie_key, sizeof(lc->cookie_key)) != 1)
+		fatalx("%s: RAND_bytes", __func__);
+
+	CONF_FOREACH(bn, &c->root, "backend") {
+		char	key[128];
+
+		if ((be = calloc(1, sizeof(*be))) == NULL)
+			fatal("%s", __func__);
+		be->lc = lc;
+		be->name = xstrdup(bn->args[0].str);
+		be->mode = conf_num(c, bn, "mode");
+		snprintf(key, sizeof(key), "backend/%s", be->name);
+		proxy_conf_load(c, bn, be->name, key, &be->pc);
+		check_read(c, bn, be);
+		if ((n = conf_get(bn, "cookie")) != NULL) {
+			if (be->mode == MODE_TCP)
+				conf_error(c, n, "cookie needs mode http");
+			be->cookie = xstrdup(n->args[0].str);
+		}
+		/* an edge: what clients say about themselves is dropped */
+		if (conf_get(bn, "x-forwarded-for") == NULL)
+			be->pc.xff = PROXY_XFF_REPLACE;
+		relay_http_hooks(be);
+		TAILQ_INSERT_TAIL(&lc->backends, be, entry);
+	}
+
+	CONF_FOREACH(fn, &c->root, "frontend") {
+		if ((fe = calloc(1, sizeof(*fe))) == NULL)
+			fatal("%s", __func__);
+		fe->lc = lc;
+		fe->name = xstrdup(fn->args[0].str);
+		fe->mode = conf_num(c, fn, "mode");
+		TAILQ_INSERT_TAIL(&lc->frontends, fe, entry);
+		http_limits_load(fn, &fe->lim, NULL);
+		fe->tunnel_timeout = conf_get(fn, "tunnel-timeout") ?
+		    conf_num(c, fn, "tunnel-timeout") : 3600000;
+		acl_read(fn, &fe->acl, "allow", "deny");
+		fe->has_acl = fe->acl.nrules > 0;
+		acl_read(fn, &fe->proxy_from, "accept-proxy", NULL);
+		fe->accept_proxy = fe->proxy_from.nrules > 0;
+		fe->maxconn = conf_get(fn, "maxconn") ?
+		    conf_num(c, fn, "maxconn") : 0;
+		if ((n = conf_get(fn, "backend")) != NULL &&
+		    (fe->defbe = backend_find(lc, n->args[0].str)) == NULL)
+			conf_error(c, n, "no backend \"%s\"", n->args[0].str);
+		CONF_FOREACH(n, fn, "route") {
+			struct lbd_rule	*r;
+			const char	*bname = conf_optstr(n, "backend", NULL);
+
+			if (fe->nrules >= LBD_MAXRULES) {
+				conf_error(c, n, "too many routes (max %d)",
+				    LBD_MAXRULES);
+				break;
+			}
+			if (bname == NULL) {
+				conf_error(c, n, "route needs \"backend NAME\"");
+				continue;
+			}
+			r = &fe->rules[fe->nrules];
+			r->type = n->args[0].num;
+			r->value = xstrdup(n->args[1].str);
+			r->len = strlen(r->value);
+			if (r->type == RULE_PATH && r->value[0] != '/')
+				conf_error(c, n, "a path route starts with "
+				    "\"/\"");
+			if ((r->be = backend_find(lc, bname)) == NULL)
+				conf_error(c, n, "no backend \"%s\"", bname);
+			fe->nrules++;
+		}
+		if (fe->defbe == NULL && fe->nrules == 0 &&
+		    (fe->mode == MODE_TCP || conf_get(fn, "redirect") == NULL))
+			conf_error(c, fn, "frontend %s needs a backend",
+			    fe->name);
+		if ((n = conf_get(fn, "redirect")) != NULL) {
+			fe->redirect_https = 1;
+			fe->redirect_code = conf_optnum(n, "code", 301);
+		}
+		hdr_read(c, fn, fe, "header", 0);
+		hdr_read(c, fn, fe, "response-header", 1);
+		CONF_FOREACH(n, fn, "error-page")
+			errpage_read(c, n, fe);
+		if ((n = conf_get(fn, "rate-limit")) != NULL) {
+			fe->rate_max = n->args[0].num;
+			fe->rate_window = n->args[1].num;
+			fe->rate_status = conf_optnum(n, "status", 429);
+		}
+		if ((n = conf_get(fn, "conn-limit")) != NULL) {
+			fe->conn_max = n->args[0].num;
+			fe->conn_status = conf_optnum(n, "status", 503);
+		}
+		/* backends must speak the frontend's mode */
+		if (fe->defbe != NULL && fe->defbe->mode != fe->mode)
+			conf_error(c, fn, "frontend %s is mode %s but backend "
+			    "%s is not", fe->name, fe->mode == MODE_TCP ?
+			    "tcp" : "http", fe->defbe->name);
+		for (i = 0; i < fe->nrules; i++)
+			if (fe->rules[i].be != NULL &&
+			    fe->rules[i].be->mode != fe->mode)
+				conf_error(c, fn, "frontend %s routes to "
+				    "backend %s of another mode", fe->name,
+				    fe->rules[i].be->name);
+		if (fe->mode == MODE_TCP && (fe->nrules > 0 ||
+		    fe->redirect_https || fe->nhdr > 0 || fe->rate_max > 0))
+			conf_error(c, fn, "routes, redirects, header rules and "
+			    "rate limits need mode http");
+		/* listeners */
+		CONF_FOREACH(n, fn, "listen") {
+			struct lbd_listener	*l;
+			int			 tls = conf_opt(n, "tls") != NULL;
+
+			if (tls && conf_get(fn, "tls") == NULL) {
+				conf_error(c, n, "listen ... tls needs a tls "
+				    "block");
+				continue;
+			}
+			if (tls && fe->mode == MODE_TCP) {
+				conf_error(c, n, "TLS termination needs mode "
+				    "http");
+				continue;
+			}
+			if (tls && fe->tls == NULL &&
+			    (fe->tls = tls_server_load(c,
+			    conf_get(fn, "tls"))) == NULL)
+				continue;
+			l = listener_new(lc, fe, tls);
+			l->srv.tls = tls ? fe->tls : NULL;
+			if (fe->accept_proxy)
+				l->srv.proxy_from = &fe->proxy_from;
+			proc_listener_add(ps, c, n, n->args[0].str, l);
+		}
+	}
+	if ((n = conf_get(&c->root, "stats")) != NULL) {
+		acl_read(n, &lc->stats_acl, "allow", "deny");
+		lc->stats_refresh = conf_get(n, "refresh") ?
+		    conf_num(c, n, "refresh") / 1000 : 5;
+		lc->stats = stats_server(lc);
+		proc_listener_add(ps, c, n, n->args[0].str, lc->stats);
+	}
+	s = conf_str(c, &c->root, "control");
+	if (strcmp(s, "off") != 0) {
+		char	addr[256];
+
+		if (s[0] != '/')
+			conf_error(c, conf_get(&c->root, "control"), "control: "
+			    "a socket path, or off");
+		lc->control = xstrdup(s);
+		snprintf(addr, sizeof(addr), "unix:%s", s);
+		lc->control_index = ps->nlisteners;
+		if (proc_listener_add(ps, c, conf_get(&c->root, "control"),
+		    addr, NULL) == 0)
+			ps->listeners[ps->nlisteners - 1].mode = 0600;
+	}
+	if (c->nerrors > 0) {
+		lbd_unload(lc);
+		return (NULL);
+	}
+	return (lc);
+}
+
+void
+lbd_unload(void *p)
+{
+	struct lbd_conf		*lc = p;
+	struct lbd_frontend	*fe;
+	struct lbd_backend	*be;
+	struct lbd_listener	*l;
+	int			 i;
+
+	if (lc == NULL)
+		return;
+	while ((fe = TAILQ_FIRST(&lc->frontends)) != NULL) {
+		TAILQ_REMOVE(&lc->frontends, fe, entry);
+		for (i = 0; i < fe->nrules; i++)
+			free(fe->rules[i].value);
+		for (i = 0; i < fe->nhdr; i++) {
+			free(fe->hdr[i].name);
+			free(fe->hdr[i].value);
+		}
+		for (i = 0; i < 600; i++)
+			free(fe->errpage[i]);
+		net_acl_free(&fe->acl);
+		net_acl_free(&fe->proxy_from);
+		tls_free(fe->tls);
+		free(fe->name);
+		free(fe);
+	}
+	while ((be = TAILQ_FIRST(&lc->backends)) != NULL) {
+		TAILQ_REMOVE(&lc->backends, be, entry);
+		proxy_conf_free(&be->pc);
+		free(be->check.method);
+		free(be->check.path);
+		free(be->check.host);
+		free(be->check.send);
+		free(be->check.expect);
+		free(be->cookie);
+		free(be->srvstats);
+		free(be->name);
+		free(be);
+	}
+	while ((l = TAILQ_FIRST(&lc->listeners)) != NULL) {
+		TAILQ_REMOVE(&lc->listeners, l, entry);
+		free(l);
+	}
+	stats_server_free(lc->stats);
+	net_acl_free(&lc->stats_acl);
+	free(lc->control);
+	explicit_bzero(lc->cookie_key, sizeof(lc->cookie_key));
+	free(lc);
+}
+
+/* Master, before forking: statistics and shared tables. */
+int
+lbd_setup(void *p, struct proc_settings *ps)
+{
+	struct lbd_conf		*lc = p;
+	struct lbd_frontend	*fe;
+	struct lbd_backend	*be;
+	struct lbd_listener	*l;
+	static const char	*cls[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+	char			 key[SHM_NAMELEN];
+	int			 i, j;
+
+	TAILQ_FOREACH(fe, &lc->frontends, entry) {
+		for (i = 0; i < 5; i++)
+			fe->m_req[i + 1] = stats_counter(
+			    "lbd_frontend_responses_total",
+			    "Responses sent by a frontend, by status class.",
+			    "frontend", fe->name, "code", cls[i], NULL);
+		fe->m_bytes_in = stats_counter("lbd_frontend_bytes_in_total",
+		    "Bytes received from clients.", "frontend", fe->name,
+		    NULL);
+		fe->m_bytes_out = stats_counter(
+		    "lbd_frontend_bytes_out_total", "Bytes sent to clients.",
+		    "frontend", fe->name, NULL);
+		fe->m_sessions = stats_gauge("lbd_frontend_current_sessions",
+		    "Open client connections.", "frontend", fe->name, NULL);
+		fe->m_conns = stats_counter("lbd_frontend_connections_total",
+		    "Client connections accepted.", "frontend", fe->name,
+		    NULL);
+		fe->m_denied = stats_counter("lbd_frontend_denied_total",
+		    "Connections refused by the allow list.", "frontend",
+		    fe->name, NULL);
+		fe->m_limited = stats_counter("lbd_frontend_limited_total",
+		    "Requests and connections refused by a rate or "
+		    "connection limit.", "frontend", fe->name, NULL);
+		if (fe->rate_max > 0 || fe->conn_max > 0) {
+			snprintf(key, sizeof(key), "rl/%s", fe->name);
+			if ((fe->rl = shm_get(key, sizeof(*fe->rl),
+			    NULL)) == NULL)
+				return (-1);
+		}
+	}
+	TAILQ_FOREACH(l, &lc->listeners, entry) {
+		snprintf(key, sizeof(key), "lconns/%s/%p", l->fe->name,
+		    (void *)l);
+		/* per listener connection count, for maxconn */
+		l->conns = shm_get(key, sizeof(*l->conns), NULL);
+		if (l->fe->maxconn > 0) {
+			l->srv.maxconn = l->fe->maxconn;
+			l->srv.shared_conns = l->conns;
+		}
+	}
+	TAILQ_FOREACH(be, &lc->backends, entry) {
+		struct up_pool	*pool = be->pc.pool;
+
+		if ((be->srvstats = calloc(pool->nservers,
+		    sizeof(*be->srvstats))) == NULL)
+			fatal("%s", __func__);
+		for (i = 0; i < pool->nservers; i++) {
+			struct lbd_srvstats	*ss = &be->srvstats[i];
+			const char		*sn = pool->servers[i]->name;
+
+			ss->requests = stats_counter(
+			    "lbd_server_requests_total",
+			    "Requests sent to a server.", "backend", be->name,
+			    "server", sn, NULL);
+			for (j = 0; j < 5; j++)
+				ss->resp[j + 1] = stats_counter(
+				    "lbd_server_responses_total",
+				    "Responses from a server, by status class.",
+				    "backend", be->name, "server", sn, "code",
+				    cls[j], NULL);
+			ss->errors = stats_counter(
+			    "lbd_server_connection_errors_total",
+			    "Connections to a server that failed.",
+			    "backend", be->name, "server", sn, NULL);
+			ss->bytes_out = stats_counter(
+			    "lbd_server_bytes_out_total",
+			    "Response bytes from a server sent to clients.",
+			    "backend", be->name, "server", sn, NULL);
+			ss->checks_failed = stats_counter(
+			    "lbd_server_check_failures_total",
+			    "Failed health checks.", "backend", be->name,
+			    "server", sn, NULL);
+			ss->updowns = stats_counter(
+			    "lbd_server_check_up_down_total",
+			    "Changes between UP and DOWN.", "backend",
+			    be->name, "server", sn, NULL);
+		}
+		be->m_queue = stats_histogram("lbd_backend_queue_seconds",
+		    "Time waiting for a server slot.", stats_latency_buckets,
+		    stats_nlatency_buckets, "backend", be->name, NULL);
+		be->m_connect = stats_histogram("lbd_backend_connect_seconds",
+		    "Time to connect to a server.", stats_latency_buckets,
+		    stats_nlatency_buckets, "backend", be->name, NULL);
+		be->m_response = stats_histogram(
+		    "lbd_backend_response_seconds",
+		    "Time from the request sent to the response head.",
+		    stats_latency_buckets, stats_nlatency_buckets, "backend",
+		    be->name, NULL);
+		be->m_total = stats_histogram(
+		    "lbd_backend_total_time_seconds",
+		    "Time from the request head to the end of the response.",
+		    stats_latency_buckets, stats_nlatency_buckets, "backend",
+		    be->name, NULL);
+		be->m_noserver = stats_counter(
+		    "lbd_backend_unavailable_total",
+		    "Requests answered 503 for want of a server.", "backend",
+		    be->name, NULL);
+		be->m_retries = stats_counter("lbd_backend_retries_total",
+		    "Requests sent again after a failure.", "backend",
+		    be->name, NULL);
+	}
+	(void)ps;
+	return (0);
+}

@@ -1,0 +1,311 @@
+/*
+ * relay_http.c: HTTP frontends.  A request goes through the frontend's
+ * redirect, its rate limit, its routes (by Host, then by path prefix, the
+ * first that matches, else the default backend), then to the backend's
+ * pool through common/'s proxy core, with the frontend's header rules,
+ * the backend's sticky cookie and the frontend's error pages.
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "lbd.h"
+
+static struct lbd_listener *
+listener_of(struct http_req *req)
+{
+	return ((struct lbd_listener *)req->conn->srv);
+}
+
+/* An answer of ours: the frontend's page for <status>, or a small one. */
+static int
+fe_error(struct lbd_frontend *fe, struct http_req *req, int status)
+{
+	if (status > 0 && status < 600 && fe->errpage[status] != NULL) {
+		http_resp_begin(req, status);
+		http_resp_header(req, "Content-Type", "text/html");
+		http_resp_header(req, "Cache-Control", "no-store");
+		if (status >= 500 || status == 400 || status == 408)
+			http_resp_close(req);
+		http_resp_body(req, fe->errlen[status]);
+		http_resp_write(req, fe->errpage[status], fe->errlen[status]);
+		return (http_resp_end(req));
+	}
+	return (http_resp_error(req, status));
+}
+
+/* Per request, before the proxy takes it over: for our own answers. */
+struct lreq {
+	struct lbd_frontend	*fe;
+	struct lbd_backend	*be;
+};
+
+static void
+l_done(struct http_req *req)
+{
+	struct lreq	*lr = req->ud;
+	struct proxy_info info;
+
+	if (lr == NULL)
+		return;
+	memset(&info, 0, sizeof(info));
+	info.status = req->status;
+	info.term[0] = 'L';
+	info.term[1] = 'R';
+	httplog(req, lr->fe, lr->be, &info);
+	free(lr);
+	req->ud = NULL;
+}
+
+static void	l_request(struct http_req *);
+
+const struct http_handler lbd_handler = {
+	l_request, NULL, NULL, NULL, l_done
+};
+
+static int
+host_matches(const struct lbd_rule *r, struct slice host)
+{
+	if (r->value[0] == '*' && r->value[1] == '.')
+		return (host.len > r->len - 1 && strncasecmp(host.p +
+		    host.len - (r->len - 1), r->value + 1, r->len - 1) == 0);
+	return (host.len == r->len && strncasecmp(host.p, r->value,
+	    r->len) == 0);
+}
+
+static struct lbd_backend *
+route(struct lbd_frontend *fe, struct http_req *req)
+{
+	struct slice	 host = http_req_host(req);
+	struct slice	 t = http_req_target(req);
+	const char	*path = t.p;
+	size_t		 plen = t.len;
+	int		 i;
+
+	if (host.len > 0 && host.p[host.len - 1] == '.')
+		host.len--;
+	/* the path of an absolute-form target */
+	if (req->msg.form == HTTP_T_ABSOLUTE) {
+		const char	*p = memchr(t.p, ':', t.len);
+
+		p = p ? p + 3 : t.p;
+		while (p < t.p + t.len && *p != '/')
+			p++;
+		path = p;
+		plen = t.p + t.len - p;
+	}
+	for (i = 0; i < fe->nrules; i++) {
+		const struct lbd_rule	*r = &fe->rules[i];
+
+		if (r->type == RULE_HOST && host.len > 0 &&
+		    host_matches(r, host))
+			return (r->be);
+		if (r->type == RULE_PATH && plen >= r->len &&
+		    memcmp(path, r->value, r->len) == 0)
+			return (r->be);
+	}
+	return (fe->defbe);
+}
+
+static void
+redirect_https(struct lbd_frontend *fe, struct http_req *req)
+{
+	struct slice	 host = http_req_host(req);
+	struct slice	 t = http_req_target(req);
+	static const char body[] = "moved to https\n";
+
+	if (host.len == 0) {
+		fe_error(fe, req, 400);
+		return;
+	}
+	/* the host without its port: the HTTPS port is 443 */
+	http_resp_begin(req, fe->redirect_code);
+	if (req->msg.form == HTTP_T_ABSOLUTE) {
+		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
+
+		while (p < t.p + t.len && *p != '/')
+			p++;
+		http_resp_headerf(req, "Location", "https://%.*s%.*s",
+		    (int)host.len, host.p, (int)(t.p + t.len - p), p);
+	} else
+		http_resp_headerf(req, "Location", "https://%.*s%.*s",
+		    (int)host.len, host.p, (int)t.len, t.p);
+	http_resp_header(req, "Content-Type", "text/plain");
+	http_resp_body(req, sizeof(body) - 1);
+	http_resp_write(req, body, sizeof(body) - 1);
+	http_resp_end(req);
+}
+
+static void
+l_request(struct http_req *req)
+{
+	struct lbd_listener	*l = listener_of(req);
+	struct lbd_frontend	*fe = l->fe;
+	struct lbd_backend	*be;
+	struct lreq		*lr;
+
+	if ((lr = calloc(1, sizeof(*lr))) == NULL) {
+		http_resp_error(req, 500);
+		return;
+	}
+	lr->fe = fe;
+	req->ud = lr;
+	if (fe->redirect_https && !l->tls) {
+		redirect_https(fe, req);
+		return;
+	}
+	if (req->msg.form == HTTP_T_ASTERISK ||
+	    req->msg.form == HTTP_T_AUTHORITY) {
+		fe_error(fe, req, 400);
+		return;
+	}
+	if (fe->rate_max > 0 && rl_request(fe, http_req_peer(req),
+	    ev_now(req->conn->loop)) == -1) {
+		stats_inc(fe->m_limited);
+		fe_error(fe, req, fe->rate_status);
+		return;
+	}
+	if ((be = route(fe, req)) == NULL) {
+		fe_error(fe, req, 503);
+		return;
+	}
+	lr->be = be;
+	/* the proxy takes the request over; we hear of it in r_done */
+	free(lr);
+	req->ud = NULL;
+	proxy_start(req, &be->pc);
+}
+
+/* Proxy hooks */
+
+static int
+hdr_named(const struct lbd_hdrrule *h, struct slice name)
+{
+	return (strlen(h->name) == name.len &&
+	    strncasecmp(h->name, name.p, name.len) == 0);
+}
+
+/* Request fields: "set" and "delete" remove the field as it came. */
+static int
+r_req_filter(void *arg, struct http_req *req, struct slice name,
+    struct slice value)
+{
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+	int			 i;
+
+	for (i = 0; i < fe->nhdr; i++)
+		if (!fe->hdr[i].response && fe->hdr[i].op != HDR_ADD &&
+		    hdr_named(&fe->hdr[i], name))
+			return (0);
+	return (1);
+}
+
+static void
+r_req_add(void *arg, struct http_req *req, struct buf *b)
+{
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+	int			 i;
+
+	for (i = 0; i < fe->nhdr; i++)
+		if (!fe->hdr[i].response && fe->hdr[i].op != HDR_DEL)
+			buf_printf(b, "%s: %s\r\n", fe->hdr[i].name,
+			    fe->hdr[i].value);
+}
+
+static int
+r_resp_filter(void *arg, struct http_req *req, struct slice name,
+    struct slice value)
+{
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+	int			 i;
+
+	for (i = 0; i < fe->nhdr; i++)
+		if (fe->hdr[i].response && fe->hdr[i].op != HDR_ADD &&
+		    hdr_named(&fe->hdr[i], name))
+			return (0);
+	return (1);
+}
+
+static void
+r_resp_add(void *arg, struct http_req *req, const struct proxy_info *info)
+{
+	struct lbd_backend	*be = arg;
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+	int			 i;
+
+	for (i = 0; i < fe->nhdr; i++)
+		if (fe->hdr[i].response && fe->hdr[i].op != HDR_DEL)
+			http_resp_header(req, fe->hdr[i].name,
+			    fe->hdr[i].value);
+	if (be->cookie != NULL && info->server != NULL)
+		sticky_set(be, req, info->server);
+}
+
+static uint64_t
+r_hash_key(void *arg, struct http_req *req)
+{
+	struct lbd_backend	*be = arg;
+	char			 ip[INET6_ADDRSTRLEN];
+
+	if (be->pc.pool->lb == &lb_uri) {
+		struct slice	t = http_req_target(req);
+		const char	*q = memchr(t.p, '?', t.len);
+
+		return (up_hash(t.p, q ? (size_t)(q - t.p) : t.len, 0));
+	}
+	net_sockaddr_ip(http_req_peer(req), ip, sizeof(ip));
+	return (up_hash(ip, strlen(ip), 0));
+}
+
+static struct up_server *
+r_pick(void *arg, struct http_req *req)
+{
+	struct lbd_backend	*be = arg;
+
+	if (be->cookie == NULL)
+		return (NULL);
+	return (sticky_find(be, req));
+}
+
+static int
+r_error(void *arg, struct http_req *req, int status)
+{
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+	struct lbd_backend	*be = arg;
+
+	if (status == 503)
+		stats_inc(be->m_noserver);
+	if (status > 0 && status < 600 && fe->errpage[status] != NULL) {
+		fe_error(fe, req, status);
+		return (1);
+	}
+	return (0);
+}
+
+static void
+r_done(void *arg, struct http_req *req, const struct proxy_info *info)
+{
+	struct lbd_backend	*be = arg;
+	struct lbd_frontend	*fe = listener_of(req)->fe;
+
+	httplog(req, fe, be, info);
+}
+
+void
+relay_http_hooks(struct lbd_backend *be)
+{
+	be->pc.req_filter = r_req_filter;
+	be->pc.req_add = r_req_add;
+	be->pc.resp_filter = r_resp_filter;
+	be->pc.resp_add = r_resp_add;
+	if (be->pc.pool->lb == &lb_source || be->pc.pool->lb == &lb_uri)
+		be->pc.hash_key = r_hash_key;
+	be->pc.pick = r_pick;
+	be->pc.error = r_error;
+	be->pc.done = r_done;
+	be->pc.arg = be;
+}
