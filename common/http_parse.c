@@ -7,10 +7,16 @@
  *	start-line = method SP request-target SP HTTP-version CRLF
  *		   / HTTP-version SP 3DIGIT SP [ reason-phrase ] CRLF
  *	HTTP-version = "HTTP/" DIGIT "." DIGIT	(1.0 and 1.1 only: 505)
+ *	status-code = 3DIGIT			(100 to 599)
+ *	request-target = origin-form / absolute-form (its authority checked)
+ *		   / authority-form (CONNECT only, with a port)
+ *		   / "*" (OPTIONS only)
  *	field-line = field-name ":" OWS field-value OWS
  *	field-name = token			(nothing before the colon)
  *	field-value = *( VCHAR / obs-text / SP / HTAB )
- *	chunk      = chunk-size [ BWS ";" ext ] CRLF chunk-data CRLF
+ *	chunk      = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *	chunk-ext  = *( BWS ";" BWS token [ BWS "=" BWS
+ *		     ( token / quoted-string ) ] )
  *
  * Every line ends in CRLF: a bare LF or CR is an error, as is a field
  * line that starts with whitespace (obs-fold).  At most a few empty lines
@@ -119,8 +125,12 @@ http_token_eq(const char *p, size_t len, const char *lower)
 	size_t	i;
 
 	for (i = 0; i < len; i++) {
-		if (lower[i] == '\0' ||
-		    tolower((unsigned char)p[i]) != lower[i])
+		unsigned char	c = p[i];
+
+		/* ASCII only: no locale */
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (lower[i] == '\0' || c != (unsigned char)lower[i])
 			return (0);
 	}
 	return (lower[len] == '\0');
@@ -260,10 +270,11 @@ field_done(struct http_msg *m, const char *buf, struct http_hdr *h)
 			h->flags |= HTTP_H_EXPECT;
 			if (m->response)
 				break;
-			if (http_token_eq(v.p, v.len, "100-continue"))
-				m->flags |= HTTP_F_CONTINUE;
-			else
+			if (!http_token_eq(v.p, v.len, "100-continue"))
 				return (fail(m, 417, "unsupported Expect"));
+			/* ignored in HTTP/1.0 (RFC 9110 section 10.1.1) */
+			if (m->minor == 1)
+				m->flags |= HTTP_F_CONTINUE;
 		}
 		break;
 	case 7:
@@ -294,6 +305,8 @@ field_done(struct http_msg *m, const char *buf, struct http_hdr *h)
 		break;
 	case 14:
 		if (http_token_eq(name, 14, "content-length")) {
+			int	n_elem = 0;
+
 			h->flags |= HTTP_H_CL;
 			if (v.len == 0)
 				return (fail(m, 400, "empty Content-Length"));
@@ -309,8 +322,10 @@ field_done(struct http_msg *m, const char *buf, struct http_hdr *h)
 					    "differing Content-Length"));
 				m->content_length = n;
 				m->flags |= HTTP_F_CL;
+				n_elem++;
 			}
-			if (!(m->flags & HTTP_F_CL))
+			/* "5, 5" is 5 (RFC 9110 section 8.6); "," is nothing */
+			if (n_elem == 0)
 				return (fail(m, 400, "invalid Content-Length"));
 		}
 		break;
@@ -431,18 +446,30 @@ head_done(struct http_msg *m, const char *buf)
 	return (HTTP_DONE);
 }
 
+/*
+ * The form of a request target (RFC 9112 section 3.2), or -1.  The
+ * authority of the absolute and authority forms is checked here, so that
+ * no one downstream meets an empty host or a userinfo.
+ */
 static int
 target_form(struct http_msg *m, const char *t, size_t len)
 {
-	size_t	i;
+	struct slice	 host;
+	size_t		 i, n;
+	int		 port;
 
 	if (t[0] == '/')
 		return (HTTP_T_ORIGIN);
 	if (len == 1 && t[0] == '*')
 		return (HTTP_T_ASTERISK);
-	if (m->method == HTTP_M_CONNECT)
+	if (m->method == HTTP_M_CONNECT) {
+		/* uri-host ":" port, the port required */
+		if (http_authority_parse(t, len, &host, &port) == -1 ||
+		    host.len == 0 || port == 0)
+			return (-1);
 		return (HTTP_T_AUTHORITY);
-	/* absolute-form: scheme "://" */
+	}
+	/* absolute-form: scheme "://" authority [ path-abempty ] */
 	if (!isalpha((unsigned char)t[0]))
 		return (-1);
 	for (i = 1; i < len; i++) {
@@ -453,6 +480,13 @@ target_form(struct http_msg *m, const char *t, size_t len)
 			return (-1);
 	}
 	if (i + 3 > len || t[i + 1] != '/' || t[i + 2] != '/')
+		return (-1);
+	t += i + 3;
+	len -= i + 3;
+	for (n = 0; n < len; n++)
+		if (t[n] == '/' || t[n] == '?' || t[n] == '#')
+			break;
+	if (http_authority_parse(t, n, &host, &port) == -1 || host.len == 0)
 		return (-1);
 	return (HTTP_T_ABSOLUTE);
 }
@@ -600,7 +634,8 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 				return (fail(m, 502, "invalid status code"));
 			m->status = (b[m->mark] - '0') * 100 +
 			    (b[m->mark + 1] - '0') * 10 + (b[m->mark + 2] - '0');
-			if (m->status < 100)
+			/* 100-599 (RFC 9110 section 15) */
+			if (m->status < 100 || m->status > 599)
 				return (fail(m, 502, "invalid status code"));
 			m->state = S_STATUS_SP;
 			continue;
@@ -678,13 +713,17 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 			m->mark = p - b;	/* end of the value so far */
 			m->state = S_VALUE;
 			continue;
-		case S_VALUE:
+		case S_VALUE: {
+			const unsigned char	*run = p, *q;
+
 			/* mark: one past the last byte that is not OWS */
-			while (p < end && (ctab[*p] & C_VCHAR)) {
-				if (*p != ' ' && *p != '\t')
-					m->mark = p - b + 1;
+			while (p < end && (ctab[*p] & C_VCHAR))
 				p++;
-			}
+			for (q = p; q > run && (q[-1] == ' ' || q[-1] == '\t');
+			    q--)
+				;
+			if (q > run)
+				m->mark = q - b;
 			if (p == end)
 				break;
 			if (*p == '\n')
@@ -697,6 +736,7 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 			p++;
 			m->state = S_VALUE_LF;
 			continue;
+		}
 		case S_VALUE_LF:
 			if (*p != '\n')
 				return (fail(m, 400, "bare CR"));
@@ -733,10 +773,11 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 
 /* Chunked transfer coding */
 
+/* C_DATA must stay 4: http_server.c sets it to give data back */
 enum {
 	C_SIZE = 0,
-	C_SIZE_BWS,
-	C_EXT,
+	C_SIZE_BWS,		/* BWS before ";" */
+	C_EXT,			/* after ";": BWS chunk-ext-name */
 	C_SIZE_LF,
 	C_DATA,
 	C_DATA_CR,
@@ -747,7 +788,14 @@ enum {
 	C_TLF,
 	C_END_LF,
 	C_DONE,
-	C_ERROR
+	C_ERROR,
+	C_EXT_NAME,		/* in chunk-ext-name */
+	C_EXT_NAMEWS,		/* BWS after the name: "=" or ";" next */
+	C_EXT_EQ,		/* after "=": BWS chunk-ext-val */
+	C_EXT_TOKEN,		/* in a token value */
+	C_EXT_QS,		/* in a quoted-string value */
+	C_EXT_QP,		/* after a backslash in it */
+	C_EXT_QEND		/* after the closing quote */
 };
 
 #define HTTP_MAXCHUNKDIGITS	15	/* below 2^60 */
@@ -776,6 +824,97 @@ hexval(int ch)
 	if (ch >= '0' && ch <= '9')
 		return (ch - '0');
 	return ((ch | 0x20) - 'a' + 10);
+}
+
+/*
+ * One byte of a chunk extension (RFC 9112 section 7.1.1):
+ *	chunk-ext = *( BWS ";" BWS chunk-ext-name
+ *		    [ BWS "=" BWS ( token / quoted-string ) ] )
+ * Returns 0, or -1 when <ch> cannot come next.  A CR ends the line.
+ */
+static int
+chunk_ext(struct http_chunked *c, int ch)
+{
+	int	ws = (ch == ' ' || ch == '\t');
+
+	switch (c->state) {
+	case C_EXT:
+		if (ws)
+			return (0);
+		if (!(ctab[ch] & C_TCHAR))
+			return (-1);
+		c->state = C_EXT_NAME;
+		return (0);
+	case C_EXT_NAME:
+		if (ctab[ch] & C_TCHAR)
+			return (0);
+		if (ws) {
+			c->state = C_EXT_NAMEWS;
+			return (0);
+		}
+		if (ch == '=') {
+			c->state = C_EXT_EQ;
+			return (0);
+		}
+		break;
+	case C_EXT_NAMEWS:
+		if (ws)
+			return (0);
+		if (ch == '=') {
+			c->state = C_EXT_EQ;
+			return (0);
+		}
+		if (ch != ';')
+			return (-1);
+		break;
+	case C_EXT_EQ:
+		if (ws)
+			return (0);
+		if (ch == '"')
+			c->state = C_EXT_QS;
+		else if (ctab[ch] & C_TCHAR)
+			c->state = C_EXT_TOKEN;
+		else
+			return (-1);
+		return (0);
+	case C_EXT_TOKEN:
+		if (ctab[ch] & C_TCHAR)
+			return (0);
+		if (ws) {
+			c->state = C_SIZE_BWS;
+			return (0);
+		}
+		break;
+	case C_EXT_QS:
+		if (ch == '"')
+			c->state = C_EXT_QEND;
+		else if (ch == '\\')
+			c->state = C_EXT_QP;
+		else if (!(ctab[ch] & C_VCHAR))
+			return (-1);
+		return (0);
+	case C_EXT_QP:
+		if (!(ctab[ch] & C_VCHAR))
+			return (-1);
+		c->state = C_EXT_QS;
+		return (0);
+	case C_EXT_QEND:
+		if (ws) {
+			c->state = C_SIZE_BWS;
+			return (0);
+		}
+		break;
+	default:
+		return (-1);
+	}
+	/* the end of one extension */
+	if (ch == ';')
+		c->state = C_EXT;
+	else if (ch == '\r')
+		c->state = C_SIZE_LF;
+	else
+		return (-1);
+	return (0);
 }
 
 /*
@@ -836,18 +975,24 @@ http_chunked_next(struct http_chunked *c, const char *buf, size_t len,
 			c->state = C_EXT;
 			continue;
 		case C_EXT:
-			while (p < end && (ctab[*p] & C_VCHAR)) {
+		case C_EXT_NAME:
+		case C_EXT_NAMEWS:
+		case C_EXT_EQ:
+		case C_EXT_TOKEN:
+		case C_EXT_QS:
+		case C_EXT_QP:
+		case C_EXT_QEND:
+			/* until the line ends or BWS wants a ";" */
+			while (p < end && c->state != C_SIZE_LF &&
+			    c->state != C_SIZE_BWS) {
 				if (++c->linelen > HTTP_MAXCHUNKLINE)
 					return (cfail(c,
 					    "chunk line too long"));
+				if (chunk_ext(c, *p) == -1)
+					return (cfail(c,
+					    "invalid chunk extension"));
 				p++;
 			}
-			if (p == end)
-				break;
-			if (*p != '\r')
-				return (cfail(c, "invalid chunk extension"));
-			p++;
-			c->state = C_SIZE_LF;
 			continue;
 		case C_SIZE_LF:
 			if (*p != '\n')

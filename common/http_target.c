@@ -1,14 +1,20 @@
 /*
  * http_target.c: request targets, hosts and dates.
  *
- * A target's path is percent-decoded (a malformed escape, %00, an encoded
- * "/" or "\" and bytes that are not valid UTF-8 -- overlong forms
- * included -- are refused), then normalized: dot segments are removed as
- * RFC 3986 section 5.2.4 says, runs of slashes collapse, and ".." at the
- * root stays at the root, so that the result can never name anything
- * above "/".
+ * A target's path is percent-decoded (a malformed escape, a control byte
+ * -- %00 to %1F and %7F --, an encoded "/" or "\" and bytes that are not
+ * valid UTF-8 -- overlong forms included -- are refused), then
+ * normalized: dot segments are removed as RFC 3986 section 5.2.4 says,
+ * runs of slashes collapse, and ".." at the root stays at the root, so
+ * that the result can never name anything above "/".
+ *
+ * Hosts are uri-host [ ":" port ] with the IPv6 literal checked by
+ * inet_pton(3); dates are read in the three forms of RFC 9110 section
+ * 5.6.7, exactly, and written as IMF-fixdate.
  */
 #include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -73,8 +79,8 @@ utf8_valid(const unsigned char *s, size_t len)
 
 /*
  * Decode %XX escapes of in[0..len) into out (NUL-terminated).  With
- * <path> set, "%2F", "%5C", a raw "\" and invalid UTF-8 are refused too.
- * Returns 0, or -1 (malformed, %00, refused, or no room).
+ * <path> set, "%2F", "%5C", a raw "\", control bytes and invalid UTF-8
+ * are refused too.  Returns 0, or -1 (malformed, %00, refused, no room).
  */
 int
 http_pct_decode(const char *in, size_t len, char *out, size_t size,
@@ -97,9 +103,12 @@ http_pct_decode(const char *in, size_t len, char *out, size_t size,
 			i += 2;
 			if (c == 0)
 				return (-1);
-			if (path && (c == '/' || c == '\\'))
+			/* a path never holds "/" or "\" or a CTL decoded */
+			if (path && (c == '/' || c == '\\' || c < 0x20 ||
+			    c == 0x7f))
 				return (-1);
-		} else if (c == '\0' || (path && c == '\\'))
+		} else if (c == '\0' || (path && (c == '\\' || c < 0x20 ||
+		    c == 0x7f)))
 			return (-1);
 		if (o + 1 >= size)
 			return (-1);
@@ -202,14 +211,14 @@ http_target_parse(const char *t, size_t len, struct http_target *out,
 		}
 	}
 	plen = len - (path - t);
+	if ((q = memchr(path, '#', plen)) != NULL)
+		plen = q - path;	/* a fragment is never sent; drop it */
 	if ((q = memchr(path, '?', plen)) != NULL) {
 		out->had_query = 1;
 		out->query = q + 1;
 		out->querylen = plen - (q - path) - 1;
 		plen = q - path;
 	}
-	if ((q = memchr(path, '#', plen)) != NULL)
-		plen = q - path;	/* a fragment is never sent; drop it */
 	if (plen == 0) {
 		out->path[0] = '/';
 		out->path[1] = '\0';
@@ -229,10 +238,14 @@ http_target_parse(const char *t, size_t len, struct http_target *out,
 	return (0);
 }
 
+/* reg-name = *( unreserved / pct-encoded / sub-delims ), bar the "%" */
 static int
 regname_char(int c)
 {
-	return (isalnum(c) || strchr("-._~!$&'()*+,;=%", c) != NULL);
+	if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    (c >= 'A' && c <= 'Z') || c == '.' || c == '-')
+		return (1);
+	return (c != '\0' && strchr("_~!$&'()*+,;=", c) != NULL);
 }
 
 /*
@@ -250,20 +263,29 @@ http_authority_parse(const char *s, size_t len, struct slice *host, int *port)
 		return (-1);
 	if (s[0] == '[') {
 		const char	*e = memchr(s, ']', len);
+		char		 a[INET6_ADDRSTRLEN];
+		struct in6_addr	 in6;
 
-		if (e == NULL)
+		/* IP-literal: an IPv6 address (no zone, no IPvFuture) */
+		if (e == NULL || (size_t)(e - s - 1) >= sizeof(a))
 			return (-1);
-		for (i = 1; s + i < e; i++)
-			if (!isxdigit((unsigned char)s[i]) && s[i] != ':' &&
-			    s[i] != '.')
-				return (-1);
-		if (e - s < 3)
+		memcpy(a, s + 1, e - s - 1);
+		a[e - s - 1] = '\0';
+		if (inet_pton(AF_INET6, a, &in6) != 1)
 			return (-1);
 		hl = e - s + 1;
 	} else {
-		for (hl = 0; hl < len && s[hl] != ':'; hl++)
+		for (hl = 0; hl < len && s[hl] != ':'; hl++) {
+			if (s[hl] == '%') {
+				if (hl + 2 >= len || hexdig(s[hl + 1]) == -1 ||
+				    hexdig(s[hl + 2]) == -1)
+					return (-1);
+				hl += 2;
+				continue;
+			}
 			if (!regname_char((unsigned char)s[hl]))
 				return (-1);
+		}
 	}
 	*host = slice_make(s, hl);
 	if (hl == len)
@@ -283,7 +305,11 @@ http_authority_parse(const char *s, size_t len, struct slice *host, int *port)
 	return (0);
 }
 
-/* A Host field value: empty, or an authority without userinfo. */
+/*
+ * A Host field value: empty, or an authority without userinfo.  A comma,
+ * valid in a reg-name, is refused: only two Host fields folded into one
+ * would put it there, and Host is a singleton.
+ */
 int
 http_host_valid(const char *s, size_t len)
 {
@@ -292,6 +318,8 @@ http_host_valid(const char *s, size_t len)
 
 	if (len == 0)
 		return (1);
+	if (memchr(s, ',', len) != NULL)
+		return (0);
 	return (http_authority_parse(s, len, &h, &port) == 0 && h.len > 0);
 }
 
@@ -307,7 +335,12 @@ http_date_fmt(time_t t, char *buf, size_t size)
 {
 	struct tm	tm;
 
-	gmtime_r(&t, &tm);
+	/* out of gmtime's range: say the epoch rather than garbage */
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 ||
+	    tm.tm_year + 1900 < 0) {
+		t = 0;
+		gmtime_r(&t, &tm);
+	}
 	snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d GMT",
 	    wdays[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
 	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -328,51 +361,126 @@ http_date_now(void)
 	return (buf);
 }
 
+static const char	*wdays_long[] = { "Sunday", "Monday", "Tuesday",
+			    "Wednesday", "Thursday", "Friday", "Saturday" };
+
+/* Index of the name <s>[0..len) in <names>, or -1. */
 static int
-month_index(const char *m)
+name_index(const char *s, size_t len, const char **names, int n)
 {
 	int	i;
 
-	for (i = 0; i < 12; i++)
-		if (strncmp(m, months[i], 3) == 0)
+	for (i = 0; i < n; i++)
+		if (strlen(names[i]) == len && memcmp(s, names[i], len) == 0)
 			return (i);
 	return (-1);
 }
 
-/* Returns the time, or -1 when <s> is not an HTTP date. */
+/* <n> digits at <s>, or -1; with <pad>, the first may be a space. */
+static int
+digits(const char *s, int n, int pad)
+{
+	int	i, v = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i == 0 && pad && s[i] == ' ' && n > 1)
+			continue;
+		if (s[i] < '0' || s[i] > '9')
+			return (-1);
+		v = v * 10 + (s[i] - '0');
+	}
+	return (v);
+}
+
+/* "08:49:37" */
+static int
+hms(const char *s, struct tm *tm)
+{
+	if (s[2] != ':' || s[5] != ':')
+		return (-1);
+	if ((tm->tm_hour = digits(s, 2, 0)) == -1 ||
+	    (tm->tm_min = digits(s + 3, 2, 0)) == -1 ||
+	    (tm->tm_sec = digits(s + 6, 2, 0)) == -1)
+		return (-1);
+	return (0);
+}
+
+/* "Nov" */
+static int
+month(const char *s, struct tm *tm)
+{
+	return ((tm->tm_mon = name_index(s, 3, months, 12)) == -1 ? -1 : 0);
+}
+
+/* The year of a two-digit rfc850-date (RFC 9110 section 5.6.7). */
+static int
+year2(int yy)
+{
+	struct tm	now;
+	time_t		t = time(NULL);
+	int		y, cy;
+
+	if (gmtime_r(&t, &now) == NULL)
+		return (-1);
+	cy = now.tm_year + 1900;
+	y = cy - cy % 100 + yy;
+	/* more than 50 years ahead: the last such year in the past */
+	if (y > cy + 50)
+		y -= 100;
+	return (y);
+}
+
+/*
+ * Parse the three forms of RFC 9110 section 5.6.7, exactly:
+ *	IMF-fixdate	Sun, 06 Nov 1994 08:49:37 GMT
+ *	rfc850-date	Sunday, 06-Nov-94 08:49:37 GMT
+ *	asctime-date	Sun Nov  6 08:49:37 1994
+ * Returns the time, or -1 when <s> is not one of them, names a day that
+ * does not exist or a time before 1970.
+ */
 time_t
 http_date_parse(const char *s, size_t len)
 {
-	char		buf[64], mon[4], wd[16];
-	struct tm	tm;
-	int		d, y, hh, mm, ss, n = 0;
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+			    30, 31 };
+	struct tm	 tm;
+	const char	*c;
+	int		 y;
 
-	if (len >= sizeof(buf))
-		return (-1);
-	memcpy(buf, s, len);
-	buf[len] = '\0';
 	memset(&tm, 0, sizeof(tm));
-	/* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-	if (sscanf(buf, "%3s, %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &d, mon, &y,
-	    &hh, &mm, &ss, &n) == 7 && n == (int)len) {
-		;
-	/* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-	} else if (sscanf(buf, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n",
-	    wd, &d, mon, &y, &hh, &mm, &ss, &n) == 7 && n == (int)len) {
-		y += y < 70 ? 2000 : 1900;
-	/* asctime: Sun Nov  6 08:49:37 1994 */
-	} else if (sscanf(buf, "%3s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &d,
-	    &hh, &mm, &ss, &y, &n) == 7 && n == (int)len) {
-		;
+	if (len == 29 && s[3] == ',') {
+		/* IMF-fixdate */
+		if (name_index(s, 3, wdays, 7) == -1 || s[4] != ' ' ||
+		    (tm.tm_mday = digits(s + 5, 2, 0)) == -1 || s[7] != ' ' ||
+		    month(s + 8, &tm) == -1 || s[11] != ' ' ||
+		    (y = digits(s + 12, 4, 0)) == -1 || s[16] != ' ' ||
+		    hms(s + 17, &tm) == -1 || memcmp(s + 25, " GMT", 4) != 0)
+			return (-1);
+	} else if (len == 24 && s[3] == ' ') {
+		/* asctime-date */
+		if (name_index(s, 3, wdays, 7) == -1 || month(s + 4, &tm) ==
+		    -1 || s[7] != ' ' ||
+		    (tm.tm_mday = digits(s + 8, 2, 1)) == -1 || s[10] != ' ' ||
+		    hms(s + 11, &tm) == -1 || s[19] != ' ' ||
+		    (y = digits(s + 20, 4, 0)) == -1)
+			return (-1);
+	} else if (len >= 30 && len <= 33 &&
+	    (c = memchr(s, ',', len)) != NULL && (size_t)(c - s) == len - 24) {
+		/* rfc850-date */
+		if (name_index(s, c - s, wdays_long, 7) == -1 || c[1] != ' ' ||
+		    (tm.tm_mday = digits(c + 2, 2, 0)) == -1 || c[4] != '-' ||
+		    month(c + 5, &tm) == -1 || c[8] != '-' ||
+		    (y = digits(c + 9, 2, 0)) == -1 || c[11] != ' ' ||
+		    hms(c + 12, &tm) == -1 || memcmp(c + 20, " GMT", 4) != 0 ||
+		    (y = year2(y)) == -1)
+			return (-1);
 	} else
 		return (-1);
-	if ((tm.tm_mon = month_index(mon)) == -1 || d < 1 || d > 31 ||
-	    hh > 23 || mm > 59 || ss > 60 || y < 1970)
+	if (tm.tm_mday < 1 || tm.tm_mday > mdays[tm.tm_mon] ||
+	    (tm.tm_mon == 1 && tm.tm_mday == 29 &&
+	    (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0))) ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || y < 1970)
 		return (-1);
-	tm.tm_mday = d;
 	tm.tm_year = y - 1900;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_sec = ss;
 	return (timegm(&tm));
 }

@@ -7,7 +7,7 @@ set -u
 BUILD=${BUILD:-build}
 what=${1:-all}
 top=$(cd "$(dirname "$0")/.." && pwd)
-R=$top/$BUILD/results
+R=${RESULTS:-$top/$BUILD/results}
 rm -rf "$R"
 mkdir -p "$R"
 export BUILD TOP="$top" RESULTS="$R"
