@@ -88,6 +88,7 @@ static int			 debug;
 static int			 stopping;	/* 1 graceful, 2 fast */
 static struct ev_timer		 stoptimer;
 static const char		*conffile;
+static const char		*pidfile_arg;	/* -p: overrides the conf */
 static char			**defines;
 static int			 ndefines;
 static struct pidfh		*pfh;
@@ -234,7 +235,12 @@ settings_load(struct conf *conf, struct proc_settings *ps)
 	ps->grace_ms = conf_num(conf, &conf->root, "shutdown-timeout");
 	s = conf_str(conf, &conf->root, "syslog-facility");
 	ps->facility = log_facility(s);
-	if ((s = conf_str(conf, &conf->root, "pidfile")) == NULL) {
+	if (pidfile_arg != NULL) {
+		if (strlcpy(ps->pidfile, pidfile_arg, sizeof(ps->pidfile)) >=
+		    sizeof(ps->pidfile))
+			conf_error(conf, NULL, "-p %s: path too long",
+			    pidfile_arg);
+	} else if ((s = conf_str(conf, &conf->root, "pidfile")) == NULL) {
 		snprintf(ps->pidfile, sizeof(ps->pidfile), "/run/%s.pid",
 		    ops->name);
 	} else if (strlcpy(ps->pidfile, s, sizeof(ps->pidfile)) >=
@@ -977,8 +983,8 @@ master_signal(struct ev_signal *s __unused, int sig, pid_t from __unused)
 static __dead void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-dnv] [-D macro=value] [-f file]\n",
-	    ops->name);
+	fprintf(stderr, "usage: %s [-dnv] [-D macro=value] [-f file] "
+	    "[-p pidfile]\n", ops->name);
 	exit(1);
 }
 
@@ -995,7 +1001,7 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 	setproctitle_init(argc, argv, environ);
 	setprogname(ops->name);
 	conffile = ops->conffile;
-	while ((ch = getopt(argc, argv, "D:df:ntv")) != -1) {
+	while ((ch = getopt(argc, argv, "D:df:np:tv")) != -1) {
 		switch (ch) {
 		case 'D':
 			if ((defines = reallocarray(defines, ndefines + 1,
@@ -1018,6 +1024,9 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 		case 't':
 			configtest = 1;
 			break;
+		case 'p':
+			pidfile_arg = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -1037,6 +1046,14 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 		msgtypes[n++] = ops->msgtypes[i];
 	if (ev_init(&mloop) == -1)
 		fatal("epoll");
+	/*
+	 * The shared segments exist before the conf is loaded: a daemon's
+	 * load() finds its shared blocks there (upstream pools: balancing
+	 * state, connection counts, passive health), and a block taken
+	 * before the mapping would be private to each worker.
+	 */
+	if (stats_init(0) == -1 || shm_init(0) == -1)
+		fatal("cannot map the shared memory segments");
 	if ((g = gen_load()) == NULL) {
 		if (!configtest)
 			fprintf(stderr, "%s: not starting\n", ops->name);
@@ -1053,8 +1070,6 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 			    (int)other, g->ps.pidfile);
 		fatal("cannot create pidfile %s", g->ps.pidfile);
 	}
-	if (stats_init(0) == -1 || shm_init(0) == -1)
-		fatal("cannot map the shared memory segments");
 	if (gen_listen(g, NULL) == -1) {
 		pidfile_remove(pfh);
 		exit(1);
