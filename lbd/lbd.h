@@ -244,20 +244,65 @@ void	 stats_server_free(struct http_server *);
 int	 lbd_nup(struct lbd_backend *);
 
 /* check.c (the checker process) */
+/* A check's verdict, once known. */
+enum check_verdict {
+	CHECK_MORE = 0,		/* not yet: wants more bytes */
+	CHECK_OK,
+	CHECK_FAIL
+};
+
+/*
+ * One check of one server, from connect to verdict: the state machine in
+ * check.c; each type's start function (check_<type>.c) fills in what to
+ * send and how to judge what comes back.
+ */
+struct check_srv;
+struct check_run {
+	struct check_srv	*cs;		/* check.c's schedule */
+	struct lbd_backend	*be;
+	struct up_server	*srv;
+	const struct lbd_check	*ck;
+	struct ev_loop		*loop;
+	struct sock		 sock;
+	struct ev_timer		 timer;		/* the check's timeout */
+	int			 state;		/* check.c's CR_* */
+	struct buf		 out;		/* to send, after connecting */
+	struct buf		 in;		/* the answer, bounded */
+	/* after the connect (and TLS handshake): a verdict, or CHECK_MORE */
+	enum check_verdict	(*connected)(struct check_run *);
+	/* after each read, <eof> at the end: a verdict, or CHECK_MORE */
+	enum check_verdict	(*judge)(struct check_run *, int);
+	enum check_verdict	 verdict;
+	int			 code;		/* HTTP status, or 0 */
+	char			 desc[96];	/* the result, for logs */
+};
+
 int	 checker_main(struct proc_worker *);
 int	 checker_count(void *);
 void	 check_result(struct lbd_backend *, struct up_server *, int, int,
 	    const char *);
+void	 check_now(struct lbd_backend *, struct up_server *);
+const char *check_printable(const char *, char *, size_t);
+enum check_verdict check_verdict(struct check_run *, enum check_verdict, int,
+	    const char *, ...) __printflike(4, 5);
 
 /* check_tcp.c, check_http.c, check_tls.c, check_send.c */
-struct check_run;
 int	 check_tcp_start(struct check_run *);
 int	 check_http_start(struct check_run *);
 int	 check_tls_start(struct check_run *);
+int	 check_tls_wrap(struct check_run *, const char *);
+void	 check_tls_free(void);
 int	 check_send_start(struct check_run *);
+enum check_verdict check_http_parse(const char *, size_t, int,
+	    const struct lbd_check *, int *, char *, size_t);
 
 /* control.c (in the checker process) */
+#define LBD_CTL_TIMEOUT		5000		/* ms to send the line */
+#define LBD_CTL_MAXCLIENTS	16		/* connections at once */
+#define LBD_CTL_MAXANSWER	(1024 * 1024)	/* bytes of an answer */
+
 int	 control_init(struct ev_loop *, struct lbd_conf *, int);
-const char *control_command(struct lbd_conf *, const char *, struct buf *);
+void	 control_stop(void);
+int	 control_command(struct lbd_conf *, const char *, struct buf *);
 
 #endif

@@ -1,0 +1,320 @@
+"""lbdctl and lbd's control socket (lbd/control.c, lbd/lbdctl.c): the
+tables, drain (open requests finish, new ones go elsewhere, also on a
+kept-alive client connection), maint and ready again, weights seen in
+the distribution, /metrics following the changes, and errors: unknown
+commands and servers, bad values, long lines, slow and surplus clients,
+a socket that is not there."""
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SLOW, TOP, wait_for                   # noqa: E402
+from httpc import Conn, get                               # noqa: E402
+from test_lbd_checks import LbdCase, check, kill_now      # noqa: E402
+
+INTERVAL = 300
+CTL_TIMEOUT = 5.0        # LBD_CTL_TIMEOUT
+CTL_MAXLINE = 1024       # LBD_CTL_MAXLINE
+CTL_MAXCLIENTS = 16      # LBD_CTL_MAXCLIENTS
+
+
+class CtlTest(LbdCase):
+    def setup_two(self, weights=(1, 1), extra=""):
+        self.webs = [self.backend(f"web{i}") for i in (1, 2)]
+        ck = check("http", path="/hello", interval=f"{INTERVAL}ms",
+                   timeout="200ms", rise=2, fall=3)
+        self.lbd("backend webs {\n" + "\n".join(
+            f"server {w.name} {w.addr} weight {wt}"
+            for w, wt in zip(self.webs, weights)) + f"\n{ck}\n{extra}}}")
+        self.wait_checked(["webs/web1", "webs/web2"])
+
+    def who(self, n):
+        """Which server answered each of <n> requests (new connections)."""
+        out = []
+        for _ in range(n):
+            r = get(self.port, "/hello")
+            self.assertEqual(r.status, 200, r)
+            out.append(r.header("Server"))
+        return out
+
+    def raw(self, data, timeout=5.0):
+        """Send <data> and our EOF on the control socket, read until it
+        closes."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout * SLOW)
+        s.connect(self.sock)
+        with s:
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass        # it answered and closed first: read that
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return out.decode()
+                out += d
+
+    def test_show_servers_backends_help(self):
+        self.setup_two()
+        st = os.stat(self.sock)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        rc, out, err = self.ctl("show", "servers")
+        self.assertEqual((rc, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(),
+                         ["BACKEND", "SERVER", "ADDRESS", "STATE", "WEIGHT",
+                          "CONNS", "LASTCHECK", "RESULT"])
+        rows = [ln.split(None, 7) for ln in lines[1:]]
+        self.assertEqual(len(rows), 2)
+        for row, w in zip(rows, self.webs):
+            self.assertEqual(row[:6], ["webs", w.name, w.addr, "UP", "1",
+                                       "0"])
+            self.assertRegex(row[6], r"^\d+\.\ds$")
+            self.assertLess(float(row[6][:-1]), 2 * INTERVAL / 1000 * SLOW
+                            + 0.5)
+            self.assertEqual(row[7], "HTTP 200")
+        # columns line up: every field starts where its header does
+        starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+        for ln in lines[1:]:
+            self.assertEqual([m.start() for m in
+                              re.finditer(r"\S+", ln)][:7], starts[:7])
+        rc, out2, _ = self.ctl("show", "servers", "webs")
+        self.assertEqual(rc, 0)
+        self.assertEqual(len(out2.splitlines()), 3)
+        rc, out, _ = self.ctl("show", "backends")
+        self.assertEqual(rc, 0)
+        hdr, row = out.splitlines()
+        self.assertEqual(hdr.split(), ["BACKEND", "MODE", "BALANCE",
+                                       "SERVERS", "ACTIVE", "BACKUP",
+                                       "CHECK"])
+        self.assertEqual(row.split(None, 6),
+                         ["webs", "http", "roundrobin", "2", "2", "0",
+                          f"http GET /hello every {INTERVAL}ms, rise 2 "
+                          f"fall 3"])
+        rc, out, _ = self.ctl("help")
+        self.assertEqual(rc, 0)
+        self.assertIn("set server BACKEND/SERVER state ready|drain|maint",
+                      out)
+
+    def test_drain_open_requests_finish_new_ones_avoid(self):
+        self.setup_two()
+        # a kept-alive client connection, which has used both servers
+        ka = Conn(self.port)
+        self.addCleanup(ka.close)
+        first = {ka.request("GET", "/hello").header("Server")
+                 for _ in range(4)}
+        self.assertEqual(first, {"web1", "web2"})
+        slow = {}
+
+        def slow_request():
+            r = get(self.port, "/slow/1500", timeout=10)
+            slow["r"] = r
+            slow["t"] = time.monotonic()
+        t = threading.Thread(target=slow_request, daemon=True)
+        t.start()
+        # the server that holds it
+        busy = wait_for(lambda: [n for n, r in self.servers().items()
+                                 if r["CONNS"] == "1"], 3,
+                        what="the slow request on a server")
+        self.assertEqual(len(busy), 1)
+        victim = busy[0].split("/")[1]
+        other = "web1" if victim == "web2" else "web2"
+        rc, out, _ = self.ctl("set", "server", busy[0], "state", "drain")
+        self.assertEqual(rc, 0)
+        self.assertEqual(out, f"server webs/{victim} is now drain (was "
+                         f"ready), 1 active left\n")
+        drained_at = time.monotonic()
+        self.wait_log(rf"server webs/{victim} set to drain \(was ready\) "
+                      r"on the control socket, 1 active left")
+        self.assertEqual(self.servers()[busy[0]]["STATE"], "DRAIN")
+        m = self.metrics()
+        self.assertEqual(m[("lbd_server_status", "webs", victim)], 3)
+        self.assertEqual(m[("lbd_server_up", "webs", victim)], 0)
+        # new requests: on new connections and on the kept-alive one
+        self.assertEqual(set(self.who(10)), {other})
+        self.assertEqual({ka.request("GET", "/hello").header("Server")
+                          for _ in range(6)}, {other})
+        # the one in flight finishes, on the drained server
+        t.join(10 * SLOW)
+        self.assertIn("r", slow, "the slow request did not finish")
+        self.assertEqual((slow["r"].status, slow["r"].header("Server"),
+                          slow["r"].body), (200, victim, b"slow\n"))
+        self.assertGreater(slow["t"], drained_at)
+        wait_for(lambda: self.servers()[busy[0]]["CONNS"] == "0", 3)
+        # checks go on while it drains
+        self.assertEqual(self.servers()[busy[0]]["RESULT"], "HTTP 200")
+        rc, out, _ = self.ctl("set", "server", busy[0], "state", "ready")
+        self.assertEqual(rc, 0)
+        self.assertEqual(set(self.who(4)), {"web1", "web2"})
+
+    def test_maint_then_ready(self):
+        self.setup_two()
+        rc, out, _ = self.ctl("set", "server", "webs/web2", "state", "maint")
+        self.assertEqual((rc, out), (0, "server webs/web2 is now maint "
+                                        "(was ready), 1 active left\n"))
+        self.assertEqual(set(self.who(6)), {"web1"})
+        self.assertEqual(self.servers()["webs/web2"]["STATE"], "MAINT")
+        self.assertEqual(self.metrics()[("lbd_server_status", "webs",
+                                         "web2")], 2)
+        rc, out, _ = self.ctl("set", "server", "webs/web2", "state", "maint")
+        self.assertEqual((rc, out), (0, "server webs/web2 is already "
+                                        "maint\n"))
+        # not checked in maintenance: the last check gets old
+        wait_for(lambda: float(self.servers()["webs/web2"]["LASTCHECK"]
+                               [:-1]) > 3 * INTERVAL / 1000, 5,
+                 what="no checks in maint")
+        self.assertLess(float(self.servers()["webs/web1"]["LASTCHECK"]
+                              [:-1]), 2 * INTERVAL / 1000 * SLOW + 0.3)
+        # it died meanwhile: back to ready, the first check decides
+        kill_now(self.webs[1])
+        t0 = time.monotonic()
+        rc, out, _ = self.ctl("set", "server", "webs/web2", "state",
+                              "ready")
+        self.assertEqual(rc, 0)
+        self.wait_log(r"server webs/web2 is DOWN: connection refused, "
+                      r"1 active left")
+        self.assertLess(time.monotonic() - t0, INTERVAL / 1000 * SLOW)
+        self.assertEqual(self.servers()["webs/web2"]["STATE"], "DOWN")
+        self.assertEqual(set(self.who(4)), {"web1"})
+        # back in maintenance, repaired, ready: up at once, not after rise
+        rc, _, _ = self.ctl("set", "server", "webs/web2", "state", "maint")
+        self.assertEqual(rc, 0)
+        self.webs[1].start()
+        t0 = time.monotonic()
+        rc, _, _ = self.ctl("set", "server", "webs/web2", "state", "ready")
+        self.assertEqual(rc, 0)
+        self.wait_log(r"server webs/web2 is UP: HTTP 200, 2 active left")
+        self.assertLess(time.monotonic() - t0, INTERVAL / 1000 * SLOW)
+        self.assertEqual(self.metrics()[("lbd_server_status", "webs",
+                                         "web2")], 1)
+        self.assertEqual(set(self.who(4)), {"web1", "web2"})
+
+    def test_weight_changes_the_distribution(self):
+        self.setup_two()
+        self.assertEqual(sorted(self.who(8)), ["web1"] * 4 + ["web2"] * 4)
+        rc, out, _ = self.ctl("set", "server", "webs/web1", "weight", "3")
+        self.assertEqual((rc, out), (0, "server webs/web1 weight is now 3 "
+                                        "(was 1)\n"))
+        self.wait_log(r"server webs/web1 weight set to 3 \(was 1\) on the "
+                      r"control socket")
+        got = self.who(40)
+        self.assertLessEqual(abs(got.count("web1") - 30), 1, got)
+        # smooth: web2 never waits more than three turns
+        self.assertNotIn("web1" * 4, "".join(got[2:]))
+        self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "3")
+        self.assertEqual(self.metrics()[("lbd_server_weight", "webs",
+                                         "web1")], 3)
+        rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "0")
+        self.assertEqual(rc, 0)
+        self.assertEqual(set(self.who(6)), {"web2"})
+        rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "256")
+        self.assertEqual(rc, 0)
+
+    def test_errors_and_bounds(self):
+        self.setup_two()
+        # a slow client first: it must not hold the others up
+        slow = socket.socket(socket.AF_UNIX)
+        slow.connect(self.sock)
+        slow.sendall(b"show ser")
+        t_slow = time.monotonic()
+        cases = [
+            (["bogus"], 'error: unknown command "bogus"; try help\n'),
+            (["set", "server", "webs/web9", "state", "drain"],
+             "error: no server webs/web9\n"),
+            (["set", "server", "nob/web1", "state", "drain"],
+             "error: no server nob/web1 (no backend nob)\n"),
+            (["set", "server", "web1", "state", "drain"],
+             'error: "web1": expected BACKEND/SERVER\n'),
+            (["set", "server", "webs/web1", "state", "sleepy"],
+             'error: unknown state "sleepy" (ready, drain or maint)\n'),
+            (["set", "server", "webs/web1", "weight", "257"],
+             'error: weight "257" is too large (0-256)\n'),
+            (["set", "server", "webs/web1", "weight", "-1"],
+             'error: weight "-1" is too small (0-256)\n'),
+            (["set", "server", "webs/web1", "weight", "x"],
+             'error: weight "x" is invalid (0-256)\n'),
+            (["set", "server", "webs/web1"],
+             None),
+            (["show", "servers", "nob"], "error: no backend nob\n"),
+            (["show"], None),
+        ]
+        for words, want in cases:
+            rc, out, err = self.ctl(*words)
+            self.assertEqual(rc, 1, words)
+            self.assertTrue(out.startswith("error: "), (words, out))
+            if want is not None:
+                self.assertEqual(out, want, words)
+        # nothing changed
+        self.assertEqual([r["STATE"] for r in self.servers().values()],
+                         ["UP", "UP"])
+        lb = os.path.join(os.path.dirname(self.lb.prog), "lbdctl")
+        # no command; a socket that is not there; a line too long
+        p = subprocess.run([lb], stderr=subprocess.PIPE, timeout=5)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"usage: lbdctl [-s socket] command", p.stderr)
+        nosock = os.path.join(self.dir, "nothere.sock")
+        p = subprocess.run([lb, "-s", nosock, "show", "servers"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=5)
+        self.assertEqual((p.returncode, p.stdout), (1, b""))
+        self.assertEqual(p.stderr.decode(), f"lbdctl: cannot connect to "
+                         f"{nosock}: No such file or directory\n")
+        p = subprocess.run([lb, "-s", self.sock, "show", "x" * 2000],
+                           stderr=subprocess.PIPE, timeout=5)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"command too long", p.stderr)
+        # the server's own bounds
+        self.assertEqual(self.raw(b"a" * 3000 + b"\n"),
+                         f"error: command longer than {CTL_MAXLINE - 1} "
+                         "bytes\n")
+        self.assertEqual(self.raw(b"\n"), "error: empty command; try "
+                         "help\n")
+        self.assertEqual(self.raw(b"show\x01servers\n"),
+                         "error: control characters in the command\n")
+        # the last line may come without its newline
+        self.assertTrue(self.raw(b"help").startswith("commands:"))
+        # too many at once: the surplus is told so
+        held = []
+        for _ in range(CTL_MAXCLIENTS - 1):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.sock)
+            held.append(s)
+        wait_for(lambda: self.raw(b"").startswith("error: too many"), 3,
+                 what="the surplus client refused")
+        for s in held:
+            s.close()
+        wait_for(lambda: self.ctl("help")[0] == 0, 3,
+                 what="the control socket back")
+        # the slow client is told off and dropped after the timeout
+        slow.settimeout(CTL_TIMEOUT * 2 * SLOW)
+        with slow:
+            data = b""
+            while True:
+                d = slow.recv(4096)
+                if not d:
+                    break
+                data += d
+        waited = time.monotonic() - t_slow
+        self.assertEqual(data.decode(), "error: timeout: no command within "
+                         f"{int(CTL_TIMEOUT * 1000)} ms\n")
+        self.assertGreater(waited, CTL_TIMEOUT - 0.5)
+        self.assertLess(waited, CTL_TIMEOUT + 2 * SLOW)
+
+    def test_man_page_lints(self):
+        if shutil.which("mandoc") is None:
+            self.skipTest("no mandoc")
+        p = subprocess.run(["mandoc", "-Tlint", "-Wwarning",
+                            os.path.join(TOP, "lbd", "lbdctl.8")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=10)
+        self.assertEqual((p.returncode, p.stdout.decode()), (0, ""))
