@@ -199,7 +199,7 @@ check_http_parse(const char *p, size_t len, int eof,
 		snprintf(desc, desclen, "HTTP %d, expected %s", st, list);
 		return (CHECK_FAIL);
 	}
-	if (ck->expect == NULL || ck->expect[0] == '\0') {
+	if (ck->expect == NULL || ck->expectlen == 0) {
 		snprintf(desc, desclen, "HTTP %d", st);
 		return (CHECK_OK);
 	}
@@ -224,7 +224,7 @@ check_http_parse(const char *p, size_t len, int eof,
 	hlen = body - head;
 	blen = p + len - body;
 	check_printable(ck->expect, e, sizeof(e));
-	if (memmem(body, blen, ck->expect, strlen(ck->expect)) != NULL) {
+	if (memmem(body, blen, ck->expect, ck->expectlen) != NULL) {
 		snprintf(desc, desclen, "HTTP %d, \"%s\" found", st, e);
 		return (CHECK_OK);
 	}
@@ -253,7 +253,7 @@ check_http_parse(const char *p, size_t len, int eof,
 		if ((dec = malloc(blen)) != NULL) {
 			dlen = dechunk(body, blen, dec);
 			found = memmem(dec, dlen, ck->expect,
-			    strlen(ck->expect)) != NULL;
+			    ck->expectlen) != NULL;
 			free(dec);
 		}
 	}

@@ -18,7 +18,7 @@ send_judge(struct check_run *run, int eof)
 	char		 p[48];
 
 	if (buf_used(&run->in) > 0 && memmem(buf_head(&run->in),
-	    buf_used(&run->in), exp, strlen(exp)) != NULL)
+	    buf_used(&run->in), exp, run->ck->expectlen) != NULL)
 		return (check_verdict(run, CHECK_OK, 0, "got \"%s\"",
 		    check_printable(exp, p, sizeof(p))));
 	if (!eof)
@@ -37,7 +37,7 @@ check_send_start(struct check_run *run)
 		check_verdict(run, CHECK_FAIL, 0, "send string too long");
 		return (-1);
 	}
-	if (ck->expect != NULL && ck->expect[0] != '\0')
+	if (ck->expect != NULL && ck->expectlen > 0)
 		run->judge = send_judge;
 	if (ck->tls)
 		return (check_tls_wrap(run, ck->host));

@@ -89,6 +89,7 @@ struct lbd_check {
 	char			*send;		/* SEND: unescaped */
 	size_t			 sendlen;
 	char			*expect;	/* SEND, HTTP body (optional) */
+	size_t			 expectlen;	/* \x00 may be in it */
 	uint32_t		 interval;	/* ms */
 	uint32_t		 timeout;	/* ms */
 	int			 rise;

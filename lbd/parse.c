@@ -275,8 +275,10 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 			conf_error(c, n, "invalid status list \"%s\" (such as "
 			    "200-399,404)", s);
 		if ((s = conf_optstr(n, "expect", NULL)) != NULL)
-			ck->expect = unescape(s, &ck->sendlen);
-		ck->sendlen = 0;
+			ck->expect = unescape(s, &ck->expectlen);
+		if (conf_opt(n, "send") != NULL)
+			conf_error(c, n, "check http sends a request: \"send\" "
+			    "is for check send");
 		break;
 	case CHECK_SEND:
 		if ((s = conf_optstr(n, "send", NULL)) == NULL)
@@ -284,13 +286,16 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 			    "\"expect\")");
 		else
 			ck->send = unescape(s, &ck->sendlen);
-		if ((s = conf_optstr(n, "expect", NULL)) != NULL) {
-			size_t	l;
-
-			ck->expect = unescape(s, &l);
-		}
-		break;
+		if ((s = conf_optstr(n, "expect", NULL)) != NULL)
+			ck->expect = unescape(s, &ck->expectlen);
+		/* FALLTHROUGH */
 	default:
+		if (ck->type != CHECK_HTTP && (conf_opt(n, "status") ||
+		    conf_opt(n, "path") || conf_opt(n, "method")))
+			conf_error(c, n, "status, path and method are for "
+			    "check http");
+		if (ck->type != CHECK_SEND && conf_opt(n, "send"))
+			conf_error(c, n, "\"send\" is for check send");
 		break;
 	}
 }
