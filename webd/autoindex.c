@@ -164,5 +164,5 @@ server_autoindex(struct http_req *req, struct webd_server *s,
 		buf_printf(b, "(more than %d entries; the rest is not shown)\n",
 		    WEBD_AUTOINDEX_MAX);
 	buf_printf(b, "</pre><hr></body></html>\n");
-	server_send(req, 200, "text/html; charset=utf-8", b);
+	server_send(req, l, 200, "text/html; charset=utf-8", b);
 }

@@ -287,6 +287,17 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 {
 	int	i, j;
 
+	/*
+	 * A location that says neither where its files are nor to proxy
+	 * nor what to return answers as its server does; it still takes
+	 * the server's root (for its error pages, when it proxies).
+	 */
+	if (l->root == NULL && l->alias == NULL && l->proxy == NULL &&
+	    l->ret_status == 0) {
+		l->proxy = s->proxy;
+		l->ret_status = s->ret_status;
+		l->ret_text = xstrdup(s->ret_text);
+	}
 	if (l->root == NULL && l->alias == NULL)
 		l->root = xstrdup(s->root);
 	if (l->nindex == 0)
@@ -343,9 +354,6 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 			    &s->acl.rules[i].cidr);
 		l->has_acl = 1;
 	}
-	if (l->proxy == NULL && l->ret_status == 0 && l->root == NULL &&
-	    l->alias == NULL)
-		l->proxy = s->proxy;
 }
 
 static void
@@ -411,6 +419,11 @@ listener_get(struct webd_conf *wc, struct conf *c, struct conf_node *n,
 			    a.text);
 			return (NULL);
 		}
+		if (l->proxyproto != (conf_opt(n, "proxy-protocol") != NULL)) {
+			conf_error(c, n, "%s is used with and without "
+			    "proxy-protocol", a.text);
+			return (NULL);
+		}
 		return (l);
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -420,7 +433,14 @@ listener_get(struct webd_conf *wc, struct conf *c, struct conf_node *n,
 	l->srv.handler = &webd_handler;
 	l->srv.arg = l;
 	l->srv.scheme_https = tls;
-	l->proxyproto = conf_opt(n, "proxy-protocol") != NULL;
+	l->srv.bad_request = access_log_refused;
+	/* a PROXY header is taken from the trusted proxies only */
+	if ((l->proxyproto = conf_opt(n, "proxy-protocol") != NULL)) {
+		if (wc->trusted.nrules == 0)
+			conf_error(c, n, "listen ... proxy-protocol needs "
+			    "trusted-proxy");
+		l->srv.proxy_from = &wc->trusted;
+	}
 	TAILQ_INSERT_TAIL(&wc->listeners, l, entry);
 	if (proc_listener_add(ps, c, n, n->args[0].str, l) == -1)
 		return (NULL);
@@ -456,6 +476,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 	TAILQ_INIT(&wc->servers);
 	TAILQ_INIT(&wc->upstreams);
 	TAILQ_INIT(&wc->listeners);
+	wc->logdir = -1;
 	http_limits_load(&c->root, &wc->lim, NULL);
 	wc->server_header = conf_num(c, &c->root, "server-header");
 	wc->tmpdir = xstrdup(conf_str(c, &c->root, "tmpdir"));
@@ -489,7 +510,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		if (conf_get(n, "buffer-request") == NULL)
 			u->pc.buffer_request = WEBD_BUFFER_REQUEST;
 		if (conf_get(n, "buffer-response") == NULL)
-			u->pc.buffer_response = 1024 * 1024;
+			u->pc.buffer_response = WEBD_BUFFER_RESPONSE;
 		u->pc.tmpdir = wc->tmpdir;
 		proxy_hooks(u);
 		TAILQ_INSERT_TAIL(&wc->upstreams, u, entry);
@@ -515,6 +536,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			}
 		loc_init(&s->base);
 		s->base.path = xstrdup("/");
+		s->base.srv = s;
 		s->base.pathlen = 1;
 		loc_read(c, sn, &s->base, wc);
 		loc_defaults(&s->base);
@@ -551,6 +573,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			l->path = xstrdup(p);
 			l->pathlen = strlen(p);
 			l->exact = conf_opt(ln, "exact") != NULL;
+			l->srv = s;
 			loc_read(c, ln, l, wc);
 			loc_inherit(l, &s->base);
 			loc_defaults(l);
@@ -670,6 +693,8 @@ webd_unload(void *p)
 	http_metrics_free(wc->metrics);
 	net_acl_free(&wc->metrics_acl);
 	net_acl_free(&wc->trusted);
+	if (wc->logdir != -1)
+		close(wc->logdir);
 	free(wc->logfile);
 	free(wc->mimefile);
 	free(wc->tmpdir);

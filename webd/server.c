@@ -233,18 +233,18 @@ send_buf(struct http_req *req, struct buf *b)
 	http_resp_end(req);
 }
 
-/* Answer <body> of <len> bytes, kept by the engine or held for drain. */
+/*
+ * Answer <body> for location <l>: what the engine does not take now
+ * waits for its drain.  Takes <body>.
+ */
 void
-server_send(struct http_req *req, int status, const char *type,
-    struct buf *body)
+server_send(struct http_req *req, struct webd_loc *l, int status,
+    const char *type, struct buf *body)
 {
-	struct wreq	*w = req->ud;
-
 	http_resp_begin(req, status);
 	if (type != NULL)
 		http_resp_header(req, "Content-Type", type);
-	if (w != NULL && w->s != NULL)
-		server_headers(req, w->s, &w->s->base);
+	server_headers(req, l->srv, l);
 	http_resp_body(req, buf_used(body));
 	send_buf(req, body);
 }
@@ -276,7 +276,7 @@ int
 server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
     int status)
 {
-	char	page[256];
+	char	page[256], type[160];
 	int	i, n, fd;
 
 	if (l != NULL) {
@@ -299,8 +299,9 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 				break;
 			}
 			close(fd);
+			file_content_type(l, path, type, sizeof(type));
 			http_resp_begin(req, status);
-			http_resp_header(req, "Content-Type", mime_type(path));
+			http_resp_header(req, "Content-Type", type);
 			server_headers(req, s, l);
 			if (status == 400 || status == 408 || status >= 500)
 				http_resp_close(req);

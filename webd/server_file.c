@@ -276,8 +276,10 @@ range_parse(struct slice v, uint64_t size, struct range *r)
 	return (n);
 }
 
-static void
-content_type(struct webd_loc *l, const char *name, char *buf, size_t size)
+/* The Content-Type of <name> in <l>: its type, and charset for text. */
+void
+file_content_type(struct webd_loc *l, const char *name, char *buf,
+    size_t size)
 {
 	const char	*t = mime_type(name);
 
@@ -425,7 +427,7 @@ serve(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 
 	if (req->msg.method == HTTP_M_HEAD)
 		get = 0;
-	content_type(l, name, type, sizeof(type));
+	file_content_type(l, name, type, sizeof(type));
 	/* a precompressed sibling for clients that take gzip */
 	if (l->gzip_static) {
 		char		 gzrel[HTTP_MAXPATH + 4];
@@ -475,8 +477,14 @@ serve(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			    (ir.len > 2 && ir.p[0] == 'W' && ir.p[1] == '/')))
 				use = ir.p[0] == '"' && etag_match(ir, etag, 0);
 			else
+				/*
+				 * A date validates only when it is strong:
+				 * the file changed at least a second before
+				 * now (RFC 9110 8.8.2.2, 13.1.5).
+				 */
 				use = (t = http_date_parse(ir.p, ir.len)) !=
-				    -1 && t == st->st_mtim.tv_sec;
+				    -1 && t == st->st_mtim.tv_sec &&
+				    st->st_mtim.tv_sec < time(NULL);
 		}
 		if (use)
 			nr = range_parse(v, size, r);

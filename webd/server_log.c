@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -57,18 +59,51 @@ field(struct http_req *req, const char *name, char *out, size_t size)
 	esc(out, size, v.p, v.len);
 }
 
+/* The time field, formatted once a second. */
+static const char *
+log_time(void)
+{
+	static char	tbuf[64];
+	static time_t	tlast;
+	time_t		now = time(NULL);
+
+	if (now != tlast) {
+		struct tm	tm;
+
+		localtime_r(&now, &tm);
+		strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		tlast = now;
+	}
+	return (tbuf);
+}
+
+/* Write one line of <n> bytes (room for a newline after it). */
+static void
+emit(struct webd_conf *wc, const char *site, char *line, int n)
+{
+	if (n >= WEBD_LOGLINE - 1)
+		n = WEBD_LOGLINE - 2;
+	if (wc->logfile != NULL && logfd != -1) {
+		line[n++] = '\n';
+		(void)write(logfd, line, n);
+		return;
+	}
+	line[n] = '\0';
+	if (wc->logfacility != -1)
+		syslog(LOG_INFO | wc->logfacility, "%s %s", site, line);
+	else
+		syslog(LOG_INFO, "%s %s", site, line);
+}
+
 void
 access_log(struct http_req *req, struct webd_server *s, int status,
     uint64_t bytes)
 {
 	struct webd_conf	*wc = ((struct webd_listener *)
 				    req->conn->srv)->wc;
-	static char		 tbuf[64];
-	static time_t		 tlast;
-	char			 line[4096], rl[2048], ref[512], ua[512];
-	char			 xff[512], ip[INET6_ADDRSTRLEN];
+	char			 line[WEBD_LOGLINE], rl[2048], ref[512];
+	char			 ua[512], xff[512], ip[INET6_ADDRSTRLEN];
 	struct slice		 m, t;
-	time_t			 now;
 	int			 n, cls;
 
 	if (s != NULL) {
@@ -81,14 +116,6 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 	}
 	if (wc->logfmt == LOG_OFF)
 		return;
-	now = time(NULL);
-	if (now != tlast) {
-		struct tm	tm;
-
-		localtime_r(&now, &tm);
-		strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S %z", &tm);
-		tlast = now;
-	}
 	net_sockaddr_ip(server_client(req), ip, sizeof(ip));
 	m = http_req_method(req);
 	t = http_req_target(req);
@@ -97,7 +124,7 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 	n += esc(rl + n, sizeof(rl) - n, t.p, t.len);
 	snprintf(rl + n, sizeof(rl) - n, " HTTP/1.%d", req->msg.minor);
 	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %llu", ip,
-	    tbuf, rl, status, (unsigned long long)bytes);
+	    log_time(), rl, status, (unsigned long long)bytes);
 	if (wc->logfmt >= LOG_COMBINED) {
 		field(req, "referer", ref, sizeof(ref));
 		field(req, "user-agent", ua, sizeof(ua));
@@ -108,31 +135,42 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 		field(req, "x-forwarded-for", xff, sizeof(xff));
 		n += snprintf(line + n, sizeof(line) - n, " \"%s\"", xff);
 	}
-	if (n >= (int)sizeof(line) - 1)
-		n = sizeof(line) - 2;
-	if (wc->logfile != NULL && logfd != -1) {
-		line[n++] = '\n';
-		(void)write(logfd, line, n);
-		return;
-	}
-	if (wc->logfacility != -1)
-		syslog(LOG_INFO | wc->logfacility, "%s %s", s ? s->name : "-",
-		    line);
-	else
-		syslog(LOG_INFO, "%s %s", s ? s->name : "-", line);
+	emit(wc, s ? s->name : "-", line, n);
 }
 
-/* Master: open (create) the log file, owned by the workers' user. */
-int
-access_log_open(struct webd_conf *wc)
+/*
+ * A request the engine refused before webd saw it (malformed, too large,
+ * 408): logged with "-" for the site and the request line, since neither
+ * is known.
+ */
+void
+access_log_refused(struct http_conn *c, int status, const char *why)
+{
+	struct webd_conf	*wc = ((struct webd_listener *)c->srv)->wc;
+	char			 line[WEBD_LOGLINE], ip[INET6_ADDRSTRLEN];
+	int			 n;
+
+	if (wc->logfmt == LOG_OFF)
+		return;
+	net_sockaddr_ip(&c->peer.sa, ip, sizeof(ip));
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"-\" %d 0", ip,
+	    log_time(), status);
+	if (wc->logfmt >= LOG_COMBINED)
+		n += snprintf(line + n, sizeof(line) - n, " \"-\" \"-\"");
+	if (wc->logfmt == LOG_FORWARDED)
+		n += snprintf(line + n, sizeof(line) - n, " \"-\"");
+	emit(wc, "-", line, n);
+}
+
+/* Open (create) the log file beneath its folder's descriptor. */
+static int
+log_openat(struct webd_conf *wc, const char *what)
 {
 	int	fd;
 
-	if (wc->logfile == NULL)
-		return (0);
-	if ((fd = open(wc->logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640)) == -1) {
-		log_warn("access log %s", wc->logfile);
+	if ((fd = openat(wc->logdir, wc->logname, O_WRONLY | O_APPEND |
+	    O_CREAT | O_CLOEXEC, 0640)) == -1) {
+		log_warn("%s %s", what, wc->logfile);
 		return (-1);
 	}
 	if (geteuid() == 0 && wc->uid != (uid_t)-1)
@@ -144,26 +182,49 @@ access_log_open(struct webd_conf *wc)
 }
 
 /*
- * SIGUSR1: the master opens the file anew (after a rotation) and the
- * workers, told next, take the new file by the same path.  The master
- * creates it, so workers need no right to create files in the folder.
+ * Master: open the log's folder, then the file in it (created, owned by
+ * the workers' user).  The folder's descriptor goes to the workers with
+ * the rest, so that they find the file again after a rotation also when
+ * they run chrooted, where its path means nothing.
+ */
+int
+access_log_open(struct webd_conf *wc)
+{
+	char	dir[PATH_MAX];
+	char	*slash;
+
+	if (wc->logfile == NULL)
+		return (0);
+	if (wc->logdir == -1) {
+		if (strlcpy(dir, wc->logfile, sizeof(dir)) >= sizeof(dir) ||
+		    (slash = strrchr(dir, '/')) == NULL) {
+			log_warnx("access log %s: bad path", wc->logfile);
+			return (-1);
+		}
+		wc->logname = strrchr(wc->logfile, '/') + 1;
+		if (slash == dir)
+			slash++;
+		*slash = '\0';
+		if ((wc->logdir = open(dir, O_PATH | O_DIRECTORY |
+		    O_CLOEXEC)) == -1) {
+			log_warn("access log folder %s", dir);
+			return (-1);
+		}
+	}
+	return (log_openat(wc, "access log"));
+}
+
+/*
+ * SIGUSR1: the master opens the file anew (after a rotation), creating
+ * it, and the workers, told next, open the new file by its name in the
+ * folder's descriptor: they need no right to create files there.
  */
 void
 access_log_reopen(void *p)
 {
 	struct webd_conf	*wc = p;
-	int			 fd;
 
-	if (wc == NULL || wc->logfile == NULL)
+	if (wc == NULL || wc->logfile == NULL || wc->logdir == -1)
 		return;
-	if ((fd = open(wc->logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640)) == -1) {
-		log_warn("reopen access log %s", wc->logfile);
-		return;
-	}
-	if (geteuid() == 0 && wc->uid != (uid_t)-1)
-		(void)fchown(fd, wc->uid, (gid_t)-1);
-	if (logfd != -1)
-		close(logfd);
-	logfd = fd;
+	(void)log_openat(wc, "reopen access log");
 }

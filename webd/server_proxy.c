@@ -12,30 +12,85 @@
 #include "log.h"
 #include "webd.h"
 
+/*
+ * The location a proxied request went through, kept in its connection
+ * while the proxy owns the request (one request at a time per
+ * connection), for the hooks below.
+ */
+static struct webd_loc *
+px_loc(struct http_req *req)
+{
+	return (req->conn->ud);
+}
+
 static const struct sockaddr *
 px_client(void *arg, struct http_req *req)
 {
 	return (server_client(req));
 }
 
+/* An upstream field the location sets itself is replaced by it. */
+static int
+px_resp_filter(void *arg, struct http_req *req, struct slice name,
+    struct slice value)
+{
+	struct webd_loc	*l = px_loc(req);
+	int		 i;
+
+	if (l == NULL)
+		return (1);
+	for (i = 0; i < l->nheaders; i++)
+		if (slice_caseeq(name, l->headers[i].name))
+			return (0);
+	if (l->srv->hsts >= 0 && req->conn->srv->scheme_https &&
+	    slice_caseeq(name, "strict-transport-security"))
+		return (0);
+	return (1);
+}
+
+/* The location's fields and HSTS, as on the files it serves. */
+static void
+px_resp_add(void *arg, struct http_req *req, const struct proxy_info *info)
+{
+	struct webd_loc	*l = px_loc(req);
+
+	if (l != NULL)
+		server_headers(req, l->srv, l);
+}
+
+/* 502, 503, 504: the location's error page, or webd's own. */
+static int
+px_error(void *arg, struct http_req *req, int status)
+{
+	struct webd_loc	*l = px_loc(req);
+
+	if (l == NULL)
+		return (0);
+	server_error(req, l->srv, l, status);
+	return (1);
+}
+
 static void
 px_done(void *arg, struct http_req *req, const struct proxy_info *info)
 {
 	struct webd_upstream	*u = arg;
-	struct webd_listener	*wl = (struct webd_listener *)req->conn->srv;
-	struct webd_server	*s = server_find(wl, req);
+	struct webd_loc		*l = px_loc(req);
 	int			 st = info->status ? info->status :
 				    req->status;
 
 	if (st == 502 || st == 503 || st == 504)
 		stats_inc(u->m_errors);
-	access_log(req, s, st, req->bytes_out);
+	access_log(req, l != NULL ? l->srv : NULL, st, req->bytes_out);
+	req->conn->ud = NULL;
 }
 
 void
 proxy_hooks(struct webd_upstream *u)
 {
 	u->pc.client_addr = px_client;
+	u->pc.resp_filter = px_resp_filter;
+	u->pc.resp_add = px_resp_add;
+	u->pc.error = px_error;
 	u->pc.done = px_done;
 	u->pc.arg = u;
 }
@@ -51,5 +106,6 @@ server_proxy(struct http_req *req, struct webd_server *s, struct webd_loc *l)
 		free(w);
 	}
 	req->ud = NULL;
+	req->conn->ud = l;
 	proxy_start(req, &l->proxy->pc);
 }

@@ -29,6 +29,8 @@
 						   output, not sendfile'd */
 #define WEBD_AUTOINDEX_MAX	10000		/* entries listed */
 #define WEBD_BUFFER_REQUEST	(1024 * 1024)	/* proxied bodies in memory */
+#define WEBD_BUFFER_RESPONSE	(1024 * 1024)	/* proxied answers buffered */
+#define WEBD_LOGLINE		4096		/* access-log line, cut above */
 #define WEBD_MIME_DEFAULT	"application/octet-stream"
 
 enum webd_logfmt {
@@ -75,6 +77,7 @@ struct webd_loc {
 	struct webd_upstream	*proxy;
 	int			 ret_status;	/* "return": 0 none */
 	char			*ret_text;
+	struct webd_server	*srv;		/* the server it is in */
 	TAILQ_ENTRY(webd_loc)	 entry;
 };
 
@@ -125,6 +128,8 @@ struct webd_conf {
 	int				 ntrusted;
 	enum webd_logfmt		 logfmt;
 	char				*logfile;	/* NULL: syslog */
+	const char			*logname;	/* its last component */
+	int				 logdir;	/* its folder, O_PATH */
 	int				 logfacility;
 	int				 server_header;
 	char				*mimefile;
@@ -162,13 +167,15 @@ int	 server_error(struct http_req *, struct webd_server *,
 void	 server_headers(struct http_req *, struct webd_server *,
 	    struct webd_loc *);
 const struct sockaddr *server_client(struct http_req *);
-void	 server_send(struct http_req *, int, const char *, struct buf *);
+void	 server_send(struct http_req *, struct webd_loc *, int, const char *,
+	    struct buf *);
 void	 server_cache_headers(struct http_req *, struct webd_loc *);
 
 /* server_file.c */
 void	 server_file(struct http_req *, struct webd_server *,
 	    struct webd_loc *, struct http_target *);
 int	 file_open_beneath(struct webd_loc *, const char *, int);
+void	 file_content_type(struct webd_loc *, const char *, char *, size_t);
 void	 file_drain(struct http_req *);
 void	 file_free(struct wreq *);
 
@@ -179,6 +186,7 @@ void	 proxy_hooks(struct webd_upstream *);
 
 /* server_log.c */
 void	 access_log(struct http_req *, struct webd_server *, int, uint64_t);
+void	 access_log_refused(struct http_conn *, int, const char *);
 int	 access_log_open(struct webd_conf *);
 void	 access_log_reopen(void *);
 
