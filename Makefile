@@ -26,8 +26,8 @@ LDFLAGS	+= $(SAN)
 # Debian packages: to build, and to run the tests and the demo.
 BUILD_PKGS = gcc make pkg-config libbsd-dev libssl-dev libsqlite3-dev \
 	     libcriterion-dev
-TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl sqlite3 rsyslog \
-	     procps iproute2 util-linux socat
+TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl \
+	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc
 BENCH_PKGS = wrk haproxy nginx libhttp-parser-dev
 
 COMMON_SRCS := $(wildcard common/*.c)
