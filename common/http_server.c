@@ -64,6 +64,7 @@ static int			 npool;
 
 static void	conn_run(struct http_conn *);
 static void	conn_close(struct http_conn *);
+static void	conn_error(struct http_conn *, int);
 static void	conn_event(struct ev_io *, uint32_t);
 static void	conn_timeout(struct ev_timer *);
 static void	req_finish(struct http_conn *);
@@ -241,7 +242,8 @@ conn_close(struct http_conn *c)
 		return;
 	if (req != NULL) {
 		c->req = NULL;
-		if (!(req->rflags & HTTP_R_DONE)) {
+		/* a head still arriving (no handler yet) has nothing to end */
+		if (req->h != NULL && !(req->rflags & HTTP_R_DONE)) {
 			req->rflags |= HTTP_R_DONE;
 			if (req->h->done != NULL)
 				req->h->done(req);
@@ -284,15 +286,14 @@ conn_timeout(struct ev_timer *t)
 
 	switch (c->state) {
 	case CS_HEAD:
-		/* a head that did not arrive in time: 408 and close */
-		if (c->out == NULL && (c->out = buf_get(HTTP_OUTBUF)) != NULL) {
-			buf_printf(c->out, "HTTP/1.1 408 Request Timeout\r\n"
-			    "Date: %s\r\nContent-Type: text/plain\r\n"
-			    "Content-Length: 20\r\nConnection: close\r\n\r\n"
-			    "408 Request Timeout\n", http_date_now());
-			(void)buf_write_fd(c->out, c->s.fd);
-		}
-		conn_close(c);
+		/*
+		 * A head that did not arrive in time: 408, and a lingering
+		 * close, so that the bytes the client is still sending do not
+		 * make the kernel reset the connection under the answer.
+		 */
+		c->req = NULL;
+		free(req);
+		conn_error(c, 408);
 		return;
 	case CS_REQ:
 		if (req != NULL && (req->rflags & HTTP_R_READBODY) &&
@@ -546,6 +547,7 @@ conn_head(struct http_conn *c)
 			conn_close(c);
 			return (1);
 		}
+		req->file = -1;
 		http_msg_init(&req->msg, 0, lim, req->hdrs);
 		c->req = req;
 		c->state = CS_HEAD;
@@ -1178,7 +1180,9 @@ http_resp_write(struct http_req *req, const void *p, size_t n)
 	char			 hex[24];
 	int			 hl;
 
-	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || n == 0)
+	/* nothing after the end (http_resp_end, or a cut response) */
+	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || n == 0 ||
+	    (req->rflags & HTTP_R_RESP_ENDED))
 		return (0);
 	if (req->rflags & HTTP_R_HEAD || req->status == 204 ||
 	    req->status == 304) {
@@ -1291,8 +1295,22 @@ http_resp_error(struct http_req *req, int status)
 	int	n;
 
 	if (req->rflags & HTTP_R_RESP_BEGUN) {
-		/* too late for a status: cut the connection */
-		req->conn->flags |= CF_ABORT;
+		/*
+		 * Too late for a status.  A complete head goes out with the
+		 * body bytes given so far, then the connection closes short
+		 * of the length or the last chunk, so that the client sees
+		 * the truncation; a partial head is cut now.
+		 */
+		if (req->rflags & HTTP_R_RESP_HEADDONE) {
+			if (req->file != -1) {
+				close(req->file);
+				req->file = -1;
+			}
+			req->rflags |= HTTP_R_RESP_ENDED | HTTP_R_CONNCLOSE;
+			req->rflags &= ~HTTP_R_KEEPALIVE;
+			req->conn->flags |= CF_CLOSE_AFTER;
+		} else
+			req->conn->flags |= CF_ABORT;
 		conn_kick(req->conn);
 		return (-1);
 	}

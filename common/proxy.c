@@ -164,12 +164,12 @@ uc_close(struct up_conn *uc)
 		return;
 	uc->dead = 1;
 	if (uc->idle) {
+		/* an idle connection was already dropped from the count */
 		TAILQ_REMOVE(&uc->srv->idle, uc, entry);
 		uc->srv->nidle--;
 		nidle--;
 		uc->idle = 0;
-	}
-	if (uc->srv != NULL)
+	} else if (uc->srv != NULL)
 		up_dropped(uc->srv);
 	ev_timer_del(ploop, &uc->timer);
 	sock_close(ploop, &uc->s);
@@ -194,6 +194,11 @@ uc_release(struct up_conn *uc, int reusable, struct proxy_conf *pc)
 	}
 	buf_reset(&uc->in);
 	buf_reset(&uc->out);
+	/*
+	 * Idle connections are not active ones: leastconn and maxconn
+	 * count requests in progress, as the servers feel them.
+	 */
+	up_dropped(s);
 	uc->idle_since = ev_now(ploop);
 	uc->reused = 1;
 	uc->idle = 1;
@@ -230,6 +235,7 @@ uc_take_idle(struct up_server *s, int safe_only)
 		s->nidle--;
 		nidle--;
 		uc->idle = 0;
+		up_taken(s);
 		ev_timer_del(ploop, &uc->timer);
 		return (uc);
 	}
@@ -310,6 +316,16 @@ uc_timeout(struct ev_timer *t)
 		pr_dispatch(pr);
 		return;
 	}
+	/*
+	 * Waits that are the client's, not the server's: for more of the
+	 * request body, or for the client to take the response body (the
+	 * engine's body and send timeouts cover those).
+	 */
+	if ((!pr->body_sent && buf_used(&uc->out) == 0) ||
+	    (pr->rhead_done && buf_used(&pr->rbuf) > 0)) {
+		ev_timer_add(ploop, &uc->timer, pr->pc->response_timeout);
+		return;
+	}
 	/* no response in time */
 	up_failed(uc->srv, 0);
 	pr->info.term[0] = 's';
@@ -379,6 +395,7 @@ build_head(struct preq *pr)
 	const char		*b = http_req_buf(req);
 	struct buf		*o = &pr->head;
 	struct slice		 t = http_req_target(req);
+	struct slice		 auth = slice_make(NULL, 0);
 	char			 ip[INET6_ADDRSTRLEN + 2];
 	int			 i, tunnel = (m->flags & HTTP_F_UPGRADE) != 0;
 	int			 have_xff = 0;
@@ -386,6 +403,21 @@ build_head(struct preq *pr)
 				    "https" : "http";
 
 	net_sockaddr_ip(client_addr(pr), ip, sizeof(ip));
+	/*
+	 * absolute-form: the target's authority replaces the Host field
+	 * (RFC 9112 3.2.2), so that the server sees the host we routed on
+	 */
+	if (m->form == HTTP_T_ABSOLUTE) {
+		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
+		const char	*e = p;
+		struct slice	 hs;
+		int		 port;
+
+		while (e < t.p + t.len && *e != '/' && *e != '?')
+			e++;
+		if (http_authority_parse(p, e - p, &hs, &port) == 0)
+			auth = slice_make(p, e - p);
+	}
 	/* absolute-form becomes origin-form */
 	if (m->form == HTTP_T_ABSOLUTE) {
 		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
@@ -412,6 +444,8 @@ build_head(struct preq *pr)
 
 		if (is_hop_field(m, b, h, tunnel))
 			continue;
+		if (auth.p != NULL && (h->flags & HTTP_H_HOST))
+			continue;
 		if (h->namelen == 15 && slice_caseeq(name, "x-forwarded-for")) {
 			if (pc->xff == PROXY_XFF_REPLACE)
 				continue;
@@ -434,7 +468,9 @@ build_head(struct preq *pr)
 		buf_append(o, val.p, val.len);
 		buf_append(o, "\r\n", 2);
 	}
-	if (m->host == -1 && m->form == HTTP_T_ABSOLUTE) {
+	if (auth.p != NULL)
+		buf_printf(o, "Host: %.*s\r\n", (int)auth.len, auth.p);
+	else if (m->host == -1 && m->form == HTTP_T_ABSOLUTE) {
 		struct slice	host = http_req_host(req);
 
 		buf_printf(o, "Host: %.*s\r\n", (int)host.len, host.p);
@@ -543,6 +579,37 @@ proxy_proto(struct preq *pr, struct buf *o)
 	}
 }
 
+/*
+ * The key of the hashing balancers when the daemon gives none: the
+ * client's address for "source", the path for "uri".
+ */
+static uint64_t
+hash_key(struct preq *pr)
+{
+	const struct sockaddr		*sa = client_addr(pr);
+	const struct sockaddr_in	*sin = (const void *)sa;
+	const struct sockaddr_in6	*sin6 = (const void *)sa;
+	struct slice			 t;
+	const char			*q;
+
+	if (pr->pc->pool->lb == &lb_source) {
+		if (sa->sa_family == AF_INET)
+			return (up_hash(&sin->sin_addr, sizeof(sin->sin_addr),
+			    0));
+		if (sa->sa_family == AF_INET6)
+			return (up_hash(&sin6->sin6_addr,
+			    sizeof(sin6->sin6_addr), 0));
+		return (0);
+	}
+	if (pr->pc->pool->lb == &lb_uri) {
+		t = http_req_target(pr->req);
+		if ((q = memchr(t.p, '?', t.len)) != NULL)
+			t.len = q - t.p;
+		return (up_hash(t.p, t.len, 0));
+	}
+	return (0);
+}
+
 /* Starting */
 
 /*
@@ -576,6 +643,8 @@ proxy_start(struct http_req *req, struct proxy_conf *pc)
 	req->h = &proxy_handler;
 	if (pc->hash_key != NULL)
 		pr->hashkey = pc->hash_key(pc->arg, req);
+	else
+		pr->hashkey = hash_key(pr);
 	if (pc->buffer_request > 0 && http_req_has_body(req)) {
 		pr->bufferall = 1;
 		pr->state = P_BUFFER;
@@ -741,9 +810,13 @@ uc_flush(struct up_conn *uc)
 
 	while (buf_used(&uc->out) > 0 && (uc->s.flags & SOCK_WRITABLE)) {
 		n = sock_write(&uc->s, buf_head(&uc->out), buf_used(&uc->out));
-		if (n > 0)
+		if (n > 0) {
 			buf_consume(&uc->out, n);
-		else if (n == -1 && errno == EAGAIN)
+			/* the server is taking the request: not late */
+			if (uc->pr != NULL)
+				ev_timer_add(ploop, &uc->timer,
+				    uc->pr->pc->response_timeout);
+		} else if (n == -1 && errno == EAGAIN)
 			return (0);
 		else
 			return (-1);
@@ -854,7 +927,7 @@ resp_head(struct preq *pr)
 		http_resp_header_raw(req, "\r\n", 2);
 	}
 	if (pr->pc->resp_add != NULL)
-		pr->pc->resp_add(pr->pc->arg, req);
+		pr->pc->resp_add(pr->pc->arg, req, &pr->info);
 	if (has_date)
 		req->rflags |= HTTP_R_NODATE;
 	if ((m->flags & HTTP_F_CLOSE) || (m->minor == 0 &&
@@ -914,8 +987,14 @@ resp_head(struct preq *pr)
 	}
 	switch (m->framing) {
 	case HTTP_BODY_NONE:
-		http_resp_body(req, (req->msg.method == HTTP_M_HEAD &&
-		    (m->flags & HTTP_F_CL)) ? (int64_t)m->content_length : 0);
+		/* a HEAD answer tells the framing a GET would have had */
+		if (req->msg.method == HTTP_M_HEAD && (m->flags & HTTP_F_CL))
+			http_resp_body(req, m->content_length);
+		else if (req->msg.method == HTTP_M_HEAD &&
+		    (m->flags & HTTP_F_TE))
+			http_resp_body(req, -1);
+		else
+			http_resp_body(req, 0);
 		pr->rbody_done = 1;
 		break;
 	case HTTP_BODY_LENGTH:
@@ -1049,6 +1128,7 @@ static void
 pr_run(struct preq *pr)
 {
 	struct up_conn	*uc;
+	size_t		 out;
 	int		 r, progress;
 
 	do {
@@ -1114,12 +1194,21 @@ pr_run(struct preq *pr)
 			else if (buf_room(&uc->out) > 0)
 				http_req_resume(pr->req);
 		}
+		out = buf_used(&uc->out);
 		if (uc_flush(uc) == -1) {
 			if (!pr->rhead_done) {
 				pr_retry_or_fail(pr, "upstream write failed");
 				return;
 			}
 		}
+		/*
+		 * The server took bytes and may take more: loop for more of
+		 * the body (buffered, or paused while the buffer was full),
+		 * since an edge-triggered socket that stayed writable raises
+		 * no new event.
+		 */
+		if (buf_used(&uc->out) < out && !pr->body_sent)
+			progress = 1;
 		/* the response */
 		r = uc_read(uc);
 		if (r > 0) {

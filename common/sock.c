@@ -109,7 +109,12 @@ sock_read(struct sock *s, void *p, size_t len)
 		n = read(s->fd, p, len);
 	} while (n == -1 && errno == EINTR);
 	if (n > 0) {
-		if ((size_t)n < len)
+		/*
+		 * A short read drained the socket, unless the peer's FIN came
+		 * with the data: that edge is spent, and only reading again
+		 * (0, EOF) tells of it.
+		 */
+		if ((size_t)n < len && !(s->flags & SOCK_HUP))
 			s->flags &= ~SOCK_READABLE;
 		return (n);
 	}

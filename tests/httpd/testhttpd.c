@@ -8,6 +8,7 @@
  *	POST /echo		streams the body back, chunked
  *	GET /slow/MS		answers after MS milliseconds
  *	GET /head		the request head as received
+ *	GET /peer		"<client addr:port> <requests on this connection>"
  *	GET /close		answers with Connection: close
  *	GET /status/N		answers with status N
  *	GET /ws			WebSocket-like upgrade: 101, then echoes bytes
@@ -28,6 +29,7 @@
 #include "http_server.h"
 #include "http_worker.h"
 #include "log.h"
+#include "net.h"
 #include "proc.h"
 #include "proxy.h"
 #include "proxy_conf.h"
@@ -86,12 +88,17 @@ source_fill(struct http_req *req)
 {
 	struct treq	*t = req->ud;
 
+	/* byte i of the body is pattern[i % sizeof(pattern)] */
 	while (t->left > 0) {
-		size_t	n = t->left < sizeof(pattern) ? t->left :
-		    sizeof(pattern);
-		size_t	w = http_resp_write(req, pattern, n);
+		size_t	off = t->count % sizeof(pattern);
+		size_t	n = sizeof(pattern) - off;
+		size_t	w;
 
+		if (n > t->left)
+			n = t->left;
+		w = http_resp_write(req, pattern + off, n);
 		t->left -= w;
+		t->count += w;
 		if (w < n)
 			return;		/* drain() calls again */
 	}
@@ -198,6 +205,14 @@ t_request(struct http_req *req)
 	} else if (slice_eq(tg, "/pid")) {
 		n = snprintf(b, sizeof(b), "%d\n", (int)getpid());
 		http_resp_simple(req, 200, "text/plain", b, n);
+	} else if (slice_eq(tg, "/peer")) {
+		char	a[128];
+
+		net_sockaddr_str(http_req_peer(req), sizeof(req->conn->peer),
+		    a, sizeof(a));
+		n = snprintf(b, sizeof(b), "%s %u\n", a,
+		    (unsigned)req->conn->nreq);
+		http_resp_simple(req, 200, "text/plain", b, n);
 	} else if (slice_eq(tg, "/close")) {
 		http_resp_close(req);
 		http_resp_simple(req, 200, "text/plain", "bye\n", 4);
@@ -252,11 +267,13 @@ t_request(struct http_req *req)
 		http_req_read_body(req);
 	} else if (slice_eq(tg, "/echo")) {
 		t->kind = K_ECHO;
+		/* reading first: the engine keeps the connection alive only
+		 * for a body it knows will be read */
+		http_req_read_body(req);
 		http_resp_begin(req, 200);
 		http_resp_header(req, "Content-Type",
 		    "application/octet-stream");
 		http_resp_body(req, -1);
-		http_req_read_body(req);
 	} else if (tg.len > 6 && memcmp(tg.p, "/slow/", 6) == 0) {
 		char	num[32];
 		size_t	l = tg.len - 6;
@@ -361,10 +378,8 @@ t_load(struct conf *c, struct proc_settings *ps)
 	tc->tlssrv = tc->srv;
 	tc->tlssrv.scheme_https = 1;
 	if ((n = conf_get(&c->root, "tls")) != NULL &&
-	    (tc->tls = tls_server_load(c, n)) == NULL) {
-		free(tc);
-		return (NULL);
-	}
+	    (tc->tls = tls_server_load(c, n)) == NULL)
+		goto fail;
 	tc->tlssrv.tls = tc->tls;
 	CONF_FOREACH(n, &c->root, "listen") {
 		int	tls = conf_opt(n, "tls") != NULL;
@@ -374,12 +389,15 @@ t_load(struct conf *c, struct proc_settings *ps)
 		proc_listener_add(ps, c, n, n->args[0].str,
 		    tls ? &tc->tlssrv : &tc->srv);
 	}
-	if (c->nerrors > 0) {
-		tls_free(tc->tls);
-		free(tc);
-		return (NULL);
-	}
+	if (c->nerrors > 0)
+		goto fail;
 	return (tc);
+ fail:
+	if (tc->proxying)
+		proxy_conf_free(&tc->pc);
+	tls_free(tc->tls);
+	free(tc);
+	return (NULL);
 }
 
 static void

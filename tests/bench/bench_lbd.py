@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""lbd against HAProxy (Debian's), side by side in one run, on the same
+backends (two testhttpd servers answering a small response), the same
+worker or thread count (1, then 2), the same wrk parameters.
+
+Rows: HTTP keep-alive round-robin; a new connection per request; TLS
+keep-alive; TLS handshakes per second (ECDSA P-256, no resumption: tickets
+and session cache off on both); TCP mode carrying a 1 MiB response; RSS
+per 1,000 idle connections at 10,000.  Each row alternates lbd and
+HAProxy BENCH_ROUNDS times (default 3) and compares medians.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (BIN, ROUNDS, Server, free_port, hold_idle, machine,
+                      median, rss_kib, table, wrk)
+
+
+def backends(d):
+    ports = []
+    srvs = []
+    for i in (1, 2):
+        p = free_port()
+        conf = os.path.join(d, f"be{i}.conf")
+        with open(conf, "w") as f:
+            f.write(f"workers 1\npidfile \"{d}/be{i}.pid\"\n"
+                    f"listen 127.0.0.1:{p}\n")
+        srvs.append(Server(f"be{i}", [os.path.join(BIN, "testhttpd"), "-d",
+                                      "-f", conf], p, cpu=1))
+        ports.append(p)
+    return ports, srvs
+
+
+def lbd(d, workers, port, tlsport, tcpport, be, tickets):
+    conf = os.path.join(d, f"lbd-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(f"""workers {workers}
+pidfile "{d}/lbd-{port}.pid"
+control off
+log no
+user nobody
+frontend www {{
+	listen 127.0.0.1:{port}
+	listen 127.0.0.1:{tlsport} tls
+	tls {{
+		certificate "{d}/cert.pem" key "{d}/key.pem"
+		tickets {"yes" if tickets else "no"}
+	}}
+	backend webs
+}}
+frontend raw {{
+	mode tcp
+	listen 127.0.0.1:{tcpport}
+	backend tcpb
+}}
+backend webs {{
+	server s1 127.0.0.1:{be[0]}
+	server s2 127.0.0.1:{be[1]}
+}}
+backend tcpb {{
+	mode tcp
+	server s1 127.0.0.1:{be[0]}
+	server s2 127.0.0.1:{be[1]}
+}}
+""")
+    return [os.path.join(BIN, "lbd"), "-d", "-f", conf]
+
+
+def haproxy(d, threads, port, tlsport, tcpport, be, tickets):
+    conf = os.path.join(d, f"haproxy-{port}.cfg")
+    with open(conf, "w") as f:
+        f.write(f"""global
+	nbthread {threads}
+	maxconn 19000
+	ulimit-n 20000
+	no strict-limits
+	{"" if tickets else "tune.ssl.cachesize 0"}
+	ssl-default-bind-options {"" if tickets else "no-tls-tickets"} ssl-min-ver TLSv1.2
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+	option http-keep-alive
+frontend www
+	bind 127.0.0.1:{port}
+	bind 127.0.0.1:{tlsport} ssl crt {d}/combined.pem
+	default_backend webs
+frontend raw
+	mode tcp
+	bind 127.0.0.1:{tcpport}
+	default_backend tcpb
+backend webs
+	balance roundrobin
+	server s1 127.0.0.1:{be[0]}
+	server s2 127.0.0.1:{be[1]}
+backend tcpb
+	mode tcp
+	balance roundrobin
+	server s1 127.0.0.1:{be[0]}
+	server s2 127.0.0.1:{be[1]}
+""")
+    return ["haproxy", "-db", "-f", conf]
+
+
+def cert(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                    f"{d}/key.pem", "-out", f"{d}/cert.pem", "-days", "2",
+                    "-subj", "/CN=localhost"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(f"{d}/combined.pem", "w") as f:
+        f.write(open(f"{d}/cert.pem").read() + open(f"{d}/key.pem").read())
+
+
+def alternate(label, pairs, make_url, workers, headers=()):
+    res = {"lbd": [], "haproxy": []}
+    cpu = 1 if workers == 1 else None
+    for _ in range(ROUNDS):
+        for name, srv, ports in pairs:
+            res[name].append(wrk(make_url(ports), headers=headers, cpu=cpu))
+    return (label, median([r[0] for r in res["lbd"]]),
+            median([r[0] for r in res["haproxy"]]),
+            median([r[1] for r in res["lbd"]]),
+            median([r[1] for r in res["haproxy"]]))
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="bench-lbd-")
+    os.chmod(d, 0o755)
+    cert(d)
+    print(f"lbd vs HAProxy on {machine()}, {ROUNDS} rounds of "
+          f"{os.environ.get('BENCH_SECONDS', '5')} s, medians; proxies on "
+          "CPU 0, wrk and the backends on CPU 1 (1 worker)")
+    be, besrv = backends(d)
+    try:
+        for workers in (1, 2):
+            cpu = 0 if workers == 1 else None
+            for tickets in (True, False):
+                pl = (free_port(), free_port(), free_port())
+                ph = (free_port(), free_port(), free_port())
+                pairs = [
+                    ("lbd", Server("lbd", lbd(d, workers, *pl, be, tickets),
+                                   pl[0], cpu), pl),
+                    ("haproxy", Server("haproxy", haproxy(d, workers, *ph,
+                                       be, tickets), ph[0], cpu), ph),
+                ]
+                if tickets:
+                    rows = [
+                        alternate(f"HTTP keep-alive rr, {workers} w", pairs,
+                                  lambda p: f"http://127.0.0.1:{p[0]}/hello",
+                                  workers),
+                        alternate(f"HTTP new conn/request, {workers} w",
+                                  pairs, lambda p:
+                                  f"http://127.0.0.1:{p[0]}/hello", workers,
+                                  headers=("Connection: close",)),
+                        alternate(f"TLS keep-alive, {workers} w", pairs,
+                                  lambda p: f"https://127.0.0.1:{p[1]}/hello",
+                                  workers),
+                        alternate(f"TCP mode 1 MiB, {workers} w", pairs,
+                                  lambda p:
+                                  f"http://127.0.0.1:{p[2]}/source/1048576",
+                                  workers),
+                    ]
+                else:
+                    rows = [alternate(f"TLS handshakes/s (full), {workers} w",
+                                      pairs, lambda p:
+                                      f"https://127.0.0.1:{p[1]}/hello",
+                                      workers,
+                                      headers=("Connection: close",))]
+                table(rows, "lbd", "haproxy")
+                if workers == 1 and tickets:
+                    mem = {}
+                    for name, srv, ports in pairs:
+                        before = rss_kib(srv.pids())
+                        socks = hold_idle(ports[0], 10000,
+                                          b"GET /hello HTTP/1.1\r\nHost: b"
+                                          b"\r\n\r\n")
+                        time.sleep(1)
+                        mem[name] = (rss_kib(srv.pids()) - before) * 1000 / \
+                            10000 / 1024
+                        for s in socks:
+                            s.close()
+                        time.sleep(1)
+                    print(f"{'RSS per 1k idle conns, 1 w':<36} "
+                          f"{mem['lbd']:>9.2f}M {mem['haproxy']:>9.2f}M "
+                          f"{mem['haproxy'] / mem['lbd'] if mem['lbd'] else 0:>6.2f}"
+                          "  (ratio: haproxy / lbd, higher is better)")
+                for _, s, _ in pairs:
+                    s.stop()
+    finally:
+        for s in besrv:
+            s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

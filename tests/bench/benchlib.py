@@ -1,0 +1,200 @@
+"""Helpers for the side-by-side benchmarks (webd vs nginx, lbd vs HAProxy):
+start servers pinned to a core, drive them with wrk pinned to the other,
+alternate ours and the anchor in the same run, report medians and ratios.
+
+The machine is shared and its speed drifts (see the perf notes): only the
+ratios of one run mean something, so every row runs ours and the anchor
+in turn, ROUNDS times, and compares their medians.
+"""
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.environ.get("TOP") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD", "build")
+BIN = os.path.join(TOP, BUILD, "bin")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+NCPU = os.cpu_count() or 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def pin_prefix(cpu):
+    """taskset prefix for a command, when the machine has the cores."""
+    if NCPU < 2 or cpu is None:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(st[1]) == p:
+                out.append(int(d))
+                todo.append(int(d))
+    return out
+
+
+def rss_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            total += int(st[11]) + int(st[12])
+        except OSError:
+            pass
+    return total
+
+
+WRK_LAT = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$")
+
+
+def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1):
+    """Run wrk; returns (requests/s, p99 ms, errors)."""
+    cmd = pin_prefix(cpu) + ["wrk", f"-t{threads}", f"-c{conns}",
+                             f"-d{seconds}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(url)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=seconds + 30
+                         ).stdout.decode()
+    rps = p99 = None
+    errors = 0
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        m = WRK_LAT.match(line)
+        if m and m.group(1) == "99":
+            v = float(m.group(2))
+            p99 = v / 1000 if m.group(3) == "us" else \
+                v * 1000 if m.group(3) == "s" else v
+        if "Socket errors" in line:
+            errors += sum(int(x) for x in re.findall(r"\d+", line))
+        if "Non-2xx" in line:
+            errors += int(line.split()[-1])
+    if rps is None:
+        raise RuntimeError("wrk failed:\n" + out)
+    return rps, p99 or 0.0, errors
+
+
+class Server:
+    """A daemon started with a command line, stopped by its pid."""
+
+    def __init__(self, name, cmd, port, cpu=0, env=None):
+        self.name, self.port = name, port
+        self.proc = subprocess.Popen(pin_prefix(cpu) + cmd,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
+        wait_port(port)
+        time.sleep(0.3)
+
+    def pids(self):
+        return [self.proc.pid] + descendants(self.proc.pid)
+
+    def stop(self):
+        for p in reversed(self.pids()):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        self.proc.wait()
+
+
+def hold_idle(port, n, request=None, tls_ctx=None):
+    """Open n idle connections to port; returns the sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, n + 1000)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    socks = []
+    for i in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        s.connect(("127.0.0.1", port))
+        if request is not None:
+            s.sendall(request)
+        socks.append(s)
+        if request is not None and (i % 200 == 199 or i == n - 1):
+            # read the answers of the last wave
+            for t in socks[-200:]:
+                t.settimeout(10)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    c = t.recv(65536)
+                    if not c:
+                        break
+                    data += c
+    return socks
+
+
+def median(xs):
+    return statistics.median(xs) if xs else 0.0
+
+
+def table(rows, ours, anchor):
+    """Print rows of (label, ours_rps, anchor_rps, ours_p99, anchor_p99)."""
+    print(f"{'row':<36} {ours:>10} {anchor:>10} {'ratio':>6} "
+          f"{'p99 ' + ours:>12} {'p99 ' + anchor:>12}")
+    for label, a, b, pa, pb in rows:
+        ratio = a / b if b else 0
+        print(f"{label:<36} {a:>10.0f} {b:>10.0f} {ratio:>6.2f} "
+              f"{pa:>10.2f}ms {pb:>10.2f}ms")
+    sys.stdout.flush()
+
+
+def machine():
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = [l.split(":", 1)[1].strip() for l in f
+                     if l.startswith("model name")][0]
+    except (OSError, IndexError):
+        model = "?"
+    return f"{NCPU} CPU ({model}), {os.uname().release}"
