@@ -169,6 +169,7 @@ struct http_chunked {
 void	 http_chunked_init(struct http_chunked *, uint32_t);
 ssize_t	 http_chunked_next(struct http_chunked *, const char *, size_t,
 	    size_t *, size_t *);
+void	 http_chunked_unget(struct http_chunked *, size_t);
 
 /* Helpers on parsed messages */
 struct slice http_msg_slice(const char *, uint32_t, uint32_t);

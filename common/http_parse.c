@@ -773,7 +773,7 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 
 /* Chunked transfer coding */
 
-/* C_DATA must stay 4: http_server.c sets it to give data back */
+/* the states of the chunked decoder */
 enum {
 	C_SIZE = 0,
 	C_SIZE_BWS,		/* BWS before ";" */
@@ -807,6 +807,20 @@ http_chunked_init(struct http_chunked *c, uint32_t trailer_max)
 	c->trailer_max = trailer_max ? trailer_max : HTTP_MAXHEAD;
 	if (!ctab_ready)
 		ctab_init();
+}
+
+/*
+ * Give back the last <n> data bytes that http_chunked_next() reported:
+ * the caller could not take them, and will present them again.
+ */
+void
+http_chunked_unget(struct http_chunked *c, size_t n)
+{
+	if (n == 0)
+		return;
+	c->size += n;
+	c->total -= n;
+	c->state = C_DATA;
 }
 
 static ssize_t

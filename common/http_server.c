@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -32,10 +34,12 @@
 
 #include "http_server.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "tls.h"
 
 enum {
-	CS_TLS = 1,
+	CS_PROXY = 1,	/* reading a PROXY protocol header */
+	CS_TLS,
 	CS_IDLE,
 	CS_HEAD,
 	CS_REQ,
@@ -52,6 +56,8 @@ enum {
 #define CF_GOT_BYTES	0x10	/* bytes of a head have arrived */
 #define CF_QUEUED	0x20	/* on the run queue */
 #define CF_ABORT	0x40	/* close without finishing the response */
+#define CF_COUNTED	0x80	/* in srv->shared_conns */
+#define CF_OPENED	0x100	/* srv->conn_open was called */
 
 static struct ev_loop		*loop;
 static TAILQ_HEAD(, http_conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -64,7 +70,7 @@ static int			 npool;
 
 static void	conn_run(struct http_conn *);
 static void	conn_close(struct http_conn *);
-static void	conn_error(struct http_conn *, int);
+static void	conn_error(struct http_conn *, int, const char *);
 static void	conn_event(struct ev_io *, uint32_t);
 static void	conn_timeout(struct ev_timer *);
 static void	req_finish(struct http_conn *);
@@ -143,12 +149,43 @@ conn_timer(struct http_conn *c, uint32_t ms)
 		ev_timer_add(loop, &c->timer, ms);
 }
 
+/*
+ * The connection's client is known (after a PROXY header, if any): ask
+ * the daemon about it, then start TLS or wait for a request.
+ */
+static int
+conn_ready(struct http_conn *c)
+{
+	struct http_server	*srv = c->srv;
+	int			 r;
+
+	if (srv->conn_open != NULL) {
+		c->flags |= CF_OPENED;
+		if ((r = srv->conn_open(c)) == -1) {
+			conn_close(c);
+			return (-1);
+		}
+		c->refuse = r;
+	}
+	c->state = CS_IDLE;
+	if (srv->tls != NULL) {
+		if ((c->s.ssl = tls_server_ssl(srv->tls, c->s.fd)) == NULL) {
+			conn_close(c);
+			return (-1);
+		}
+		c->s.flags |= SOCK_TLS_HS;
+		c->state = CS_TLS;
+	}
+	return (0);
+}
+
 /* Accept one connection already taken from a listener. */
 int
 http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
     socklen_t sl)
 {
 	struct http_conn	*c;
+	int			 one = 1;
 
 	if (srv->acl != NULL && !net_acl_allows(srv->acl, sa)) {
 		close(fd);
@@ -159,23 +196,18 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
 		close(fd);
 		return (-1);
 	}
+	/* answers go out at once, and never wait for a delayed ACK */
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	sock_init(&c->s, fd);
 	c->srv = srv;
 	c->loop = loop;
+	c->t_accept = ev_now(loop);
 	if (sl > sizeof(c->peer))
 		sl = sizeof(c->peer);
 	memcpy(&c->peer, sa, sl);
 	ev_timer_init(&c->timer, conn_timeout, c);
-	c->state = CS_IDLE;
-	if (srv->tls != NULL) {
-		if ((c->s.ssl = tls_server_ssl(srv->tls, fd)) == NULL) {
-			close(fd);
-			free(c);
-			return (-1);
-		}
-		c->s.flags |= SOCK_TLS_HS;
-		c->state = CS_TLS;
-	}
 	if (sock_watch(loop, &c->s, conn_event, c) == -1) {
 		sock_close(loop, &c->s);
 		free(c);
@@ -183,14 +215,96 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
 	}
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
+	if (srv->shared_conns != NULL) {
+		atomic_fetch_add(srv->shared_conns, 1);
+		c->flags |= CF_COUNTED;
+	}
 	conn_timer(c, srv->lim->header_timeout);
+	/* a trusted peer sends a PROXY header first; others never do */
+	if (srv->proxy_from != NULL && net_acl_allows(srv->proxy_from, sa))
+		c->state = CS_PROXY;
+	else if (conn_ready(c) == -1)
+		return (0);
 	conn_run(c);
 	return (0);
 }
 
 /*
+ * Read a PROXY header without taking a byte beyond it (what follows may
+ * be a TLS handshake that OpenSSL reads from the socket itself).
+ * Returns 1 when done, 0 to wait, -1 after closing the connection.
+ */
+static int
+conn_proxy(struct http_conn *c)
+{
+	char			 buf[PROXYPROTO_V1MAX + 64];
+	struct sockaddr_storage	 ss;
+	const char		*why;
+	size_t			 used;
+	ssize_t			 n;
+	int			 r;
+
+	if (!(c->s.flags & SOCK_READABLE))
+		return (0);
+	n = recv(c->s.fd, buf, sizeof(buf), MSG_PEEK);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		conn_close(c);
+		return (-1);
+	}
+	if (n == -1) {
+		c->s.flags &= ~SOCK_READABLE;
+		return (0);
+	}
+	r = proxyproto_parse(buf, n, &ss, &used, &why);
+	if (r == 0 && (size_t)n >= 16 && memcmp(buf, "\r\n\r\n", 4) == 0) {
+		/* a v2 header longer than what we peeked: take it whole */
+		char	*big;
+		size_t	 need = 16 + ((size_t)(unsigned char)buf[14] << 8 |
+			    (unsigned char)buf[15]);
+
+		if ((big = malloc(need)) == NULL) {
+			conn_close(c);
+			return (-1);
+		}
+		n = recv(c->s.fd, big, need, MSG_PEEK);
+		if (n == (ssize_t)need)
+			r = proxyproto_parse(big, n, &ss, &used, &why);
+		free(big);
+	}
+	if (r == 0) {
+		/* the rest is on its way: wait for the next event */
+		c->s.flags &= ~SOCK_READABLE;
+		return (0);
+	}
+	if (r == -1) {
+		log_debug("%s: %s", __func__, why);
+		conn_close(c);
+		return (-1);
+	}
+	/* consume exactly the header */
+	while (used > 0) {
+		n = recv(c->s.fd, buf, used < sizeof(buf) ? used : sizeof(buf),
+		    0);
+		if (n <= 0) {
+			conn_close(c);
+			return (-1);
+		}
+		used -= n;
+	}
+	if (ss.ss_family == AF_INET)
+		memcpy(&c->peer, &ss, sizeof(struct sockaddr_in));
+	else if (ss.ss_family == AF_INET6)
+		memcpy(&c->peer, &ss, sizeof(struct sockaddr_in6));
+	if (conn_ready(c) == -1)
+		return (-1);
+	return (1);
+}
+
+/*
  * Accept what waits on <lfd> (a few at a time, so that other workers get
- * their share).  Returns how many were accepted.
+ * their share).  Returns how many were accepted, or -1 when the listener
+ * is at its maxconn (the caller pauses it: connections wait in the
+ * listen queue).
  */
 int
 http_accept(struct http_server *srv, int lfd)
@@ -200,6 +314,9 @@ http_accept(struct http_server *srv, int lfd)
 	int			fd, n = 0;
 
 	while (n < 16) {
+		if (srv->maxconn > 0 && srv->shared_conns != NULL &&
+		    atomic_load(srv->shared_conns) >= srv->maxconn)
+			return (n > 0 ? n : -1);
 		sl = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -252,6 +369,15 @@ conn_close(struct http_conn *c)
 			close(req->file);
 		free(req);
 	}
+	if (c->flags & CF_OPENED) {
+		c->flags &= ~CF_OPENED;
+		if (c->srv->conn_close != NULL)
+			c->srv->conn_close(c);
+	}
+	if (c->flags & CF_COUNTED) {
+		c->flags &= ~CF_COUNTED;
+		atomic_fetch_sub(c->srv->shared_conns, 1);
+	}
 	ev_timer_del(loop, &c->timer);
 	sock_close(loop, &c->s);
 	buf_put(c->in);
@@ -293,7 +419,7 @@ conn_timeout(struct ev_timer *t)
 		 */
 		c->req = NULL;
 		free(req);
-		conn_error(c, 408);
+		conn_error(c, 408, "request head not received in time");
 		return;
 	case CS_REQ:
 		if (req != NULL && (req->rflags & HTTP_R_READBODY) &&
@@ -331,7 +457,12 @@ conn_flush(struct http_conn *c)
 
 	while (c->out != NULL && buf_used(c->out) > 0 &&
 	    (c->s.flags & SOCK_WRITABLE)) {
-		n = sock_write(&c->s, buf_head(c->out), buf_used(c->out));
+		if (req != NULL && req->file != -1 && req->file_left > 0)
+			n = sock_write_more(&c->s, buf_head(c->out),
+			    buf_used(c->out));
+		else
+			n = sock_write(&c->s, buf_head(c->out),
+			    buf_used(c->out));
 		if (n > 0) {
 			buf_consume(c->out, n);
 			if (c->state == CS_REQ)
@@ -408,9 +539,12 @@ conn_pending(const struct http_conn *c)
 
 /* An error answer from the engine itself: the framing is in doubt. */
 static void
-conn_error(struct http_conn *c, int status)
+conn_error(struct http_conn *c, int status, const char *why)
 {
 	const char	*reason = http_reason(status);
+
+	if (c->srv->bad_request != NULL)
+		c->srv->bad_request(c, status, why);
 
 	if (c->out == NULL && (c->out = buf_get(HTTP_OUTBUF)) == NULL) {
 		conn_close(c);
@@ -487,6 +621,8 @@ req_keepalive(const struct http_req *req)
 	return ((m->flags & HTTP_F_KEEPALIVE) && !(m->flags & HTTP_F_CLOSE));
 }
 
+static const struct http_handler refused_handler;
+
 /* A complete head: make the request and give it to the handler. */
 static void
 req_start(struct http_conn *c, struct http_req *req)
@@ -514,6 +650,12 @@ req_start(struct http_conn *c, struct http_req *req)
 	c->state = CS_REQ;
 	c->req = req;
 	conn_timer(c, 0);
+	if (c->refuse != 0) {
+		/* a limit the daemon applied when the connection came */
+		req->h = &refused_handler;
+		http_resp_error(req, c->refuse);
+		return;
+	}
 	c->srv->handler->request(req);
 }
 
@@ -553,6 +695,7 @@ conn_head(struct http_conn *c)
 		c->state = CS_HEAD;
 		if (!(c->flags & CF_GOT_BYTES)) {
 			c->flags |= CF_GOT_BYTES;
+			c->t_first = ev_now(loop);
 			conn_timer(c, lim->header_timeout);
 		}
 	}
@@ -564,12 +707,13 @@ conn_head(struct http_conn *c)
 			return (1);
 		}
 		if (rv == HTTP_ERROR) {
-			int	status = req->msg.error;
+			int		 status = req->msg.error;
+			const char	*why = req->msg.errmsg;
 
-			log_debug("%s: %s", __func__, req->msg.errmsg);
+			log_debug("%s: %s", __func__, why);
 			c->req = NULL;
 			free(req);
-			conn_error(c, status);
+			conn_error(c, status, why);
 			return (1);
 		}
 		r = conn_read(c, lim->max_head + HTTP_BODYWIN);
@@ -687,9 +831,8 @@ conn_body(struct http_conn *c, int discard)
 				    doff, dlen);
 				if (took < dlen) {
 					/* give back what was not taken */
-					req->chunked.size += dlen - took;
-					req->chunked.total -= dlen - took;
-					req->chunked.state = 4;	/* C_DATA */
+					http_chunked_unget(&req->chunked,
+					    dlen - took);
 					used = doff + took;
 					req->rflags |= HTTP_R_BODYPAUSED;
 				}
@@ -846,6 +989,11 @@ conn_run(struct http_conn *c)
 			break;
 		}
 		switch (c->state) {
+		case CS_PROXY:
+			r = conn_proxy(c);
+			if (r == 1)
+				progress = 1;
+			break;
 		case CS_TLS:
 			r = sock_handshake(&c->s);
 			if (r == -1) {

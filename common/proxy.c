@@ -679,7 +679,15 @@ pr_dispatch(struct preq *pr)
 		pr_fail(pr, 502, "no server answered", 0);
 		return;
 	}
-	s = up_pick(pc->pool, pr->hashkey, pr->tried);
+	s = NULL;
+	/* a server the daemon names (a sticky cookie's), if it can take it */
+	if (pc->pick != NULL && pr->tries == 0 &&
+	    (s = pc->pick(pc->arg, pr->req)) != NULL &&
+	    (!up_eligible(pc->pool, s, now, NULL) ||
+	    (pr->tried & (1ULL << (s->index & 63)))))
+		s = NULL;
+	if (s == NULL)
+		s = up_pick(pc->pool, pr->hashkey, pr->tried);
 	if (s == NULL && pr->tried != 0) {
 		/* every server tried: try them again rather than fail */
 		s = up_pick(pc->pool, pr->hashkey, 0);
@@ -761,6 +769,11 @@ pr_fail(struct preq *pr, int status, const char *why, int silent)
 		log_warnx("%s: %s", pr->pc->pool->name, why);
 	pr->state = P_DONE;
 	pr->info.status = status;
+	/* the daemon's own page for it (error-page), if it has one */
+	if (pr->pc->error != NULL &&
+	    !(pr->req->rflags & HTTP_R_RESP_BEGUN) &&
+	    pr->pc->error(pr->pc->arg, pr->req, status))
+		return;
 	http_resp_error(pr->req, status);
 }
 
@@ -1272,7 +1285,12 @@ pr_run(struct preq *pr)
 				return;
 			}
 		}
-		if (pr->rbody_done && buf_used(&pr->rbuf) == 0) {
+		if (pr->rbody_done) {
+			/*
+			 * The server has said all: its connection goes back
+			 * now, even if the client is still reading what we
+			 * buffered, so a slow client never holds a server.
+			 */
 			pr_finish(pr);
 			return;
 		}
@@ -1293,7 +1311,9 @@ pr_finish(struct preq *pr)
 	    pr->resp.framing != HTTP_BODY_CLOSE;
 	pr->uc = NULL;
 	uc_release(uc, reusable, pr->pc);
-	http_resp_end(pr->req);
+	if (buf_used(&pr->rbuf) == 0)
+		http_resp_end(pr->req);
+	/* else p_drain ends it once the buffer is out */
 }
 
 /* Engine callbacks */
@@ -1397,6 +1417,9 @@ p_drain(struct http_req *req)
 	rbuf_flush(pr);
 	if (pr->uc != NULL)
 		pr_run(pr);
+	else if (pr->state == P_DONE && pr->rbody_done &&
+	    buf_used(&pr->rbuf) == 0)
+		http_resp_end(req);
 }
 
 static void

@@ -140,6 +140,32 @@ sock_write(struct sock *s, const void *p, size_t len)
 	return (sock_writev(s, &iov, 1));
 }
 
+/*
+ * Write with more to follow at once (a head before a sendfile'd body):
+ * MSG_MORE lets the kernel put both in the same segments.
+ */
+ssize_t
+sock_write_more(struct sock *s, const void *p, size_t len)
+{
+	ssize_t	n;
+
+	if (s->ssl != NULL)
+		return (sock_write(s, p, len));
+	do {
+		n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_MORE);
+	} while (n == -1 && errno == EINTR);
+	if (n >= 0) {
+		if ((size_t)n < len)
+			s->flags &= ~SOCK_WRITABLE;
+		return (n);
+	}
+	if (errno == EAGAIN)
+		s->flags &= ~SOCK_WRITABLE;
+	else
+		s->flags |= SOCK_ERROR;
+	return (-1);
+}
+
 /* Write what the kernel takes now; -1 with EAGAIN when nothing fits. */
 ssize_t
 sock_writev(struct sock *s, struct iovec *iov, int cnt)

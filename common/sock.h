@@ -37,6 +37,7 @@ int	 sock_watch(struct ev_loop *, struct sock *, ev_io_cb, void *);
 void	 sock_events(struct sock *, uint32_t);
 ssize_t	 sock_read(struct sock *, void *, size_t);
 ssize_t	 sock_write(struct sock *, const void *, size_t);
+ssize_t	 sock_write_more(struct sock *, const void *, size_t);
 ssize_t	 sock_writev(struct sock *, struct iovec *, int);
 ssize_t	 sock_sendfile(struct sock *, int, off_t *, size_t);
 int	 sock_shutdown(struct sock *);

@@ -119,12 +119,8 @@ class OpsTest(HttpTest):
         self.assertEqual(f["request"], "GET /a\\x22b\\x5cc HTTP/1.1")
         self.assertEqual(f["status"], "400")
 
-    # common/http_server.c never calls the bad_request hook that
-    # http_server.h declares ("a request the engine refused itself"), so
-    # what the engine answers alone -- malformed heads (400), 408, 413,
-    # 414, 431 -- never reaches webd's access log (webd sets the hook:
-    # access_log_refused).
-    @unittest.expectedFailure
+    # What the engine answers alone -- malformed heads (400), 408, 413,
+    # 414, 431 -- reaches webd's access log through the bad_request hook.
     def test_requests_refused_by_the_engine_logged(self):
         d = self.webd()
         out = raw(self.port, b"GET / HTTP/1.1\r\nHost: a\r\n"
@@ -134,11 +130,8 @@ class OpsTest(HttpTest):
         self.assertEqual((f["site"], f["client"], f["request"]),
                          ("-", "127.0.0.1", "-"))
 
-    # http_server.h declares proxy_from ("PROXY protocol v1/v2 expected
-    # from these peers") and webd sets it to its trusted-proxy list on a
-    # "listen ... proxy-protocol", but common/http_server.c never reads
-    # it: the PROXY line is taken for a request line, and answered 400.
-    @unittest.expectedFailure
+    # "listen ... proxy-protocol": a trusted peer must send a PROXY
+    # header first; its client address is then the one logged.
     def test_proxy_protocol_from_trusted_proxy(self):
         d = self.webd(extra="trusted-proxy 127.0.0.1", body="""
 server "main" {{
@@ -146,10 +139,10 @@ server "main" {{
 	root "@DIR@/www"
 }}
 """)
-        # without the header, a trusted peer is refused
+        # without the header, a trusted peer is cut off (as HAProxy does)
         out = raw(self.port, request_bytes("GET", "/ten.txt", [
             ("Connection", "close")]), timeout=2)
-        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:40])
+        self.assertEqual(out, b"")
         out = raw(self.port, b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"
                   + request_bytes("GET", "/ten.txt?pp",
                                   [("Connection", "close")]), timeout=2)

@@ -238,12 +238,9 @@ class ProxyTest(HttpTest):
               f"{up_done * 1000:.0f} ms (the client had {got} bytes), "
               f"client done after {client_done * 1000:.0f} ms")
 
-    # common/proxy.c releases the upstream connection (uc_release in
-    # pr_finish) only once the response buffer has drained into the
-    # client's engine, not when the whole response is in the buffer: a
-    # slow reader keeps the connection -- and an appd worker behind it --
-    # out of the pool until it has read nearly everything.
-    @unittest.expectedFailure
+    # The upstream connection goes back to the pool once the whole
+    # response is in webd's buffer: a slow reader never keeps it (and an
+    # appd worker behind it) out of the pool.
     def test_slow_reader_does_not_hold_upstream_connection(self):
         s, n, t0, up_done = self.slow_reader()
         try:
@@ -352,11 +349,8 @@ class ProxyTest(HttpTest):
         self.assertEqual(r.all("Strict-Transport-Security"),
                          ["max-age=3600"])
 
-    # common/proxy.c never calls the proxy_conf.error hook that proxy.h
-    # declares ("answer an error status ourselves (error pages)"): pr_fail
-    # answers http_resp_error() itself, so a proxied location's
-    # error-page for 502/503/504 -- and its header lines -- are not used.
-    @unittest.expectedFailure
+    # A proxied location's error-page for 502/503/504, with its header
+    # lines, answers when the upstream fails (proxy_conf.error).
     def test_error_page_of_a_proxied_location(self):
         up = self.upstream()
         self.more(up)
