@@ -160,11 +160,12 @@ conn_ready(struct http_conn *c)
 	int			 r;
 
 	if (srv->conn_open != NULL) {
-		c->flags |= CF_OPENED;
+		/* refused at once: conn_close is not told of it */
 		if ((r = srv->conn_open(c)) == -1) {
 			conn_close(c);
 			return (-1);
 		}
+		c->flags |= CF_OPENED;
 		c->refuse = r;
 	}
 	c->state = CS_IDLE;

@@ -41,12 +41,41 @@ http_limits_load(const struct conf_node *block, struct http_limits *l,
 		l->max_reqline = l->max_head;
 }
 
+#define HTTP_WORKER_PAUSE	20	/* ms a full listener rests */
+
+static struct http_worker	*self;
+
+static void
+resume_listener(struct ev_timer *t)
+{
+	struct http_worker	*hw = self;
+	int			 i = (struct ev_timer *)t - hw->paused;
+
+	if (hw->w->draining || hw->lio[i].active)
+		return;
+	if (ev_io_add(&hw->loop, &hw->lio[i], hw->w->ps->listeners[i].fd,
+	    EPOLLIN | EPOLLEXCLUSIVE, hw->lio[i].cb, hw->servers[i]) == -1)
+		log_warn("%s: listener %s", __func__,
+		    hw->w->ps->listeners[i].addr.text);
+}
+
 static void
 accept_event(struct ev_io *io, uint32_t ev)
 {
 	struct http_server	*srv = io->arg;
+	struct http_worker	*hw = self;
+	int			 i;
 
-	http_accept(srv, io->fd);
+	if (http_accept(srv, io->fd) != -1)
+		return;
+	/*
+	 * The listener is at its maxconn: stop watching it for a while,
+	 * or its level-triggered readiness would spin the loop;
+	 * connections wait in the listen queue meanwhile.
+	 */
+	i = io - hw->lio;
+	ev_io_del(&hw->loop, io);
+	ev_timer_add(&hw->loop, &hw->paused[i], HTTP_WORKER_PAUSE);
 }
 
 static void
@@ -56,9 +85,11 @@ worker_drain(struct proc_worker *w)
 	int			 i;
 
 	for (i = 0; i < w->ps->nlisteners; i++) {
-		if (!hw->lio[i].active)
+		ev_timer_del(&hw->loop, &hw->paused[i]);
+		if (hw->servers[i] == NULL)
 			continue;
-		ev_io_del(&hw->loop, &hw->lio[i]);
+		if (hw->lio[i].active)
+			ev_io_del(&hw->loop, &hw->lio[i]);
 		close(w->ps->listeners[i].fd);
 	}
 	if (hw->drain != NULL)
@@ -84,6 +115,7 @@ int
 http_worker_init(struct http_worker *hw, struct proc_worker *w)
 {
 	memset(hw, 0, sizeof(*hw));
+	self = hw;
 	hw->w = w;
 	w->arg = hw;
 	if (ev_init(&hw->loop) == -1)
@@ -106,6 +138,7 @@ http_worker_run(struct http_worker *hw)
 	 * leaves).
 	 */
 	for (i = 0; i < w->ps->nlisteners; i++) {
+		ev_timer_init(&hw->paused[i], resume_listener, hw);
 		if (hw->servers[i] == NULL)
 			continue;
 		if (ev_io_add(&hw->loop, &hw->lio[i], w->ps->listeners[i].fd,

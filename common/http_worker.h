@@ -38,6 +38,7 @@ struct http_worker {
 	struct proc_worker	*w;
 	struct http_server	*servers[PROC_MAXLISTENERS];
 	struct ev_io		 lio[PROC_MAXLISTENERS];
+	struct ev_timer		 paused[PROC_MAXLISTENERS];	/* maxconn */
 	void			(*after)(struct http_worker *);
 	void			(*drain)(struct http_worker *);
 	int			(*busy)(struct http_worker *);

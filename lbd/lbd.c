@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "http_worker.h"
@@ -59,6 +60,11 @@ c_open(struct http_conn *c)
 	struct lbd_frontend	*fe = l->fe;
 
 	stats_inc(fe->m_conns);
+	/* the allow list, before any byte of the request is read */
+	if (fe->has_acl && !net_acl_allows(&fe->acl, &c->peer.sa)) {
+		stats_inc(fe->m_denied);
+		return (-1);
+	}
 	stats_gauge_add(fe->m_sessions, 1);
 	if (fe->conn_max > 0 && rl_conn_open(fe, &c->peer.sa) == -1) {
 		stats_inc(fe->m_limited);
@@ -77,13 +83,20 @@ c_close(struct http_conn *c)
 		rl_conn_close(l->fe, &c->peer.sa);
 }
 
+/* A request the engine refused itself: logged like the others. */
 static void
-c_denied(struct http_conn *c, int status, const char *why)
+c_refused(struct http_conn *c, int status, const char *why)
 {
 	struct lbd_listener	*l = (struct lbd_listener *)c->srv;
+	char			 ip[INET6_ADDRSTRLEN];
 
-	if (status == 403)
-		stats_inc(l->fe->m_denied);
+	if (status >= 100 && status < 600)
+		stats_inc(l->fe->m_req[status / 100]);
+	if (l->fe->lc->log) {
+		net_sockaddr_ip(&c->peer.sa, ip, sizeof(ip));
+		syslog(LOG_INFO | l->fe->lc->logfacility, "%s %s <BADREQ> %d "
+		    "%s", ip, l->fe->name, status, why ? why : "");
+	}
 }
 
 static int
@@ -112,7 +125,7 @@ lbd_worker(struct proc_worker *w)
 		}
 		l->srv.conn_open = c_open;
 		l->srv.conn_close = c_close;
-		l->srv.bad_request = c_denied;
+		l->srv.bad_request = c_refused;
 		hw.servers[i] = &l->srv;
 	}
 	hw.after = w_after;

@@ -382,7 +382,7 @@ listener_new(struct lbd_conf *lc, struct lbd_frontend *fe, int tls)
 	l->srv.handler = fe->mode == MODE_HTTP ? &lbd_handler : NULL;
 	l->srv.arg = l;
 	l->srv.scheme_https = tls;
-	l->srv.acl = fe->has_acl ? &fe->acl : NULL;
+	/* the allow list is applied in the conn_open hook (lbd.c), counted */
 	TAILQ_INSERT_TAIL(&lc->listeners, l, entry);
 	return (l);
 }
