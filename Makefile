@@ -28,7 +28,7 @@ BUILD_PKGS = gcc make pkg-config libbsd-dev libssl-dev libsqlite3-dev \
 	     libcriterion-dev
 TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl \
 	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc
-BENCH_PKGS = wrk haproxy nginx libhttp-parser-dev
+BENCH_PKGS = wrk haproxy nginx php-fpm libhttp-parser-dev
 
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
@@ -44,7 +44,7 @@ include $(sort $(wildcard tests/*/*.mk))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all deps deps-build deps-test check unit integration sanitize bench \
+.PHONY: all deps deps-build deps-test check unit integration sanitize bench demo demo-stop \
 	install clean fuzz
 .DEFAULT_GOAL := all
 
@@ -148,3 +148,10 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The demo site on this machine (tests/e2e/demo.sh): state in ./state
+demo: deps-test all
+	@BUILD=$(BUILD) sh tests/e2e/demo.sh start
+
+demo-stop:
+	@BUILD=$(BUILD) sh tests/e2e/demo.sh stop
