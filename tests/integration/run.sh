@@ -44,7 +44,8 @@ CONF
 	i=0
 	while [ ! -S /dev/log ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 	rc=0
-	python3 "$TOP/tests/lib/runner.py" "$TOP/tests/integration" || rc=$?
+	python3 "$TOP/tests/lib/runner.py" "$TOP/tests/integration" \
+	    "$TOP/tests/e2e" || rc=$?
 	kill "$(cat "$S/rsyslogd.pid")" 2>/dev/null || true
 	exit $rc
 ' integration "$old" || rc=$?

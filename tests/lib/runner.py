@@ -11,12 +11,13 @@ import sys
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-tdir = sys.argv[1]
+tdirs = sys.argv[1:]
 results = os.environ["RESULTS"]
 only = os.environ.get("TESTS", "")
 jobs = int(os.environ.get("JOBS", "3"))
 
-mods = sorted(f for f in os.listdir(tdir)
+mods = sorted(os.path.join(d, f) for d in tdirs if os.path.isdir(d)
+              for f in os.listdir(d)
               if f.startswith("test_") and f.endswith(".py") and only in f)
 os.makedirs(os.path.join(results, "integration"), exist_ok=True)
 pending = list(mods)
@@ -26,10 +27,11 @@ t0 = time.time()
 rc = 0
 while pending or running:
     while pending and len(running) < jobs:
-        m = pending.pop(0)
+        path = pending.pop(0)
+        m = os.path.basename(path)
         out = os.path.join(results, "integration", m[:-3])
         p = subprocess.Popen([sys.executable, os.path.join(here, "runone.py"),
-                              os.path.join(tdir, m), out + ".json"],
+                              path, out + ".json"],
                              stdout=open(out + ".log", "w"),
                              stderr=subprocess.STDOUT)
         running[p] = (m, out, time.time())
