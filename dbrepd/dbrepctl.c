@@ -1,0 +1,388 @@
+/*
+ * dbrepctl: the operator's tool for dbrepd, on the client library.
+ *
+ *	dbrepctl [-n nodes] [-s secret | -S file] [-t timeout] command
+ *	query [-c] [-p | -r] [-m lsn] sql [param ...]
+ *	status | promote | repoint address | snapshot file
+ */
+#include <sys/types.h>
+
+#include <limits.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "dbrep.h"
+
+#define CTL_DEFNODES	"unix:/var/run/dbrepd.sock"
+#define CTL_MAXSECRET	1024
+
+static __dead void
+usage(void)
+{
+	fprintf(stderr, "usage: dbrepctl [-n nodes] [-s secret | -S file] "
+	    "[-t ms] command [args]\n"
+	    "\tquery [-c] [-p | -r] [-m lsn] sql [param ...]\n"
+	    "\tstatus\n\tpromote\n\trepoint address\n\tsnapshot file\n"
+	    "params: i:INTEGER r:REAL t:TEXT x:HEXBLOB null, else text\n");
+	exit(2);
+}
+
+static void
+fail(const char *what, const struct dbrep_error *e)
+{
+	fprintf(stderr, "dbrepctl: %s%s%s (code %d", what, *what ? ": " : "",
+	    e->msg, e->code);
+	if (e->extended != e->code)
+		fprintf(stderr, ", extended %d", e->extended);
+	fprintf(stderr, ")");
+	if (e->primary[0] != '\0')
+		fprintf(stderr, "; the primary is %s", e->primary);
+	if (e->lsn != 0)
+		fprintf(stderr, "; LSN %llu", (unsigned long long)e->lsn);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+static int
+add_param(struct dbrep_req *req, const char *a)
+{
+	const char	*errstr = NULL;
+	unsigned char	*b;
+	char		*end;
+	size_t		 n, i;
+	int		 rc;
+
+	if (strcmp(a, "null") == 0)
+		return (dbrep_req_null(req));
+	if (strncmp(a, "i:", 2) == 0) {
+		long long v = strtonum(a + 2, LLONG_MIN, LLONG_MAX, &errstr);
+
+		if (errstr != NULL) {
+			fprintf(stderr, "dbrepctl: %s: integer %s\n", a,
+			    errstr);
+			exit(2);
+		}
+		return (dbrep_req_int(req, v));
+	}
+	if (strncmp(a, "r:", 2) == 0) {
+		double	d = strtod(a + 2, &end);
+
+		if (*end != '\0' || end == a + 2) {
+			fprintf(stderr, "dbrepctl: %s: not a number\n", a);
+			exit(2);
+		}
+		return (dbrep_req_real(req, d));
+	}
+	if (strncmp(a, "x:", 2) == 0) {
+		n = strlen(a + 2);
+		if (n % 2 != 0 || (b = malloc(n / 2 + 1)) == NULL) {
+			fprintf(stderr, "dbrepctl: %s: bad blob\n", a);
+			exit(2);
+		}
+		for (i = 0; i < n / 2; i++) {
+			int	h = hexval(a[2 + 2 * i]);
+			int	l = hexval(a[3 + 2 * i]);
+
+			if (h < 0 || l < 0) {
+				fprintf(stderr, "dbrepctl: %s: bad blob\n", a);
+				exit(2);
+			}
+			b[i] = h << 4 | l;
+		}
+		rc = dbrep_req_blob(req, b, n / 2);
+		free(b);
+		return (rc);
+	}
+	if (strncmp(a, "t:", 2) == 0)
+		a += 2;
+	return (dbrep_req_text(req, a, -1));
+}
+
+/* A value as text, into <out> (size at least 64). */
+static const char *
+vtext(const struct dbrep_value *v, char *out, size_t size, char **dyn)
+{
+	size_t	i;
+
+	*dyn = NULL;
+	switch (v->type) {
+	case DBREP_NULL:
+		return ("NULL");
+	case DBREP_INTEGER:
+		snprintf(out, size, "%lld", (long long)v->i);
+		return (out);
+	case DBREP_REAL:
+		snprintf(out, size, "%.17g", v->r);
+		return (out);
+	case DBREP_TEXT:
+		return (v->p);
+	default:
+		if ((*dyn = malloc(2 * v->len + 4)) == NULL)
+			return ("?");
+		(*dyn)[0] = 'x';
+		(*dyn)[1] = '\'';
+		for (i = 0; i < v->len; i++)
+			snprintf(*dyn + 2 + 2 * i, 3, "%02x",
+			    (unsigned char)v->p[i]);
+		strlcat(*dyn, "'", 2 * v->len + 4);
+		return (*dyn);
+	}
+}
+
+static void
+print_csv_field(const char *s)
+{
+	if (strpbrk(s, ",\"\r\n") == NULL) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	putchar('"');
+}
+
+static void
+print_set(const struct dbrep_result *res, int set, int csv)
+{
+	const struct dbrep_value	*v;
+	size_t				 rows = dbrep_result_rows(res, set), r;
+	size_t				*w;
+	int				 cols = dbrep_result_columns(res, set), c;
+	char				 tmp[64], *dyn;
+	const char			*s;
+
+	if ((w = calloc(cols, sizeof(*w))) == NULL)
+		return;
+	for (c = 0; c < cols; c++)
+		w[c] = strlen(dbrep_result_column_name(res, set, c));
+	if (!csv)
+		for (r = 0; r < rows; r++)
+			for (c = 0; c < cols; c++) {
+				v = dbrep_result_value(res, set, r, c);
+				s = vtext(v, tmp, sizeof(tmp), &dyn);
+				if (strlen(s) > w[c])
+					w[c] = strlen(s);
+				free(dyn);
+			}
+	for (c = 0; c < cols; c++) {
+		s = dbrep_result_column_name(res, set, c);
+		if (csv) {
+			if (c)
+				putchar(',');
+			print_csv_field(s);
+		} else
+			printf("%s%-*s", c ? " | " : "", (int)w[c], s);
+	}
+	putchar('\n');
+	if (!csv) {
+		for (c = 0; c < cols; c++) {
+			size_t	k;
+
+			printf("%s", c ? "-+-" : "");
+			for (k = 0; k < w[c]; k++)
+				putchar('-');
+		}
+		putchar('\n');
+	}
+	for (r = 0; r < rows; r++) {
+		for (c = 0; c < cols; c++) {
+			v = dbrep_result_value(res, set, r, c);
+			s = vtext(v, tmp, sizeof(tmp), &dyn);
+			if (csv) {
+				if (c)
+					putchar(',');
+				if (v->type != DBREP_NULL)
+					print_csv_field(s);
+			} else
+				printf("%s%-*s", c ? " | " : "", (int)w[c], s);
+			free(dyn);
+		}
+		putchar('\n');
+	}
+	free(w);
+}
+
+static int
+cmd_query(struct dbrep *db, int argc, char **argv)
+{
+	struct dbrep_error	 e;
+	struct dbrep_result	*res;
+	struct dbrep_req	*req;
+	const char		*errstr;
+	uint64_t		 min = 0;
+	int			 ch, csv = 0, route = DBREP_PRIMARY, i;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "cm:pr")) != -1) {
+		switch (ch) {
+		case 'c':
+			csv = 1;
+			break;
+		case 'm':
+			min = strtonum(optarg, 0, LLONG_MAX, &errstr);
+			if (errstr != NULL)
+				usage();
+			break;
+		case 'p':
+			route = DBREP_PRIMARY;
+			break;
+		case 'r':
+			route = DBREP_REPLICA;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if ((req = dbrep_req_new()) == NULL || dbrep_req_sql(req,
+	    argv[0]) == -1)
+		exit(1);
+	for (i = 1; i < argc; i++)
+		if (add_param(req, argv[i]) == -1)
+			exit(1);
+	if (dbrep_exec(db, route, min, req, &res, &e) == -1)
+		fail("", &e);
+	for (i = 0; i < dbrep_result_sets(res); i++) {
+		if (i > 0 && !csv)
+			putchar('\n');
+		print_set(res, i, csv);
+	}
+	if (!csv)
+		printf("(node %s, lsn %llu, changes %lld, rowid %lld)\n",
+		    dbrep_result_node(res),
+		    (unsigned long long)dbrep_result_lsn(res),
+		    (long long)dbrep_result_changes(res),
+		    (long long)dbrep_result_rowid(res));
+	dbrep_result_free(res);
+	dbrep_req_free(req);
+	return (0);
+}
+
+static char *
+read_secret(const char *path)
+{
+	static char	buf[CTL_MAXSECRET + 2];
+	ssize_t		n;
+	int		fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1) {
+		fprintf(stderr, "dbrepctl: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0) {
+		fprintf(stderr, "dbrepctl: %s: empty\n", path);
+		exit(1);
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return (buf);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct dbrep_error	 e;
+	struct dbrep		*db;
+	const char		*nodes = getenv("DBREP_NODES");
+	const char		*secret = getenv("DBREP_SECRET");
+	const char		*errstr;
+	char			*reply;
+	uint64_t		 lsn, size;
+	int			 ch, timeout = 0, fd;
+
+	if (nodes == NULL)
+		nodes = CTL_DEFNODES;
+	while ((ch = getopt(argc, argv, "+n:s:S:t:")) != -1) {
+		switch (ch) {
+		case 'n':
+			nodes = optarg;
+			break;
+		case 's':
+			secret = optarg;
+			break;
+		case 'S':
+			secret = read_secret(optarg);
+			break;
+		case 't':
+			timeout = strtonum(optarg, 1, 86400000, &errstr);
+			if (errstr != NULL)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if ((db = dbrep_open(nodes, secret, &e)) == NULL)
+		fail("", &e);
+	if (timeout)
+		dbrep_set_timeout(db, timeout);
+	if (strcmp(argv[0], "query") == 0)
+		cmd_query(db, argc, argv);
+	else if (strcmp(argv[0], "status") == 0 ||
+	    strcmp(argv[0], "promote") == 0 ||
+	    strcmp(argv[0], "repoint") == 0) {
+		if ((strcmp(argv[0], "repoint") == 0) != (argc == 2))
+			usage();
+		if (dbrep_admin(db, NULL, argv[0], argc == 2 ? argv[1] : NULL,
+		    &reply, &e) == -1)
+			fail(argv[0], &e);
+		printf("%s%s", reply, reply[0] && reply[strlen(reply) - 1] ==
+		    '\n' ? "" : "\n");
+		free(reply);
+	} else if (strcmp(argv[0], "snapshot") == 0) {
+		if (argc != 2)
+			usage();
+		if ((fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0600)) ==
+		    -1) {
+			fprintf(stderr, "dbrepctl: %s: %s\n", argv[1],
+			    strerror(errno));
+			exit(1);
+		}
+		if (dbrep_snapshot(db, NULL, fd, &lsn, &size, &e) == -1) {
+			unlink(argv[1]);
+			fail("snapshot", &e);
+		}
+		if (fsync(fd) == -1 || close(fd) == -1) {
+			fprintf(stderr, "dbrepctl: %s: %s\n", argv[1],
+			    strerror(errno));
+			exit(1);
+		}
+		printf("snapshot %s: LSN %llu, %llu bytes\n", argv[1],
+		    (unsigned long long)lsn, (unsigned long long)size);
+	} else
+		usage();
+	dbrep_close(db);
+	return (0);
+}

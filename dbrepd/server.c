@@ -1,0 +1,987 @@
+/*
+ * server.c: dbrepd's client workers.
+ *
+ * Each worker accepts on the client listeners (Unix and TCP, shared with
+ * EPOLLEXCLUSIVE) and on the metrics listeners, and serves its
+ * connections from one event loop.  A request runs to completion on the
+ * worker's connections to the database (capture.c); what may take long
+ * is a wait, and a wait never blocks the loop:
+ *
+ *	a read with a minimum LSN the node has not reached keeps its frame
+ *	    and runs again when the replication process rings the worker's
+ *	    doorbell (board.c), or fails when its time is up;
+ *	a write in quorum mode is committed, and its answer held until the
+ *	    quorum's LSN passes it, or the quorum timeout decides: fail
+ *	    (the client gets "indeterminate") or degrade (it gets its
+ *	    answer, and the primary stops waiting, loudly);
+ *	a promotion waits for the replication process to finish it.
+ *
+ * Frames of one connection are answered in order; a waiting request
+ * holds the ones behind it.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "event.h"
+#include "log.h"
+#include "proc.h"
+#include "stats.h"
+#include "dbrepd.h"
+
+#define C_AUTH		1	/* TCP: waiting for AUTH */
+#define C_READY		2
+#define C_WAIT		3	/* a request waits: see wait */
+#define C_SNAP		4	/* sending a snapshot */
+
+#define W_LSN		1
+#define W_QUORUM	2
+#define W_PROMOTE	3
+
+struct conn {
+	struct ev_io		 io;
+	struct ev_timer		 timer;
+	int			 state;
+	int			 tcp;
+	int			 dead;
+	int			 wait;
+	uint64_t		 want;
+	uint64_t		 t0;		/* us, the request's start */
+	uint64_t		 tw;		/* us, its quorum wait's */
+	uint64_t		 deadline;	/* ms, of a minimum-LSN wait */
+	uint32_t		 seq;		/* promotion asked */
+	uint8_t			 nonce[DBREP_NONCELEN];
+	struct buf		 in;
+	struct buf		 out;
+	struct buf		 held;		/* an answer held for quorum */
+	int			 snapfd;
+	uint64_t		 snapoff;
+	uint64_t		 snapsize;
+	EVP_MD_CTX		*md;
+	char			 peer[NET_ADDRSTRLEN];
+	TAILQ_ENTRY(conn)	 entry;
+};
+
+static struct ev_loop		 loop;
+static struct proc_worker	*self;
+static struct dbrepd_conf	*conf;
+static sqlite3			*rdb, *wdb;
+static struct capture		*rcap, *wcap;
+static int			 bellfd = -1;
+static struct ev_io		 bellio;
+static struct ev_io		 lio[PROC_MAXLISTENERS];
+static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static TAILQ_HEAD(, conn)	 graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
+static int			 nconns;
+
+static void	conn_close(struct conn *);
+static void	conn_flush(struct conn *);
+static void	conn_process(struct conn *);
+static void	waiters_update(void);
+
+static uint64_t
+mono(void)
+{
+	return (ev_now(&loop));
+}
+
+/* Microseconds of CLOCK_MONOTONIC, for the latency histograms. */
+static uint64_t
+mono_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+static void
+reply_error(struct conn *c, const struct dbrep_error *e)
+{
+	char	primary[NET_ADDRSTRLEN] = "";
+
+	if (e->code == SQLITE_READONLY)
+		board_get(primary, sizeof(primary), board->primary_client);
+	stats_inc(m.query_errors);
+	if (frame_error(&c->out, e->code, e->extended, e->msg, primary,
+	    e->lsn) == -1)
+		c->dead = 1;
+}
+
+static void
+reply_errorf(struct conn *c, int code, const char *fmt, ...)
+    __printflike(3, 4);
+
+static void
+reply_errorf(struct conn *c, int code, const char *fmt, ...)
+{
+	struct dbrep_error	e;
+	va_list			ap;
+
+	memset(&e, 0, sizeof(e));
+	e.code = e.extended = code;
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+	va_end(ap);
+	reply_error(c, &e);
+}
+
+static int
+open_dbs(void)
+{
+	char	err[512];
+
+	if (rdb == NULL) {
+		rdb = db_open(conf, DB_READER, err, sizeof(err));
+		if (rdb == NULL) {
+			log_warnx("%s", err);
+			return (-1);
+		}
+		if ((rcap = capture_new(rdb, conf)) == NULL)
+			return (-1);
+	}
+	if (wdb == NULL && atomic_load(&board->role) == ROLE_PRIMARY) {
+		wdb = db_open(conf, DB_WRITER, err, sizeof(err));
+		if (wdb == NULL) {
+			log_warnx("%s", err);
+			return (-1);
+		}
+		if ((wcap = capture_new(wdb, conf)) == NULL)
+			return (-1);
+	}
+	return (0);
+}
+
+static void
+wait_begin(struct conn *c, int kind, uint64_t want, uint64_t ms)
+{
+	c->state = C_WAIT;
+	c->wait = kind;
+	c->want = want;
+	ev_timer_add(&loop, &c->timer, ms);
+	waiters_update();
+}
+
+/* Is what <c> waits for there? */
+static int
+wait_done(struct conn *c)
+{
+	switch (c->wait) {
+	case W_LSN:
+		return (atomic_load(&board->lsn) >= c->want);
+	case W_QUORUM:
+		return (atomic_load(&board->quorum_lsn) >= c->want ||
+		    atomic_load(&board->degraded));
+	case W_PROMOTE:
+		return (atomic_load(&board->promote_done) == c->seq);
+	}
+	return (1);
+}
+
+static void
+wait_end(struct conn *c)
+{
+	c->state = C_READY;
+	c->wait = 0;
+	ev_timer_del(&loop, &c->timer);
+	ev_timer_add(&loop, &c->timer, conf->idle_timeout);
+}
+
+/* Tell the board what this worker waits for (board.c). */
+static void
+waiters_update(void)
+{
+	struct conn	*c;
+	uint64_t	 lsn = 0, q = 0;
+	int		 any = 0;
+
+	TAILQ_FOREACH(c, &conns, entry) {
+		if (c->state != C_WAIT)
+			continue;
+		if (c->wait == W_LSN && (lsn == 0 || c->want < lsn))
+			lsn = c->want;
+		else if (c->wait == W_QUORUM && (q == 0 || c->want < q))
+			q = c->want;
+		else if (c->wait == W_PROMOTE)
+			any = 1;
+	}
+	board_wait(self->slot, lsn, q, any);
+}
+
+static void
+quorum_release(struct conn *c)
+{
+	if (c->tw != 0)
+		stats_observe(m.semisync_seconds, (mono_us() - c->tw) / 1e6);
+	c->tw = 0;
+	stats_observe(m.commit_seconds, (mono_us() - c->t0) / 1e6);
+	if (buf_append(&c->out, buf_head(&c->held), buf_used(&c->held)) ==
+	    -1)
+		c->dead = 1;
+	buf_reset(&c->held);
+}
+
+/* The query of the frame at the head of c->in. 1: consumed, 0: waits. */
+static int
+do_query(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct dbrep_error	 err;
+	struct qstmt		*q;
+	struct fr		 r;
+	struct buf		*dst;
+	uint64_t		 min, lsn, before, ms, bytes;
+	uint32_t		 nq, waitms;
+	int			 rc, quorum;
+
+	memset(&err, 0, sizeof(err));
+	fr_init(&r, p, n);
+	(void)fr_u32(&r);
+	min = fr_u64(&r);
+	waitms = fr_u32(&r);
+	if ((q = capture_parse(&r, &nq, &err)) == NULL) {
+		reply_error(c, &err);
+		c->dead = err.code == DBREP_EPROTO;
+		return (1);
+	}
+	if (open_dbs() == -1) {
+		free(q);
+		reply_errorf(c, DBREP_EUNAVAIL, "database not available");
+		return (1);
+	}
+	if (c->deadline == 0)
+		c->t0 = mono_us();
+	rc = capture_classify(rcap, q, nq, &err);
+	if (rc == -1) {
+		free(q);
+		reply_error(c, &err);
+		return (1);
+	}
+	if (rc == 1) {
+		/* a read */
+		rc = capture_read(rcap, q, nq, min, &c->out, &err, &lsn);
+		free(q);
+		if (rc == 0) {
+			stats_inc(m.queries);
+			return (1);
+		}
+		if (rc == -1) {
+			reply_error(c, &err);
+			return (1);
+		}
+		ms = waitms ? waitms : conf->max_lsn_wait;
+		if (ms > conf->max_lsn_wait)
+			ms = conf->max_lsn_wait;
+		if (c->deadline == 0)
+			c->deadline = mono() + ms;
+		if (mono() >= c->deadline) {
+			reply_errorf(c, DBREP_ELSNWAIT, "node %s is at LSN "
+			    "%llu and did not reach LSN %llu within %llu ms",
+			    conf->name, (unsigned long long)lsn,
+			    (unsigned long long)min, (unsigned long long)ms);
+			return (1);
+		}
+		wait_begin(c, W_LSN, min, c->deadline - mono());
+		return (0);
+	}
+
+	/* a write */
+	if (atomic_load(&board->role) != ROLE_PRIMARY ||
+	    !atomic_load(&board->writable) || wdb == NULL) {
+		char	pc[NET_ADDRSTRLEN];
+
+		free(q);
+		board_get(pc, sizeof(pc), board->primary_client);
+		err.code = err.extended = SQLITE_READONLY;
+		snprintf(err.msg, sizeof(err.msg), "node %s is a read-only "
+		    "replica; the primary is %s", conf->name,
+		    pc[0] ? pc : "unknown");
+		reply_error(c, &err);
+		return (1);
+	}
+	quorum = conf->quorum > 0;
+	dst = quorum ? &c->held : &c->out;
+	if (board_wlock() == -1) {
+		free(q);
+		reply_errorf(c, DBREP_EUNAVAIL, "writers' lock unavailable");
+		return (1);
+	}
+	before = atomic_load(&board->lsn);
+	rc = capture_write(wcap, q, nq, atomic_load(&board->epoch), dst,
+	    &err, &lsn, &bytes);
+	if (rc >= 0 && lsn > before)
+		board_lsn_max(lsn);
+	board_wunlock();
+	free(q);
+	if (rc == -1) {
+		stats_inc(m.commit_errors);
+		reply_error(c, &err);
+		return (1);
+	}
+	if (lsn > before) {
+		atomic_fetch_add(&board->log_bytes, bytes);
+		atomic_store(&board->lsn_ts, now_ms());
+		stats_inc(m.commits);
+		if (atomic_load(&board->ring_sender))
+			bell_ring(atomic_load(&board->repl_pid));
+		board_wake();
+	}
+	if (rc == 1) {
+		/* committed, but its answer is too large */
+		buf_reset(&c->held);
+		reply_error(c, &err);
+		return (1);
+	}
+	stats_inc(m.queries);
+	if (!quorum)
+		stats_observe(m.commit_seconds, (mono_us() - c->t0) / 1e6);
+	else if (lsn <= before || atomic_load(&board->degraded))
+		quorum_release(c);
+	else {
+		stats_inc(m.semisync_waits);
+		c->tw = mono_us();
+		wait_begin(c, W_QUORUM, lsn, conf->quorum_timeout);
+		if (wait_done(c)) {
+			wait_end(c);
+			quorum_release(c);
+			waiters_update();
+		}
+	}
+	return (1);
+}
+
+static void
+do_status(struct conn *c)
+{
+	struct buf	 b;
+	struct fw	 w;
+	char		 s1[NET_ADDRSTRLEN], s2[NET_ADDRSTRLEN], s3[256];
+	uint64_t	 lsn = atomic_load(&board->lsn), now = now_ms();
+	int		 role = atomic_load(&board->role), i;
+
+	buf_init(&b, 1024 * 1024);
+	buf_printf(&b, "node %s\n", conf->name);
+	buf_printf(&b, "role %s\n", role == ROLE_PRIMARY ? "primary" :
+	    "replica");
+	buf_printf(&b, "writable %s\n", atomic_load(&board->writable) ?
+	    "yes" : "no");
+	buf_printf(&b, "epoch %llu\n",
+	    (unsigned long long)atomic_load(&board->epoch));
+	buf_printf(&b, "lsn %llu\n", (unsigned long long)lsn);
+	buf_printf(&b, "log first %llu bytes %llu\n",
+	    (unsigned long long)atomic_load(&board->log_first),
+	    (unsigned long long)atomic_load(&board->log_bytes));
+	if (conf->quorum == 0)
+		buf_printf(&b, "durability async\n");
+	else
+		buf_printf(&b, "durability quorum %d timeout %llu on-timeout "
+		    "%s degraded %s\n", conf->quorum,
+		    (unsigned long long)conf->quorum_timeout,
+		    conf->degrade ? "degrade" : "fail",
+		    atomic_load(&board->degraded) ? "yes" : "no");
+	buf_printf(&b, "quorum_lsn %llu\n",
+	    (unsigned long long)atomic_load(&board->quorum_lsn));
+	if (role == ROLE_PRIMARY) {
+		for (i = 0; i < DBREP_MAXREPLICAS; i++) {
+			struct board_replica	*r = &board->replicas[i];
+			uint64_t		 acked;
+
+			if (!atomic_load(&r->used))
+				continue;
+			acked = atomic_load(&r->acked);
+			board_get(s1, sizeof(s1), r->name);
+			board_get(s2, sizeof(s2), r->addr);
+			buf_printf(&b, "replica %s addr %s connected %s "
+			    "acked %llu lag_records %llu lag_ms %llu "
+			    "snapshot %s seen_ms_ago %llu\n", s1, s2,
+			    atomic_load(&r->streaming) ? "yes" : "no",
+			    (unsigned long long)acked,
+			    (unsigned long long)(lsn > acked ? lsn - acked : 0),
+			    (unsigned long long)atomic_load(&r->lag_ms),
+			    atomic_load(&r->snapshot) ? "yes" : "no",
+			    (unsigned long long)(now - atomic_load(&r->seen)));
+		}
+	} else {
+		uint64_t	plsn = atomic_load(&board->primary_lsn);
+
+		board_get(s1, sizeof(s1), board->follow);
+		board_get(s2, sizeof(s2), board->primary_client);
+		board_get(s3, sizeof(s3), board->primary_name);
+		buf_printf(&b, "primary %s replication %s client %s\n",
+		    s3[0] ? s3 : "-", s1[0] ? s1 : "-", s2[0] ? s2 : "-");
+		buf_printf(&b, "connected %s\n",
+		    atomic_load(&board->connected) ? "yes" : "no");
+		buf_printf(&b, "primary_lsn %llu\n", (unsigned long long)plsn);
+		buf_printf(&b, "lag_records %llu\n",
+		    (unsigned long long)(plsn > lsn ? plsn - lsn : 0));
+		buf_printf(&b, "lag_ms %llu\n",
+		    (unsigned long long)atomic_load(&board->lag_ms));
+	}
+	buf_printf(&b, "snapshots_installed %llu\n",
+	    (unsigned long long)atomic_load(&board->snapshots));
+	board_get(s3, sizeof(s3), board->note);
+	if (s3[0] != '\0')
+		buf_printf(&b, "note %s\n", s3);
+	fw_begin(&w, &c->out, MSG_ADMIN_OK);
+	fw_bytes(&w, buf_head(&b), buf_used(&b));
+	if (fw_end(&w) == -1)
+		c->dead = 1;
+	buf_free(&b);
+}
+
+static void
+admin_ok(struct conn *c, const char *text)
+{
+	struct fw	w;
+
+	fw_begin(&w, &c->out, MSG_ADMIN_OK);
+	fw_str(&w, text);
+	if (fw_end(&w) == -1)
+		c->dead = 1;
+}
+
+static void
+promote_reply(struct conn *c)
+{
+	char	msg[sizeof(board->admin_msg)];
+
+	board_get(msg, sizeof(msg), board->admin_msg);
+	if (atomic_load(&board->promote_rc) == 0)
+		admin_ok(c, msg);
+	else
+		reply_errorf(c, SQLITE_ERROR, "%s", msg);
+}
+
+static void
+do_promote(struct conn *c)
+{
+	if (atomic_load(&board->role) == ROLE_PRIMARY &&
+	    atomic_load(&board->writable)) {
+		reply_errorf(c, SQLITE_ERROR, "node %s is the primary "
+		    "already (epoch %llu)", conf->name,
+		    (unsigned long long)atomic_load(&board->epoch));
+		return;
+	}
+	c->seq = atomic_fetch_add(&board->promote_req, 1) + 1;
+	bell_ring(atomic_load(&board->repl_pid));
+	wait_begin(c, W_PROMOTE, 0, DBREP_PROMOTE_TIMEOUT);
+	if (wait_done(c)) {
+		wait_end(c);
+		promote_reply(c);
+		waiters_update();
+	}
+}
+
+static void
+do_repoint(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct net_addr	 a;
+	struct fr	 r;
+	char		 addr[NET_ADDRSTRLEN], err[256];
+
+	fr_init(&r, p, n);
+	if (fr_strcpy(&r, addr, sizeof(addr)) == -1 || !fr_done(&r)) {
+		reply_errorf(c, DBREP_EPROTO, "malformed repoint");
+		c->dead = 1;
+		return;
+	}
+	if (net_addr_parse(addr, &a, err, sizeof(err)) == -1) {
+		reply_errorf(c, DBREP_EUSAGE, "%s: %s", addr, err);
+		return;
+	}
+	if (atomic_load(&board->role) == ROLE_PRIMARY &&
+	    atomic_load(&board->writable)) {
+		reply_errorf(c, DBREP_EUSAGE, "node %s is a writable primary: "
+		    "it follows another node only once it learns of a later "
+		    "epoch", conf->name);
+		return;
+	}
+	board_set(board->follow, sizeof(board->follow), a.text);
+	atomic_fetch_add(&board->repoint_req, 1);
+	bell_ring(atomic_load(&board->repl_pid));
+	snprintf(err, sizeof(err), "node %s now replicates from %s",
+	    conf->name, a.text);
+	admin_ok(c, err);
+}
+
+static void
+snap_fill(struct conn *c)
+{
+	struct fw	w;
+	uint8_t		digest[DBREP_HASHLEN];
+	unsigned int	dl = DBREP_HASHLEN;
+	char		chunk[DBREP_SNAPCHUNK];
+	ssize_t		n;
+
+	while (c->state == C_SNAP && buf_used(&c->out) < DBREP_SNAPCHUNK) {
+		if (c->snapoff < c->snapsize) {
+			n = pread(c->snapfd, chunk, sizeof(chunk),
+			    (off_t)c->snapoff);
+			if (n <= 0) {
+				log_warn("snapshot read");
+				c->dead = 1;
+				return;
+			}
+			EVP_DigestUpdate(c->md, chunk, n);
+			fw_begin(&w, &c->out, MSG_SNAP_DATA);
+			fw_bytes(&w, chunk, n);
+			if (fw_end(&w) == -1) {
+				c->dead = 1;
+				return;
+			}
+			c->snapoff += n;
+			stats_add(m.snap_bytes, n);
+			continue;
+		}
+		EVP_DigestFinal_ex(c->md, digest, &dl);
+		fw_begin(&w, &c->out, MSG_SNAP_END);
+		fw_bytes(&w, digest, DBREP_HASHLEN);
+		if (fw_end(&w) == -1)
+			c->dead = 1;
+		close(c->snapfd);
+		c->snapfd = -1;
+		EVP_MD_CTX_free(c->md);
+		c->md = NULL;
+		c->state = C_READY;
+		stats_inc(m.snap_sent);
+	}
+}
+
+static void
+do_snapshot(struct conn *c)
+{
+	struct meta	mt;
+	struct fw	w;
+	char		path[PATH_MAX];
+
+	if (snap_make(conf, &mt, &c->snapsize, path, sizeof(path)) == -1) {
+		reply_errorf(c, SQLITE_ERROR, "snapshot: %s", path);
+		return;
+	}
+	c->snapfd = open(path, O_RDONLY | O_CLOEXEC);
+	unlink(path);
+	if (c->snapfd == -1 || (c->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
+		reply_errorf(c, SQLITE_ERROR, "snapshot: %s", strerror(errno));
+		return;
+	}
+	log_info("snapshot at LSN %llu (%llu bytes) for %s",
+	    (unsigned long long)mt.lsn, (unsigned long long)c->snapsize,
+	    c->peer);
+	c->snapoff = 0;
+	fw_begin(&w, &c->out, MSG_SNAP_BEGIN);
+	fw_u64(&w, mt.lsn);
+	fw_u64(&w, mt.epoch);
+	fw_bytes(&w, mt.hash, DBREP_HASHLEN);
+	fw_u64(&w, c->snapsize);
+	fw_u64(&w, UINT64_MAX);
+	fw_str(&w, "requested");
+	if (fw_end(&w) == -1) {
+		c->dead = 1;
+		return;
+	}
+	c->state = C_SNAP;
+	snap_fill(c);
+}
+
+static void
+do_auth(struct conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t		cnonce[DBREP_NONCELEN], mac[DBREP_MACLEN];
+	struct fr	r;
+	struct fw	w;
+
+	fr_init(&r, p, n);
+	fr_fixed(&r, cnonce, sizeof(cnonce));
+	fr_fixed(&r, mac, sizeof(mac));
+	if (!fr_done(&r) || !auth_check(conf->secret, conf->secretlen,
+	    "dbrep client", c->nonce, cnonce, mac)) {
+		log_warnx("%s: authentication failed", c->peer);
+		reply_errorf(c, DBREP_EAUTH, "authentication failed");
+		c->dead = 1;
+		return;
+	}
+	auth_mac(conf->secret, conf->secretlen, "dbrep server", cnonce,
+	    c->nonce, mac);
+	fw_begin(&w, &c->out, MSG_AUTH_OK);
+	fw_bytes(&w, mac, sizeof(mac));
+	if (fw_end(&w) == -1)
+		c->dead = 1;
+	c->state = C_READY;
+}
+
+/* Answer the complete frames in c->in, in order, until one waits. */
+static void
+conn_process(struct conn *c)
+{
+	const uint8_t	*p;
+	size_t		 size;
+	int		 type, rc;
+
+	while (!c->dead && (c->state == C_READY || c->state == C_AUTH)) {
+		rc = frame_peek(buf_head(&c->in), buf_used(&c->in),
+		    conf->max_request, &type, &size);
+		if (rc == 0)
+			break;
+		if (rc == -1) {
+			reply_errorf(c, DBREP_ETOOBIG, "request larger than "
+			    "max-request-size (%llu bytes)",
+			    (unsigned long long)conf->max_request);
+			c->dead = 1;
+			break;
+		}
+		p = (const uint8_t *)buf_head(&c->in) + DBREP_HDRLEN;
+		size -= DBREP_HDRLEN;
+		if (c->state == C_AUTH) {
+			if (type == MSG_AUTH)
+				do_auth(c, p, size);
+			else {
+				reply_errorf(c, DBREP_EAUTH, "authenticate "
+				    "first");
+				c->dead = 1;
+			}
+		} else {
+			switch (type) {
+			case MSG_QUERY:
+				if (do_query(c, p, size) == 0)
+					return;	/* the frame waits in c->in */
+				c->deadline = 0;
+				break;
+			case MSG_STATUS:
+				do_status(c);
+				break;
+			case MSG_PROMOTE:
+				do_promote(c);
+				break;
+			case MSG_REPOINT:
+				do_repoint(c, p, size);
+				break;
+			case MSG_SNAPSHOT:
+				do_snapshot(c);
+				break;
+			default:
+				reply_errorf(c, DBREP_EPROTO, "unexpected "
+				    "frame type %d", type);
+				c->dead = 1;
+			}
+		}
+		buf_consume(&c->in, size + DBREP_HDRLEN);
+	}
+}
+
+static void
+conn_flush(struct conn *c)
+{
+	ssize_t	n;
+
+	for (;;) {
+		if (c->state == C_SNAP)
+			snap_fill(c);
+		if (buf_used(&c->out) == 0)
+			break;
+		n = buf_write_fd(&c->out, c->io.fd);
+		if (n == -1) {
+			if (errno != EAGAIN) {
+				conn_close(c);
+				return;
+			}
+			return;
+		}
+	}
+	if (c->dead || (self->draining && c->state == C_READY &&
+	    buf_used(&c->in) == 0))
+		conn_close(c);
+}
+
+static void
+conn_event(struct ev_io *io, uint32_t events)
+{
+	struct conn	*c = io->arg;
+	ssize_t		 n;
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		for (;;) {
+			n = buf_read_fd(&c->in, io->fd, 0);
+			if (n == 0 || (n == -1 && errno != EAGAIN &&
+			    errno != ENOBUFS)) {
+				c->dead = 1;
+				break;
+			}
+			if (n == -1)
+				break;
+		}
+		if (c->state != C_WAIT && c->state != C_SNAP) {
+			ev_timer_add(&loop, &c->timer, conf->idle_timeout);
+			conn_process(c);
+		}
+	}
+	if (c->io.active)
+		conn_flush(c);
+}
+
+static void
+conn_timer(struct ev_timer *t)
+{
+	struct conn	*c = t->arg;
+	char		 pc[NET_ADDRSTRLEN];
+
+	if (c->state != C_WAIT) {
+		conn_close(c);		/* idle */
+		return;
+	}
+	switch (c->wait) {
+	case W_LSN:
+		/* run once more: it answers with the error if still behind */
+		wait_end(c);
+		break;
+	case W_QUORUM:
+		if (wait_done(c)) {
+			wait_end(c);
+			quorum_release(c);
+			break;
+		}
+		wait_end(c);
+		stats_inc(m.semisync_timeouts);
+		if (conf->degrade) {
+			if (!atomic_exchange(&board->degraded, 1)) {
+				log_warnx("semi-synchronous replication "
+				    "DEGRADED to asynchronous: fewer than %d "
+				    "replicas confirmed LSN %llu within %llu "
+				    "ms; commits no longer wait", conf->quorum,
+				    (unsigned long long)c->want,
+				    (unsigned long long)conf->quorum_timeout);
+				board_note("semi-sync degraded to async at LSN "
+				    "%llu", (unsigned long long)c->want);
+			}
+			quorum_release(c);
+			break;
+		}
+		buf_reset(&c->held);
+		board_get(pc, sizeof(pc), board->primary_client);
+		{
+			struct dbrep_error	e;
+
+			memset(&e, 0, sizeof(e));
+			e.code = e.extended = DBREP_EINDETERMINATE;
+			e.lsn = c->want;
+			snprintf(e.msg, sizeof(e.msg), "committed on the "
+			    "primary at LSN %llu, but fewer than %d replicas "
+			    "confirmed it within %llu ms: it may be lost if "
+			    "the primary fails", (unsigned long long)c->want,
+			    conf->quorum,
+			    (unsigned long long)conf->quorum_timeout);
+			reply_error(c, &e);
+		}
+		break;
+	case W_PROMOTE:
+		wait_end(c);
+		reply_errorf(c, DBREP_ETIMEOUT, "promotion did not finish "
+		    "within %d ms", DBREP_PROMOTE_TIMEOUT);
+		break;
+	}
+	waiters_update();
+	conn_process(c);
+	if (c->io.active)
+		conn_flush(c);
+}
+
+/* The doorbell rang: look at what the waiting connections wait for. */
+static void
+bell_event(struct ev_io *io, uint32_t events)
+{
+	struct conn	*c, *t;
+
+	bell_drain(io->fd);
+	TAILQ_FOREACH_SAFE(c, &conns, entry, t) {
+		if (c->state != C_WAIT || !wait_done(c))
+			continue;
+		switch (c->wait) {
+		case W_LSN:
+			wait_end(c);
+			break;
+		case W_QUORUM:
+			wait_end(c);
+			quorum_release(c);
+			break;
+		case W_PROMOTE:
+			wait_end(c);
+			promote_reply(c);
+			break;
+		}
+		conn_process(c);
+		if (c->io.active)
+			conn_flush(c);
+	}
+	waiters_update();
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (!c->io.active)
+		return;
+	ev_io_del(&loop, &c->io);
+	ev_timer_del(&loop, &c->timer);
+	close(c->io.fd);
+	if (c->snapfd != -1)
+		close(c->snapfd);
+	EVP_MD_CTX_free(c->md);
+	c->md = NULL;
+	TAILQ_REMOVE(&conns, c, entry);
+	TAILQ_INSERT_TAIL(&graveyard, c, entry);
+	nconns--;
+	if (c->state == C_WAIT)
+		waiters_update();
+}
+
+static void
+accept_event(struct ev_io *io, uint32_t events)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl;
+	struct conn		*c;
+	char			 pc[NET_ADDRSTRLEN], pr[NET_ADDRSTRLEN];
+	int			 fd, i, one = 1, tcp;
+
+	for (i = 0; i < 16; i++) {
+		sl = sizeof(ss);
+		fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("accept");
+			return;
+		}
+		tcp = ss.ss_family != AF_UNIX;
+		if (tcp && !net_acl_allows(&conf->acl,
+		    (struct sockaddr *)&ss)) {
+			close(fd);
+			continue;
+		}
+		if (tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof(one));
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->tcp = tcp;
+		c->snapfd = -1;
+		if (tcp)
+			net_sockaddr_str((struct sockaddr *)&ss, sl, c->peer,
+			    sizeof(c->peer));
+		else
+			strlcpy(c->peer, "unix socket", sizeof(c->peer));
+		buf_init(&c->in, conf->max_request + DBREP_HDRLEN);
+		buf_init(&c->out, conf->max_result + 2 * DBREP_SNAPCHUNK);
+		buf_init(&c->held, conf->max_result + 1024);
+		ev_timer_init(&c->timer, conn_timer, c);
+		if (ev_io_add(&loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET |
+		    EPOLLRDHUP, conn_event, c) == -1) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&conns, c, entry);
+		nconns++;
+		c->state = tcp ? C_AUTH : C_READY;
+		if (tcp && auth_nonce(c->nonce) == -1) {
+			conn_close(c);
+			continue;
+		}
+		board_get(pc, sizeof(pc), board->primary_client);
+		board_get(pr, sizeof(pr), board->follow);
+		frame_hello(&c->out, atomic_load(&board->role),
+		    (tcp ? HELLO_AUTH : 0) | (atomic_load(&board->writable) ?
+		    HELLO_WRITABLE : 0), atomic_load(&board->epoch),
+		    atomic_load(&board->lsn), conf->name, pc, pr, c->nonce);
+		ev_timer_add(&loop, &c->timer, conf->idle_timeout);
+		conn_flush(c);
+	}
+}
+
+static void
+server_drain(struct proc_worker *w)
+{
+	struct conn	*c, *t;
+	int		 i;
+
+	for (i = 0; i < w->ps->nlisteners; i++)
+		if (lio[i].active)
+			ev_io_del(&loop, &lio[i]);
+	metrics_drain(&loop);
+	TAILQ_FOREACH_SAFE(c, &conns, entry, t)
+		if (c->state == C_READY && buf_used(&c->in) == 0 &&
+		    buf_used(&c->out) == 0)
+			conn_close(c);
+}
+
+static void
+after(struct ev_loop *l, void *arg)
+{
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&graveyard)) != NULL) {
+		TAILQ_REMOVE(&graveyard, c, entry);
+		buf_free(&c->in);
+		buf_free(&c->out);
+		buf_free(&c->held);
+		free(c);
+	}
+	if (self->draining && nconns == 0 && metrics_busy() == 0)
+		ev_break(l);
+}
+
+int
+server_main(struct proc_worker *w)
+{
+	int	i;
+
+	self = w;
+	conf = w->conf;
+	if (ev_init(&loop) == -1)
+		fatal("epoll");
+	if ((bellfd = bell_open()) == -1)
+		fatal("%s: doorbell", __func__);
+	if (ev_io_add(&loop, &bellio, bellfd, EPOLLIN, bell_event, NULL) ==
+	    -1)
+		fatal("%s: ev_io_add", __func__);
+	for (i = 0; i < w->ps->nlisteners; i++) {
+		struct proc_listener	*l = &w->ps->listeners[i];
+
+		if (l->arg == LISTEN_CLIENT) {
+			if (ev_io_add(&loop, &lio[i], l->fd, EPOLLIN |
+			    EPOLLEXCLUSIVE, accept_event, NULL) == -1)
+				fatal("ev_io_add");
+		} else if (l->arg == LISTEN_METRICS) {
+			if (metrics_attach(&loop, l->fd) == -1)
+				fatal("metrics listener");
+		}
+	}
+	if (open_dbs() == -1)
+		log_warnx("database not available yet");
+	w->drain = server_drain;
+	loop.after = after;
+	if (proc_worker_watch(w, &loop) == -1)
+		fatal("proc_worker_watch");
+	ev_run(&loop);
+	board_wait(self->slot, 0, 0, 0);
+	capture_free(rcap);
+	capture_free(wcap);
+	db_close(rdb);
+	db_close(wdb);
+	close(bellfd);
+	ev_free(&loop);
+	return (0);
+}

@@ -1,0 +1,208 @@
+#!/bin/sh
+# bench_dbrepd.sh: dbrepd side by side with plain SQLite, in one run
+# (make bench runs it).  It starts dbrepd primaries and replicas on
+# loopback, in a temporary folder, and measures with dbrepd_bench:
+#
+#   commits/s of plain SQLite (WAL, synchronous=FULL, one-row
+#     transactions) and of a dbrepd primary, async and quorum 1
+#   the commit latency quorum 1 adds (p50, p99)
+#   replication lag p50/p99 at half the primary's capacity
+#   the catch-up rate of a replica far behind (DBREPD_BENCH_CATCHUP
+#     records, 1000000 by default), against the primary's commit rate
+#   snapshot throughput (build + transfer), and to a new replica
+#     (build + transfer + check + install)
+#   promotion time
+#
+# DBREPD_BENCH_N (3000) commits per rate, DBREPD_BENCH_SNAPMB (128) MB of
+# data for the snapshot.  The machine's speed drifts: compare the ratios
+# of one run, not figures across runs.
+set -eu
+BUILD=${BUILD:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+B=$top/$BUILD/bin
+D=$top/$BUILD/bench-dbrepd/dbrepd_bench
+N=${DBREPD_BENCH_N:-3000}
+CATCHUP=${DBREPD_BENCH_CATCHUP:-1000000}
+SNAPMB=${DBREPD_BENCH_SNAPMB:-128}
+export DBREP_SECRET=bench-secret
+
+if [ ! -x "$D" ] || [ ! -x "$B/dbrepd" ]; then
+	echo "bench_dbrepd: build first (make bench)" >&2
+	exit 1
+fi
+W=$(mktemp -d /tmp/dbrepd-bench.XXXXXX)
+chmod 755 "$W"
+R=$W/results
+: > "$R"
+PIDFILES=""
+cleanup() {
+	for f in $PIDFILES; do
+		[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+	done
+	sleep 0.2
+	rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+
+port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# node NAME ROLE PRIMARY-REPL-ADDR EXTRA: start a dbrepd; sets PORT_NAME
+node() {
+	name=$1 role=$2 primary=$3 extra=$4
+	p=$(port)
+	r=$(port)
+	eval "PORT_$name=$p REPL_$name=127.0.0.1:$r"
+	{
+		echo "user $(id -un)"
+		echo "name $name"
+		echo "workers 2"
+		echo "pidfile \"$W/$name.pid\""
+		echo "data \"$W/$name.db\""
+		echo "role $role"
+		echo "listen unix:$W/$name.sock"
+		echo "listen 127.0.0.1:$p"
+		echo "replication-listen 127.0.0.1:$r"
+		echo "secret \"$DBREP_SECRET\""
+		[ -n "$primary" ] && echo "primary $primary"
+		printf '%b\n' "$extra"
+	} > "$W/$name.conf"
+	"$B/dbrepd" -f "$W/$name.conf"
+	PIDFILES="$PIDFILES $W/$name.pid"
+	i=0
+	while [ ! -S "$W/$name.sock" ] && [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+
+stop() {
+	[ -f "$W/$1.pid" ] && kill "$(cat "$W/$1.pid")" 2>/dev/null || true
+	i=0
+	while [ -f "$W/$1.pid" ] && [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+
+kill9() {
+	pid=$(cat "$W/$1.pid")
+	pkill -9 -P "$pid" 2>/dev/null || true
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$W/$1.pid" "$W/$1.sock"
+}
+
+run() {
+	"$D" "$@" | tee -a "$R"
+}
+
+val() {
+	awk -v k="$1" '$1 == k { v = $2 } END { print v }' "$R"
+}
+
+lsn_of() {
+	"$B/dbrepctl" -n "unix:$W/$1.sock" status | awk '$1 == "lsn" { print $2 }'
+}
+
+echo "-- plain SQLite, one-row commits"
+run plain "$W/plain.db" "$N"
+
+echo "-- dbrepd primary, async, alone"
+node p1 primary "" ""
+run write "unix:$W/p1.sock" "$N" async
+"$D" fill "unix:$W/p1.sock" "$N" 4 | sed 's/^fill_/async4_/' >> "$R.4"
+awk -v n="$N" '$1 == "async4_seconds" { printf "async4_rate %.1f\n",
+    n / $2 }' "$R.4" | tee -a "$R"
+
+echo "-- dbrepd primary, async, a replica streaming (same disk)"
+node r1 replica "$REPL_p1" ""
+run write "unix:$W/p1.sock" "$N" asyncr
+
+echo "-- dbrepd primary, quorum 1"
+node p2 primary "" "durability quorum 1 timeout 2s"
+node r2 replica "$REPL_p2" ""
+run write "unix:$W/p2.sock" "$N" quorum
+
+echo "-- replication lag at half the primary's capacity"
+half=$(awk -v r="$(val async_rate)" 'BEGIN { printf "%d", r / 2 }')
+run lag "unix:$W/p1.sock" "unix:$W/r1.sock" "$half" 5
+stop r1
+stop p1
+stop r2
+stop p2
+
+echo "-- catch-up of a replica $CATCHUP records behind"
+node p3 primary "" "synchronous off\nlog-min-records 3000000\nlog-max-records 3000000\nlog-max-size 8g"
+run fill "unix:$W/p3.sock" "$CATCHUP" 4
+want=$(lsn_of p3)
+node r3 replica "$REPL_p3" ""
+run catchup "unix:$W/r3.sock" "$want" 900
+stop r3
+stop p3
+
+echo "-- snapshots of about $SNAPMB MB"
+node p4 primary "" "log-min-records 10\nlog-max-size 4m\nmax-txn-size 64m"
+run bulk "unix:$W/p4.sock" "$SNAPMB"
+sleep 2.5
+run snapshot "unix:$W/p4.sock" "$W/snap.db"
+want=$(lsn_of p4)
+node r4 replica "$REPL_p4" ""
+"$D" catchup "unix:$W/r4.sock" "$want" 600 > "$W/r4.out"
+secs=$(awk '$1 == "catchup_seconds" { print $2 }' "$W/r4.out")
+bytes=$(val snapshot_bytes)
+echo "install_seconds $secs" | tee -a "$R"
+awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "install_mb_s %.1f\n",
+    b / 1048576 / s }' | tee -a "$R"
+
+echo "-- promotion"
+kill9 p4
+run promote "unix:$W/r4.sock"
+stop r4
+
+awk '
+	{ v[$1] = $2 }
+	END {
+		printf "\n%-44s %12s %10s %s\n", "dbrepd vs plain SQLite", \
+		    "figure", "ratio", "target"
+		printf "%-44s %12.0f %10s\n", "plain SQLite commits/s (FULL)", \
+		    v["plain_rate"], "1.00"
+		printf "%-44s %12.0f %10.2f %s\n", "dbrepd async commits/s", \
+		    v["async_rate"], v["async_rate"] / v["plain_rate"], ">= 0.9"
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async commits/s, 4 clients", \
+		    v["async4_rate"], v["async4_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async commits/s, replica on same disk", \
+		    v["asyncr_rate"], v["asyncr_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", "dbrepd quorum-1 commits/s", \
+		    v["quorum_rate"], v["quorum_rate"] / v["plain_rate"]
+		printf "%-44s %12d %10s\n", "commit p50 us: plain", \
+		    v["plain_p50_us"], ""
+		printf "%-44s %12d %10s\n", "commit p50 us: async", \
+		    v["async_p50_us"], ""
+		printf "%-44s %12d %10s\n", "commit p99 us: plain", \
+		    v["plain_p99_us"], ""
+		printf "%-44s %12d %10s\n", "commit p99 us: async", \
+		    v["async_p99_us"], ""
+		printf "%-44s %12d %10s %s\n", "quorum-1 adds, p50 us", \
+		    v["quorum_p50_us"] - v["asyncr_p50_us"], "", ""
+		printf "%-44s %12d %10s %s\n", "quorum-1 adds, p99 us", \
+		    v["quorum_p99_us"] - v["asyncr_p99_us"], "", "<= 2000"
+		printf "%-44s %12d %10s %s\n", "replication lag p50 us", \
+		    v["lag_p50_us"], "", "< 1000"
+		printf "%-44s %12d %10s %s\n", "replication lag p99 us", \
+		    v["lag_p99_us"], "", "< 10000"
+		printf "%-44s %12.0f %10.2f %s\n", \
+		    "catch-up records/s (ratio: to async commits)", \
+		    v["catchup_rate"], v["catchup_rate"] / v["async_rate"], \
+		    ">= 3"
+		printf "%-44s %12.1f %10s %s\n", "snapshot to a file, MB/s", \
+		    v["snapshot_mb_s"], "", ">= 100"
+		printf "%-44s %12.1f %10s\n", "snapshot to a new replica, MB/s", \
+		    v["install_mb_s"], ""
+		printf "%-44s %12.1f %10s %s\n", "promotion, ms", \
+		    v["promote_ms"], "", "< 1000"
+		printf "%-44s %12.1f %10s\n", "promotion until writable, ms", \
+		    v["promote_writable_ms"], ""
+	}' "$R"
