@@ -32,6 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "http_server.h"
 #include "log.h"
 #include "proxyproto.h"
@@ -69,6 +71,7 @@ static struct buf		*pool[HTTP_INBUF_POOL];
 static int			 npool;
 
 static void	conn_run(struct http_conn *);
+static void	conn_kick(struct http_conn *);
 static void	conn_close(struct http_conn *);
 static void	conn_error(struct http_conn *, int, const char *);
 static void	conn_event(struct ev_io *, uint32_t);
@@ -344,10 +347,19 @@ http_server_drain(void)
 
 	draining = 1;
 	TAILQ_FOREACH_SAFE(c, &conns, entry, t) {
-		if (c->state == CS_IDLE && c->nreq > 0)
-			conn_close(c);
-		else
-			c->flags |= CF_CLOSE_AFTER;
+		char	b;
+
+		c->flags |= CF_CLOSE_AFTER;
+		if (c->state != CS_IDLE || c->nreq == 0)
+			continue;
+		/* a request already in the kernel is answered, then closed */
+		if ((c->s.ssl != NULL && SSL_pending(c->s.ssl) > 0) ||
+		    recv(c->s.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+			c->s.flags |= SOCK_READABLE;
+			conn_kick(c);
+			continue;
+		}
+		conn_close(c);
 	}
 }
 

@@ -216,7 +216,7 @@ proxy_drain(void)
 }
 
 static struct up_conn *
-uc_take_idle(struct up_server *s, int safe_only)
+uc_take_idle(struct up_server *s)
 {
 	struct up_conn	*c;
 	struct up_conn	*uc;
@@ -227,10 +227,6 @@ uc_take_idle(struct up_server *s, int safe_only)
 			uc_close(uc);
 			continue;
 		}
-		/* too old for a request we could not retry */
-		if (safe_only && ev_now(ploop) - uc->idle_since >
-		    PROXY_REUSE_UNSAFE_MS)
-			return (NULL);
 		TAILQ_REMOVE(&s->idle, c, entry);
 		s->nidle--;
 		nidle--;
@@ -720,10 +716,14 @@ pr_dispatch(struct preq *pr)
 	pr->info.server = s;
 	pr->info.retries = pr->tries - 1;
 	atomic_fetch_add(&s->sh->requests, 1);
-	/* a reused connection, unless the request could not be retried */
-	if (!pc->proxy_protocol)
-		uc = uc_take_idle(s, !pr->idempotent && !pr->bufferall &&
-		    http_req_has_body(pr->req));
+	/*
+	 * A kept-alive connection, for idempotent requests only: the server
+	 * may close an idle connection at any moment, and a request sent on
+	 * one it just closed can be retried only if repeating it is safe.
+	 * Others get a new connection (HAProxy's "http-reuse safe").
+	 */
+	if (!pc->proxy_protocol && pr->idempotent)
+		uc = uc_take_idle(s);
 	pr->t_pick = now;
 	if (uc != NULL) {
 		uc->pr = pr;

@@ -37,8 +37,6 @@
 #define PROXY_MAXIDLE		32		/* per server per worker */
 #define PROXY_RETRIES		2
 #define PROXY_QUEUE_TIMEOUT	5000		/* ms, all servers full */
-#define PROXY_REUSE_UNSAFE_MS	2000		/* non-idempotent requests
-						   reuse only fresher conns */
 
 enum proxy_xff {
 	PROXY_XFF_APPEND = 0,	/* keep what came, add the peer */

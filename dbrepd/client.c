@@ -7,7 +7,8 @@
  * has not closed it meanwhile.  I/O blocks, bounded by the handle's
  * timeout.  A request that fails before it was sent moves on to the next
  * node of its route; once a write was sent, a lost connection is
- * reported (DBREP_ELOST), never retried.
+ * reported (DBREP_ELOST), never retried; a read is sent once more on a
+ * new connection to the same node, then to the next node.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -804,7 +805,7 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 	size_t			 len, size;
 	uint64_t		 deadline = deadline_of(db);
 	int			 order[CL_MAXNODES * 2], norder, i, k, rc, sent;
-	int			 followed = 0;
+	int			 followed = 0, fresh = 0;
 
 	*res = NULL;
 	if (e == NULL)
@@ -834,6 +835,16 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 					    "was sent: its outcome is unknown",
 					    n->addr.text);
 				return (-1);
+			}
+			/*
+			 * A read on a kept connection the node was closing
+			 * (a worker leaving after a reload): once more, on a
+			 * new connection to the same node.
+			 */
+			if (sent && !fresh) {
+				fresh = 1;
+				node_disconnect(n);
+				i--;
 			}
 			continue;
 		}

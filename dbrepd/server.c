@@ -921,10 +921,27 @@ server_drain(struct proc_worker *w)
 		if (lio[i].active)
 			ev_io_del(&loop, &lio[i]);
 	metrics_drain(&loop);
-	TAILQ_FOREACH_SAFE(c, &conns, entry, t)
-		if (c->state == C_READY && buf_used(&c->in) == 0 &&
-		    buf_used(&c->out) == 0)
+	/*
+	 * Idle connections close, but a request the kernel already holds
+	 * for one is read and answered first (conn_flush closes it after):
+	 * a client may have sent it a moment ago.
+	 */
+	TAILQ_FOREACH_SAFE(c, &conns, entry, t) {
+		ssize_t	n;
+
+		if (c->state != C_READY || buf_used(&c->in) != 0 ||
+		    buf_used(&c->out) != 0)
+			continue;
+		while ((n = buf_read_fd(&c->in, c->io.fd, 0)) > 0)
+			;
+		if (n == 0)
+			c->dead = 1;
+		if (buf_used(&c->in) > 0) {
+			conn_process(c);
+			conn_flush(c);
+		} else
 			conn_close(c);
+	}
 }
 
 static void
