@@ -27,7 +27,8 @@ LDFLAGS	+= $(SAN)
 BUILD_PKGS = gcc make pkg-config libbsd-dev libssl-dev libsqlite3-dev \
 	     libcriterion-dev
 TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl \
-	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc
+	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc \
+	     chromium chromium-driver
 BENCH_PKGS = wrk haproxy nginx php-fpm libhttp-parser-dev
 
 COMMON_SRCS := $(wildcard common/*.c)

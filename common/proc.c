@@ -49,6 +49,9 @@ struct proc_child {
 	int			 slot;
 	int			 chan;
 	int			 ready;
+	int			 leaving;	/* retired by the pool */
+	int			 recycle;	/* replace at once when gone */
+	char			 why[128];	/* the recycle reason */
 	uint64_t		 started;
 	struct ev_io		 io;
 	struct proc_gen		*gen;
@@ -81,6 +84,8 @@ static const struct proc_ops	*ops;
 static struct ev_loop		 mloop;
 static struct ev_signal		 msig;
 static TAILQ_HEAD(, proc_child)	 children = TAILQ_HEAD_INITIALIZER(children);
+/* exited children, freed after the loop's batch (see ev_run) */
+static TAILQ_HEAD(, proc_child)	 graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
 static TAILQ_HEAD(, proc_gen)	 gens = TAILQ_HEAD_INITIALIZER(gens);
 static struct proc_gen		*current;
 static int			 ngen;
@@ -95,6 +100,12 @@ static struct pidfh		*pfh;
 static pid_t			 masterpid;
 static int			 slots[STATS_SLOTS];	/* in use */
 static struct ipc_type		 msgtypes[32];
+static struct ev_timer		 ticktimer;
+
+/* The master's view of a generation, for ops->tick. */
+struct proc_pool {
+	struct proc_gen		*gen;
+};
 
 static void	gen_spawn(struct proc_gen *, int, int);
 static void	gen_retire(struct proc_gen *);
@@ -601,7 +612,14 @@ child_chan(struct ev_io *io, uint32_t events __unused)
 			continue;	/* logged and dropped */
 		if (m->hdr.type == PROC_MSG_READY)
 			child_ready(c);
-		else if (ops->msg != NULL) {
+		else if (m->hdr.type == PROC_MSG_RECYCLE) {
+			size_t	n = m->hdr.len < sizeof(c->why) ?
+			    m->hdr.len : sizeof(c->why) - 1;
+
+			memcpy(c->why, m->data, n);
+			c->why[n] = '\0';
+			c->recycle = 1;
+		} else if (ops->msg != NULL) {
 			struct proc_worker	w;
 
 			memset(&w, 0, sizeof(w));
@@ -826,10 +844,14 @@ child_exited(struct proc_child *c, int status)
 	else
 		snprintf(how, sizeof(how), "exited with status %d",
 		    WEXITSTATUS(status));
-	expected = stopping || g->state == GEN_RETIRING;
+	expected = stopping || g->state == GEN_RETIRING || c->leaving;
 	if (expected && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		log_debug("%s %d (pid %d) of generation %d %s",
 		    role_name(c->role), c->id + 1, c->pid, g->id, how);
+	else if (c->recycle && !expected)
+		log_info("%s %d (pid %d) %s: recycled%s%s, replacing it",
+		    role_name(c->role), c->id + 1, c->pid, how,
+		    c->why[0] ? ", " : "", c->why);
 	else
 		log_warnx("%s %d (pid %d) %s%s", role_name(c->role), c->id + 1,
 		    c->pid, how, expected ? "" : ", respawning");
@@ -853,7 +875,7 @@ child_exited(struct proc_child *c, int status)
 	} else if (!expected) {
 		uint64_t	b = g->backoff[c->role][c->id];
 
-		if (lived >= PROC_STABLE)
+		if (lived >= PROC_STABLE || c->recycle)
 			b = 0;
 		else
 			b = b == 0 ? PROC_BACKOFF_MIN : (b * 2 >
@@ -869,12 +891,24 @@ child_exited(struct proc_child *c, int status)
 			    b);
 		}
 	}
-	free(c);
+	/* its channel's event may be later in this batch: free after it */
+	TAILQ_INSERT_TAIL(&graveyard, c, entry);
 	if (g->state == GEN_RETIRING && g->nchildren == 0) {
 		if (g != current)
 			gen_free(g);
 	}
 	master_check_done();
+}
+
+static void
+master_after(struct ev_loop *l, void *arg)
+{
+	struct proc_child	*c;
+
+	while ((c = TAILQ_FIRST(&graveyard)) != NULL) {
+		TAILQ_REMOVE(&graveyard, c, entry);
+		free(c);
+	}
 }
 
 static void
@@ -980,6 +1014,149 @@ master_signal(struct ev_signal *s __unused, int sig, pid_t from __unused)
 	}
 }
 
+/* The pool, for ops->tick */
+
+static void
+tick_timer(struct ev_timer *t)
+{
+	struct proc_pool	pool;
+
+	if (current != NULL) {
+		pool.gen = current;
+		ops->tick(current->dconf, &pool);
+	}
+	ev_timer_add(&mloop, &ticktimer, PROC_TICK);
+}
+
+int
+proc_pool_stopping(struct proc_pool *pool)
+{
+	return (stopping);
+}
+
+/*
+ * Workers of the pool's generation that stay: alive and not leaving, or
+ * waiting to be respawned.
+ */
+int
+proc_pool_count(struct proc_pool *pool)
+{
+	struct proc_gen		*g = pool->gen;
+	struct proc_child	*c;
+	int			 n = 0, i, alive[PROC_MAXWORKERS];
+
+	memset(alive, 0, sizeof(alive));
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->gen == g && c->role == 0) {
+			alive[c->id] = 1;
+			if (!c->leaving)
+				n++;
+		}
+	for (i = 0; i < PROC_MAXWORKERS; i++)
+		if (!alive[i] && ev_timer_pending(&g->spawn[0][i].timer))
+			n++;
+	return (n);
+}
+
+/*
+ * Start one more worker in the pool's generation, under the lowest free
+ * id.  Returns 0, or -1 when the generation cannot grow: stopping, not
+ * current, a reload starting, or PROC_MAXWORKERS reached.
+ */
+int
+proc_pool_spawn(struct proc_pool *pool)
+{
+	struct proc_gen		*g = pool->gen, *t;
+	struct proc_child	*c;
+	int			 used[PROC_MAXWORKERS], id;
+
+	if (stopping || g != current || g->state != GEN_CURRENT)
+		return (-1);
+	TAILQ_FOREACH(t, &gens, entry)
+		if (t->state == GEN_STARTING)
+			return (-1);
+	memset(used, 0, sizeof(used));
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->gen == g && c->role == 0)
+			used[c->id] = 1;
+	for (id = 0; id < PROC_MAXWORKERS; id++)
+		if (!used[id] && !ev_timer_pending(&g->spawn[0][id].timer))
+			break;
+	if (id == PROC_MAXWORKERS)
+		return (-1);
+	g->spawn[0][id].gen = g;
+	g->spawn[0][id].role = 0;
+	g->spawn[0][id].id = id;
+	ev_timer_init(&g->spawn[0][id].timer, spawn_timer, &g->spawn[0][id]);
+	g->backoff[0][id] = 0;
+	gen_spawn(g, 0, id);
+	return (0);
+}
+
+static struct proc_child *
+pool_child(pid_t pid)
+{
+	struct proc_child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->pid == pid && c->role == 0)
+			return (c);
+	return (NULL);
+}
+
+/* Ask worker <pid> of the pool to finish and go, without a successor. */
+int
+proc_pool_retire(struct proc_pool *pool, pid_t pid)
+{
+	struct proc_child	*c;
+
+	if ((c = pool_child(pid)) == NULL || c->gen != pool->gen ||
+	    c->leaving)
+		return (-1);
+	c->leaving = 1;
+	return (kill(pid, SIGTERM));
+}
+
+/*
+ * Send <sig> to worker <pid> (of any generation); when it dies it is
+ * replaced at once, without back-off, as a recycled worker.
+ */
+int
+proc_pool_kill(struct proc_pool *pool, pid_t pid, int sig)
+{
+	struct proc_child	*c;
+
+	if ((c = pool_child(pid)) == NULL)
+		return (-1);
+	c->recycle = 1;
+	return (kill(pid, sig));
+}
+
+/* Fill <out> with at most <max> live children; returns how many. */
+int
+proc_pool_children(struct proc_pool *pool, struct proc_child_info *out,
+    int max)
+{
+	struct proc_child	*c;
+	int			 n = 0;
+
+	TAILQ_FOREACH(c, &children, entry) {
+		if (n >= max)
+			break;
+		out[n].pid = c->pid;
+		out[n].role = c->role;
+		out[n].id = c->id;
+		out[n].slot = c->slot;
+		out[n].generation = c->gen->id;
+		out[n].current = c->gen == current;
+		out[n].leaving = c->leaving || c->recycle ||
+		    c->gen->state == GEN_RETIRING || stopping;
+		out[n].started = c->started;
+		n++;
+	}
+	return (n);
+}
+
 static __dead void
 usage(void)
 {
@@ -1040,7 +1217,9 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 	log_init(1, LOG_DAEMON);
 	log_setverbose(verbose);
 	msgtypes[0] = (struct ipc_type){ PROC_MSG_READY, 0, 0, 0, "ready" };
-	n = 1;
+	msgtypes[1] = (struct ipc_type){ PROC_MSG_RECYCLE, 0, 512, 0,
+	    "recycle" };
+	n = 2;
 	for (i = 0; ops->msgtypes != NULL && ops->msgtypes[i].name != NULL &&
 	    n < (int)nitems(msgtypes) - 1; i++)
 		msgtypes[n++] = ops->msgtypes[i];
@@ -1114,6 +1293,11 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 	log_info("started, %d worker%s, pid %d", g->ps.workers,
 	    g->ps.workers == 1 ? "" : "s", (int)masterpid);
 	gen_start(g);
+	if (ops->tick != NULL) {
+		ev_timer_init(&ticktimer, tick_timer, NULL);
+		ev_timer_add(&mloop, &ticktimer, PROC_TICK);
+	}
+	mloop.after = master_after;
 	ev_run(&mloop);
 	return (0);
 }
@@ -1124,6 +1308,16 @@ int
 proc_worker_ready(struct proc_worker *w)
 {
 	return (ipc_send(w->chan, PROC_MSG_READY, NULL, 0, -1));
+}
+
+/*
+ * Tell the master this child is about to leave on purpose (<why>, for
+ * its log line), so that it is replaced at once, without back-off.
+ */
+int
+proc_worker_recycle(struct proc_worker *w, const char *why)
+{
+	return (ipc_send(w->chan, PROC_MSG_RECYCLE, why, strlen(why), -1));
 }
 
 static void

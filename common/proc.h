@@ -21,6 +21,15 @@
  *
  * Children die with the master (PR_SET_PDEATHSIG, and EOF on their
  * channel).
+ *
+ * A daemon whose pool of workers changes size at run time (appd) sets
+ * ops->tick: the master calls it every PROC_TICK ms with the current
+ * generation's pool, where the daemon grows role 0 (proc_pool_spawn),
+ * shrinks it (proc_pool_retire: SIGTERM, not replaced) and stops stuck
+ * workers (proc_pool_kill: replaced at once, without back-off).  A
+ * worker that leaves on purpose (it served its quota of requests) says
+ * so first with proc_worker_recycle(), and is replaced at once too.
+ * Daemons without a tick are not affected by any of this.
  */
 #ifndef COMMON_PROC_H
 #define COMMON_PROC_H
@@ -43,8 +52,11 @@
 #define PROC_STABLE		5000		/* ms alive: back-off resets */
 #define PROC_FAST_GRACE		1000		/* ms after SIGINT: SIGKILL */
 
+#define PROC_TICK		100		/* ms between ops->tick calls */
+
 /* Messages on a child's channel; daemons number theirs from 100. */
 #define PROC_MSG_READY		1
+#define PROC_MSG_RECYCLE	2		/* leaving on purpose: text */
 
 /* The keywords every daemon's conf has; put first in its grammar. */
 #define PROC_GRAMMAR							\
@@ -86,6 +98,20 @@ struct proc_settings {
 };
 
 struct proc_worker;
+struct proc_pool;
+
+/* A live child, as proc_pool_children() lists them. */
+struct proc_child_info {
+	pid_t		 pid;
+	int		 role;			/* 0: worker */
+	int		 id;
+	int		 slot;			/* statistics slot */
+	int		 generation;
+	int		 current;		/* of the current generation */
+	int		 leaving;		/* retired, recycled, or its
+						   generation is retiring */
+	uint64_t	 started;		/* ms, CLOCK_MONOTONIC */
+};
 
 struct proc_role {
 	const char	*name;			/* "checker" */
@@ -115,6 +141,8 @@ struct proc_ops {
 	const struct ipc_type	*msgtypes;
 	void			 (*msg)(struct proc_worker *, struct ipc_msg *);
 	struct proc_role	 roles[PROC_MAXROLES];	/* name NULL ends */
+	/* master, every PROC_TICK ms: the current conf and pool (optional) */
+	void			 (*tick)(void *, struct proc_pool *);
 };
 
 /* What a child gets. */
@@ -146,5 +174,15 @@ int	 proc_worker_watch(struct proc_worker *, struct ev_loop *);
 int	 proc_worker_ready(struct proc_worker *);
 int	 proc_ncpu(void);
 int	 proc_foreground(void);
+int	 proc_worker_recycle(struct proc_worker *, const char *);
+
+/* In ops->tick only. */
+int	 proc_pool_count(struct proc_pool *);
+int	 proc_pool_spawn(struct proc_pool *);
+int	 proc_pool_retire(struct proc_pool *, pid_t);
+int	 proc_pool_kill(struct proc_pool *, pid_t, int);
+int	 proc_pool_children(struct proc_pool *, struct proc_child_info *,
+	    int);
+int	 proc_pool_stopping(struct proc_pool *);
 
 #endif

@@ -2,7 +2,8 @@
 """Integration test runner: runs every tests/integration/test_*.py module
 in its own process (a few at a time: the tests mostly wait on daemons),
 prints a line per test and the failures, and writes the totals to
-$RESULTS/integration.json.  TESTS=substring limits the modules run;
+$RESULTS/integration.json.  TESTS=substring limits the modules run
+(matched against "integration/test_x.py", "e2e/test_y.py");
 JOBS=N sets how many run at once (default 3)."""
 import json
 import os
@@ -18,7 +19,8 @@ jobs = int(os.environ.get("JOBS", "3"))
 
 mods = sorted(os.path.join(d, f) for d in tdirs if os.path.isdir(d)
               for f in os.listdir(d)
-              if f.startswith("test_") and f.endswith(".py") and only in f)
+              if f.startswith("test_") and f.endswith(".py") and
+              only in os.path.join(os.path.basename(d), f))
 os.makedirs(os.path.join(results, "integration"), exist_ok=True)
 pending = list(mods)
 running = {}

@@ -1,0 +1,104 @@
+"""appd's manual pages and sample configuration: appd.8 and appd.conf.5
+pass mandoc -Tlint, every keyword of the grammar has its entry in
+appd.conf.5, and the EXAMPLES of appd.conf.5 and appd/appd.conf.sample
+pass `appd -n` (module and CGI paths pointed at the build's)."""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_appd_lib import (AppdTest, NOTES, TESTAPP)  # noqa: E402
+from harness import BIN, TOP  # noqa: E402
+
+PAGES = [os.path.join(TOP, "appd", p) for p in ("appd.8", "appd.conf.5")]
+CONF5 = PAGES[1]
+SAMPLE = os.path.join(TOP, "appd", "appd.conf.sample")
+
+
+def page(path):
+    with open(path) as f:
+        return f.read()
+
+
+def grammar():
+    """Keywords and option words of appd/parse.c's grammar, with the
+    common PROC_GRAMMAR's and HTTP_LIMITS_GRAMMAR's."""
+    src = page(os.path.join(TOP, "appd", "parse.c"))
+    table = src[src.index("const struct conf_kw appd_grammar[]"):]
+    table = table[:table.index("{ NULL }\n};")]
+    kws = set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', table))
+    for hdr, macro in (("proc.h", "PROC_GRAMMAR"),
+                       ("http_worker.h", "HTTP_LIMITS_GRAMMAR")):
+        text = page(os.path.join(TOP, "common", hdr))
+        d = re.search(r"#define %s\b.*?(?<!\\)\n" % macro, text, re.S)
+        kws |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', d.group(0)))
+    opts = set()
+    for block in re.findall(r"static const struct conf_opt \w+\[\] = "
+                            r"\{(.*?)\n\};", src, re.S):
+        opts |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', block))
+    return kws, opts
+
+
+def examples(path):
+    text = page(path)
+    ex = text[text.index(".Sh EXAMPLES"):]
+    ex = ex[:ex.index("\n.Sh ", 1)]
+    return [m.replace("\\e", "\\").replace("\\&", "") for m in
+            re.findall(r"^\.Bd -literal.*?\n(.*?)^\.Ed$", ex, re.S | re.M)]
+
+
+class Man(AppdTest):
+    def test_mandoc_lint(self):
+        for p in PAGES:
+            r = subprocess.run(["mandoc", "-Tlint", p],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               timeout=30)
+            left = [ln for ln in r.stdout.splitlines()
+                    if "referenced manual not found" not in ln and
+                    "outdated mandoc.db" not in ln]
+            self.assertEqual(left, [], p)
+
+    def test_every_keyword_documented(self):
+        text = page(CONF5)
+        documented = set(re.findall(r"^\.It Ic ([a-z][a-z0-9-]*)", text,
+                                    re.M))
+        kws, opts = grammar()
+        self.assertGreater(len(kws), 35)
+        self.assertEqual(sorted(kws - documented), [],
+                         "keywords without an .It Ic entry")
+        self.assertEqual(sorted(documented - kws), [],
+                         "entries for keywords appd does not have")
+        for o in opts:
+            self.assertRegex(text, rf"\bIc {o}\b", f"option {o}")
+
+    def test_page_sections(self):
+        d8 = page(PAGES[0])
+        for f in ("d", "n", "v", "f", "D", "p"):
+            self.assertRegex(d8, rf"(?m)^\.It Fl {f}\b", f"-{f}")
+        for s in ("SIGNALS", "FILES", "EXIT STATUS", "SEE ALSO",
+                  "STANDARDS", "CAVEATS"):
+            self.assertIn(f".Sh {s}", d8)
+
+    def check(self, conf, name):
+        cgi = os.path.join(self.dir, "cgi-bin")
+        os.makedirs(cgi, exist_ok=True)
+        conf = (conf.replace("/usr/local/lib/appd/notes.so", NOTES)
+                .replace("/usr/local/lib/appd/hello.so", TESTAPP)
+                .replace("/var/www/cgi-bin", cgi))
+        path = os.path.join(self.dir, name + ".conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        r = subprocess.run([os.path.join(BIN, "appd"), "-n", "-f", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout.strip()),
+                         (0, "configuration OK"), conf)
+
+    def test_examples_and_sample_pass_configtest(self):
+        ex = examples(CONF5)
+        self.assertGreaterEqual(len(ex), 2)
+        for i, conf in enumerate(ex):
+            self.check(conf, f"example{i}")
+        self.check(page(SAMPLE), "sample")
