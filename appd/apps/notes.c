@@ -49,7 +49,7 @@ static long long		 pagesize = NOTES_PAGE;
 
 static const char	create_sql[] =
     "CREATE TABLE IF NOT EXISTS notes ("
-    "id INTEGER PRIMARY KEY, "
+    "id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "text TEXT NOT NULL, "
     "author TEXT NOT NULL, "
     "created INTEGER NOT NULL)";

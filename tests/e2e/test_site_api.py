@@ -172,14 +172,9 @@ class ApiTest(SiteTest):
               f"{primary['db_lsn']} after {took:.2f}s; "
               f"{line.split(': ', 1)[1]}")
 
-    # BUG (appd/apps/notes.c): the notes table's "id INTEGER PRIMARY KEY"
-    # has no AUTOINCREMENT, so SQLite gives the next note the id of the
-    # newest one when that one was deleted: /api/notes/ID then names
-    # another note, and a page still showing the deleted note deletes the
-    # new one with its button (DELETE /api/notes/ID).  (AUTOINCREMENT keeps
-    # its counter in sqlite_sequence, which has no primary key: check that
-    # dbrepd replicates it, or keep the counter in a table of the app.)
-    @unittest.expectedFailure
+    # A deleted note's id is never given again (AUTOINCREMENT, whose
+    # counter dbrepd replicates): a page still showing the deleted note
+    # cannot delete a newer one with its button.
     def test_6_note_ids_are_never_reused(self):
         c = Client(self.site, source="127.0.0.5", rate=150)
         w = c.post_note("deleted at once")
