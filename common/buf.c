@@ -108,6 +108,42 @@ buf_putc(struct buf *b, int c)
 	return (buf_append(b, &ch, 1));
 }
 
+/* The hot paths format with these, not printf: a NUL-terminated string, */
+int
+buf_puts(struct buf *b, const char *s)
+{
+	return (buf_append(b, s, strlen(s)));
+}
+
+/* an unsigned decimal, */
+int
+buf_put_u64(struct buf *b, uint64_t v)
+{
+	char	d[24];
+	int	i = sizeof(d);
+
+	do {
+		d[--i] = '0' + v % 10;
+		v /= 10;
+	} while (v != 0);
+	return (buf_append(b, d + i, sizeof(d) - i));
+}
+
+/* and a lower-case hexadecimal number (chunk sizes). */
+int
+buf_put_hex(struct buf *b, uint64_t v)
+{
+	static const char	hex[] = "0123456789abcdef";
+	char			d[20];
+	int			i = sizeof(d);
+
+	do {
+		d[--i] = hex[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	return (buf_append(b, d + i, sizeof(d) - i));
+}
+
 int
 buf_printf(struct buf *b, const char *fmt, ...)
 {

@@ -696,8 +696,11 @@ conn_head(struct http_conn *c)
 				return (0);
 			}
 		}
-		req = calloc(1, sizeof(*req) +
+		/* the field array needs no zeroing: the parser fills it */
+		req = malloc(sizeof(*req) +
 		    lim->max_headers * sizeof(struct http_hdr));
+		if (req != NULL)
+			memset(req, 0, sizeof(*req));
 		if (req == NULL) {
 			conn_close(c);
 			return (1);
@@ -1231,14 +1234,26 @@ http_resp_begin(struct http_req *req, int status)
 		return (-1);
 	req->rflags |= HTTP_R_RESP_BEGUN;
 	req->status = status;
-	return (buf_printf(req->conn->out, "HTTP/1.1 %d %s\r\n", status,
-	    http_reason(status)));
+	{
+		struct buf	*o = req->conn->out;
+
+		buf_append(o, "HTTP/1.1 ", 9);
+		buf_put_u64(o, status);
+		buf_putc(o, ' ');
+		buf_puts(o, http_reason(status));
+		return (buf_append(o, "\r\n", 2));
+	}
 }
 
 int
 http_resp_header(struct http_req *req, const char *name, const char *value)
 {
-	return (buf_printf(req->conn->out, "%s: %s\r\n", name, value));
+	struct buf	*o = req->conn->out;
+
+	buf_puts(o, name);
+	buf_append(o, ": ", 2);
+	buf_puts(o, value);
+	return (buf_append(o, "\r\n", 2));
 }
 
 int
@@ -1285,7 +1300,9 @@ http_resp_body(struct http_req *req, int64_t len)
 			req->rflags |= HTTP_R_RESP_CLOSEDLM;
 	} else if (len >= 0 && req->status != 204 && req->status >= 200 &&
 	    !(req->status == 304)) {
-		buf_printf(o, "Content-Length: %lld\r\n", (long long)len);
+		buf_append(o, "Content-Length: ", 16);
+		buf_put_u64(o, (uint64_t)len);
+		buf_append(o, "\r\n", 2);
 		req->resp_left = len;
 	}
 	if (len < 0 && (req->rflags & HTTP_R_HEAD) && req->msg.minor == 1)
@@ -1308,11 +1325,19 @@ http_resp_body(struct http_req *req, int64_t len)
 	} else if (req->msg.minor == 0)
 		buf_append(o, "Connection: keep-alive\r\n", 24);
 	if (c->srv->server_name != NULL && !(req->rflags & HTTP_R_NODATE))
-		buf_printf(o, "Server: %s\r\n", c->srv->server_name);
+	{
+		buf_append(o, "Server: ", 8);
+		buf_puts(o, c->srv->server_name);
+		buf_append(o, "\r\n", 2);
+	}
 	if (req->rflags & HTTP_R_NODATE)
 		buf_append(o, "\r\n", 2);
 	else
-		buf_printf(o, "Date: %s\r\n\r\n", http_date_now());
+	{
+		buf_append(o, "Date: ", 6);
+		buf_puts(o, http_date_now());
+		buf_append(o, "\r\n\r\n", 4);
+	}
 	if (nobody || (req->rflags & HTTP_R_HEAD))
 		req->resp_left = 0;
 	return (0);
@@ -1338,8 +1363,6 @@ http_resp_write(struct http_req *req, const void *p, size_t n)
 {
 	struct http_conn	*c = req->conn;
 	size_t			 room;
-	char			 hex[24];
-	int			 hl;
 
 	/* nothing after the end (http_resp_end, or a cut response) */
 	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || n == 0 ||
@@ -1364,8 +1387,8 @@ http_resp_write(struct http_req *req, const void *p, size_t n)
 		return (0);
 	}
 	if (req->rflags & HTTP_R_RESP_CHUNKED) {
-		hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-		buf_append(c->out, hex, hl);
+		buf_put_hex(c->out, n);
+		buf_append(c->out, "\r\n", 2);
 		buf_append(c->out, p, n);
 		buf_append(c->out, "\r\n", 2);
 	} else {

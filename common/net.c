@@ -187,10 +187,24 @@ const char *
 net_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size)
 {
 	switch (sa->sa_family) {
-	case AF_INET:
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
-		    sa)->sin_addr, buf, size);
+	case AF_INET: {
+		/* by hand: inet_ntop goes through sprintf, once a request */
+		const uint8_t	*a = (const uint8_t *)&((const struct
+				    sockaddr_in *)(const void *)sa)->sin_addr;
+		char		 t[16];
+		int		 i, n = 0;
+
+		for (i = 0; i < 4; i++) {
+			if (a[i] >= 100)
+				t[n++] = '0' + a[i] / 100;
+			if (a[i] >= 10)
+				t[n++] = '0' + a[i] / 10 % 10;
+			t[n++] = '0' + a[i] % 10;
+			t[n++] = i < 3 ? '.' : '\0';
+		}
+		strlcpy(buf, t, size);
 		break;
+	}
 	case AF_INET6: {
 		const struct sockaddr_in6 *sin6 = (const void *)sa;
 

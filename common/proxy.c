@@ -429,9 +429,12 @@ build_head(struct preq *pr)
 			buf_printf(o, "%.*s %.*s HTTP/1.1\r\n",
 			    (int)m->method_len, b + m->method_off,
 			    (int)(e - p), p);
-	} else
-		buf_printf(o, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len,
-		    b + m->method_off, (int)t.len, t.p);
+	} else {
+		buf_append(o, b + m->method_off, m->method_len);
+		buf_putc(o, ' ');
+		buf_append(o, t.p, t.len);
+		buf_append(o, " HTTP/1.1\r\n", 11);
+	}
 	for (i = 0; i < m->nhdrs; i++) {
 		const struct http_hdr	*h = &m->hdrs[i];
 		struct slice		 name = slice_make(b + h->name,
@@ -472,10 +475,18 @@ build_head(struct preq *pr)
 		buf_printf(o, "Host: %.*s\r\n", (int)host.len, host.p);
 	}
 	if (pc->xff != PROXY_XFF_OFF && !have_xff)
-		buf_printf(o, "X-Forwarded-For: %s\r\n", ip);
+	{
+		buf_append(o, "X-Forwarded-For: ", 17);
+		buf_puts(o, ip);
+		buf_append(o, "\r\n", 2);
+	}
 	if (pc->xfp && (pc->xff != PROXY_XFF_APPEND ||
 	    http_find(m, b, "x-forwarded-proto", 0) == -1))
-		buf_printf(o, "X-Forwarded-Proto: %s\r\n", proto);
+	{
+		buf_append(o, "X-Forwarded-Proto: ", 19);
+		buf_puts(o, proto);
+		buf_append(o, "\r\n", 2);
+	}
 	if (pc->forwarded) {
 		const struct sockaddr *sa = client_addr(pr);
 
@@ -1233,8 +1244,13 @@ pr_run(struct preq *pr)
 			int	rv;
 
 			if (pr->rhdrs == NULL) {
-				pr->rhdrs = calloc(pr->req->conn->srv->lim->
-				    max_headers, sizeof(struct http_hdr));
+				pr->rhdrs = reallocarray(NULL, pr->req->conn->
+				    srv->lim->max_headers,
+				    sizeof(struct http_hdr));
+				if (pr->rhdrs == NULL) {
+					pr_fail(pr, 500, "out of memory", 0);
+					return;
+				}
 				http_msg_init(&pr->resp, 1,
 				    pr->req->conn->srv->lim, pr->rhdrs);
 				pr->resp.req_method = pr->req->msg.method;
@@ -1341,9 +1357,7 @@ p_body(struct http_req *req, const char *p, size_t n)
 {
 	struct preq	*pr = req->ud;
 	struct up_conn	*uc = pr->uc;
-	char		 hex[24];
 	size_t		 room;
-	int		 hl;
 
 	if (pr->state == P_BUFFER) {
 		pr->bodylen += n;
@@ -1369,8 +1383,8 @@ p_body(struct http_req *req, const char *p, size_t n)
 	if (n == 0)
 		return (0);
 	if (pr->chunked_out) {
-		hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-		buf_append(&uc->out, hex, hl);
+		buf_put_hex(&uc->out, n);
+		buf_append(&uc->out, "\r\n", 2);
 		buf_append(&uc->out, p, n);
 		buf_append(&uc->out, "\r\n", 2);
 	} else

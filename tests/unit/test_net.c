@@ -1084,3 +1084,22 @@ Test(net, unix_live_full_backlog, .init = mktmp, .fini = rmtmp,
 		close(fds[i]);
 	close(lfd);
 }
+
+/* net_sockaddr_ip formats IPv4 by hand: every digit count, both ends. */
+Test(net, sockaddr_ip_v4_by_hand)
+{
+	static const char *ips[] = { "0.0.0.0", "255.255.255.255", "10.0.0.1",
+	    "127.0.0.1", "1.20.100.9", "99.199.209.0", "200.2.30.255" };
+	size_t	i;
+
+	for (i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		struct sockaddr_in	sin;
+		char			b[INET6_ADDRSTRLEN];
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		cr_assert_eq(inet_pton(AF_INET, ips[i], &sin.sin_addr), 1);
+		net_sockaddr_ip((struct sockaddr *)&sin, b, sizeof(b));
+		cr_expect_str_eq(b, ips[i]);
+	}
+}
