@@ -119,7 +119,7 @@ integration: deps-test all
 	@BUILD=$(BUILD) sh tests/run.sh integration
 
 sanitize: deps-test
-	$(MAKE) BUILD=build-san OPT=-O1 \
+	SANITIZE=1 $(MAKE) BUILD=build-san OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    check
 

@@ -32,10 +32,14 @@ try:
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2,
                                      resultclass=Result)
     res = runner.run(suite)
+    # a setUpClass error is not a test that ran: it fails, passes none
+    real = [t for t, _ in res.errors
+            if not isinstance(t, unittest.suite._ErrorHolder)]
     counts["failed"] = len(res.failures) + len(res.errors) + \
         len(res.unexpectedSuccesses)
     counts["skipped"] = len(res.skipped)
-    counts["passed"] = res.testsRun - counts["failed"] - counts["skipped"]
+    counts["passed"] = max(0, res.testsRun - len(res.failures) - len(real) -
+                           len(res.unexpectedSuccesses) - len(res.skipped))
 except Exception:
     import traceback
     traceback.print_exc()
