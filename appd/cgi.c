@@ -331,8 +331,10 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 			_exit(127);
 		closefrom(3);
 		/* workers ignore SIGPIPE; execve keeps what is ignored */
+		/* (32 and 33 belong to the C library: left alone) */
 		for (sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
+			if (sig != SIGKILL && sig != SIGSTOP &&
+			    (sig <= SIGSYS || sig >= SIGRTMIN))
 				signal(sig, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
