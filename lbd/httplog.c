@@ -6,13 +6,28 @@
  *	client:port [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status
  *	bytes - - term actconn/feconn/beconn/srvconn/retries 0/0 "request"
  *
- * Tq: ms to receive the request head, Tw: waiting for a server slot,
- * Tc: connecting, Tr: the server's response head, Ta: all of it (-1 for
- * a step that did not happen).  term: who ended the exchange (c client,
+ * frontend is followed by "~" on a TLS listener.  backend/server is
+ * "frontend/<NOSRV>" for an answer of lbd's own (a redirect, a limit, a
+ * malformed request) and "backend/<NOSRV>" when no server could take
+ * the request.  Tq: ms to receive the request head, Tw: waiting for a
+ * server slot, Tc: connecting (0 on a kept-alive server connection),
+ * Tr: the server's response head, Ta: from the request head to the end
+ * of the response; -1 for a step that did not happen.  status: -1 when
+ * no answer was sent (the client left first).  bytes: body
+ * bytes sent to the client.  term: who ended the exchange (c client,
  * s server, L lbd, - normally) and in which phase (R request, Q queue,
- * C connect, H response head, D data).  Every byte of the request line
- * outside printable ASCII, and the quote and backslash, is escaped as
- * \xHH.  The metrics of the request are counted here too.
+ * C connect, H response head, D data).  actconn: the worker's client
+ * connections, feconn: the frontend's (all workers), beconn: the
+ * backend's connections to its servers, srvconn: the server's, then
+ * the retries.  The two dashes stand for HAProxy's captured cookies
+ * and "0/0" for its queue positions, which lbd does not keep.  Every
+ * byte of the request line outside printable ASCII, and the quote and
+ * backslash, is escaped as \xHH.  The metrics of the request are
+ * counted here too.
+ *
+ *	client:port [date] frontend backend/server Tw/Tc/Tt bytes term
+ *
+ * is the TCP line: Tt is the whole connection, bytes both ways.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -72,20 +87,67 @@ port_of(const struct sockaddr *sa)
 	return (0);
 }
 
+/* Connections to the servers of <be> at this moment, all workers. */
+static int
+be_conns(struct lbd_backend *be)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < be->pc.pool->nservers; i++)
+		n += atomic_load(&be->pc.pool->servers[i]->sh->conns);
+	return (n);
+}
+
+/*
+ * The line itself.  <tw>, <tc>, <tr>: -1 for a step that did not
+ * happen; <be>, <srv> NULL when the request went to no backend or no
+ * server (the frontend's name stands in, as HAProxy's "fe fe/<NOSRV>").
+ */
+static void
+logline(struct lbd_frontend *fe, struct lbd_backend *be,
+    struct up_server *srv, const struct sockaddr *peer, int tls,
+    int64_t tq, int64_t tw, int64_t tc, int64_t tr, int64_t ta, int status,
+    uint64_t bytes, const char *term, int retries, const char *rl)
+{
+	char	 ip[INET6_ADDRSTRLEN], date[64];
+
+	net_sockaddr_ip(peer, ip, sizeof(ip));
+	datestr(date, sizeof(date));
+	syslog(LOG_INFO | fe->lc->logfacility, "%s:%u [%s] %s%s %s/%s "
+	    "%lld/%lld/%lld/%lld/%lld %d %llu - - %c%c-- %d/%lld/%d/%d/%d 0/0 "
+	    "\"%s\"", ip, port_of(peer), date, fe->name, tls ? "~" : "",
+	    be ? be->name : fe->name, srv ? srv->name : "<NOSRV>",
+	    (long long)tq, (long long)tw, (long long)tc, (long long)tr,
+	    (long long)ta, status > 0 ? status : -1, (unsigned long long)bytes,
+	    term[0] ? term[0] : '-', term[0] && term[1] ? term[1] : '-',
+	    http_server_nconns(), (long long)stats_gauge_value(fe->m_sessions),
+	    be ? be_conns(be) : 0, srv ? atomic_load(&srv->sh->conns) : 0,
+	    retries, rl);
+}
+
 void
 httplog(struct http_req *req, struct lbd_frontend *fe, struct lbd_backend *be,
     const struct proxy_info *info)
 {
 	struct http_conn	*c = req->conn;
 	struct up_server	*srv = info->server;
-	const struct sockaddr	*peer = http_req_peer(req);
-	char			 line[4096], rl[2048], ip[INET6_ADDRSTRLEN];
-	char			 date[64];
+	char			 rl[2048];
 	struct slice		 m, t;
 	uint64_t		 now = ev_now(c->loop);
 	int64_t			 tq, ta;
 	int			 status = info->status ? info->status :
 				    req->status, cls = status / 100, n;
+	int			 connected, head;
+
+	/*
+	 * What happened, from the termination state: a server connection
+	 * unless it ended connecting or queued (sC, sQ), a response head
+	 * unless it ended before one (sH, cH).  The times alone cannot
+	 * tell: a step of less than a millisecond takes 0.
+	 */
+	connected = srv != NULL && info->term[1] != 'C' &&
+	    info->term[1] != 'Q';
+	head = connected && info->term[1] != 'H';
 
 	/* metrics */
 	if (cls >= 1 && cls <= 5)
@@ -99,18 +161,16 @@ httplog(struct http_req *req, struct lbd_frontend *fe, struct lbd_backend *be,
 			struct lbd_srvstats *ss = &be->srvstats[srv->index];
 
 			stats_inc(ss->requests);
-			if (cls >= 1 && cls <= 5 && info->t_response > 0)
+			if (cls >= 1 && cls <= 5 && head)
 				stats_inc(ss->resp[cls]);
 			stats_add(ss->bytes_out, info->bytes_in);
 			stats_observe(be->m_queue, info->t_queue / 1000.0);
-			if (info->t_connect > 0 || info->t_response > 0)
+			if (connected)
 				stats_observe(be->m_connect,
 				    info->t_connect / 1000.0);
-			if (info->t_response > 0)
+			if (head)
 				stats_observe(be->m_response,
 				    info->t_response / 1000.0);
-			if (info->term[0] == 's' && info->term[1] == 'C')
-				stats_inc(ss->errors);
 		}
 		if (info->retries > 0)
 			stats_add(be->m_retries, info->retries);
@@ -120,8 +180,6 @@ httplog(struct http_req *req, struct lbd_frontend *fe, struct lbd_backend *be,
 
 	tq = c->t_first && req->t_start >= c->t_first ?
 	    (int64_t)(req->t_start - c->t_first) : 0;
-	net_sockaddr_ip(peer, ip, sizeof(ip));
-	datestr(date, sizeof(date));
 	m = http_req_method(req);
 	t = http_req_target(req);
 	n = esc(rl, sizeof(rl), m.p, m.len);
@@ -129,22 +187,50 @@ httplog(struct http_req *req, struct lbd_frontend *fe, struct lbd_backend *be,
 		rl[n++] = ' ';
 	n += esc(rl + n, sizeof(rl) - n, t.p, t.len);
 	snprintf(rl + n, sizeof(rl) - n, " HTTP/1.%d", req->msg.minor);
-	snprintf(line, sizeof(line), "%s:%u [%s] %s%s %s/%s "
-	    "%lld/%lld/%lld/%lld/%lld %d %llu - - %c%c-- %d/%lld/%d/%d/%d 0/0 "
-	    "\"%s\"", ip, port_of(peer), date, fe->name,
-	    c->srv->scheme_https ? "~" : "", be ? be->name : "-",
-	    srv ? srv->name : "<NOSRV>", (long long)tq,
-	    srv ? (long long)info->t_queue : -1LL,
-	    srv && (info->t_connect || info->t_response) ?
-	    (long long)info->t_connect : -1LL,
-	    info->t_response ? (long long)info->t_response : -1LL,
-	    (long long)ta, status, (unsigned long long)req->bytes_out,
-	    info->term[0] ? info->term[0] : '-',
-	    info->term[1] ? info->term[1] : '-', http_server_nconns(),
-	    (long long)stats_gauge_value(fe->m_sessions),
-	    srv ? 0 : 0, srv ? atomic_load(&srv->sh->conns) : 0,
-	    info->retries, rl);
-	syslog(LOG_INFO | fe->lc->logfacility, "%s", line);
+	logline(fe, be, srv, http_req_peer(req), c->srv->scheme_https, tq,
+	    srv ? (int64_t)info->t_queue : -1,
+	    connected ? (int64_t)info->t_connect : -1,
+	    head ? (int64_t)info->t_response : -1, ta, status,
+	    req->bytes_out, info->term, info->retries, rl);
+}
+
+/*
+ * A request the engine refused before there was one (malformed, too
+ * large, its head not in time): the same line, with what came of the
+ * request line (escaped, "<BADREQ>" when nothing came).  A 408 is the
+ * client's doing (cR), the others lbd's (LR).
+ */
+void
+httplog_refused(struct http_conn *c, struct lbd_frontend *fe, int status)
+{
+	char		 rl[1024];
+	const char	*p = NULL, *eol;
+	size_t		 len = 0;
+	uint64_t	 now = ev_now(c->loop);
+	int		 cls = status / 100;
+	const char	*reason = http_reason(status);
+
+	if (cls >= 1 && cls <= 5)
+		stats_inc(fe->m_req[cls]);
+	if (!fe->lc->log)
+		return;
+	/* the head starts the input buffer (http_server.c parses it there) */
+	if (c->in != NULL && c->in->len > 0) {
+		p = c->in->data;
+		len = c->in->len;
+		if ((eol = memchr(p, '\n', len)) != NULL)
+			len = eol - p;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+	}
+	if (len > 0)
+		esc(rl, sizeof(rl), p, len);
+	else
+		strlcpy(rl, "<BADREQ>", sizeof(rl));
+	logline(fe, NULL, NULL, &c->peer.sa, c->srv->scheme_https, -1, -1,
+	    -1, -1, now - (c->t_first ? c->t_first : c->t_accept), status,
+	    reason ? strlen(reason) + 5 : 0, status == 408 ? "cR" : "LR", 0,
+	    rl);
 }
 
 void

@@ -5,7 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "http_worker.h"
@@ -15,14 +14,42 @@
 #include "proxy.h"
 #include "tunnel.h"
 
+#define LBD_TCP_PAUSE	20		/* ms a full TCP listener rests */
+
 struct lbd_conf		*lconf;
 static struct http_worker hw;
 static struct ev_io	 tcpio[PROC_MAXLISTENERS];
+static struct ev_timer	 tcppause[PROC_MAXLISTENERS];
 
+static void	tcp_accept_event(struct ev_io *, uint32_t);
+
+static void
+tcp_resume(struct ev_timer *t)
+{
+	int	i = t - tcppause;
+
+	if (hw.w->draining || tcpio[i].active)
+		return;
+	if (ev_io_add(&hw.loop, &tcpio[i], hw.w->ps->listeners[i].fd,
+	    EPOLLIN | EPOLLEXCLUSIVE, tcp_accept_event, t->arg) == -1)
+		log_warn("%s: listener %s", __func__,
+		    hw.w->ps->listeners[i].addr.text);
+}
+
+/*
+ * A TCP listener at its maxconn is not watched for a while (its readiness
+ * would spin the loop): the connections wait in the listen queue, as on
+ * an HTTP listener (http_worker.c).
+ */
 static void
 tcp_accept_event(struct ev_io *io, uint32_t ev)
 {
-	relay_tcp_accept(io->arg, io->fd, &hw.loop);
+	int	i = io - tcpio;
+
+	if (relay_tcp_accept(io->arg, io->fd, &hw.loop) != -1)
+		return;
+	ev_io_del(&hw.loop, io);
+	ev_timer_add(&hw.loop, &tcppause[i], LBD_TCP_PAUSE);
 }
 
 static void
@@ -44,11 +71,13 @@ w_drain(struct http_worker *h)
 {
 	int	i;
 
-	for (i = 0; i < h->w->ps->nlisteners; i++)
-		if (tcpio[i].active) {
+	for (i = 0; i < h->w->ps->nlisteners; i++) {
+		ev_timer_del(&h->loop, &tcppause[i]);
+		if (tcpio[i].active || tcppause[i].arg != NULL) {
 			ev_io_del(&h->loop, &tcpio[i]);
 			close(h->w->ps->listeners[i].fd);
 		}
+	}
 	proxy_drain();
 }
 
@@ -66,9 +95,10 @@ c_open(struct http_conn *c)
 		return (-1);
 	}
 	stats_gauge_add(fe->m_sessions, 1);
+	/* over the limit: its first request is answered, logged, closed */
 	if (fe->conn_max > 0 && rl_conn_open(fe, &c->peer.sa) == -1) {
 		stats_inc(fe->m_limited);
-		return (fe->conn_status);
+		c->ud = &fe->conn_status;
 	}
 	return (0);
 }
@@ -88,15 +118,8 @@ static void
 c_refused(struct http_conn *c, int status, const char *why)
 {
 	struct lbd_listener	*l = (struct lbd_listener *)c->srv;
-	char			 ip[INET6_ADDRSTRLEN];
 
-	if (status >= 100 && status < 600)
-		stats_inc(l->fe->m_req[status / 100]);
-	if (l->fe->lc->log) {
-		net_sockaddr_ip(&c->peer.sa, ip, sizeof(ip));
-		syslog(LOG_INFO | l->fe->lc->logfacility, "%s %s <BADREQ> %d "
-		    "%s", ip, l->fe->name, status, why ? why : "");
-	}
+	httplog_refused(c, l->fe, status);
 }
 
 static int
@@ -117,6 +140,7 @@ lbd_worker(struct proc_worker *w)
 		}
 		l = w->ps->listeners[i].arg;
 		if (l->fe->mode == MODE_TCP) {
+			ev_timer_init(&tcppause[i], tcp_resume, l);
 			if (ev_io_add(&hw.loop, &tcpio[i],
 			    w->ps->listeners[i].fd, EPOLLIN | EPOLLEXCLUSIVE,
 			    tcp_accept_event, l) == -1)

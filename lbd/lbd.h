@@ -97,11 +97,14 @@ struct lbd_check {
 	int			 tls;		/* HTTP over TLS */
 };
 
-/* Per server statistics, registered in the master. */
+/*
+ * Per server statistics, registered in the master.  The connection
+ * errors are the servers' own count in shared memory (up_failed()),
+ * rendered with the state when /metrics is asked.
+ */
 struct lbd_srvstats {
 	struct stats_metric	*requests;
 	struct stats_metric	*resp[6];	/* by status class */
-	struct stats_metric	*errors;	/* connect and response */
 	struct stats_metric	*bytes_out;
 	struct stats_metric	*checks_failed;
 	struct stats_metric	*updowns;
@@ -218,7 +221,7 @@ extern const struct http_handler lbd_handler;
 void	 relay_http_hooks(struct lbd_backend *);
 
 /* relay_tcp.c */
-void	 relay_tcp_accept(struct lbd_listener *, int, struct ev_loop *);
+int	 relay_tcp_accept(struct lbd_listener *, int, struct ev_loop *);
 int	 relay_tcp_count(void);
 void	 relay_tcp_collect(void);
 
@@ -235,6 +238,7 @@ void	 sticky_set(struct lbd_backend *, struct http_req *,
 /* httplog.c */
 void	 httplog(struct http_req *, struct lbd_frontend *, struct lbd_backend *,
 	    const struct proxy_info *);
+void	 httplog_refused(struct http_conn *, struct lbd_frontend *, int);
 void	 tcplog(struct lbd_frontend *, struct lbd_backend *, struct up_server *,
 	    const struct sockaddr *, uint64_t, uint64_t, uint64_t, uint64_t,
 	    const char *);

@@ -31,6 +31,15 @@ static const struct conf_opt listen_opts[] = {
 	{ NULL }
 };
 
+/* the stats listener: plain HTTP, for the loopback or a private net */
+static const struct conf_opt stats_opts[] = {
+	{ "backlog", { CONF_INT, "backlog", 1, 65535 } },
+	{ "mode", { CONF_MODE, "mode" } },
+	{ "owner", { CONF_STR, "owner" } },
+	{ "group", { CONF_STR, "group" } },
+	{ NULL }
+};
+
 static const struct conf_opt log_opts[] = {
 	{ "facility", { CONF_ENUM, "facility", 0, 0, "daemon|user|local0|"
 	    "local1|local2|local3|local4|local5|local6|local7" } },
@@ -70,7 +79,7 @@ static const struct conf_opt check_opts[] = {
 const struct conf_kw lbd_grammar[] = {
 	PROC_GRAMMAR,
 	{ "stats", NULL, CONF_BLOCKOPT, 1, { { CONF_ADDR, "address" } },
-	    listen_opts },
+	    stats_opts },
 	{ "refresh", "stats", 0, 1, { { CONF_TIME, "refresh", 1000,
 	    3600000 } } },
 	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
@@ -369,6 +378,24 @@ errpage_read(struct conf *c, struct conf_node *n, struct lbd_frontend *fe)
 	return (0);
 }
 
+/*
+ * The sticky cookies' key: drawn once by the master, the same for every
+ * conf it loads, so that a reload keeps the clients on their servers.
+ */
+static void
+cookie_key(struct lbd_conf *lc)
+{
+	static unsigned char	key[sizeof(lc->cookie_key)];
+	static int		drawn;
+
+	if (!drawn) {
+		if (RAND_bytes(key, sizeof(key)) != 1)
+			fatalx("%s: RAND_bytes", __func__);
+		drawn = 1;
+	}
+	memcpy(lc->cookie_key, key, sizeof(key));
+}
+
 static struct lbd_listener *
 listener_new(struct lbd_conf *lc, struct lbd_frontend *fe, int tls)
 {
@@ -407,8 +434,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 	lc->log = conf_num(c, &c->root, "log");
 	lc->logfacility = log_facility(n ? conf_optstr(n, "facility",
 	    "local0") : "local0");
-	if (RAND_bytes(lc->cookie_key, sizeof(lc->cookie_key)) != 1)
-		fatalx("%s: RAND_bytes", __func__);
+	cookie_key(lc);
 
 	CONF_FOREACH(bn, &c->root, "backend") {
 		char	key[128];
@@ -426,6 +452,9 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				conf_error(c, n, "cookie needs mode http");
 			be->cookie = xstrdup(n->args[0].str);
 		}
+		if (be->mode == MODE_TCP && be->pc.pool->lb == &lb_uri)
+			conf_error(c, conf_get(bn, "balance"), "balance uri "
+			    "needs mode http");
 		/* an edge: what clients say about themselves is dropped */
 		if (conf_get(bn, "x-forwarded-for") == NULL)
 			be->pc.xff = PROXY_XFF_REPLACE;
@@ -689,10 +718,6 @@ lbd_setup(void *p, struct proc_settings *ps)
 				    "Responses from a server, by status class.",
 				    "backend", be->name, "server", sn, "code",
 				    cls[j], NULL);
-			ss->errors = stats_counter(
-			    "lbd_server_connection_errors_total",
-			    "Connections to a server that failed.",
-			    "backend", be->name, "server", sn, NULL);
 			ss->bytes_out = stats_counter(
 			    "lbd_server_bytes_out_total",
 			    "Response bytes from a server sent to clients.",

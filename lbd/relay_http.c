@@ -80,12 +80,15 @@ host_matches(const struct lbd_rule *r, struct slice host)
 static struct lbd_backend *
 route(struct lbd_frontend *fe, struct http_req *req)
 {
-	struct slice	 host = http_req_host(req);
+	struct slice	 host;
 	struct slice	 t = http_req_target(req);
 	const char	*path = t.p;
 	size_t		 plen = t.len;
 	int		 i;
 
+	if (fe->nrules == 0)
+		return (fe->defbe);
+	host = http_req_host(req);
 	if (host.len > 0 && host.p[host.len - 1] == '.')
 		host.len--;
 	/* the path of an absolute-form target */
@@ -154,6 +157,12 @@ l_request(struct http_req *req)
 	}
 	lr->fe = fe;
 	req->ud = lr;
+	if (req->conn->ud != NULL) {
+		/* over the frontend's conn-limit (lbd.c) */
+		http_resp_close(req);
+		fe_error(fe, req, *(int *)req->conn->ud);
+		return;
+	}
 	if (fe->redirect_https && !l->tls) {
 		redirect_https(fe, req);
 		return;
@@ -189,14 +198,23 @@ hdr_named(const struct lbd_hdrrule *h, struct slice name)
 	    strncasecmp(h->name, name.p, name.len) == 0);
 }
 
-/* Request fields: "set" and "delete" remove the field as it came. */
+/*
+ * Request fields: "set" and "delete" remove the field as it came.  At an
+ * edge (x-forwarded-for replace) the client's Forwarded goes too, as
+ * the proxy core drops its X-Forwarded-For and -Proto: a server that
+ * trusts them must not read what a client says of itself.
+ */
 static int
 r_req_filter(void *arg, struct http_req *req, struct slice name,
     struct slice value)
 {
+	struct lbd_backend	*be = arg;
 	struct lbd_frontend	*fe = listener_of(req)->fe;
 	int			 i;
 
+	if (be->pc.xff == PROXY_XFF_REPLACE && name.len == 9 &&
+	    strncasecmp(name.p, "forwarded", 9) == 0)
+		return (0);
 	for (i = 0; i < fe->nhdr; i++)
 		if (!fe->hdr[i].response && fe->hdr[i].op != HDR_ADD &&
 		    hdr_named(&fe->hdr[i], name))

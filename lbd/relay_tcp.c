@@ -1,13 +1,19 @@
 /*
- * relay_tcp.c: TCP frontends.  A connection is accepted (after the
- * frontend's allow list and connection limits), a server is picked and
- * connected to (another one on failure, up to the backend's retries),
- * and the two sockets are joined by a tunnel (common/tunnel.c) until
- * either side is done or the tunnel's idle timeout.
+ * relay_tcp.c: TCP frontends.  A connection is accepted (from a peer
+ * listed in "accept-proxy", after its PROXY header: the client is the
+ * one the header names), admitted by the frontend's allow list and
+ * connection limit, a server is picked and connected to (another one on
+ * failure, up to the backend's retries), the backend's PROXY header is
+ * sent to it, and the two sockets are joined by a tunnel
+ * (common/tunnel.c) until either side is done or the tunnel's idle
+ * timeout.  A listener at its maxconn is not accepted from (lbd.c
+ * pauses it): the connections wait in the listen queue.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +22,7 @@
 
 #include "log.h"
 #include "lbd.h"
+#include "proxyproto.h"
 #include "tunnel.h"
 
 struct tcp_sess {
@@ -34,6 +41,7 @@ struct tcp_sess {
 	struct ev_timer		 timer;
 	uint64_t		 t0, t_pick, t_conn;
 	int			 counted;	/* in the rate-limit table */
+	int			 nolog;		/* refused at once: no line */
 	TAILQ_ENTRY(tcp_sess)	 entry;
 };
 
@@ -42,6 +50,7 @@ static TAILQ_HEAD(, tcp_sess)	dead = TAILQ_HEAD_INITIALIZER(dead);
 static int			nsessions;
 
 static void	sess_connect(struct tcp_sess *);
+static void	sess_admit(struct tcp_sess *);
 
 int
 relay_tcp_count(void)
@@ -68,15 +77,16 @@ sess_free(struct tcp_sess *ts, const char *term, uint64_t bytes)
 	ev_timer_del(ts->loop, &ts->timer);
 	sock_close(ts->loop, &ts->client);
 	sock_close(ts->loop, &ts->up);
-	if (ts->srv != NULL && term != NULL)
+	if (ts->srv != NULL)
 		up_dropped(ts->srv);
 	if (ts->counted)
 		rl_conn_close(fe, &ts->peer.sa);
 	atomic_fetch_sub(ts->l->conns, 1);
 	stats_gauge_add(fe->m_sessions, -1);
-	tcplog(fe, ts->be, ts->srv, &ts->peer.sa, ts->t_pick - ts->t0,
-	    ts->t_conn ? ts->t_conn - ts->t_pick : 0,
-	    ev_now(ts->loop) - ts->t0, bytes, term ? term : "----");
+	if (!ts->nolog)
+		tcplog(fe, ts->be, ts->srv, &ts->peer.sa, ts->t_pick - ts->t0,
+		    ts->t_conn ? ts->t_conn - ts->t_pick : 0,
+		    ev_now(ts->loop) - ts->t0, bytes, term ? term : "----");
 	TAILQ_REMOVE(&sessions, ts, entry);
 	TAILQ_INSERT_TAIL(&dead, ts, entry);
 	nsessions--;
@@ -91,15 +101,85 @@ tunnel_done(void *arg, uint64_t ab, uint64_t ba)
 	stats_add(ts->l->fe->m_bytes_out, ba);
 	if (ts->srv != NULL)
 		stats_add(ts->be->srvstats[ts->srv->index].bytes_out, ba);
-	up_dropped(ts->srv);
-	ts->srv = NULL;
 	sess_free(ts, "----", ab + ba);
+}
+
+/*
+ * The PROXY header (the backend's version) for the server: the client,
+ * and the address it connected to.  A buffer for the tunnel to send
+ * first, or NULL.
+ */
+static struct buf *
+proxy_header(struct tcp_sess *ts)
+{
+	struct sockaddr_storage	 local;
+	socklen_t		 sl = sizeof(local);
+	const struct sockaddr	*peer = &ts->peer.sa;
+	struct buf		*b;
+	char			 a[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+	uint16_t		 sp, dp, len;
+	int			 v1 = ts->be->pc.proxy_protocol == 1;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return (NULL);
+	buf_init(b, 256);
+	if (getsockname(ts->client.fd, (struct sockaddr *)&local,
+	    &sl) == -1 || local.ss_family != peer->sa_family ||
+	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)) {
+		if (v1)
+			buf_append(b, "PROXY UNKNOWN\r\n", 15);
+		else
+			buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",
+			    16);
+		return (b);
+	}
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)peer;
+		const struct sockaddr_in *l = (const void *)&local;
+
+		sp = s->sin_port;
+		dp = l->sin_port;
+		if (v1) {
+			inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+			inet_ntop(AF_INET, &l->sin_addr, d, sizeof(d));
+			buf_printf(b, "PROXY TCP4 %s %s %u %u\r\n", a, d,
+			    ntohs(sp), ntohs(dp));
+			return (b);
+		}
+		len = htons(12);
+		buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
+		buf_append(b, &len, 2);
+		buf_append(b, &s->sin_addr, 4);
+		buf_append(b, &l->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *s = (const void *)peer;
+		const struct sockaddr_in6 *l = (const void *)&local;
+
+		sp = s->sin6_port;
+		dp = l->sin6_port;
+		if (v1) {
+			inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+			inet_ntop(AF_INET6, &l->sin6_addr, d, sizeof(d));
+			buf_printf(b, "PROXY TCP6 %s %s %u %u\r\n", a, d,
+			    ntohs(sp), ntohs(dp));
+			return (b);
+		}
+		len = htons(36);
+		buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x21\x21", 14);
+		buf_append(b, &len, 2);
+		buf_append(b, &s->sin6_addr, 16);
+		buf_append(b, &l->sin6_addr, 16);
+	}
+	buf_append(b, &sp, 2);
+	buf_append(b, &dp, 2);
+	return (b);
 }
 
 static void
 up_event(struct ev_io *io, uint32_t ev)
 {
 	struct tcp_sess	*ts = io->arg;
+	struct buf	*pp = NULL;
 	int		 err = 0;
 	socklen_t	 sl = sizeof(err);
 
@@ -113,7 +193,6 @@ up_event(struct ev_io *io, uint32_t ev)
 		errno = err;
 		log_warn("%s/%s: connect %s", ts->be->name, ts->srv->name,
 		    ts->srv->addr.text);
-		stats_inc(ts->be->srvstats[ts->srv->index].errors);
 		up_failed(ts->srv, 0);
 		up_dropped(ts->srv);
 		ts->srv = NULL;
@@ -125,9 +204,18 @@ up_event(struct ev_io *io, uint32_t ev)
 	stats_inc(ts->be->srvstats[ts->srv->index].requests);
 	ts->t_conn = ev_now(ts->loop);
 	stats_observe(ts->be->m_connect, (ts->t_conn - ts->t_pick) / 1000.0);
-	if (tunnel_new(ts->loop, &ts->client, &ts->up, NULL, NULL,
-	    ts->l->fe->tunnel_timeout, tunnel_done, ts) == NULL)
+	if (ts->be->pc.proxy_protocol && (pp = proxy_header(ts)) == NULL) {
 		sess_free(ts, "LC--", 0);
+		return;
+	}
+	if (tunnel_new(ts->loop, &ts->client, &ts->up, pp, NULL,
+	    ts->l->fe->tunnel_timeout, tunnel_done, ts) == NULL) {
+		if (pp != NULL) {
+			buf_free(pp);
+			free(pp);
+		}
+		sess_free(ts, "LC--", 0);
+	}
 }
 
 static void
@@ -136,7 +224,6 @@ connect_timeout(struct ev_timer *t)
 	struct tcp_sess	*ts = t->arg;
 
 	log_warnx("%s/%s: connect timeout", ts->be->name, ts->srv->name);
-	stats_inc(ts->be->srvstats[ts->srv->index].errors);
 	up_failed(ts->srv, 0);
 	up_dropped(ts->srv);
 	ts->srv = NULL;
@@ -193,8 +280,112 @@ sess_connect(struct tcp_sess *ts)
 	ev_timer_add(ts->loop, &ts->timer, be->pc.connect_timeout);
 }
 
-/* Accept what waits on the TCP listener <l>. */
-void
+/*
+ * A trusted peer's PROXY header, read without taking a byte beyond it:
+ * then the client is the one it names.  Anything else closes.
+ */
+static void
+client_proxy(struct tcp_sess *ts)
+{
+	char			 buf[PROXYPROTO_V1MAX + 64], *big = NULL;
+	struct sockaddr_storage	 ss;
+	const char		*why;
+	size_t			 used;
+	ssize_t			 n;
+	int			 r;
+
+	n = recv(ts->client.fd, buf, sizeof(buf), MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		sess_free(ts, "cR--", 0);
+		return;
+	}
+	r = proxyproto_parse(buf, n, &ss, &used, &why);
+	if (r == 0 && n >= 16 && memcmp(buf, "\r\n\r\n", 4) == 0) {
+		/* a v2 header longer than what we peeked: take it whole */
+		size_t	need = 16 + ((size_t)(unsigned char)buf[14] << 8 |
+			    (unsigned char)buf[15]);
+
+		if ((big = malloc(need)) == NULL) {
+			sess_free(ts, "LR--", 0);
+			return;
+		}
+		n = recv(ts->client.fd, big, need, MSG_PEEK);
+		if (n == (ssize_t)need)
+			r = proxyproto_parse(big, n, &ss, &used, &why);
+		free(big);
+	}
+	if (r == 0)
+		return;		/* the rest is on its way */
+	if (r == -1) {
+		log_debug("%s: %s", __func__, why);
+		ts->nolog = 1;
+		sess_free(ts, "LR--", 0);
+		return;
+	}
+	while (used > 0) {
+		n = recv(ts->client.fd, buf, used < sizeof(buf) ? used :
+		    sizeof(buf), 0);
+		if (n <= 0) {
+			sess_free(ts, "cR--", 0);
+			return;
+		}
+		used -= n;
+	}
+	if (ss.ss_family == AF_INET)
+		memcpy(&ts->peer, &ss, sizeof(struct sockaddr_in));
+	else if (ss.ss_family == AF_INET6)
+		memcpy(&ts->peer, &ss, sizeof(struct sockaddr_in6));
+	ev_timer_del(ts->loop, &ts->timer);
+	ev_io_del(ts->loop, &ts->client.io);
+	sess_admit(ts);
+}
+
+static void
+client_proxy_event(struct ev_io *io, uint32_t ev)
+{
+	client_proxy(io->arg);
+}
+
+static void
+client_proxy_timeout(struct ev_timer *t)
+{
+	struct tcp_sess	*ts = t->arg;
+
+	ts->nolog = 1;
+	sess_free(ts, "cR--", 0);
+}
+
+/* The client is known: the allow list, the limit, then a server. */
+static void
+sess_admit(struct tcp_sess *ts)
+{
+	struct lbd_frontend	*fe = ts->l->fe;
+
+	if (fe->has_acl && !net_acl_allows(&fe->acl, &ts->peer.sa)) {
+		stats_inc(fe->m_denied);
+		ts->nolog = 1;
+		sess_free(ts, "LR--", 0);
+		return;
+	}
+	if (fe->conn_max > 0) {
+		ts->counted = 1;
+		if (rl_conn_open(fe, &ts->peer.sa) == -1) {
+			stats_inc(fe->m_limited);
+			sess_free(ts, "LR--", 0);
+			return;
+		}
+	}
+	ev_timer_init(&ts->timer, connect_timeout, ts);
+	sess_connect(ts);
+}
+
+/*
+ * Accept what waits on the TCP listener <l>.  Returns -1 when the
+ * listener is at its maxconn (lbd.c pauses it), else 0.
+ */
+int
 relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
 {
 	struct lbd_frontend	*fe = l->fe;
@@ -204,21 +395,13 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
 	int			 fd, n;
 
 	for (n = 0; n < 16; n++) {
+		if (fe->maxconn > 0 && atomic_load(l->conns) >= fe->maxconn)
+			return (n > 0 ? 0 : -1);
 		sl = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
-			return;
+			return (0);
 		stats_inc(fe->m_conns);
-		if (fe->has_acl && !net_acl_allows(&fe->acl,
-		    (struct sockaddr *)&ss)) {
-			stats_inc(fe->m_denied);
-			close(fd);
-			continue;
-		}
-		if (fe->maxconn > 0 && atomic_load(l->conns) >= fe->maxconn) {
-			close(fd);
-			continue;
-		}
 		if ((ts = calloc(1, sizeof(*ts))) == NULL) {
 			close(fd);
 			continue;
@@ -236,14 +419,18 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
 		stats_gauge_add(fe->m_sessions, 1);
 		TAILQ_INSERT_TAIL(&sessions, ts, entry);
 		nsessions++;
-		if (fe->conn_max > 0) {
-			ts->counted = 1;
-			if (rl_conn_open(fe, &ts->peer.sa) == -1) {
-				stats_inc(fe->m_limited);
+		if (fe->accept_proxy && net_acl_allows(&fe->proxy_from,
+		    &ts->peer.sa)) {
+			ev_timer_init(&ts->timer, client_proxy_timeout, ts);
+			ev_timer_add(loop, &ts->timer, fe->lim.header_timeout);
+			if (sock_watch(loop, &ts->client, client_proxy_event,
+			    ts) == -1) {
+				ts->nolog = 1;
 				sess_free(ts, "LR--", 0);
-				continue;
 			}
+			continue;
 		}
-		sess_connect(ts);
+		sess_admit(ts);
 	}
+	return (0);
 }

@@ -109,6 +109,9 @@ metrics(struct lbd_conf *lc, struct buf *b)
 		    "health check ended (0: none yet).", "gauge" },
 		{ "lbd_server_check_status", "The last check's HTTP status, "
 		    "or 0.", "gauge" },
+		{ "lbd_server_connection_errors_total", "Connections to the "
+		    "server that failed (refused, timed out, reset before an "
+		    "answer).", "counter" },
 	};
 
 	stats_render(b, "lbd_");
@@ -139,6 +142,9 @@ metrics(struct lbd_conf *lc, struct buf *b)
 					break;
 				case 5:
 					v = atomic_load(&s->sh->check_code);
+					break;
+				case 6:
+					v = atomic_load(&s->sh->errors);
 					break;
 				}
 				buf_printf(b, "%s{backend=\"", fam[f].name);

@@ -6,7 +6,8 @@
  * A client cannot forge it to pick a server of its choice, and a cookie
  * naming a server that is gone, down or full is ignored (the balancer
  * picks, and the response sets a new cookie).  The key is drawn by the
- * master at each start; it is the same in every worker.
+ * master when it starts and kept across reloads (parse.c); it is the
+ * same in every worker.
  */
 #include <sys/types.h>
 

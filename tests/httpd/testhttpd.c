@@ -13,6 +13,10 @@
  *	GET /status/N		answers with status N
  *	GET /ws			WebSocket-like upgrade: 101, then echoes bytes
  *
+ * "listen ADDR proxy-from CIDR" expects a PROXY protocol header (v1 or
+ * v2) from peers in CIDR on that listener, through the engine's
+ * http_server.proxy_from: /peer then shows the address the header gave.
+ *
  * With an "upstream { }" block (proxy_conf.h's keywords) it is a test
  * proxy instead: every request goes to the upstream servers.
  */
@@ -42,6 +46,7 @@ static const struct conf_opt listen_opts[] = {
 	{ "owner", { CONF_STR, "owner" } },
 	{ "group", { CONF_STR, "group" } },
 	{ "tls", { CONF_NONE } },
+	{ "proxy-from", { CONF_CIDR, "proxy-from" } },
 	{ NULL }
 };
 
@@ -58,8 +63,16 @@ static const struct conf_kw grammar[] = {
 	{ NULL }
 };
 
+/* A listener of its own: one that takes PROXY headers from some peers. */
+struct tlistener {
+	struct http_server	srv;
+	struct net_acl		acl;
+};
+
 struct tconf {
 	struct http_limits	lim;
+	struct tlistener	*pl[PROC_MAXLISTENERS];
+	int			npl;
 	struct http_server	srv;
 	struct http_server	tlssrv;
 	struct tls_ctx		*tls;
@@ -354,6 +367,8 @@ static const struct http_handler handler = {
 	t_request, t_body, t_body_end, t_drain, t_done
 };
 
+static void	t_unload(void *);
+
 static void *
 t_load(struct conf *c, struct proc_settings *ps)
 {
@@ -382,21 +397,33 @@ t_load(struct conf *c, struct proc_settings *ps)
 		goto fail;
 	tc->tlssrv.tls = tc->tls;
 	CONF_FOREACH(n, &c->root, "listen") {
-		int	tls = conf_opt(n, "tls") != NULL;
+		int			 tls = conf_opt(n, "tls") != NULL;
+		struct http_server	*srv = tls ? &tc->tlssrv : &tc->srv;
+		const char		*from = conf_optstr(n, "proxy-from",
+					    NULL);
+		struct net_cidr		 cidr;
 
 		if (tls && tc->tls == NULL)
 			conf_error(c, n, "a tls listener needs a tls block");
-		proc_listener_add(ps, c, n, n->args[0].str,
-		    tls ? &tc->tlssrv : &tc->srv);
+		if (from != NULL && tc->npl < PROC_MAXLISTENERS &&
+		    net_cidr_parse(from, &cidr) == 0) {
+			struct tlistener	*tl;
+
+			if ((tl = calloc(1, sizeof(*tl))) == NULL)
+				fatal("%s", __func__);
+			tl->srv = *srv;
+			net_acl_add(&tl->acl, 1, &cidr);
+			tl->srv.proxy_from = &tl->acl;
+			tc->pl[tc->npl++] = tl;
+			srv = &tl->srv;
+		}
+		proc_listener_add(ps, c, n, n->args[0].str, srv);
 	}
 	if (c->nerrors > 0)
 		goto fail;
 	return (tc);
  fail:
-	if (tc->proxying)
-		proxy_conf_free(&tc->pc);
-	tls_free(tc->tls);
-	free(tc);
+	t_unload(tc);
 	return (NULL);
 }
 
@@ -404,9 +431,14 @@ static void
 t_unload(void *p)
 {
 	struct tconf	*tc = p;
+	int		 i;
 
 	if (tc->proxying)
 		proxy_conf_free(&tc->pc);
+	for (i = 0; i < tc->npl; i++) {
+		net_acl_free(&tc->pl[i]->acl);
+		free(tc->pl[i]);
+	}
 	tls_free(tc->tls);
 	free(tc);
 }

@@ -1,0 +1,424 @@
+"""lbd's HTTP frontends and what the servers see: routes by Host and
+path, the sticky cookie (set, honoured, forged or tampered ones and ones
+naming a down server ignored and replaced, kept across a reload), header
+set/add/delete on requests and responses, error-page files, X-Forwarded-
+For and -Proto at an edge, PROXY protocol v1 and v2 sent to the servers
+(testhttpd's "proxy-from" listener, and the raw bytes), PROXY accepted
+from a trusted peer and refused from others, and a WebSocket tunnel."""
+import hashlib
+import os
+import re
+import signal
+import socket
+import struct
+import threading
+import time
+
+from harness import SLOW, free_port, wait_for
+from httpc import Conn, request_bytes
+from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
+                     head_fields, kill_now, pp2, raw_closed)
+
+CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
+class HttpFrontendTest(LbdTest):
+    def test_routes_by_host_and_path(self):
+        web, api, img = self.backends("web", "api", "img")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route host api.example.org backend api
+    route host *.img.example.org backend img
+    route path /static/ backend img
+    backend webs
+}}
+backend webs {{
+    server web {web.addr}
+}}
+backend api {{
+    server api {api.addr}
+}}
+backend img {{
+    server img {img.addr}
+}}
+""")
+        cases = [("www.example.org", "/hello", "web"),
+                 ("API.example.org", "/hello", "api"),
+                 ("api.example.org:8080", "/hello", "api"),
+                 ("api.example.org.", "/hello", "api"),
+                 ("a.img.example.org", "/hello", "img"),
+                 ("img.example.org", "/hello", "web"),
+                 ("www.example.org", "/static/x", "img"),
+                 ("www.example.org", "/staticx", "web")]
+        for host, path, want in cases:
+            r = get(self.port, path, host=host)
+            self.assertEqual(r.header("Server"), want, (host, path))
+        # absolute-form: the target's host and path route
+        with Conn(self.port) as c:
+            c.send(b"GET http://api.example.org/hello HTTP/1.1\r\n"
+                   b"Host: www.example.org\r\n\r\n")
+            self.assertEqual(c.read_response().header("Server"), "api")
+            c.send(b"GET http://www.example.org/static/a HTTP/1.1\r\n"
+                   b"Host: www.example.org\r\n\r\n")
+            self.assertEqual(c.read_response().header("Server"), "img")
+
+    # sticky sessions
+
+    def sticky_site(self):
+        self.s1, self.s2 = self.backends("s1", "s2")
+        self.simple([self.s1, self.s2], backend=f"    cookie SRV\n    {CHECK}")
+
+    def cookie_of(self, r):
+        sc = r.all("Set-Cookie")
+        self.assertEqual(len(sc), 1, r.head)
+        m = re.fullmatch(r"SRV=(\w+)\.([0-9a-f]{16}); Path=/; HttpOnly",
+                         sc[0])
+        self.assertIsNotNone(m, sc[0])
+        return m.group(1), f"SRV={m.group(1)}.{m.group(2)}"
+
+    def test_sticky_cookie_set_and_honoured(self):
+        self.sticky_site()
+        r = self.get()
+        srv, cookie = self.cookie_of(r)
+        self.assertEqual(srv, r.header("Server"))
+        # honoured against the rotation, on new connections and in the
+        # middle of other cookies; not set again
+        for c in (cookie, f"a=1; {cookie}; b=2", f"a=1;{cookie}"):
+            for _ in range(4):
+                r = self.get(headers=[("Cookie", c)])
+                self.assertEqual(r.header("Server"), srv, c)
+                self.assertEqual(r.all("Set-Cookie"), [])
+        # the other server gets a cookie of its own
+        other = {"s1": "s2", "s2": "s1"}[srv]
+        seen = {}
+        for _ in range(4):
+            r = self.get()
+            s, ck = self.cookie_of(r)
+            seen[s] = ck
+        self.assertEqual(set(seen), {"s1", "s2"})
+        r = self.get(headers=[("Cookie", seen[other])])
+        self.assertEqual(r.header("Server"), other)
+        # another cookie of the same name does not hide ours
+        r = self.get(headers=[("Cookie", "SRVX=1"), ("Cookie", cookie)])
+        self.assertEqual(r.header("Server"), srv)
+
+    def test_sticky_cookie_forged_tampered_or_down(self):
+        self.sticky_site()
+        srv, cookie = self.cookie_of(self.get())
+        other = {"s1": "s2", "s2": "s1"}[srv]
+        mac = cookie.split(".")[1]
+        flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+        bad = [f"SRV={other}.{mac}",            # another server, our MAC
+               f"SRV={srv}.{flipped}",          # one digit changed
+               f"SRV={other}.0000000000000000",  # forged
+               f"SRV={srv}",                    # no MAC
+               f"SRV={srv}.{mac}0",             # too long
+               f"SRV=nosuch.{mac}"]
+        for c in bad:
+            got = []
+            for _ in range(4):
+                r = self.get(headers=[("Cookie", c)])
+                self.assertEqual(r.status, 200)
+                s, fresh = self.cookie_of(r)    # replaced by a valid one
+                self.assertEqual(s, r.header("Server"))
+                got.append(s)
+            # ignored: the balancer chose, in its rotation
+            self.assertEqual(set(got), {"s1", "s2"}, c)
+        # the cookie's server goes down: ignored, and replaced
+        victim = self.s1 if srv == "s1" else self.s2
+        kill_now(victim)
+        self.wait_state(f"webs/{srv}", "DOWN")
+        for _ in range(3):
+            r = self.get(headers=[("Cookie", cookie)])
+            self.assertEqual((r.status, r.header("Server")), (200, other))
+            s, fresh = self.cookie_of(r)
+            self.assertEqual(s, other)
+        # and the new one is honoured
+        r = self.get(headers=[("Cookie", fresh)])
+        self.assertEqual((r.header("Server"), r.all("Set-Cookie")),
+                         (other, []))
+
+    def test_sticky_cookie_kept_across_reload(self):
+        self.sticky_site()
+        srv, cookie = self.cookie_of(self.get())
+        old = set(self.lb.workers())
+        self.lb.signal(signal.SIGHUP)
+        self.syslog.wait(rf"lbd\[{self.lb.pid}\]: reload done")
+        wait_for(lambda: not (set(self.lb.workers()) & old), 10,
+                 what="the old workers to leave")
+        for _ in range(4):
+            r = self.get(headers=[("Cookie", cookie)])
+            self.assertEqual((r.header("Server"), r.all("Set-Cookie")),
+                             (srv, []))
+
+    # header rules, error pages
+
+    def test_header_rules(self):
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="""
+    header set X-Env prod
+    header add X-Added one
+    header delete X-Secret
+    response-header set Content-Type text/x-lbd
+    response-header add X-Frame-Options DENY
+    response-header delete Server
+""")
+        r = self.get("/head", headers=[("X-Env", "test"), ("X-Env", "dev"),
+                                       ("X-Secret", "s3cr3t"),
+                                       ("x-secret", "again"),
+                                       ("X-Added", "zero"),
+                                       ("X-Kept", "k")])
+        line, h = head_fields(r)
+        self.assertEqual(line, "GET /head HTTP/1.1")
+        self.assertEqual(h["x-env"], ["prod"])
+        self.assertNotIn("x-secret", h)
+        self.assertEqual(h["x-added"], ["zero", "one"])
+        self.assertEqual(h["x-kept"], ["k"])
+        # the response: set replaces the server's field, delete removes
+        # it, add adds
+        self.assertEqual(r.all("Content-Type"), ["text/x-lbd"])
+        self.assertEqual(r.all("X-Frame-Options"), ["DENY"])
+        self.assertEqual(r.all("Server"), [])
+        self.assertEqual(r.status, 200)
+
+    def test_error_page_for_503(self):
+        page = b"<!doctype html><title>Down</title><p>Back soon.</p>\n"
+        path = os.path.join(self.dir, "503.html")
+        with open(path, "wb") as f:
+            f.write(page)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    error-page 503 {path}
+    backend webs
+}}
+backend webs {{
+    server gone {dead_addr()}
+    {CHECK}
+}}
+""")
+        self.wait_state("webs/gone", "DOWN")
+        with Conn(self.port) as c:
+            r = c.request("GET", "/hello")
+            self.assertEqual((r.status, r.body), (503, page))
+            self.assertEqual(r.header("Content-Type"), "text/html")
+            self.assertEqual(r.header("Cache-Control"), "no-store")
+            self.assertEqual(r.header("Connection"), "close")
+            self.assertTrue(c.closed_within(2 * SLOW))
+        # a HEAD: the same status and length, no body
+        with Conn(self.port) as c:
+            c.send(request_bytes("HEAD", "/hello"))
+            r = c.read_response("HEAD")
+            self.assertEqual((r.status, r.header("Content-Length")),
+                             (503, str(len(page))))
+        # the file is read when the conf is: a missing one is an error
+        d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    error-page 503 {path}.missing
+    backend webs
+}}
+backend webs {{
+    server gone {dead_addr()}
+}}
+"""), name="bad")
+        rc, out = d.run("-n")
+        self.assertEqual(rc, 1)
+        self.assertIn(f"{path}.missing: No such file or directory", out)
+
+    # what the servers see of the client
+
+    def test_forwarded_for_and_proto_at_an_edge(self):
+        b1, = self.backends("b1")
+        b2, = self.backends("b2")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route host append.test backend trusting
+    backend edge
+}}
+backend edge {{
+    server b1 {b1.addr}
+    forwarded yes
+}}
+backend trusting {{
+    server b2 {b2.addr}
+    x-forwarded-for append
+}}
+""")
+        forged = [("X-Forwarded-For", "6.6.6.6"),
+                  ("X-Forwarded-Proto", "https"),
+                  ("x-forwarded-for", "7.7.7.7"),
+                  ("Forwarded", "for=6.6.6.6;proto=https")]
+        # an edge: what the client says of itself is dropped
+        r = get(self.port, "/head", headers=forged, source="127.0.0.2")
+        line, h = head_fields(r)
+        self.assertEqual(h["x-forwarded-for"], ["127.0.0.2"])
+        self.assertEqual(h["x-forwarded-proto"], ["http"])
+        self.assertEqual(h["forwarded"], ["for=127.0.0.2;proto=http"])
+        r = get(self.port, "/head", source="127.0.0.3")
+        line, h = head_fields(r)
+        self.assertEqual(h["x-forwarded-for"], ["127.0.0.3"])
+        self.assertEqual(h["x-forwarded-proto"], ["http"])
+        # behind another proxy (append): the chain, and its proto kept
+        r = get(self.port, "/head", headers=forged, source="127.0.0.2",
+                host="append.test")
+        line, h = head_fields(r)
+        self.assertEqual(r.header("Server"), "b2")
+        self.assertEqual(h["x-forwarded-for"],
+                         ["6.6.6.6, 127.0.0.2", "7.7.7.7, 127.0.0.2"])
+        self.assertEqual(h["x-forwarded-proto"], ["https"])
+        self.assertEqual(h["forwarded"], ["for=6.6.6.6;proto=https"])
+
+    def test_proxy_protocol_v1_v2_to_servers(self):
+        pp = "127.0.0.0/8"
+        s2, = self.backends("pp2", listen_extra=f" proxy-from {pp}")
+        s1, = self.backends("pp1", listen_extra=f" proxy-from {pp}")
+        raw2, raw1 = RawServer(), RawServer()
+        self.addCleanup(raw2.close)
+        self.addCleanup(raw1.close)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route host v1.test backend v1
+    route host raw2.test backend raw2
+    route host raw1.test backend raw1
+    backend v2
+}}
+backend v2 {{
+    server pp2 {s2.addr}
+    proxy-protocol v2
+}}
+backend v1 {{
+    server pp1 {s1.addr}
+    proxy-protocol v1
+}}
+backend raw2 {{
+    server r {raw2.addr}
+    proxy-protocol v2
+}}
+backend raw1 {{
+    server r {raw1.addr}
+    proxy-protocol v1
+}}
+""")
+        # the server's view of the client: the address from the header,
+        # a connection per client (no reuse across clients)
+        for host in ("v2.test", "v1.test"):
+            for src in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+                with Conn(self.port, source=src) as c:
+                    r = c.request("GET", "/peer", host=host)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(r.body.decode(),
+                                     f"{src}:{c.local_port} 1\n", host)
+                    # kept alive: the second request on the same server
+                    # connection, or a new one with the same header
+                    r = c.request("GET", "/peer", host=host)
+                    self.assertTrue(r.body.decode().startswith(
+                        f"{src}:{c.local_port} "), r.body)
+        # the bytes, to the letter
+        with Conn(self.port, source="127.0.0.4") as c:
+            self.assertEqual(c.request("GET", "/x", host="raw2.test").status,
+                             200)
+            cport = c.local_port
+        got = raw2.got[-1]
+        self.assertEqual(got[:16], PP2_SIG + b"\x21\x11\x00\x0c")
+        self.assertEqual(got[16:28], socket.inet_aton("127.0.0.4") +
+                         socket.inet_aton("127.0.0.1") +
+                         struct.pack("!HH", cport, self.port))
+        self.assertTrue(got[28:].startswith(b"GET /x HTTP/1.1\r\n"), got)
+        with Conn(self.port, source="127.0.0.5") as c:
+            self.assertEqual(c.request("GET", "/y", host="raw1.test").status,
+                             200)
+            cport = c.local_port
+        self.assertEqual(raw1.got[-1].split(b"\r\n", 2)[:2],
+                         [f"PROXY TCP4 127.0.0.5 127.0.0.1 {cport} "
+                          f"{self.port}".encode(), b"GET /y HTTP/1.1"])
+
+    def test_accept_proxy_from_trusted_peers_only(self):
+        b1, = self.backends("b1")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    accept-proxy 127.0.0.1
+    deny 203.0.113.0/24
+    backend webs
+}}
+backend webs {{
+    server b1 {b1.addr}
+}}
+""")
+        req = request_bytes("GET", "/head", [("Connection", "close")])
+        # a trusted peer: the header says who the client is (v1 and v2)
+        for header, ip, port in (
+                (b"PROXY TCP4 198.51.100.7 127.0.0.1 40001 80\r\n",
+                 "198.51.100.7", 40001),
+                (pp2("198.51.100.9", 40002), "198.51.100.9", 40002)):
+            with Conn(self.port) as c:
+                c.send(header + req)
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                line, h = head_fields(r)
+                self.assertEqual(h["x-forwarded-for"], [ip])
+            ln = self.wait_logs(1, pred=lambda x, ip=ip: x["client"] == ip)
+            self.assertEqual(ln[0]["port"], port)
+        # the allow list applies to that client, not to the peer
+        self.assertEqual(raw_closed(self.port, b"PROXY TCP4 203.0.113.5 "
+                                    b"127.0.0.1 40003 80\r\n" + req), b"")
+        # a trusted peer that sends no header: cut off, nothing answered
+        self.assertEqual(raw_closed(self.port, req), b"")
+        # an untrusted one that sends a header: not believed, cut off
+        before = self.metrics(settle=True)("lbd_server_requests_total",
+                                backend="webs", server="b1")
+        out = raw_closed(self.port, b"PROXY TCP4 198.51.100.8 127.0.0.1 "
+                         b"40004 80\r\n" + req, source="127.0.0.2")
+        self.assertIsNotNone(out, "not closed")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        out = raw_closed(self.port, pp2("198.51.100.8", 40005) + req,
+                         source="127.0.0.2")
+        self.assertIsNotNone(out, "not closed")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        ln = self.wait_logs(1, pred=lambda x: x["client"] == "127.0.0.2")[0]
+        self.assertEqual((ln["status"], ln["server"], ln["request"]),
+                         (400, "<NOSRV>", "PROXY TCP4 198.51.100.8 "
+                          "127.0.0.1 40004 80"))
+        self.assertEqual(self.metrics(settle=True)(
+            "lbd_server_requests_total", backend="webs", server="b1"),
+            before)
+        # while a request without one from there goes through
+        r = get(self.port, "/head", source="127.0.0.2")
+        self.assertEqual(head_fields(r)[1]["x-forwarded-for"],
+                         ["127.0.0.2"])
+
+    def test_websocket_echo(self):
+        b1, = self.backends("b1")
+        self.simple([b1], backend="    tunnel-timeout 700ms")
+        with Conn(self.port) as c:
+            c.send(request_bytes("GET", "/ws", [("Connection", "Upgrade"),
+                                                ("Upgrade", "testecho")]) +
+                   b"early|")
+            r = c.read_response()
+            self.assertEqual(r.status, 101)
+            self.assertEqual(r.header("Upgrade"), "testecho")
+            self.assertEqual(r.header("Connection").lower(), "upgrade")
+            self.assertEqual(c.read_exact(6), b"early|")
+            data = os.urandom(512 * 1024)
+            got = []
+            t = threading.Thread(target=lambda: got.append(
+                c.read_exact(len(data))))
+            t.start()
+            c.s.sendall(data)
+            t.join(10 * SLOW)
+            self.assertEqual(got and hashlib.sha256(got[0]).digest(),
+                             hashlib.sha256(data).digest())
+            for _ in range(3):          # traffic keeps it open
+                time.sleep(0.3)
+                c.send(b"ping")
+                self.assertEqual(c.read_exact(4), b"ping")
+            # then idle past the backend's tunnel-timeout: closed
+            t0 = time.monotonic()
+            self.assertTrue(c.closed_within(3 * SLOW))
+            self.assertGreater(time.monotonic() - t0, 0.5)
+        ln = self.wait_logs(1, pred=lambda x: "/ws" in x["request"])[0]
+        self.assertEqual((ln["status"], ln["server"]), (101, "b1"))
+        # an upgrade the server refuses is an ordinary answer
+        self.assertEqual(self.get("/ws").status, 426)

@@ -1,0 +1,191 @@
+"""lbd's frontend limits: the allow list applied before a byte is read
+(the connection closed unanswered, counted in lbd_frontend_denied_total),
+a per-source request rate (429, counted across workers; another source
+is not limited), a per-source connection limit (503, with the
+frontend's error page), the listener's maxconn (excess connections wait
+in the listen queue), and the header and keep-alive timeouts (a
+slowloris client gets its 408)."""
+import os
+import select
+import socket
+import time
+
+from harness import SLOW, wait_for
+from httpc import Closed, Conn, only_worker, request_bytes, socket_owner
+from lbdtest import LbdTest, get, raw_closed
+
+
+class LimitsTest(LbdTest):
+    def on_worker(self, w, source=None):
+        """A client connection accepted by lbd worker <w>."""
+        ws = self.lb.wait_workers(2)
+        with only_worker(ws, w):
+            c = Conn(self.port, source=source)
+            wait_for(lambda: socket_owner(c.local_port, self.port), 5,
+                     what="the connection to be accepted")
+        self.addCleanup(c.close)
+        return c
+
+    def test_acl_deny_before_any_byte(self):
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="""
+    deny 127.0.0.2
+    allow 127.0.0.1 127.0.0.2 127.0.0.3
+""")
+        m0 = self.metrics()
+        # denied at accept: closed without a byte sent by either side
+        for src in ("127.0.0.2", "127.0.0.4"):
+            t0 = time.monotonic()
+            self.assertEqual(raw_closed(self.port, b"", source=src), b"",
+                             src)
+            self.assertLess(time.monotonic() - t0, 0.5 * SLOW)
+        # and with a request sent: no answer either
+        self.assertEqual(raw_closed(self.port, request_bytes("GET", "/hello"),
+                                    source="127.0.0.2"), b"")
+        # the first rule that matches wins; unlisted ones are denied
+        # because the list allows some
+        for src in ("127.0.0.1", "127.0.0.3"):
+            self.assertEqual(get(self.port, "/hello", source=src).status,
+                             200)
+        m = self.metrics(settle=True)
+        d = m("lbd_frontend_denied_total", frontend="www") - \
+            m0("lbd_frontend_denied_total", frontend="www")
+        self.assertEqual(d, 3)
+        self.assertEqual(m("lbd_frontend_connections_total", frontend="www") -
+                         m0("lbd_frontend_connections_total",
+                            frontend="www"), 5)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="b1"), 2)
+        # nothing of the denied ones in the request log
+        lines = self.wait_logs(2)
+        self.assertEqual({ln["client"] for ln in lines},
+                         {"127.0.0.1", "127.0.0.3"})
+
+    def test_rate_limit_429_per_source_across_workers(self):
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="    rate-limit 3 60s")
+        a, b = self.lb.wait_workers(2)
+        # three requests through two workers, then a fourth: 429
+        c1 = self.on_worker(a)
+        c2 = self.on_worker(b)
+        self.assertEqual([c1.request("GET", "/hello").status,
+                          c2.request("GET", "/hello").status,
+                          c1.request("GET", "/hello").status], [200] * 3)
+        r = c2.request("GET", "/hello")
+        self.assertEqual(r.status, 429)
+        self.assertEqual(c1.request("GET", "/hello").status, 429)
+        # another source has its own count
+        for _ in range(3):
+            self.assertEqual(get(self.port, "/hello",
+                                 source="127.0.0.2").status, 200)
+        self.assertEqual(get(self.port, "/hello", source="127.0.0.2").status,
+                         429)
+        c1.close()
+        c2.close()
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_frontend_limited_total", frontend="www"), 3)
+        self.assertEqual(m("lbd_frontend_responses_total", frontend="www",
+                           code="4xx"), 3)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="b1"), 6)
+        late = [ln for ln in self.wait_logs(9) if ln["status"] == 429]
+        self.assertEqual(len(late), 3)
+        self.assertEqual({(ln["backend"], ln["server"], ln["term"][:2])
+                          for ln in late}, {("www", "<NOSRV>", "LR")})
+
+    def test_conn_limit_503_per_source(self):
+        b1, = self.backends("b1")
+        page = b"<p>too many connections</p>\n"
+        path = os.path.join(self.dir, "503.html")
+        with open(path, "wb") as f:
+            f.write(page)
+        self.simple([b1], frontend=f"    conn-limit 2\n"
+                                   f"    error-page 503 {path}")
+        a, b = self.lb.wait_workers(2)
+        # two open connections, on the two workers
+        c1 = self.on_worker(a)
+        c2 = self.on_worker(b)
+        for c in (c1, c2):
+            self.assertEqual(c.request("GET", "/hello").status, 200)
+        # the third: its request answered 503 (the error page), closed
+        with Conn(self.port) as c3:
+            r = c3.request("GET", "/hello")
+            self.assertEqual((r.status, r.body), (503, page))
+            self.assertEqual(r.header("Connection"), "close")
+            self.assertTrue(c3.closed_within(2 * SLOW))
+        # another source is not limited
+        with Conn(self.port, source="127.0.0.2") as c4:
+            self.assertEqual(c4.request("GET", "/hello").status, 200)
+        # the two still work; one closes, room for another
+        self.assertEqual(c1.request("GET", "/hello").status, 200)
+        c2.close()
+        wait_for(lambda: get(self.port, "/hello").status == 200, 3,
+                 what="a slot back")
+        m = self.metrics()
+        self.assertGreaterEqual(m("lbd_frontend_limited_total",
+                                  frontend="www"), 1)
+        ln = [x for x in self.wait_logs(1, pred=lambda x: x["status"] ==
+                                        503)]
+        self.assertEqual((ln[0]["server"], ln[0]["term"][:2]),
+                         ("<NOSRV>", "LR"))
+
+    def test_frontend_maxconn_queues_connections(self):
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="    maxconn 2")
+        c1, c2 = Conn(self.port), Conn(self.port)
+        self.addCleanup(c1.close)
+        self.addCleanup(c2.close)
+        for c in (c1, c2):
+            self.assertEqual(c.request("GET", "/hello").status, 200)
+        # the third connects (the listen queue) but is not served
+        c3 = Conn(self.port)
+        self.addCleanup(c3.close)
+        c3.send(request_bytes("GET", "/hello"))
+        c3.s.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            c3.s.recv(1)
+        c3.s.settimeout(5 * SLOW)
+        c1.close()
+        r = c3.read_response()
+        self.assertEqual(r.status, 200)
+
+    def test_header_timeout_slowloris_408(self):
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="    header-timeout 600ms\n"
+                                   "    keepalive-timeout 400ms")
+        with Conn(self.port) as c:
+            t0 = time.monotonic()
+            c.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n")
+            # a field every 150 ms: trickling does not buy time
+            got = None
+            try:
+                for i in range(20):
+                    if select.select([c.s], [], [], 0.15)[0]:
+                        break           # the answer is there
+                    c.send(f"X-Slow-{i}: x\r\n")
+            except OSError:
+                pass
+            took = time.monotonic() - t0
+            try:
+                got = c.read_response()
+            except Closed:
+                pass
+        self.assertIsNotNone(got, "closed without a 408")
+        self.assertEqual(got.status, 408)
+        self.assertGreater(took, 0.55)
+        self.assertLess(took, 0.6 + 0.5 * SLOW)
+        ln = self.wait_logs(1, pred=lambda x: x["status"] == 408)[0]
+        self.assertEqual((ln["frontend"], ln["server"], ln["term"][:2],
+                          ln["request"]),
+                         ("www", "<NOSRV>", "cR", "GET /hello HTTP/1.1"))
+        self.assertGreaterEqual(ln["ta"], 550)
+        # keep-alive: an idle connection closes after keepalive-timeout
+        with Conn(self.port) as c:
+            self.assertEqual(c.request("GET", "/hello").status, 200)
+            t0 = time.monotonic()
+            self.assertTrue(c.closed_within(2 * SLOW))
+            self.assertGreater(time.monotonic() - t0, 0.3)
+        # a connection that never sends: closed after header-timeout
+        t0 = time.monotonic()
+        self.assertIsNotNone(raw_closed(self.port, b""))
+        self.assertGreater(time.monotonic() - t0, 0.55)

@@ -1,0 +1,217 @@
+"""lbd's manual pages and sample configurations: lbd.8 and lbd.conf.5
+pass mandoc -Tlint, every keyword of lbd_grammar (and of the common/
+grammar macros it includes) has its entry in lbd.conf.5 and every
+option its mention, every flag and signal its entry in lbd.8, and the
+EXAMPLES of lbd.conf.5, lbd/lbd.conf.sample and
+lbd/lbd-two-hosts.conf.sample pass `lbd -n` (the certificate, error
+page and ticket key paths given as -D macros)."""
+import os
+import re
+import subprocess
+
+from harness import BIN, TOP, DaemonTest
+from httpc import make_cert
+
+PAGES = [os.path.join(TOP, "lbd", p) for p in ("lbd.8", "lbd.conf.5")]
+CONF5 = PAGES[1]
+SAMPLES = [os.path.join(TOP, "lbd", p)
+           for p in ("lbd.conf.sample", "lbd-two-hosts.conf.sample")]
+
+
+def page(path):
+    with open(path) as f:
+        return f.read()
+
+
+def macro_body(name):
+    """The text of #define <name> in common/'s headers."""
+    for h in sorted(os.listdir(os.path.join(TOP, "common"))):
+        if h.endswith(".h"):
+            d = re.search(rf"#define {name}\b.*?(?<!\\)\n",
+                          page(os.path.join(TOP, "common", h)), re.S)
+            if d:
+                return d.group(0)
+    raise AssertionError(f"no #define {name} in common/")
+
+
+def grammar_keywords():
+    """The keywords of lbd_grammar (lbd/parse.c), with those of the
+    common/ grammar macros it includes."""
+    src = page(os.path.join(TOP, "lbd", "parse.c"))
+    table = src[src.index("const struct conf_kw lbd_grammar[]"):]
+    table = table[:table.index("{ NULL }")]
+    kws = set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', table))
+    macros = set(re.findall(r"\b([A-Z_]+_GRAMMAR)\(", table) +
+                 re.findall(r"\b(PROC_GRAMMAR)\b", table))
+    assert macros == {"PROC_GRAMMAR", "TLS_GRAMMAR", "HTTP_LIMITS_GRAMMAR",
+                      "PROXY_GRAMMAR"}, macros
+    for m in macros:
+        kws |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', macro_body(m)))
+    return kws
+
+
+def options():
+    """The option words of lbd's keywords (listen ... tls, check ...
+    interval, server ... weight, certificate ... key)."""
+    src = page(os.path.join(TOP, "lbd", "parse.c"))
+    for f in ("proxy_conf.c", "tls.c"):
+        src += page(os.path.join(TOP, "common", f))
+    opts = set()
+    for block in re.findall(r"(?:static )?const struct conf_opt \w+\[\] = "
+                            r"\{(.*?)\n\};", src, re.S):
+        opts |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', block))
+    return opts
+
+
+def examples(path):
+    """The configuration in the EXAMPLES section's literal display."""
+    text = page(path)
+    ex = text[text.index(".Sh EXAMPLES"):]
+    ex = ex[:ex.index("\n.Sh ", 1)]
+    m = re.search(r"^\.Bd -literal.*?\n(.*?)^\.Ed$", ex, re.S | re.M)
+    return m.group(1).replace("\\e", "\\").replace("\\&", "")
+
+
+class ManTest(DaemonTest):
+    def files(self):
+        """Certificates, an error page and a ticket key where the
+        examples' macros point."""
+        ssl = os.path.join(self.dir, "ssl")
+        os.makedirs(os.path.join(ssl, "private"))
+        cert, key = make_cert(ssl, "example.org", "ec", ["example.org"])
+        os.rename(key, os.path.join(ssl, "private", "example.org.key"))
+        errors = os.path.join(self.dir, "errors")
+        os.makedirs(errors)
+        with open(os.path.join(errors, "503.html"), "w") as f:
+            f.write("<p>back soon</p>\n")
+        keys = os.path.join(self.dir, "keys")
+        os.makedirs(keys)
+        with open(os.path.join(keys, "ticket.key"), "wb") as f:
+            f.write(os.urandom(64))
+        os.chmod(os.path.join(keys, "ticket.key"), 0o600)
+        return ["-D", f"ssl={ssl}", "-D", f"errors={errors}", "-D",
+                f"keys={keys}"]
+
+    def configtest(self, path, defines):
+        r = subprocess.run([os.path.join(BIN, "lbd"), "-n", "-f", path,
+                            *defines], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=10)
+        return r.returncode, r.stdout
+
+    def test_mandoc_lint(self):
+        for p in PAGES:
+            r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", p],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               timeout=30)
+            self.assertEqual((r.returncode, r.stdout), (0, ""), p)
+            # the style level too, but for pages not installed here
+            r = subprocess.run(["mandoc", "-Tlint", p],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               timeout=30)
+            left = [ln for ln in r.stdout.splitlines()
+                    if "referenced manual not found" not in ln and
+                    "outdated mandoc.db" not in ln]
+            self.assertEqual(left, [], p)
+
+    def test_every_keyword_documented(self):
+        text = page(CONF5)
+        documented = set(re.findall(r"^\.It Ic ([a-z][a-z0-9-]*)", text,
+                                    re.M))
+        kws = grammar_keywords()
+        self.assertGreater(len(kws), 55)
+        self.assertEqual(sorted(kws - documented), [],
+                         "keywords without an .It Ic entry")
+        self.assertEqual(sorted(documented - kws - {"include"}), [],
+                         "entries for keywords lbd does not have")
+        opts = options()
+        self.assertTrue({"tls", "facility", "code", "status", "interval",
+                         "key", "weight", "backup"} <= opts, opts)
+        for o in opts:
+            self.assertRegex(text, rf"\.(It|Ic|Op|Oo) .*\bIc {o}\b",
+                             f"option {o} not documented")
+        for s in ("LEXICAL RULES", "GLOBAL CONFIGURATION", "FRONTENDS",
+                  "BACKENDS", "HAPROXY EQUIVALENTS", "EXAMPLES",
+                  "SEE ALSO"):
+            self.assertIn(f".Sh {s}", text)
+        # every keyword entry says its default or its limits (or is a
+        # block, or a list with no default to give); an entry with no
+        # text shares the next one's ("allow" then "deny")
+        entries = re.split(r"^\.It Ic ", text, flags=re.M)[1:]
+        quiet = [e.split()[0] for e in entries
+                 if e.strip().count("\n") > 0 and
+                 not re.search(r"Default|default|\bto\b|at most|at "
+                               r"least|may repeat|May repeat|Brq", e)]
+        self.assertEqual(quiet, [], "entries without a default or limit")
+        # the HAProxy names an operator looks for
+        for h in ("timeout http-request", "hard-stop-after",
+                  "timeout queue", "timeout tunnel", "option forwardfor",
+                  "send-proxy-v2", "accept-proxy", "errorfile"):
+            self.assertIn(h, text)
+
+    def test_lbd8_flags_signals_and_sections(self):
+        text = page(PAGES[0])
+        for f in ("d", "n", "v", "f", "D", "p"):
+            self.assertRegex(text, rf"(?m)^\.It Fl {f}\b", f"-{f}")
+        for s in ("SIGNALS", "FILES", "EXIT STATUS", "SEE ALSO",
+                  "LOGGING", "STATISTICS"):
+            self.assertIn(f".Sh {s}", text)
+        for sig in ("SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"):
+            self.assertRegex(text, rf"\.It Dv {sig}\b")
+        # the usage line of the program matches the synopsis
+        r = subprocess.run([os.path.join(BIN, "lbd"), "-x"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        flags = re.findall(r"\[-(\w+)", r.stdout)
+        self.assertTrue(flags, r.stdout)
+        for group in flags:
+            for f in group:
+                self.assertRegex(text, rf"(?m)^\.It Fl {f}\b", r.stdout)
+        # the metric families it lists are the ones /metrics has
+        src = "".join(page(os.path.join(TOP, "lbd", f))
+                      for f in ("parse.c", "stats_page.c"))
+        families = set(re.findall(r'"(lbd_[a-z_]+)"', src))
+        self.assertGreater(len(families), 20)
+        for fam in families:
+            self.assertIn(fam, text, f"{fam} not in lbd.8")
+
+    def test_examples_pass_configtest(self):
+        defines = self.files()
+        conf = examples(CONF5)
+        self.assertIn("frontend ", conf)
+        d = self.daemon("lbd", conf, name="example")
+        rc, out = d.run("-n", *defines)
+        self.assertEqual((rc, out.strip()), (0, "configuration OK"), conf)
+        # and the check is real: a broken example fails
+        d.write_conf(conf.replace("backend api\n", "backend apx\n", 1))
+        rc, out = d.run("-n", *defines)
+        self.assertEqual(rc, 1)
+        self.assertIn('no backend "apx"', out)
+
+    def test_samples_pass_configtest(self):
+        defines = self.files()
+        for s in SAMPLES:
+            rc, out = self.configtest(s, defines)
+            self.assertEqual((rc, out.strip()), (0, "configuration OK"), s)
+            # the macros are what makes them pass here: the paths in the
+            # files are the real ones
+            rc, out = self.configtest(s, [])
+            self.assertEqual(rc, 1, s)
+        # the two-host sample shares a ticket key file, and it must be
+        # private
+        text = page(SAMPLES[1])
+        self.assertRegex(text, r"(?m)^\s+ticket-key-file ")
+        os.chmod(os.path.join(self.dir, "keys", "ticket.key"), 0o644)
+        rc, out = self.configtest(SAMPLES[1], defines)
+        self.assertEqual(rc, 1)
+        self.assertIn("chmod 600", out)
+        # installed by make install
+        r = subprocess.run(["make", "-n", "-C", TOP, "install",
+                            f"BUILD={os.path.basename(os.path.dirname(BIN))}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        for f in ("lbd/lbd.conf.sample", "lbd/lbd-two-hosts.conf.sample",
+                  "lbd/lbd.conf.5", "lbd/lbd.8"):
+            self.assertIn(f, r.stdout)

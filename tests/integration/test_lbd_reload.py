@@ -1,0 +1,93 @@
+"""Reloading lbd under load: SIGHUP with a changed conf while clients
+loop on kept-alive connections, with zero failed requests; a new
+generation of workers and checker that keeps the servers' health (a
+DOWN server stays DOWN, never gets a request) and takes the new server;
+a broken conf refused with the old one kept serving."""
+import signal
+import time
+
+from harness import wait_for
+from lbdtest import LbdTest, Loop, dead_addr
+
+CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
+
+CONF = """
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    backend webs
+}}
+backend webs {{
+{servers}
+    server gone {gone}
+    {check}
+}}
+"""
+
+
+class ReloadTest(LbdTest):
+    def test_reload_under_load(self):
+        s1, s2, s3 = self.backends("s1", "s2", "s3")
+        gone = dead_addr()
+        self.lbd(CONF.format(servers=self.server_lines([s1, s2]),
+                             gone=gone, check=CHECK))
+        lb = self.lb
+        self.wait_state("webs/gone", "DOWN")
+        old = set(lb.workers())
+        self.seen_pids()
+        with Loop(self.port, threads=3) as loop:
+            wait_for(lambda: loop.n > 30, 5, what="requests")
+            new_body = CONF.format(servers=self.server_lines([s1, s2, s3]),
+                                   gone=gone, check=CHECK).replace(
+                "{port}", str(self.port))
+            lb.write_conf(self.lbd_conf(new_body))
+            lb.signal(signal.SIGHUP)
+            # the state while the generations change, and after
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                self.assertEqual(self.metrics()("lbd_server_up",
+                                                backend="webs",
+                                                server="gone"), 0)
+                time.sleep(0.05)
+            self.syslog.wait(rf"lbd\[{lb.pid}\]: reload done", 10)
+            wait_for(lambda: lb.workers() and
+                     not (set(lb.workers()) & old), 10,
+                     what="the old workers to leave")
+            self.seen_pids()
+            self.assertEqual(self.state("webs/gone"), "DOWN")
+            n = loop.n
+            wait_for(lambda: loop.n > n + 60, 10, what="more requests")
+            after = loop.seen[n:]
+        self.assertEqual(loop.failures, [])
+        self.assertEqual(set(after), {"s1", "s2", "s3"})
+        self.assertNotIn("gone", loop.seen)
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="gone"), 0)
+        self.assertEqual(m("lbd_server_up", backend="webs", server="gone"),
+                         0)
+        self.assertEqual(m("lbd_server_check_up_down_total", backend="webs",
+                           server="gone"), 1)
+        # the counters went on across the generations
+        self.assertEqual(m("lbd_frontend_responses_total", frontend="www",
+                           code="2xx"), len(loop.seen))
+        self.assertEqual([ln for ln in self.syslog.lines()
+                          if "server webs/gone is UP" in ln], [])
+
+    def test_broken_conf_keeps_the_old_one(self):
+        s1, = self.backends("s1")
+        self.simple([s1])
+        lb = self.lb
+        old = set(lb.workers())
+        good = open(lb.conf_path).read()
+        lb.write_conf(good.replace("backend webs\n", "backend nosuch\n", 1))
+        with Loop(self.port, threads=2) as loop:
+            wait_for(lambda: loop.n > 10, 5, what="requests")
+            lb.signal(signal.SIGHUP)
+            self.syslog.wait(rf"lbd\[{lb.pid}\]: .*no backend \"nosuch\"",
+                             10)
+            self.syslog.wait(rf"lbd\[{lb.pid}\]: reload failed, keeping "
+                             r"current configuration", 10)
+            n = loop.n
+            wait_for(lambda: loop.n > n + 20, 5, what="more requests")
+        self.assertEqual(loop.failures, [])
+        self.assertEqual(set(lb.workers()), old)

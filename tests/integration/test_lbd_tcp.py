@@ -1,0 +1,236 @@
+"""lbd's TCP mode: bytes through both ways untouched, round-robin over new
+connections, a dead server retried on the next one, nothing to connect
+to (the client closed, sC), the tcplog line parsed, the allow list and
+per-source connection limit at accept, the listener's maxconn, and the
+PROXY protocol sent to servers and accepted from trusted peers."""
+import hashlib
+import os
+import socket
+import time
+
+from harness import SLOW, free_port, wait_for
+from httpc import Conn, request_bytes, source_bytes
+from lbdtest import PP2_SIG, LbdTest, RawServer, dead_addr, pp2, raw_closed
+
+MB = 1024 * 1024
+
+
+class TcpTest(LbdTest):
+    def setUp(self):
+        super().setUp()
+        self.raw_port = free_port()
+
+    def tcp_site(self, servers, backend="", frontend=""):
+        # no probe of the port: it would be a connection to a server
+        self.lbd(f"""
+frontend tcpfe {{
+    mode tcp
+    listen 127.0.0.1:{{port}}
+    backend tcpbe
+{frontend}
+}}
+backend tcpbe {{
+    mode tcp
+{servers}
+{backend}
+}}
+""", wait=False)
+
+    def http_over_tcp(self, path="/hello", source=None, extra=()):
+        with Conn(self.port, source=source) as c:
+            r = c.request("GET", path, [("Connection", "close"), *extra])
+            return r, c.local_port
+
+    def test_bytes_through_and_round_robin(self):
+        bs = self.backends("s1", "s2", "s3")
+        self.tcp_site(self.server_lines(bs))
+        # a new connection each: the servers in turn
+        got = [self.http_over_tcp()[0].header("Server") for _ in range(6)]
+        self.assertEqual(got, ["s1", "s2", "s3"] * 2)
+        # untouched: no X-Forwarded-For, the server sees lbd's address
+        r, _ = self.http_over_tcp("/head", extra=[("X-Forwarded-For",
+                                                   "1.2.3.4")])
+        self.assertIn(b"\r\nX-Forwarded-For: 1.2.3.4\r\n", r.body)
+        self.assertEqual(r.body.count(b"X-Forwarded"), 1)
+        # megabytes both ways, byte-exact
+        data = os.urandom(3 * MB)
+        with Conn(self.port, timeout=20) as c:
+            c.send(request_bytes("POST", "/sink",
+                                 [("Content-Length", str(len(data)))]))
+            c.send(data)
+            r = c.read_response("POST")
+            self.assertEqual(r.body, f"{len(data)} {sum(data)}\n".encode())
+            c.send(request_bytes("GET", f"/source/{2 * MB}"))
+            r = c.read_response()
+            self.assertEqual(hashlib.sha256(r.body).digest(),
+                             hashlib.sha256(source_bytes(2 * MB)).digest())
+        # counted when the connection ends
+        wait_for(lambda: self.metrics()("lbd_frontend_current_sessions",
+                                        frontend="tcpfe") == 0, 3,
+                 what="the sessions to end")
+        m = self.metrics()
+        self.assertGreaterEqual(m("lbd_frontend_bytes_in_total",
+                                  frontend="tcpfe"), 3 * MB)
+        self.assertGreaterEqual(m("lbd_frontend_bytes_out_total",
+                                  frontend="tcpfe"), 2 * MB)
+        self.assertEqual(sum(m("lbd_server_requests_total", backend="tcpbe",
+                               server=s) for s in ("s1", "s2", "s3")), 8)
+
+    def test_dead_server_retried_and_the_tcplog_line(self):
+        s1, s2 = self.backends("s1", "s2")
+        dead = dead_addr()
+        self.tcp_site(f"    server dead {dead}\n" +
+                      self.server_lines([s1, s2]),
+                      backend="    retries 2")
+        got, ports = [], []
+        for _ in range(6):
+            r, port = self.http_over_tcp()
+            self.assertEqual(r.status, 200)
+            got.append(r.header("Server"))
+            ports.append(port)
+        self.assertEqual(set(got), {"s1", "s2"})
+        lines = self.wait_logs(6, kind="tcp")
+        byport = {ln["port"]: ln for ln in lines}
+        self.assertEqual(set(byport), set(ports))
+        req = len(request_bytes("GET", "/hello", [("Connection", "close")]))
+        for port, srv in zip(ports, got):
+            ln = byport[port]
+            self.assertEqual((ln["client"], ln["frontend"], ln["backend"],
+                              ln["server"], ln["term"]),
+                             ("127.0.0.1", "tcpfe", "tcpbe", srv, "----"))
+            self.assertGreaterEqual(ln["tw"], 0)
+            self.assertGreaterEqual(ln["tc"], 0)
+            self.assertGreaterEqual(ln["tt"], ln["tc"])
+            # both ways: the request and the whole response
+            self.assertGreater(ln["bytes"], req + 6)
+        m = self.metrics()
+        self.assertGreaterEqual(m("lbd_server_connection_errors_total",
+                                  backend="tcpbe", server="dead"), 1)
+
+    def test_nothing_to_connect_to(self):
+        self.tcp_site(f"    server d1 {dead_addr()}\n"
+                      f"    server d2 {dead_addr()}", backend="    retries 1")
+        t0 = time.monotonic()
+        self.assertEqual(raw_closed(self.port, b"hello\n"), b"")
+        self.assertLess(time.monotonic() - t0, 1 * SLOW)
+        ln, = self.wait_logs(1, kind="tcp")
+        self.assertEqual((ln["server"], ln["tw"], ln["tc"], ln["bytes"],
+                          ln["term"]), ("<NOSRV>", -1, -1, 0, "sC--"))
+
+    def test_acl_conn_limit_and_maxconn(self):
+        s1, = self.backends("s1")
+        self.tcp_site(self.server_lines([s1]), frontend="""
+    deny 127.0.0.3
+    conn-limit 2
+    maxconn 3
+""")
+        m0 = self.metrics()
+        self.assertEqual(raw_closed(self.port, b"", source="127.0.0.3"), b"")
+        # two connections from one source; the third is cut
+        c1, c2 = Conn(self.port), Conn(self.port)
+        self.addCleanup(c1.close)
+        self.addCleanup(c2.close)
+        for c in (c1, c2):
+            c.send(request_bytes("GET", "/hello"))
+            self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(raw_closed(self.port, request_bytes("GET", "/x")),
+                         b"")
+        ln = self.wait_logs(1, kind="tcp", pred=lambda x: x["term"] ==
+                            "LR--")
+        self.assertEqual(ln[0]["server"], "<NOSRV>")
+        # another source: the third connection of the listener; the
+        # fourth waits for a free slot (the listen queue), not cut
+        c3 = Conn(self.port, source="127.0.0.2")
+        self.addCleanup(c3.close)
+        c3.send(request_bytes("GET", "/hello"))
+        self.assertEqual(c3.read_response().status, 200)
+        c4 = Conn(self.port, source="127.0.0.4")
+        self.addCleanup(c4.close)
+        c4.send(request_bytes("GET", "/hello"))
+        c4.s.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            c4.s.recv(1)
+        c4.s.settimeout(5 * SLOW)
+        c1.close()
+        self.assertEqual(c4.read_response().status, 200)
+        m = self.metrics()
+        self.assertEqual(m("lbd_frontend_denied_total", frontend="tcpfe") -
+                         m0("lbd_frontend_denied_total", frontend="tcpfe"),
+                         1)
+        self.assertEqual(m("lbd_frontend_limited_total", frontend="tcpfe") -
+                         m0("lbd_frontend_limited_total", frontend="tcpfe"),
+                         1)
+
+    def test_proxy_protocol_to_servers(self):
+        s1, = self.backends("pp", listen_extra=" proxy-from 127.0.0.1")
+        raw = RawServer()
+        self.addCleanup(raw.close)
+        self.lbd(f"""
+frontend v2 {{
+    mode tcp
+    listen 127.0.0.1:{{port}}
+    backend v2
+}}
+frontend raw {{
+    mode tcp
+    listen 127.0.0.1:{self.raw_port}
+    backend raw
+}}
+backend v2 {{
+    mode tcp
+    server pp {s1.addr}
+    proxy-protocol v2
+}}
+backend raw {{
+    mode tcp
+    server r {raw.addr}
+    proxy-protocol v1
+}}
+""", wait=False)
+        for src in ("127.0.0.2", "127.0.0.3"):
+            r, port = self.http_over_tcp("/peer", source=src)
+            self.assertEqual(r.body.decode(), f"{src}:{port} 1\n")
+        with Conn(self.raw_port, source="127.0.0.5") as c:
+            c.send(request_bytes("GET", "/y"))
+            self.assertEqual(c.read_response().status, 200)
+            cport = c.local_port
+        wait_for(lambda: raw.got, 3, what="the raw server's bytes")
+        self.assertEqual(raw.got[-1].split(b"\r\n", 2)[:2],
+                         [f"PROXY TCP4 127.0.0.5 127.0.0.1 {cport} "
+                          f"{self.raw_port}".encode(), b"GET /y HTTP/1.1"])
+
+    def test_accept_proxy_from_trusted_peers(self):
+        s1, = self.backends("s1")
+        self.tcp_site(self.server_lines([s1]), frontend="""
+    accept-proxy 127.0.0.1
+    deny 203.0.113.0/24
+""")
+        req = request_bytes("GET", "/hello", [("Connection", "close")])
+        for header, ip, port in (
+                (b"PROXY TCP4 198.51.100.7 127.0.0.1 40001 80\r\n",
+                 "198.51.100.7", 40001),
+                (pp2("198.51.100.9", 40002), "198.51.100.9", 40002)):
+            out = raw_closed(self.port, header + req)
+            self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+            # the header is not passed on: the server got a clean request
+            self.assertTrue(out.endswith(b"hello\n"), out)
+            ln = self.wait_logs(1, kind="tcp",
+                                pred=lambda x, ip=ip: x["client"] == ip)
+            self.assertEqual((ln[0]["port"], ln[0]["server"]), (port, "s1"))
+        # the allow list applies to the client the header names
+        self.assertEqual(raw_closed(self.port, b"PROXY TCP4 203.0.113.5 "
+                                    b"127.0.0.1 40003 80\r\n" + req), b"")
+        # a trusted peer without a header, or with a broken one: cut off
+        self.assertEqual(raw_closed(self.port, req), b"")
+        self.assertEqual(raw_closed(self.port, b"PROXY TCP9 x y 1 2\r\n" +
+                                    req), b"")
+        self.assertEqual(raw_closed(self.port, PP2_SIG + b"\x31\x11\x00\x0c"
+                                    + b"x" * 12 + req), b"")
+        # an untrusted peer: its bytes go through as they are (TCP mode
+        # does not read them), and the server does not take a PROXY line
+        out = raw_closed(self.port, b"PROXY TCP4 198.51.100.8 127.0.0.1 "
+                         b"40004 80\r\n" + req, source="127.0.0.2")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        m = self.metrics()
+        self.assertEqual(m("lbd_server_requests_total", backend="tcpbe",
+                           server="s1"), 3)

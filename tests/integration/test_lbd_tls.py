@@ -1,0 +1,188 @@
+"""TLS termination in lbd, checked with curl and openssl s_client: the
+certificate chosen by SNI among two (ECDSA and RSA), ALPN http/1.1,
+TLS 1.0 and 1.1 refused, a session resumed on the other worker (the
+ticket keys shared by the workers), what the server behind sees
+(X-Forwarded-Proto https), the "~" of the log line, the Secure sticky
+cookie; and the http -> https redirect (301 by default, a configured
+code; the Location keeps the host, without its port, and the path)."""
+import os
+import re
+import subprocess
+import tempfile
+
+from harness import RESULTS, SLOW, free_port, wait_port
+from httpc import Conn, only_worker
+from lbdtest import LbdTest, get
+
+HELLO = (b"GET /hello HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+
+
+class TlsTest(LbdTest):
+    @classmethod
+    def setUpClass(cls):
+        from httpc import make_cert
+        base = os.path.join(RESULTS, "tmp")
+        os.makedirs(base, exist_ok=True)
+        cls.certs = tempfile.mkdtemp(prefix="lbd-certs-", dir=base)
+        # the first is the default
+        make_cert(cls.certs, "a", "ec", ["a.test", "www.a.test"])
+        make_cert(cls.certs, "b", "rsa", ["b.test"])
+
+    def site(self, extra_backend=""):
+        self.b1, = self.backends("b1")
+        self.tls_port = free_port()
+        self.r308 = free_port()
+        c = self.certs
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    listen 127.0.0.1:{self.tls_port} tls
+    tls {{
+        certificate {c}/a.crt key {c}/a.key
+        certificate {c}/b.crt key {c}/b.key
+    }}
+    redirect https
+    backend webs
+}}
+frontend moved {{
+    listen 127.0.0.1:{self.r308}
+    redirect https code 308
+}}
+backend webs {{
+    server b1 {self.b1.addr}
+{extra_backend}
+}}
+""")
+        wait_port("127.0.0.1", self.tls_port)
+
+    def s_client(self, *args, data=None):
+        more = ["-ign_eof"] if data else []
+        p = subprocess.run(
+            ["openssl", "s_client", "-connect",
+             f"127.0.0.1:{self.tls_port}", *more, *args],
+            input=data or b"", stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, timeout=15 * SLOW)
+        return p.returncode, p.stdout.decode(errors="replace")
+
+    def curl(self, name, path, cafile):
+        p = subprocess.run(
+            ["curl", "-sS", "--max-time", str(10 * SLOW), "--cacert",
+             os.path.join(self.certs, cafile), "--resolve",
+             f"{name}:{self.tls_port}:127.0.0.1", "-D", "-",
+             "-w", "|%{http_version}|%{http_code}",
+             f"https://{name}:{self.tls_port}{path}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            timeout=20 * SLOW)
+        return p.returncode, p.stdout
+
+    def test_curl_sni_and_what_the_server_sees(self):
+        self.site(extra_backend="    cookie SRV")
+        # curl verifies the certificate against the one it expects: the
+        # name picks it
+        rc, out = self.curl("a.test", "/head", "a.crt")
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(out.endswith("|1.1|200"), out)
+        # (text mode: the CRLFs read as newlines)
+        self.assertIn("\nX-Forwarded-Proto: https\n", out)
+        self.assertIn("\nX-Forwarded-For: 127.0.0.1\n", out)
+        # the sticky cookie is Secure on a TLS listener
+        self.assertRegex(out, r"(?i)set-cookie: SRV=b1\.[0-9a-f]{16}; "
+                              r"Path=/; HttpOnly; Secure\n")
+        rc, out = self.curl("b.test", "/hello", "b.crt")
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(out.endswith("hello\n|1.1|200"), out)
+        # the wrong one does not verify
+        rc, out = self.curl("b.test", "/hello", "a.crt")
+        self.assertNotEqual(rc, 0, out)
+        ln = self.wait_logs(2)[0]
+        self.assertEqual((ln["frontend"], ln["tls"], ln["backend"],
+                          ln["server"]), ("www", "~", "webs", "b1"))
+
+    def test_s_client_sni_alpn_versions(self):
+        self.site()
+        for args, cn, bits in ((["-servername", "a.test"], "a.test", 256),
+                               (["-servername", "b.test"], "b.test", 2048),
+                               (["-servername", "www.a.test"], "a.test",
+                                256),
+                               (["-noservername"], "a.test", 256),
+                               (["-servername", "other.test"], "a.test",
+                                256)):
+            rc, out = self.s_client(*args)
+            m = re.search(r"^subject=.*CN\s*=\s*(\S+)$", out, re.M)
+            self.assertIsNotNone(m, out)
+            self.assertEqual(m.group(1), cn, args)
+            self.assertIn(f"Server public key is {bits} bit", out)
+        # ALPN: http/1.1, and nothing else
+        rc, out = self.s_client("-alpn", "h2,http/1.1")
+        self.assertIn("ALPN protocol: http/1.1", out)
+        rc, out = self.s_client("-alpn", "h2")
+        self.assertIn("No ALPN negotiated", out)
+        # TLS 1.2 and 1.3; the client made willing, 1.0 and 1.1 refused
+        for v, name in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            rc, out = self.s_client(v)
+            self.assertEqual(rc, 0, out)
+            self.assertIn(f"New, {name}", out)
+        for v in ("-tls1", "-tls1_1"):
+            rc, out = self.s_client(v, "-cipher", "DEFAULT@SECLEVEL=0")
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn("alert protocol version", out)
+        # a request over it
+        rc, out = self.s_client("-servername", "a.test", data=HELLO)
+        self.assertRegex(out, r"HTTP/1\.1 200 OK\r?\n")
+        self.assertIn("hello", out)
+
+    def test_session_resumed_on_another_worker(self):
+        self.site()
+        a, b = self.lb.wait_workers(2)
+        for proto in ("-tls1_3", "-tls1_2"):
+            sess = os.path.join(self.dir, "sess" + proto)
+            with only_worker([a, b], a):
+                rc, out = self.s_client(proto, "-sess_out", sess,
+                                        data=HELLO)
+            self.assertRegex(out, r"New, TLSv1\.[23]")
+            self.assertIn("hello", out)
+            with only_worker([a, b], b):
+                rc, out = self.s_client(proto, "-sess_in", sess, data=HELLO)
+            self.assertRegex(out, r"Reused, TLSv1\.[23]",
+                             f"not resumed on the other worker:\n{out}")
+            self.assertIn("hello", out)
+        # both workers did their part
+        logs = self.wait_logs(4)
+        self.assertEqual(len({ln["syslog"].split("lbd[")[1].split("]")[0]
+                              for ln in logs}), 2)
+
+    def test_redirect_to_https(self):
+        self.site()
+        with Conn(self.port) as c:
+            r = c.request("GET", "/a/b?x=1&y=%20", host="www.a.test:8080")
+            self.assertEqual(r.status, 301)
+            # the host without its port (https is 443), the target as is
+            self.assertEqual(r.header("Location"),
+                             "https://www.a.test/a/b?x=1&y=%20")
+            # the connection stays usable
+            r = c.request("POST", "/form", host="a.test", body="k=v")
+            self.assertEqual((r.status, r.header("Location")),
+                             (301, "https://a.test/form"))
+            # absolute-form: its host and path
+            c.send(b"GET http://b.test:81/p?q HTTP/1.1\r\nHost: b.test:81"
+                   b"\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Location")),
+                             (301, "https://b.test/p?q"))
+        # without a Host there is nowhere to go
+        with Conn(self.port) as c:
+            c.send(b"GET / HTTP/1.0\r\n\r\n")
+            self.assertEqual(c.read_response().status, 400)
+        # a configured code
+        r = get(self.r308, "/x/y", host="a.test")
+        self.assertEqual((r.status, r.header("Location")),
+                         (308, "https://a.test/x/y"))
+        # none of this went to the server
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="b1"), 0)
+        lines = self.wait_logs(5)
+        self.assertEqual({(ln["backend"], ln["server"], ln["term"][:2])
+                          for ln in lines},
+                         {("www", "<NOSRV>", "LR"),
+                          ("moved", "<NOSRV>", "LR")})
