@@ -6,6 +6,7 @@
 
 PREFIX	?= /usr/local
 DESTDIR	?=
+RCDIR	?= $(PREFIX)/etc/rc.d
 BUILD	?= build
 CC	?= cc
 
@@ -144,6 +145,10 @@ install: all
 	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/; done
 	for c in $(wildcard */*.conf.sample); do \
 	    install -m 644 $$c $(DESTDIR)$(PREFIX)/share/examples/lbd-suite/; done
+	install -d $(DESTDIR)$(RCDIR)
+	install -m 644 rc.d/rc.subr $(DESTDIR)$(RCDIR)/
+	for r in $(filter-out rc.d/rc.subr,$(wildcard rc.d/*)); do \
+	    install -m 755 $$r $(DESTDIR)$(RCDIR)/; done
 
 clean:
 	rm -rf build build-san build-fuzz
