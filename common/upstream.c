@@ -64,7 +64,7 @@ up_server_add(struct up_pool *p, const char *name, const struct net_addr *a,
 		fatal("%s", __func__);
 	strlcpy(s->name, name, sizeof(s->name));
 	s->addr = *a;
-	s->weight = weight > 0 ? weight : 1;
+	s->weight = weight > 0 ? weight : 0;	/* 0: no new requests */
 	s->maxconn = maxconn;
 	s->backup = backup;
 	s->pool = p;
@@ -74,8 +74,16 @@ up_server_add(struct up_pool *p, const char *name, const struct net_addr *a,
 	snprintf(sk, sizeof(sk), "srv/%p/%s", (void *)p->sh, name);
 	if ((s->sh = shm_get(sk, sizeof(*s->sh), &created)) == NULL)
 		fatalx("%s: no shared memory for %s", __func__, sk);
-	if (created || atomic_load(&s->sh->weight) == 0)
+	/*
+	 * A weight set at run time (lbdctl) outlives a reload, unless the
+	 * reload changes the conf's weight for this server: then the conf
+	 * wins, as the operator just asked for it.  Weight 0 takes no new
+	 * requests.
+	 */
+	if (created || atomic_load(&s->sh->conf_weight) != s->weight) {
 		atomic_store(&s->sh->weight, s->weight);
+		atomic_store(&s->sh->conf_weight, s->weight);
+	}
 	p->servers[p->nservers++] = s;
 	if (p->lb->init != NULL && p->nservers == 1)
 		p->lb->init(p);

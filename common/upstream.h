@@ -42,6 +42,7 @@ struct up_shared {
 	_Atomic int		fails;		/* passive failures in a row */
 	_Atomic uint64_t	skip_until;	/* ms, CLOCK_MONOTONIC */
 	_Atomic int		weight;		/* runtime weight */
+	_Atomic int		conf_weight;	/* the conf's, last load */
 	int			cw;		/* smooth rr, under pool lock */
 	_Atomic int		checked;	/* a check result exists */
 	_Atomic int		rise;		/* successes in a row */

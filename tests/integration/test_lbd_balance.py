@@ -272,12 +272,8 @@ backend webs {{
         # the queued request, somewhere between 0.25 and 1 s
         self.assertGreaterEqual(below[1.0] - below[0.25], 1, h)
 
-    # common/upstream.c, up_server_add(): "s->weight = weight > 0 ?
-    # weight : 1", so a server configured with "weight 0" (the grammar
-    # allows 0 to 256, and webd.conf.5 documents 0) takes its share of
-    # requests as if its weight were 1.  HAProxy's weight 0 takes no new
-    # traffic; lbdctl's weight 0 does too.
-    @unittest.expectedFailure
+    # A server of weight 0 in the conf takes no new requests, as in
+    # HAProxy and as lbdctl's weight 0 (up_server_add() once made it 1).
     def test_weight_0_in_the_conf_takes_no_requests(self):
         a, b = self.backends("a", "b")
         self.simple([a, b], opts={"b": "weight 0"}, workers=1)

@@ -220,6 +220,30 @@ class CtlTest(LbdCase):
         rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "256")
         self.assertEqual(rc, 0)
 
+    def test_runtime_weight_and_reload(self):
+        """A weight set with lbdctl outlives a reload that leaves the
+        server's weight in the conf alone; a reload that changes it
+        applies the conf's."""
+        import signal
+        self.setup_two()
+        rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "3")
+        self.assertEqual(rc, 0)
+        conf = open(self.lb.conf_path).read()
+
+        def reload(text):
+            self.lb.write_conf(text)
+            self.syslog.mark()
+            self.lb.signal(signal.SIGHUP)
+            self.syslog.wait(rf"lbd\[{self.lb.pid}\]: reload done", 10)
+        reload(conf + "\n")
+        self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "3")
+        got = self.who(8)
+        self.assertEqual(got.count("web1"), 6, got)
+        reload(conf.replace(f"{self.webs[0].addr} weight 1",
+                            f"{self.webs[0].addr} weight 2"))
+        self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "2")
+        self.assertEqual(self.servers()["webs/web2"]["WEIGHT"], "1")
+
     def test_errors_and_bounds(self):
         self.setup_two()
         # a slow client first: it must not hold the others up
