@@ -414,6 +414,12 @@ listener_new(struct lbd_conf *lc, struct lbd_frontend *fe, int tls)
 	return (l);
 }
 
+/*
+ * lbd streams request bodies to the servers, so its frontends have no
+ * body limit by default (HAProxy has none): the servers have theirs.
+ */
+static struct http_limits	lbd_limits;
+
 void *
 lbd_load(struct conf *c, struct proc_settings *ps)
 {
@@ -426,6 +432,8 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 
 	if ((lc = calloc(1, sizeof(*lc))) == NULL)
 		fatal("%s", __func__);
+	lbd_limits = http_default_limits;
+	lbd_limits.max_body = 0;
 	TAILQ_INIT(&lc->frontends);
 	TAILQ_INIT(&lc->backends);
 	TAILQ_INIT(&lc->listeners);
@@ -469,7 +477,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		fe->name = xstrdup(fn->args[0].str);
 		fe->mode = conf_num(c, fn, "mode");
 		TAILQ_INSERT_TAIL(&lc->frontends, fe, entry);
-		http_limits_load(fn, &fe->lim, NULL);
+		http_limits_load(fn, &fe->lim, &lbd_limits);
 		fe->tunnel_timeout = conf_get(fn, "tunnel-timeout") ?
 		    conf_num(c, fn, "tunnel-timeout") : 3600000;
 		acl_read(fn, &fe->acl, "allow", "deny");

@@ -129,6 +129,21 @@ class LimitsTest(LbdTest):
         self.assertEqual((ln[0]["server"], ln[0]["term"][:2]),
                          ("<NOSRV>", "LR"))
 
+    def test_body_size_unlimited_by_default_and_limited_when_set(self):
+        """lbd streams bodies: by default a 3 MiB upload passes whole (the
+        servers have their own limits); max-body-size gives a 413 before
+        the body is read."""
+        b1, = self.backends("b1")
+        self.simple([b1])
+        body = os.urandom(3 << 20)
+        r = get(self.port, "/echo", method="POST", body=body, timeout=20)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, body)
+        self.lb.stop()
+        self.simple([b1], frontend="    max-body-size 1m\n")
+        r = get(self.port, "/echo", method="POST", body=body, timeout=20)
+        self.assertEqual(r.status, 413)
+
     def test_frontend_maxconn_queues_connections(self):
         b1, = self.backends("b1")
         self.simple([b1], frontend="    maxconn 2")
