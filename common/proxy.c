@@ -264,7 +264,8 @@ uc_connect(struct preq *pr, struct up_server *s)
 	uc->s.flags &= ~(SOCK_READABLE | SOCK_WRITABLE);
 	up_taken(s);
 	if (pr->pc->tls != NULL) {
-		uc->s.ssl = tls_client_ssl(pr->pc->tls, fd, pr->pc->sni);
+		uc->s.ssl = tls_client_ssl(pr->pc->tls, fd, pr->pc->sni,
+		    &s->addr);
 		if (uc->s.ssl == NULL) {
 			uc->pr = NULL;
 			uc_close(uc);

@@ -3,6 +3,7 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +25,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "net.h"
 #include "tls.h"
 
 /* TLS 1.2: ECDHE key exchange and AEAD only.  TLS 1.3 suites all are. */
@@ -498,20 +500,40 @@ tls_server_ssl(struct tls_ctx *t, int fd)
 	return (ssl);
 }
 
-/* A client connection on <fd>, checking the peer's name <sni>. */
+/*
+ * A client connection on <fd>.  When the context verifies the peer, its
+ * certificate must name <sni>, or when there is none, the address <ip>
+ * the connection goes to (an IP in the certificate's subjectAltName):
+ * a certificate from the right CA for another host is refused.
+ */
 SSL *
-tls_client_ssl(struct tls_ctx *t, int fd, const char *sni)
+tls_client_ssl(struct tls_ctx *t, int fd, const char *sni,
+    const struct net_addr *ip)
 {
-	SSL	*ssl;
+	SSL				*ssl;
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	int				 verify;
 
 	if ((ssl = SSL_new(t->client)) == NULL)
 		return (NULL);
 	if (SSL_set_fd(ssl, fd) != 1)
 		goto fail;
+	verify = (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0;
 	if (sni != NULL) {
 		SSL_set_tlsext_host_name(ssl, sni);
-		if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER)
-			SSL_set1_host(ssl, sni);
+		if (verify && SSL_set1_host(ssl, sni) != 1)
+			goto fail;
+	} else if (verify && ip != NULL && ip->family == AF_INET) {
+		sin = (const struct sockaddr_in *)&ip->ss;
+		if (X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl),
+		    (const unsigned char *)&sin->sin_addr, 4) != 1)
+			goto fail;
+	} else if (verify && ip != NULL && ip->family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)&ip->ss;
+		if (X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl),
+		    (const unsigned char *)&sin6->sin6_addr, 16) != 1)
+			goto fail;
 	}
 	SSL_set_connect_state(ssl);
 	return (ssl);

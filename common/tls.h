@@ -48,7 +48,9 @@ int		 tls_server_add(struct tls_ctx *, struct conf *,
 struct tls_ctx	*tls_client_new(const char *, int, char *, size_t);
 void		 tls_free(struct tls_ctx *);
 SSL		*tls_server_ssl(struct tls_ctx *, int);
-SSL		*tls_client_ssl(struct tls_ctx *, int, const char *);
+struct net_addr;
+SSL		*tls_client_ssl(struct tls_ctx *, int, const char *,
+		    const struct net_addr *);
 const char	*tls_version(SSL *);
 int		 tls_resumed(SSL *);
 

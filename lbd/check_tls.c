@@ -53,7 +53,7 @@ check_tls_wrap(struct check_run *run, const char *host)
 		return (-1);
 	}
 	if ((run->sock.ssl = tls_client_ssl(ctx, run->sock.fd,
-	    sni_name(host, name, sizeof(name)))) == NULL) {
+	    sni_name(host, name, sizeof(name)), NULL)) == NULL) {
 		check_verdict(run, CHECK_FAIL, 0, "no TLS session");
 		return (-1);
 	}

@@ -383,6 +383,27 @@ upstream {{
         d.port = port
         return d
 
+    def test_proxy_without_tls_name_checks_the_address(self):
+        """Verifying with no tls-name, the server's certificate must name
+        the address connected to: one from the right CA for other names
+        only is refused."""
+        b = self.httpd(name="tlsbackend")       # ec.crt: names only
+        base = f"server t 127.0.0.1:{b.port}\ntls yes\n"
+        p = self.plain_proxy(base + f'tls-ca "{self.certs}/ec.crt"\n'
+                             "retries 0", "noname")
+        r = Conn(p.port).request("GET", "/hello")
+        self.assertEqual(r.status, 502)
+        self.syslog.wait("up/t: TLS handshake failed")
+        # the same CA file, a certificate that names 127.0.0.1
+        certs = os.path.join(self.dir, "ipcerts")
+        shutil.copytree(self.certs, certs)
+        make_cert(certs, "ec", "ec", ["ec.test", "IP:127.0.0.1"])
+        b2 = self.httpd(name="tlsbackend2", certs=certs)
+        p2 = self.plain_proxy(f"server t 127.0.0.1:{b2.port}\ntls yes\n"
+                              f'tls-ca "{certs}/ec.crt"', "ipname")
+        r = Conn(p2.port).request("GET", "/hello")
+        self.assertEqual((r.status, r.body), (200, b"hello\n"))
+
     def test_proxy_to_tls_servers(self):
         b = self.httpd(name="tlsbackend")
         base = f"server t 127.0.0.1:{b.port}\ntls yes\n"

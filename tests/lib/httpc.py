@@ -348,7 +348,7 @@ def make_cert(d, name, kind, sans, cn=None):
     key = os.path.join(d, name + ".key")
     newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] \
         if kind == "ec" else ["-newkey", "rsa:2048"]
-    san = ",".join("DNS:" + s for s in sans)
+    san = ",".join(s if s.startswith("IP:") else "DNS:" + s for s in sans)
     args = ["openssl", "req", "-x509", *newkey, "-nodes", "-keyout", key,
             "-out", cert, "-days", "2", "-subj", f"/CN={cn or sans[0]}"]
     if san:
