@@ -456,6 +456,10 @@ build_head(struct preq *pr)
 				continue;
 			}
 		}
+		/* at an edge, what the client says of itself goes */
+		if (pc->xff == PROXY_XFF_REPLACE && h->namelen == 9 &&
+		    slice_caseeq(name, "forwarded"))
+			continue;
 		if (pc->xfp && h->namelen == 17 &&
 		    slice_caseeq(name, "x-forwarded-proto") &&
 		    pc->xff != PROXY_XFF_APPEND)

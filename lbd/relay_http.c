@@ -198,23 +198,15 @@ hdr_named(const struct lbd_hdrrule *h, struct slice name)
 	    strncasecmp(h->name, name.p, name.len) == 0);
 }
 
-/*
- * Request fields: "set" and "delete" remove the field as it came.  At an
- * edge (x-forwarded-for replace) the client's Forwarded goes too, as
- * the proxy core drops its X-Forwarded-For and -Proto: a server that
- * trusts them must not read what a client says of itself.
- */
+/* Request fields: "set" and "delete" remove the field as it came. */
 static int
 r_req_filter(void *arg, struct http_req *req, struct slice name,
     struct slice value)
 {
-	struct lbd_backend	*be = arg;
 	struct lbd_frontend	*fe = listener_of(req)->fe;
 	int			 i;
 
-	if (be->pc.xff == PROXY_XFF_REPLACE && name.len == 9 &&
-	    strncasecmp(name.p, "forwarded", 9) == 0)
-		return (0);
+	(void)arg;
 	for (i = 0; i < fe->nhdr; i++)
 		if (!fe->hdr[i].response && fe->hdr[i].op != HDR_ADD &&
 		    hdr_named(&fe->hdr[i], name))

@@ -257,10 +257,12 @@ class ProxyTest(HttpTest):
         self.proxy(self.servers(*self.daemons) +
                    "\nx-forwarded-for replace", name="replace")
         r = self.get("/head", headers=[("X-Forwarded-For", "6.6.6.6"),
-                                       ("X-Forwarded-Proto", "https")])
+                                       ("X-Forwarded-Proto", "https"),
+                                       ("Forwarded", "for=6.6.6.6")])
         h = self.sent_head(r)[1]
         self.assertEqual(h["x-forwarded-for"], ["127.0.0.1"])
         self.assertEqual(h["x-forwarded-proto"], ["http"])
+        self.assertNotIn("forwarded", h)
         self.proxy(self.servers(*self.daemons[:1]) +
                    "\nx-forwarded-for off\nx-forwarded-proto no",
                    name="off")
