@@ -66,6 +66,8 @@ const struct conf_kw webd_grammar[] = {
 	    { { CONF_CIDR, "address" } } },
 	{ "trusted-proxy", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
+	{ "peer-allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
 	{ "server-header", NULL, 0, 1, { { CONF_BOOL, "server-header" } },
 	    NULL, "yes" },
 	{ "tmpdir", NULL, 0, 1, { { CONF_PATH, "tmpdir" } }, NULL, "/tmp" },
@@ -434,6 +436,9 @@ listener_get(struct webd_conf *wc, struct conf *c, struct conf_node *n,
 	l->srv.arg = l;
 	l->srv.scheme_https = tls;
 	l->srv.bad_request = access_log_refused;
+	/* peers, not clients: checked before a byte is read */
+	if (wc->peer_acl.nrules > 0)
+		l->srv.acl = &wc->peer_acl;
 	/* a PROXY header is taken from the trusted proxies only */
 	if ((l->proxyproto = conf_opt(n, "proxy-protocol") != NULL)) {
 		if (wc->trusted.nrules == 0)
@@ -496,6 +501,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 	}
 	acl_read(c, "trusted-proxy", &wc->trusted);
 	wc->ntrusted = wc->trusted.nrules;
+	acl_read(c, "peer-allow", &wc->peer_acl);
 
 	CONF_FOREACH(n, &c->root, "upstream") {
 		char	key[128];
@@ -693,6 +699,7 @@ webd_unload(void *p)
 	http_metrics_free(wc->metrics);
 	net_acl_free(&wc->metrics_acl);
 	net_acl_free(&wc->trusted);
+	net_acl_free(&wc->peer_acl);
 	if (wc->logdir != -1)
 		close(wc->logdir);
 	free(wc->logfile);

@@ -125,6 +125,7 @@ struct webd_conf {
 	struct http_server		*metrics;
 	struct net_acl			 metrics_acl;
 	struct net_acl			 trusted;	/* real IP sources */
+	struct net_acl			 peer_acl;	/* who may connect */
 	int				 ntrusted;
 	enum webd_logfmt		 logfmt;
 	char				*logfile;	/* NULL: syslog */

@@ -183,6 +183,39 @@ server "main" {{
         self.assertEqual(clf(self.log_line(d, "from-other"))["client"],
                          "127.0.0.3")
 
+    def test_peer_allow_judges_the_peer_not_the_client(self):
+        """peer-allow closes a connection from another peer unread, even
+        when it forwards an allowed client; the server's allow list
+        still judges the client that a trusted peer forwards."""
+        body = SITE.replace('root "@DIR@/www"\n\tlocation',
+                            'root "@DIR@/www"\n\tallow 203.0.113.9\n'
+                            '\tlocation', 1)
+        d = self.webd(extra="trusted-proxy 127.0.0.2\npeer-allow 127.0.0.2",
+                      body=body)
+        xff = [("X-Forwarded-For", "203.0.113.9")]
+        r = self.get("/ten.txt?peer-ok", source="127.0.0.2", headers=xff)
+        self.assertEqual((r.status, r.body), (200, b"0123456789"))
+        self.assertEqual(clf(self.log_line(d, "peer-ok"))["client"],
+                         "203.0.113.9")
+        # a forwarded client the server's list does not allow
+        r = self.get("/ten.txt", source="127.0.0.2",
+                     headers=[("X-Forwarded-For", "198.51.100.7")])
+        self.assertEqual(r.status, 403)
+        # another peer, even naming the allowed client: nothing at all
+        for src in ("127.0.0.1", "127.0.0.3"):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", self.port))
+            try:
+                s.sendall(request_bytes("GET", "/ten.txt", xff))
+                got = s.recv(100)
+            except (ConnectionResetError, BrokenPipeError):
+                got = b""
+            finally:
+                s.close()
+            self.assertEqual(got, b"", src)
+
     # access log in a file
 
     def test_file_access_log_reopened_on_sigusr1(self):
