@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 
@@ -288,6 +289,25 @@ log_lines(const char *script, struct buf *b, int flush)
 }
 
 /*
+ * Put <sig> back to its default action, in a child about to exec.  The C
+ * library refuses sigaction() on the two signals it keeps for itself (32
+ * and 33), yet an ignored one survives execve and may have been ignored
+ * by whoever started appd; the kernel call takes them.  An all-zero
+ * kernel sigaction means SIG_DFL, no flags, empty mask on every Linux
+ * architecture, whatever the order of its fields.
+ */
+static void
+sig_default(int sig)
+{
+	unsigned long	 ksa[8];
+
+	if (signal(sig, SIG_DFL) != SIG_ERR)
+		return;
+	memset(ksa, 0, sizeof(ksa));
+	(void)syscall(SYS_rt_sigaction, sig, ksa, NULL, (NSIG - 1) / 8);
+}
+
+/*
  * Run <script>: the body in, its output into <out>.  Returns 0, 504 on
  * timeout, 502 when it failed (output too large, could not start).
  */
@@ -331,11 +351,9 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 			_exit(127);
 		closefrom(3);
 		/* workers ignore SIGPIPE; execve keeps what is ignored */
-		/* (32 and 33 belong to the C library: left alone) */
 		for (sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP &&
-			    (sig <= SIGSYS || sig >= SIGRTMIN))
-				signal(sig, SIG_DFL);
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sig_default(sig);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (chdir(dir) == -1) {

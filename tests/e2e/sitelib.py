@@ -20,13 +20,12 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 import zlib
 
-from harness import BUILD, RESULTS, SLOW, TOP, Syslog, alive, children, \
+from harness import workdir, BUILD, SLOW, TOP, Syslog, alive, children, \
     cmdline, wait_for
 
 DEMO = os.path.join(TOP, "tests", "e2e", "demo.sh")
@@ -341,10 +340,7 @@ class SiteTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        base = os.path.join(RESULTS, "tmp")
-        os.makedirs(base, exist_ok=True)
-        cls.dir = tempfile.mkdtemp(prefix=cls.__module__ + "-", dir=base)
-        os.chmod(cls.dir, 0o755)
+        cls.dir = workdir(cls.__module__)
         cls.state = os.path.join(cls.dir, "state")
         cands = offsets()
         first = zlib.crc32(cls.__module__.encode()) % len(cands)

@@ -10,10 +10,9 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 
-from harness import RESULTS, SANITIZE, SLOW, free_port, wait_for, wait_port
+from harness import workdir, SANITIZE, SLOW, free_port, wait_for, wait_port
 from httpc import (Conn, HttpTest, RssWatch, chunked, make_cert,
                    only_worker, request_bytes, rss_kb, source_bytes)
 
@@ -38,9 +37,7 @@ GET_PID = b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 class TlsTest(HttpTest):
     @classmethod
     def setUpClass(cls):
-        base = os.path.join(RESULTS, "tmp")
-        os.makedirs(base, exist_ok=True)
-        cls.certs = tempfile.mkdtemp(prefix="tls-certs-", dir=base)
+        cls.certs = workdir("tls-certs")
         # the first is the default: ECDSA P-256; then RSA, with a wildcard
         make_cert(cls.certs, "ec", "ec", ["ec.test", "www.ec.test"])
         make_cert(cls.certs, "rsa", "rsa", ["rsa.test", "*.wild.test"])

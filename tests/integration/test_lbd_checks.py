@@ -8,13 +8,11 @@ kept across a reload."""
 import os
 import re
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 
-from harness import (RESULTS, SLOW, alive, children, cmdline, free_port,
+from harness import (workdir, SLOW, alive, children, cmdline, free_port,
                      wait_for, wait_port)
 from httpc import HttpTest, get, make_cert
 
@@ -339,8 +337,7 @@ class CheckTest(LbdCase):
         self.assertEqual(m[("lbd_server_up", "err500", "s")], 0)
 
     def test_tls_checks(self):
-        certs = tempfile.mkdtemp(prefix="lbd-certs-",
-                                 dir=os.path.join(RESULTS, "tmp"))
+        certs = workdir("lbd-certs")
         crt, key = make_cert(certs, "srv", "ec", ["srv.test"])
         tls_port = free_port()
         web = self.backend("web1", extra=f"""

@@ -8,9 +8,8 @@ code; the Location keeps the host, without its port, and the path)."""
 import os
 import re
 import subprocess
-import tempfile
 
-from harness import RESULTS, SLOW, free_port, wait_port
+from harness import workdir, SLOW, free_port, wait_port
 from httpc import Conn, only_worker
 from lbdtest import LbdTest, get
 
@@ -21,9 +20,7 @@ class TlsTest(LbdTest):
     @classmethod
     def setUpClass(cls):
         from httpc import make_cert
-        base = os.path.join(RESULTS, "tmp")
-        os.makedirs(base, exist_ok=True)
-        cls.certs = tempfile.mkdtemp(prefix="lbd-certs-", dir=base)
+        cls.certs = workdir("lbd-certs")
         # the first is the default
         make_cert(cls.certs, "a", "ec", ["a.test", "www.a.test"])
         make_cert(cls.certs, "b", "rsa", ["b.test"])

@@ -227,15 +227,27 @@ class Daemon:
             self.proc.wait()
 
 
+def workdir(name):
+    """A new private folder for a test's files under RESULTS/tmp.
+
+    Unix socket paths are limited to 107 bytes and the tests put sockets
+    in these folders, so the name is cut short, and when RESULTS itself
+    sits deep (a CI checkout) the folder goes to the system's temporary
+    folder instead."""
+    base = os.path.join(RESULTS, "tmp")
+    if len(base) > 48:
+        base = os.path.join(tempfile.gettempdir(), "dbt-tests")
+    os.makedirs(base, exist_ok=True)
+    d = tempfile.mkdtemp(prefix=name[:20] + "-", dir=base)
+    os.chmod(d, 0o755)
+    return d
+
+
 class DaemonTest(unittest.TestCase):
     """A test case with a work folder and daemons stopped afterwards."""
 
     def setUp(self):
-        base = os.path.join(RESULTS, "tmp")
-        os.makedirs(base, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix=self.id().split(".")[-1] + "-",
-                                    dir=base)
-        os.chmod(self.dir, 0o755)
+        self.dir = workdir(self.id().split(".")[-1])
         self.daemons = []
         self.syslog = Syslog()
 

@@ -8,10 +8,9 @@ import re
 import signal
 import socket
 import ssl
-import tempfile
 import unittest
 
-from harness import (RESULTS, SLOW, Daemon, Syslog, alive, free_port,
+from harness import (workdir, SLOW, Daemon, Syslog, alive, free_port,
                      wait_port)
 from httpc import Conn, Response
 
@@ -229,10 +228,7 @@ class WebdClass(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        base = os.path.join(RESULTS, "tmp")
-        os.makedirs(base, exist_ok=True)
-        cls.dir = tempfile.mkdtemp(prefix=cls.__name__ + "-", dir=base)
-        os.chmod(cls.dir, 0o755)
+        cls.dir = workdir(cls.__name__)
         cls.syslog = Syslog()
         cls.port = free_port()
         cls.make_tree()
