@@ -5,10 +5,22 @@
  * A handle keeps one connection per node, opened on first use and kept
  * for the next requests; before it reuses one it checks that the node
  * has not closed it meanwhile.  I/O blocks, bounded by the handle's
- * timeout.  A request that fails before it was sent moves on to the next
- * node of its route; once a write was sent, a lost connection is
- * reported (DBREP_ELOST), never retried; a read is sent once more on a
- * new connection to the same node, then to the next node.
+ * timeout; connecting (up to the HELLO and the authentication) by the
+ * shorter connect timeout, so that a node that accepts but does not
+ * answer (stopped, cut off) does not hold the request: the node is then
+ * tried last for a while.  A request that fails before it was sent moves
+ * on to the next node of its route; once a write was sent, a lost
+ * connection is reported (DBREP_ELOST), never retried; a read is sent
+ * once more on a new connection to the same node, then to the next node.
+ *
+ * Finding the primary after a failover: a replica's SQLITE_READONLY
+ * names its primary, which is tried next; the handle keeps the latest
+ * epoch it saw a writable primary at (HELLO) and tries that node first
+ * for writes, and sends the epoch with every request, so that an old
+ * primary still taking writes learns of its successor and stops.  After
+ * a write failed without an answer that settles it (indeterminate, lost,
+ * timed out, no node), the next one first reconnects to every node, to
+ * read their HELLOs afresh.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -34,7 +46,8 @@ struct node {
 	struct net_addr	 addr;
 	int		 fd;
 	struct buf	 in;
-	struct hello	 hello;
+	struct hello	 hello;		/* its last, or zeros */
+	uint64_t	 down_until;	/* mono ms: try it last */
 };
 
 struct dbrep {
@@ -43,8 +56,12 @@ struct dbrep {
 	char		*secret;
 	size_t		 secretlen;
 	int		 timeout;
+	int		 ctimeout;	/* connect, HELLO, AUTH */
 	int		 lsnwait;
 	uint64_t	 lsn;
+	uint64_t	 wepoch;	/* latest of a writable primary */
+	int		 rediscover;	/* read every HELLO again */
+	uint64_t	 rediscovered;	/* mono ms, the last time */
 	struct buf	 out;
 };
 
@@ -166,6 +183,7 @@ dbrep_open(const char *nodes, const char *secret, struct dbrep_error *e)
 		return (NULL);
 	}
 	db->timeout = 30000;
+	db->ctimeout = DBREP_CONNECT_TIMEOUT;
 	db->lsnwait = 5000;
 	buf_init(&db->out, 1U << 30);
 	for (p = list; (w = strsep(&p, " ,\t\n")) != NULL;) {
@@ -239,6 +257,12 @@ void
 dbrep_set_timeout(struct dbrep *db, int ms)
 {
 	db->timeout = ms > 0 ? ms : 30000;
+}
+
+void
+dbrep_set_connect_timeout(struct dbrep *db, int ms)
+{
+	db->ctimeout = ms > 0 ? ms : DBREP_CONNECT_TIMEOUT;
 }
 
 void
@@ -432,6 +456,8 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	if (n->fd != -1 && !node_stale(n))
 		return (0);
 	node_disconnect(n);
+	if (deadline > ev_monotonic_ms() + db->ctimeout)
+		deadline = ev_monotonic_ms() + db->ctimeout;
 	ms = (int)(deadline - ev_monotonic_ms());
 	if (ms <= 0)
 		ms = 1;
@@ -455,6 +481,10 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 		    n->addr.text);
 		goto fail;
 	}
+	if (n->hello.role == ROLE_PRIMARY && (n->hello.flags &
+	    HELLO_WRITABLE) && n->hello.epoch > db->wepoch)
+		db->wepoch = n->hello.epoch;
+	n->down_until = 0;
 	if (!(n->hello.flags & HELLO_AUTH))
 		return (0);
 	if (db->secret == NULL) {
@@ -500,6 +530,8 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	return (0);
  fail:
 	node_disconnect(n);
+	if (e->code == DBREP_ECONNECT)
+		n->down_until = ev_monotonic_ms() + DBREP_DOWN_TIME;
 	return (-1);
 }
 
@@ -750,9 +782,79 @@ node_find(struct dbrep *db, const char *text)
 	return (-1);
 }
 
+static int	candidates_roles(struct dbrep *, int, int *);
+
+/*
+ * Move the entries of <order> for which <pick> holds to the front
+ * (<front>) or to the back, keeping their order.
+ */
+static void
+reorder(struct dbrep *db, int *order, int n, int front,
+    int (*pick)(struct dbrep *, struct node *))
+{
+	int	tmp[CL_MAXNODES * 2], k = 0, i, pass, hit;
+
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < n; i++) {
+			hit = pick(db, &db->nodes[order[i]]) != 0;
+			/* front: those picked in the first pass; else last */
+			if (hit == (front ? pass == 0 : pass == 1))
+				tmp[k++] = order[i];
+		}
+	memcpy(order, tmp, n * sizeof(int));
+}
+
+static int
+is_down(struct dbrep *db, struct node *n)
+{
+	return (n->down_until > ev_monotonic_ms());
+}
+
+/* Its last HELLO: the writable primary of the latest epoch known. */
+static int
+is_latest(struct dbrep *db, struct node *n)
+{
+	return (db->wepoch > 0 && n->hello.role == ROLE_PRIMARY &&
+	    (n->hello.flags & HELLO_WRITABLE) && n->hello.epoch == db->wepoch);
+}
+
 /* The nodes to try for <route>, in order. */
 static int
 candidates(struct dbrep *db, int route, int *order)
+{
+	int	n;
+
+	n = candidates_roles(db, route, order);
+	if (route == DBREP_PRIMARY)
+		reorder(db, order, n, 1, is_latest);
+	reorder(db, order, n, 0, is_down);
+	return (n);
+}
+
+/* Reconnect to every node that is not down: fresh HELLOs. */
+static void
+rediscover(struct dbrep *db, uint64_t deadline)
+{
+	struct dbrep_error	e;
+	int			i;
+
+	/* at most 10 times a second (the flag stays for a later request) */
+	if (ev_monotonic_ms() - db->rediscovered < 100)
+		return;
+	db->rediscovered = ev_monotonic_ms();
+	db->rediscover = 0;
+	for (i = 0; i < db->nnodes; i++) {
+		if (is_down(db, &db->nodes[i]))
+			continue;
+		node_disconnect(&db->nodes[i]);
+		memset(&db->nodes[i].hello, 0, sizeof(db->nodes[i].hello));
+		(void)node_connect(db, &db->nodes[i], deadline, &e);
+	}
+}
+
+/* The nodes to try for <route> by their roles in the list. */
+static int
+candidates_roles(struct dbrep *db, int route, int *order)
 {
 	int	n = 0, i, pass;
 	int	prefs[3];
@@ -784,9 +886,11 @@ query_frame(struct dbrep *db, uint64_t min_lsn, const struct dbrep_req *req)
 
 	buf_reset(&db->out);
 	fw_begin(&w, &db->out, MSG_QUERY);
-	fw_u32(&w, 0);
+	fw_u32(&w, db->wepoch > 0 ? QUERY_EPOCH : 0);
 	fw_u64(&w, min_lsn);
 	fw_u32(&w, min_lsn ? (uint32_t)db->lsnwait : 0);
+	if (db->wepoch > 0)
+		fw_u64(&w, db->wepoch);
 	fw_u32(&w, req->nstmts);
 	if (!w.err && buf_append(&db->out, buf_head(&req->b),
 	    buf_used(&req->b)) == -1)
@@ -799,41 +903,67 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
     const struct dbrep_req *req, struct dbrep_result **res,
     struct dbrep_error *e)
 {
-	struct dbrep_error	 tmp;
+	struct dbrep_error	 tmp, ro;
 	struct node		*n;
 	const uint8_t		*p;
 	size_t			 len, size;
-	uint64_t		 deadline = deadline_of(db);
+	uint64_t		 deadline = deadline_of(db), built, want;
 	int			 order[CL_MAXNODES * 2], norder, i, k, rc, sent;
-	int			 followed = 0, fresh = 0;
+	int			 followed = 0, fresh = 0, writes;
 
 	*res = NULL;
 	if (e == NULL)
 		e = &tmp;
 	memset(e, 0, sizeof(*e));
+	ro.code = DBREP_OK;
 	if (req == NULL || req->err || req->nstmts == 0) {
 		seterr(e, DBREP_EUSAGE, "empty or broken request");
 		return (-1);
 	}
+	/* a request that may write: where is the primary now? */
+	writes = route != DBREP_REPLICA;
+	if (writes && db->rediscover)
+		rediscover(db, deadline);
 	if (query_frame(db, min_lsn, req) == -1) {
 		seterr(e, DBREP_ETOOBIG, "request too large");
 		return (-1);
 	}
+	built = min_lsn;
 	norder = candidates(db, route, order);
 	seterr(e, DBREP_ECONNECT, "no node to send it to");
 	for (i = 0; i < norder; i++) {
 		n = &db->nodes[order[i]];
 		if (node_connect(db, n, deadline, e) == -1)
 			continue;
+		/*
+		 * A request for the primary that lands on another node (the
+		 * primary unreachable, or the list's roles out of date): if
+		 * it only reads, that node must first have every write this
+		 * handle saw, or the caller would miss its own writes.  (A
+		 * write ignores the minimum LSN: a replica refuses it.)
+		 */
+		want = min_lsn;
+		if (route == DBREP_PRIMARY && db->lsn > want &&
+		    !(n->hello.role == ROLE_PRIMARY &&
+		    (n->hello.flags & HELLO_WRITABLE)))
+			want = db->lsn;
+		if (want != built) {
+			if (query_frame(db, want, req) == -1) {
+				seterr(e, DBREP_ETOOBIG, "request too large");
+				return (-1);
+			}
+			built = want;
+		}
 		rc = roundtrip(db, n, MSG_RESULT, deadline, &p, &len, &size,
 		    &sent, e);
 		if (rc == -1) {
-			if (sent && route != DBREP_REPLICA) {
+			if (sent && writes) {
 				if (e->code == DBREP_ELOST)
 					snprintf(e->msg, sizeof(e->msg), "%s: "
 					    "connection lost after the request "
 					    "was sent: its outcome is unknown",
 					    n->addr.text);
+				db->rediscover = 1;
 				return (-1);
 			}
 			/*
@@ -849,15 +979,19 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 			continue;
 		}
 		if (rc == 0) {
-			if (e->code == SQLITE_READONLY && route !=
-			    DBREP_REPLICA && !followed && e->primary[0] !=
-			    '\0') {
+			if (e->code == SQLITE_READONLY && writes) {
+				/* not the primary (any more): the next one */
+				n->hello.flags &= ~HELLO_WRITABLE;
+				ro = *e;
+				if (followed || e->primary[0] == '\0')
+					continue;
 				/* a replica named the primary: go there */
 				followed = 1;
 				if ((k = node_find(db, e->primary)) == -1)
 					k = node_add(db, DBREP_PRIMARY,
 					    e->primary, &tmp);
 				if (k >= 0 && k != order[i] &&
+				    !is_down(db, &db->nodes[k]) &&
 				    norder < (int)nitems(order)) {
 					/* try it next */
 					memmove(&order[i + 2], &order[i + 1],
@@ -867,8 +1001,21 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 				}
 				continue;
 			}
-			if (e->code == DBREP_EUNAVAIL)
+			/*
+			 * Not run (a worker leaving, a node starting or
+			 * stopping): once more on a new connection to the
+			 * same node, which a new worker takes, then the next.
+			 */
+			if (e->code == DBREP_EUNAVAIL) {
+				if (!fresh) {
+					fresh = 1;
+					node_disconnect(n);
+					i--;
+				}
 				continue;
+			}
+			if (e->code == DBREP_EINDETERMINATE)
+				db->rediscover = 1;
 			return (-1);
 		}
 		*res = parse_result(p, len, n, e);
@@ -881,6 +1028,12 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 			db->lsn = (*res)->lsn;
 		memset(e, 0, sizeof(*e));
 		return (0);
+	}
+	if (writes) {
+		db->rediscover = 1;
+		/* no primary answered: a replica's answer says the most */
+		if (ro.code != DBREP_OK)
+			*e = ro;
 	}
 	return (-1);
 }

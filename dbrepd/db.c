@@ -536,6 +536,12 @@ state_load(const char *path, struct nodestate *ns)
 			ns->fenced = strtonum(v, 0, LLONG_MAX, &errstr);
 			if (errstr != NULL)
 				ns->fenced = 0;
+		} else if (strcmp(line, "voted") == 0)
+			strlcpy(ns->voted, v, sizeof(ns->voted));
+		else if (strcmp(line, "counted") == 0) {
+			ns->counted = strtonum(v, 0, LLONG_MAX, &errstr);
+			if (errstr != NULL)
+				ns->counted = 0;
 		}
 	}
 	fclose(f);
@@ -553,8 +559,9 @@ state_save(const char *path, const struct nodestate *ns)
 		return (-1);
 	if ((f = fopen(tmp, "w")) == NULL)
 		return (-1);
-	fprintf(f, "follow %s\nfenced %llu\n", ns->follow,
-	    (unsigned long long)ns->fenced);
+	fprintf(f, "follow %s\nfenced %llu\nvoted %s\ncounted %llu\n",
+	    ns->follow, (unsigned long long)ns->fenced, ns->voted,
+	    (unsigned long long)ns->counted);
 	ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
 	if (fclose(f) != 0 || !ok || rename(tmp, path) == -1) {
 		unlink(tmp);

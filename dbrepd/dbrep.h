@@ -66,7 +66,8 @@
 					   replicated (no PRIMARY KEY...) */
 #define DBREP_ETOOBIG		1008	/* transaction, request or result
 					   over the node's limit */
-#define DBREP_EUNAVAIL		1009	/* node stopping or not ready */
+#define DBREP_EUNAVAIL		1009	/* node (or worker) stopping or not
+					   ready: the request was not run */
 #define DBREP_EUSAGE		1010	/* bad call or argument */
 #define DBREP_ELOST		1011	/* connection lost after a write
 					   was sent: its outcome is unknown */
@@ -111,6 +112,12 @@ struct dbrep	*dbrep_open(const char *nodes, const char *secret,
 void		 dbrep_close(struct dbrep *);
 /* Per request: connect + send + answer, in ms (default 30000). */
 void		 dbrep_set_timeout(struct dbrep *, int ms);
+/*
+ * Connecting to one node, up to its greeting and the authentication, in
+ * ms (default 2000): a node that takes longer (stopped, cut off) is
+ * passed over, and tried last for a second.
+ */
+void		 dbrep_set_connect_timeout(struct dbrep *, int ms);
 /* Wait for a minimum LSN on a replica (default 5000 ms). */
 void		 dbrep_set_lsn_wait(struct dbrep *, int ms);
 /* The highest LSN this handle has seen (writes and reads). */
@@ -137,8 +144,13 @@ int		 dbrep_req_value(struct dbrep_req *,
 /*
  * Run <req> on the node <route> selects; a read waits on that node until
  * it has applied <min_lsn> (0: no wait).  A write sent to a replica gets
- * SQLITE_READONLY naming the primary; the handle then retries once on
- * that primary.  Returns 0 with *<res> set (free it with
+ * SQLITE_READONLY naming the primary; the handle then tries that
+ * primary, then the other nodes.  After a failover the handle finds the
+ * new primary by itself: it prefers the writable node of the latest
+ * epoch it has seen, and after a write failed without a clear answer
+ * (DBREP_EINDETERMINATE, DBREP_ELOST, DBREP_ETIMEOUT, no node) it reads
+ * every node's greeting again before the next one.  A failed write is
+ * never retried by the handle.  Returns 0 with *<res> set (free it with
  * dbrep_result_free), or -1 with <err> filled.
  */
 int		 dbrep_exec(struct dbrep *, int route, uint64_t min_lsn,

@@ -4,19 +4,24 @@
  *	dbrepctl [-n nodes] [-s secret | -S file] [-t timeout] command
  *	query [-c] [-p | -r] [-m lsn] sql [param ...]
  *	status | promote | repoint address | snapshot file
+ *	drill [-d seconds] [-i ms] [table]
  */
 #include <sys/types.h>
 
 #include <limits.h>
 
+#include <ctype.h>
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "compat.h"
+#include "event.h"
 #include "dbrep.h"
 
 #define CTL_DEFNODES	"unix:/var/run/dbrepd.sock"
@@ -29,6 +34,7 @@ usage(void)
 	    "[-t ms] command [args]\n"
 	    "\tquery [-c] [-p | -r] [-m lsn] sql [param ...]\n"
 	    "\tstatus\n\tpromote\n\trepoint address\n\tsnapshot file\n"
+	    "\tdrill [-d seconds] [-i ms] [table]\n"
 	    "params: i:INTEGER r:REAL t:TEXT x:HEXBLOB null, else text\n");
 	exit(2);
 }
@@ -283,6 +289,216 @@ cmd_query(struct dbrep *db, int argc, char **argv)
 	return (0);
 }
 
+static volatile sig_atomic_t	drill_stop;
+
+static void
+drill_signal(int sig)
+{
+	drill_stop = 1;
+}
+
+/* Seconds since <t0> (ms of CLOCK_MONOTONIC). */
+static double
+since(uint64_t t0)
+{
+	return ((ev_monotonic_ms() - t0) / 1000.0);
+}
+
+/* Run <sql> on the primary until it works (or a signal); 0 or -1. */
+static int
+drill_retry(struct dbrep *db, const char *sql, struct dbrep_result **res,
+    uint64_t t0, int limit)
+{
+	struct dbrep_error	e;
+	uint64_t		start = ev_monotonic_ms();
+	int			said = 0;
+
+	while (!drill_stop) {
+		if (dbrep_query(db, DBREP_PRIMARY, 0, res, &e, sql, NULL) == 0)
+			return (0);
+		if (!said)
+			printf("t+%.3fs waiting for a primary: %s (code %d)\n",
+			    since(t0), e.msg, e.code);
+		said = 1;
+		if (limit > 0 && ev_monotonic_ms() - start > (uint64_t)limit)
+			break;
+		usleep(100 * 1000);
+	}
+	return (-1);
+}
+
+/*
+ * A failover drill: one handle writes one row per interval into <table>
+ * on the primary, says when writes stop and start again and where, and
+ * finally checks on the primary that every acknowledged row is there.
+ * Exits 1 when one is missing.
+ */
+static int
+cmd_drill(struct dbrep *db, int argc, char **argv)
+{
+	struct sigaction	 sa;
+	struct dbrep_error	 e;
+	struct dbrep_result	*res;
+	const struct dbrep_value *v;
+	const char		*table = "dbrep_drill", *errstr, *c;
+	char			 sql[256], ins[256], last_err[DBREP_MSGLEN];
+	char			 node[64], was[64];
+	uint8_t			*st = NULL;	/* 1 acked 2 failed 3 unsure */
+	uint64_t		 t0 = ev_monotonic_ms(), t, base, id, n = 0;
+	uint64_t		 last_ok = 0, gap = 0, gap_from = 0, cap = 0;
+	uint64_t		 interval = 20, dur = 0;
+	size_t			 r;
+	int			 ch, failing = 0, lost = 0, acked = 0;
+	int			 failed = 0, unsure = 0, unsure_in = 0;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "d:i:")) != -1) {
+		switch (ch) {
+		case 'd':
+			dur = strtonum(optarg, 1, 86400, &errstr) * 1000;
+			if (errstr != NULL)
+				usage();
+			break;
+		case 'i':
+			interval = strtonum(optarg, 1, 60000, &errstr);
+			if (errstr != NULL)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 1)
+		usage();
+	if (argc == 1)
+		table = argv[0];
+	for (c = table; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_')
+			break;
+	if (*c != '\0' || isdigit((unsigned char)table[0]) ||
+	    strlen(table) > 64) {
+		fprintf(stderr, "dbrepctl: %s: not a table name\n", table);
+		exit(2);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = drill_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* at: ms since the drill started */
+	snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS %s(id INTEGER "
+	    "PRIMARY KEY, node TEXT, at INTEGER)", table);
+	if (drill_retry(db, sql, &res, t0, 0) == -1)
+		return (1);
+	dbrep_result_free(res);
+	snprintf(sql, sizeof(sql), "SELECT coalesce(max(id), 0) FROM %s",
+	    table);
+	if (drill_retry(db, sql, &res, t0, 0) == -1)
+		return (1);
+	v = dbrep_result_value(res, 0, 0, 0);
+	base = v != NULL && v->type == DBREP_INTEGER ? (uint64_t)v->i : 0;
+	dbrep_result_free(res);
+	snprintf(ins, sizeof(ins), "INSERT INTO %s(id, node, at) VALUES(?, "
+	    "?, ?)", table);
+	printf("t+%.3fs drill: a write every %llu ms into %s from id %llu\n",
+	    since(t0), (unsigned long long)interval, table,
+	    (unsigned long long)base + 1);
+	was[0] = last_err[0] = '\0';
+	while (!drill_stop && (dur == 0 || ev_monotonic_ms() - t0 < dur)) {
+		t = ev_monotonic_ms();
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4096;
+			if ((st = realloc(st, cap)) == NULL)
+				err(1, NULL);
+		}
+		id = base + 1 + n;
+		if (dbrep_query(db, DBREP_PRIMARY, 0, &res, &e, ins, "ItI",
+		    (int64_t)id, "dbrepctl drill", (int64_t)(t - t0)) == 0) {
+			st[n] = 1;
+			acked++;
+			strlcpy(node, dbrep_result_node(res), sizeof(node));
+			dbrep_result_free(res);
+			if (failing)
+				printf("t+%.3fs write %llu acknowledged by %s: "
+				    "%.3f s without an acknowledged write\n",
+				    since(t0), (unsigned long long)id, node,
+				    (ev_monotonic_ms() - last_ok) / 1000.0);
+			else if (strcmp(node, was) != 0 && was[0] != '\0')
+				printf("t+%.3fs writes acknowledged by %s "
+				    "now\n", since(t0), node);
+			if (last_ok != 0 && ev_monotonic_ms() - last_ok > gap) {
+				gap = ev_monotonic_ms() - last_ok;
+				gap_from = last_ok;
+			}
+			last_ok = ev_monotonic_ms();
+			strlcpy(was, node, sizeof(was));
+			failing = 0;
+			last_err[0] = '\0';
+		} else {
+			if (e.code == DBREP_EINDETERMINATE ||
+			    e.code == DBREP_ELOST || e.code == DBREP_ETIMEOUT) {
+				st[n] = 3;
+				unsure++;
+			} else {
+				st[n] = 2;
+				failed++;
+			}
+			if (!failing || strcmp(e.msg, last_err) != 0)
+				printf("t+%.3fs write %llu failed: %s (code "
+				    "%d)%s\n", since(t0), (unsigned long long)id,
+				    e.msg, e.code, st[n] == 3 ?
+				    ", outcome unknown" : "");
+			strlcpy(last_err, e.msg, sizeof(last_err));
+			failing = 1;
+		}
+		n++;
+		t += interval;
+		if (t > ev_monotonic_ms())
+			usleep((t - ev_monotonic_ms()) * 1000);
+	}
+	drill_stop = 0;
+	snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE id > %llu AND "
+	    "id <= %llu", table, (unsigned long long)base,
+	    (unsigned long long)(base + n));
+	if (drill_retry(db, sql, &res, t0, 30000) == -1) {
+		printf("drill: no primary to verify on\n");
+		free(st);
+		return (1);
+	}
+	for (r = 0; r < dbrep_result_rows(res, 0); r++) {
+		v = dbrep_result_value(res, 0, r, 0);
+		if (v == NULL || v->type != DBREP_INTEGER ||
+		    (uint64_t)v->i <= base || (uint64_t)v->i > base + n)
+			continue;
+		id = v->i - base - 1;
+		if (st[id] == 3)
+			unsure_in++;
+		st[id] |= 0x80;
+	}
+	dbrep_result_free(res);
+	for (id = 0; id < n; id++)
+		if ((st[id] & 0x7f) == 1 && !(st[id] & 0x80)) {
+			if (lost < 10)
+				printf("drill: acknowledged write %llu is "
+				    "missing\n", (unsigned long long)(base +
+				    id + 1));
+			lost++;
+		}
+	printf("drill: %llu writes in %.1f s: %d acknowledged, %d failed, %d "
+	    "outcome unknown (%d of them committed)\n",
+	    (unsigned long long)n, since(t0), acked, failed, unsure,
+	    unsure_in);
+	if (gap > 0)
+		printf("drill: longest time without an acknowledged write: "
+		    "%.3f s (from t+%.3fs)\n", gap / 1000.0,
+		    (gap_from - t0) / 1000.0);
+	printf("drill: acknowledged writes lost: %d\n", lost);
+	free(st);
+	return (lost > 0 ? 1 : 0);
+}
+
 static char *
 read_secret(const char *path)
 {
@@ -350,6 +566,11 @@ main(int argc, char *argv[])
 		dbrep_set_timeout(db, timeout);
 	if (strcmp(argv[0], "query") == 0)
 		cmd_query(db, argc, argv);
+	else if (strcmp(argv[0], "drill") == 0) {
+		ch = cmd_drill(db, argc, argv);
+		dbrep_close(db);
+		return (ch);
+	}
 	else if (strcmp(argv[0], "status") == 0 ||
 	    strcmp(argv[0], "promote") == 0 ||
 	    strcmp(argv[0], "repoint") == 0) {

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,12 @@ static const struct conf_opt listen_opts[] = {
 	{ "mode", { CONF_MODE, "mode" } },
 	{ "owner", { CONF_STR, "owner" } },
 	{ "group", { CONF_STR, "group" } },
+	{ NULL }
+};
+
+static const struct conf_opt failover_opts[] = {
+	{ "after", { CONF_TIME, "failover delay", 100, 3600000 } },
+	{ "alone", { CONF_NONE, "alone" } },
 	{ NULL }
 };
 
@@ -89,9 +96,19 @@ static const struct conf_kw grammar[] = {
 	    1000000000 } }, NULL, "1000000" },
 	{ "log-max-size", NULL, 0, 1, { { CONF_SIZE, "log-max-size", 4096,
 	    1LL << 40 } }, NULL, "1g" },
+	{ "failover", NULL, 0, 1, { { CONF_ENUM, "failover", 0, 0,
+	    "manual|auto" } }, failover_opts, "manual" },
 	{ "allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "deny", NULL, CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "replication-allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "replication-deny", NULL, CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "metrics-allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
+	    { { CONF_CIDR, "address" } } },
+	{ "metrics-deny", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ NULL }
 };
@@ -143,7 +160,101 @@ dbrepd_unload(void *p)
 		free(dc->secret);
 	}
 	net_acl_free(&dc->acl);
+	net_acl_free(&dc->repl_acl);
+	net_acl_free(&dc->metrics_acl);
 	free(dc);
+}
+
+/*
+ * The allow lists, in conf order, the first match winning: allow/deny
+ * for every TCP listener, replication-allow/-deny and
+ * metrics-allow/-deny instead of them for those listeners.
+ */
+static void
+acl_load(struct conf *c, struct dbrepd_conf *dc)
+{
+	static const struct {
+		const char	*allow, *deny;
+		size_t		 off;
+	} lists[] = {
+		{ "allow", "deny", offsetof(struct dbrepd_conf, acl) },
+		{ "replication-allow", "replication-deny",
+		    offsetof(struct dbrepd_conf, repl_acl) },
+		{ "metrics-allow", "metrics-deny",
+		    offsetof(struct dbrepd_conf, metrics_acl) },
+	};
+	struct conf_node	*n;
+	struct net_cidr		 cidr;
+	struct net_acl		*acl;
+	size_t			 k;
+	int			 i, allow;
+
+	TAILQ_FOREACH(n, &c->root.children, entry) {
+		for (k = 0; k < nitems(lists); k++) {
+			allow = strcmp(n->kw->name, lists[k].allow) == 0;
+			if (allow || strcmp(n->kw->name, lists[k].deny) == 0)
+				break;
+		}
+		if (k == nitems(lists))
+			continue;
+		acl = (struct net_acl *)((char *)dc + lists[k].off);
+		for (i = 0; i < n->nargs; i++)
+			if (net_cidr_parse(n->args[i].str, &cidr) == 0)
+				net_acl_add(acl, allow, &cidr);
+	}
+}
+
+/*
+ * failover auto: the checks that make it safe where the conf can tell
+ * (dbrepd.conf(5) has the argument).
+ */
+static void
+failover_load(struct conf *c, struct dbrepd_conf *dc)
+{
+	struct conf_node	*n, *d;
+
+	if ((n = conf_get(&c->root, "failover")) == NULL)
+		return;
+	dc->failover = n->args[0].num == 1;
+	dc->failover_after = conf_optnum(n, "after", 0);
+	dc->failover_alone = conf_opt(n, "alone") != NULL;
+	if (!dc->failover) {
+		if (conf_opt(n, "after") != NULL || dc->failover_alone)
+			conf_error(c, n, "failover manual takes no options");
+		return;
+	}
+	d = conf_get(&c->root, "durability");
+	if (conf_opt(n, "after") == NULL)
+		conf_error(c, n, "failover auto needs the silence after which "
+		    "a replica promotes itself: failover auto after 2s");
+	else if (dc->failover_after < 2 * dc->heartbeat)
+		conf_error(c, n, "failover auto after %llu ms: at least twice "
+		    "the heartbeat (%llu ms), or a late heartbeat starts an "
+		    "election", (unsigned long long)dc->failover_after,
+		    (unsigned long long)dc->heartbeat);
+	if (dc->quorum == 0)
+		conf_error(c, d != NULL ? d : n, "failover auto needs "
+		    "durability quorum: an async primary acknowledges commits "
+		    "that no replica holds, and a promotion would lose them; "
+		    "its replicas could not tell that it is dead rather than "
+		    "cut off, and two primaries would take writes");
+	else if (dc->degrade)
+		conf_error(c, d, "failover auto needs on-timeout fail: a "
+		    "degraded primary acknowledges commits alone, as an async "
+		    "one");
+	if (dc->npeers == 0)
+		conf_error(c, n, "failover auto needs the other nodes as "
+		    "\"peer\": the election asks them, the quorum counts "
+		    "them, and they tell an old primary of the new epoch");
+	else if (dc->failover_alone && dc->npeers > 1)
+		conf_error(c, n, "failover auto ... alone is for a pair of "
+		    "nodes (one peer): with more, a new primary has replicas "
+		    "left to hold its commits");
+	else if (dc->quorum > dc->npeers)
+		conf_error(c, d != NULL ? d : n, "durability quorum %d with "
+		    "%d peer%s: with failover auto only peers count for the "
+		    "quorum, and a primary could never commit", dc->quorum,
+		    dc->npeers, dc->npeers == 1 ? "" : "s");
 }
 
 static void *
@@ -151,7 +262,6 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 {
 	struct dbrepd_conf	*dc;
 	struct conf_node	*n;
-	struct net_cidr		 cidr;
 	char			 err[256], host[DBREP_NAMELEN];
 	const char		*s;
 	int			 i, ntcp = 0, nclient = 0;
@@ -286,15 +396,8 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 	if (dc->repl_timeout <= dc->heartbeat)
 		conf_error(c, conf_get(&c->root, "replication-timeout"),
 		    "replication-timeout must be longer than heartbeat");
-	TAILQ_FOREACH(n, &c->root.children, entry) {
-		int	allow = strcmp(n->kw->name, "allow") == 0;
-
-		if (!allow && strcmp(n->kw->name, "deny") != 0)
-			continue;
-		for (i = 0; i < n->nargs; i++)
-			if (net_cidr_parse(n->args[i].str, &cidr) == 0)
-				net_acl_add(&dc->acl, allow, &cidr);
-	}
+	failover_load(c, dc);
+	acl_load(c, dc);
 	if (c->nerrors > 0) {
 		dbrepd_unload(dc);
 		return (NULL);
@@ -335,6 +438,9 @@ startup_probe(struct dbrepd_conf *dc, struct nodestate *ns, uint64_t *epoch,
 		if (probe_peer(dc, &dc->peers[i], &prole, &pe, pnode,
 		    sizeof(pnode), prepl, sizeof(prepl)) == -1)
 			continue;
+		/* who answers there: a member of the quorum (ship.c) */
+		board_set(board->peer_names[i], sizeof(board->peer_names[i]),
+		    pnode);
 		if (pe <= *epoch)
 			continue;
 		log_warnx("peer %s (%s) is at epoch %llu, this node at %llu: "
@@ -428,6 +534,18 @@ dbrepd_setup(void *p, struct proc_settings *ps)
 	if (role == ROLE_PRIMARY)
 		board_set(board->primary_client, sizeof(board->primary_client),
 		    dc->advertise);
+	if (role == ROLE_PRIMARY && dc->failover_alone) {
+		if (ns.counted >= epoch)
+			atomic_store(&board->counted, epoch);
+		else {
+			/* no replica was told it counts yet: none may win */
+			atomic_store(&board->degraded, 1);
+			atomic_store(&board->alone_upto, mt.lsn);
+			log_warnx("primary of epoch %llu: commits are answered "
+			    "alone until a replica holds them (failover "
+			    "alone)", (unsigned long long)epoch);
+		}
+	}
 	if (ns.follow[0] != '\0')
 		board_set(board->follow, sizeof(board->follow), ns.follow);
 	else if (dc->has_primary)

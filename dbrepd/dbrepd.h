@@ -21,7 +21,7 @@
  *	server.c	client workers: queries, waits, admin commands
  *	metrics.c	/metrics over the common HTTP engine
  *	repl.c		the replication process: roles, promotion,
- *			fencing, log pruning
+ *			fencing, log pruning, elections
  *	ship.c		the primary's sender
  *	follow.c	the replica's receiver and applier
  *	client.c	the client library (dbrep.h), used by dbrepctl
@@ -68,7 +68,12 @@ struct stats_metric;
 #define DBREP_RECONNECT_MIN	100		/* ms, replica back-off */
 #define DBREP_RECONNECT_MAX	2000
 #define DBREP_PROBE_TIMEOUT	1000		/* ms, a peer's hello */
+#define DBREP_LINGER		500		/* ms, a leaving worker's conns */
 #define DBREP_PROMOTE_TIMEOUT	10000		/* ms */
+#define DBREP_VOTE_TIMEOUT	1000		/* ms, a round of votes */
+#define DBREP_CONNECT_TIMEOUT	2000		/* ms, client: connect+HELLO */
+#define DBREP_DOWN_TIME		1000		/* ms, client: node skipped */
+#define DBREP_ALONE_NEAR	256		/* records: alone ends */
 #define DBREP_PRUNE_BATCH	2000		/* log rows per delete */
 #define DBREP_MAXWAITERS	1024		/* waiting clients per worker */
 
@@ -92,7 +97,9 @@ enum dbrep_msg {
 	MSG_ACK = 44,
 	MSG_SNAP_BEGIN = 45,
 	MSG_SNAP_DATA = 46,
-	MSG_SNAP_END = 47
+	MSG_SNAP_END = 47,
+	MSG_VOTE = 48,
+	MSG_VOTE_REPLY = 49
 };
 
 /* Roles of a node */
@@ -107,6 +114,14 @@ enum dbrep_msg {
 
 /* QUERY flags */
 #define QUERY_NOFOLLOW		0x01	/* (client side only) */
+#define QUERY_EPOCH		0x02	/* a u64 epoch follows the wait */
+
+/* HEARTBEAT flags: what the primary says of its quorum */
+#define HB_FAILOVER		0x01	/* failover auto: members only, fail */
+#define HB_COUNTS		0x02	/* this replica counts in the quorum */
+
+/* VOTE flags */
+#define VOTE_PRE		0x01	/* a question: nothing is promised */
 
 /* START flags */
 #define START_SNAPSHOT		0x01	/* the replica asks for one */
@@ -152,7 +167,12 @@ struct dbrepd_conf {
 	uint64_t	 log_min_records;
 	uint64_t	 log_max_records;
 	uint64_t	 log_max_size;
-	struct net_acl	 acl;
+	int		 failover;		/* 1: auto */
+	uint64_t	 failover_after;	/* ms of silence */
+	int		 failover_alone;	/* a new epoch: alone first */
+	struct net_acl	 acl;			/* allow, deny */
+	struct net_acl	 repl_acl;		/* replication-allow, -deny */
+	struct net_acl	 metrics_acl;		/* metrics-allow, -deny */
 };
 
 /*
@@ -185,6 +205,8 @@ struct record {
 struct nodestate {
 	char		 follow[NET_ADDRSTRLEN];	/* repoint, "" */
 	uint64_t	 fenced;	/* a higher epoch exists, 0 */
+	char		 voted[DBREP_NAMELEN];	/* for epoch fenced, "" */
+	uint64_t	 counted;	/* primary: replicas counted in it */
 };
 
 /* What a HELLO says. */
@@ -262,6 +284,16 @@ struct board {
 	_Atomic uint64_t	 primary_ts;	/* its commit time */
 	_Atomic uint64_t	 primary_seen;	/* replica: wall ms */
 	_Atomic int		 connected;	/* replica: streaming */
+	/* replica: the quorum its primary announced (heartbeats) */
+	_Atomic uint64_t	 p_epoch;	/* of that primary */
+	_Atomic int		 p_quorum;
+	_Atomic int		 p_members;
+	_Atomic int		 p_flags;	/* HB_* */
+	_Atomic uint64_t	 promised;	/* voted for this epoch */
+	_Atomic uint64_t	 fence_hint;	/* a client saw this epoch */
+	_Atomic uint64_t	 counted;	/* primary: epoch whose replicas
+						   count (failover alone) */
+	_Atomic uint64_t	 alone_upto;	/* last LSN answered alone */
 	_Atomic uint64_t	 lag_ms;	/* replica's own view */
 	_Atomic uint64_t	 log_first;
 	_Atomic uint64_t	 log_bytes;
@@ -276,6 +308,8 @@ struct board {
 	char			 follow[NET_ADDRSTRLEN];	/* lock */
 	char			 note[256];	/* lock: last event */
 	char			 admin_msg[256]; /* lock: promote result */
+	char			 peer_names[DBREP_MAXPEERS][DBREP_NAMELEN];
+						/* lock: who answers there */
 	struct board_waiter	 waiters[128];
 	struct board_replica	 replicas[DBREP_MAXREPLICAS];
 };
@@ -409,6 +443,8 @@ void		 board_note(const char *, ...) __printflike(1, 2);
 
 /* server.c */
 int		 server_main(struct proc_worker *);
+int		 acl_pass(const struct dbrepd_conf *, void *,
+		    const struct sockaddr *);
 
 /* metrics.c */
 struct dbrep_metrics {
@@ -436,16 +472,26 @@ struct dbrep_metrics {
 	struct stats_metric	*snap_bytes;
 	struct stats_metric	*reconnects;
 	struct stats_metric	*diverged;
+	struct stats_metric	*elections;
+	struct stats_metric	*auto_promotions;
+	struct stats_metric	*votes;
+	struct stats_metric	*refused;
 };
 extern struct dbrep_metrics	m;
 void		 metrics_init(void);
-int		 metrics_attach(struct ev_loop *, int);
+int		 metrics_attach(struct ev_loop *, int,
+		    const struct dbrepd_conf *);
 void		 metrics_drain(struct ev_loop *);
 int		 metrics_busy(void);
 
 /* repl.c */
 int		 repl_main(struct proc_worker *);
 void		 repl_fence(uint64_t, const char *);
+int		 repl_member(const char *);
+void		 repl_counted(void);
+const char	*repl_eligible(const struct dbrepd_conf *, uint64_t);
+void		 repl_probe_soon(void);
+void		 repl_vote(const uint8_t *, size_t, struct buf *);
 int		 probe_peer(const struct dbrepd_conf *, const struct net_addr *,
 		    int *, uint64_t *, char *, size_t, char *, size_t);
 
@@ -467,5 +513,7 @@ void		 follow_start(struct ev_loop *, const struct dbrepd_conf *,
 		    sqlite3 *);
 void		 follow_stop(void);
 void		 follow_tick(void);
+uint64_t	 follow_heard(void);
+void		 follow_reset(const char *);
 
 #endif

@@ -10,7 +10,9 @@
  * "<data>.snap-recv", checked, and installed atomically (snapshot.c);
  * records this node has that the primary's history lacks are first kept
  * aside.  Any failure closes the link and a timer reconnects with a
- * growing delay.
+ * growing delay.  The last frame heard from the primary is kept: with
+ * "failover auto" a long silence starts an election (repl.c), and a
+ * node that heard its primary lately refuses to vote in another's.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -47,6 +49,7 @@ static struct ev_timer			 retry;
 static struct buf			 in, out;
 static uint64_t				 backoff;
 static uint64_t				 last_rx;
+static uint64_t				 heard;		/* mono ms */
 static struct hello			 hello;
 static uint8_t				 cnonce[DBREP_NONCELEN];
 static struct meta			 mt;
@@ -163,9 +166,12 @@ do_hello(const uint8_t *p, size_t n)
 		link_close("that is this node (two nodes with one name?)", 1);
 		return;
 	}
+	/* (not past a vote: the candidate is not the primary yet) */
 	if (hello.role != ROLE_PRIMARY && hello.prepl[0] != '\0' &&
 	    strcmp(hello.prepl, addr) != 0 &&
-	    hello.epoch >= atomic_load(&board->epoch)) {
+	    strcmp(hello.prepl, conf->repladdr) != 0 &&
+	    hello.epoch >= atomic_load(&board->epoch) &&
+	    hello.epoch >= atomic_load(&board->promised)) {
 		log_info("%s (%s) is a replica of %s: following that",
 		    hello.node, addr, hello.prepl);
 		board_set(board->follow, sizeof(board->follow), hello.prepl);
@@ -231,16 +237,25 @@ do_heartbeat(const uint8_t *p, size_t n)
 {
 	struct fr	r;
 	uint64_t	lsn, epoch, ts;
+	uint32_t	quorum, members, flags;
 
 	fr_init(&r, p, n);
 	lsn = fr_u64(&r);
 	epoch = fr_u64(&r);
 	(void)fr_u64(&r);
 	ts = fr_u64(&r);
+	quorum = fr_u32(&r);
+	members = fr_u32(&r);
+	flags = fr_u32(&r);
 	if (!fr_done(&r)) {
 		link_close("malformed heartbeat", 1);
 		return;
 	}
+	/* what the primary says of its quorum: may it be failed over? */
+	atomic_store(&board->p_quorum, (int)quorum);
+	atomic_store(&board->p_members, (int)members);
+	atomic_store(&board->p_flags, (int)flags);
+	atomic_store(&board->p_epoch, epoch);
 	if (lsn > atomic_load(&board->primary_lsn))
 		atomic_store(&board->primary_lsn, lsn);
 	atomic_store(&board->primary_ts, ts);
@@ -462,6 +477,9 @@ process(void)
 			return;
 		}
 		p = (const uint8_t *)buf_head(&in) + used + DBREP_HDRLEN;
+		if (type >= MSG_STREAM && type <= MSG_SNAP_END &&
+		    type != MSG_ACK && state >= F_START)
+			heard = ev_now(loop);	/* the primary speaks */
 		if (type == MSG_RECORD && state == F_STREAM) {
 			do_record(p, size - DBREP_HDRLEN);
 			used += size;
@@ -685,10 +703,33 @@ follow_start(struct ev_loop *l, const struct dbrepd_conf *c, sqlite3 *d)
 	buf_init(&in, conf->max_txn + 2 * 1024 * 1024);
 	buf_init(&out, 1024 * 1024);
 	atomic_store(&board->writable, 0);
+	heard = ev_now(loop);
 	db_meta(db, &mt);
 	publish();
 	ev_timer_init(&retry, link_connect, NULL);
 	ev_timer_add(loop, &retry, 1);
+}
+
+/* When the primary was last heard (or following it began), mono ms. */
+uint64_t
+follow_heard(void)
+{
+	return (heard);
+}
+
+/*
+ * Close the link now, whatever it was doing (a vote was given: nothing
+ * more of the old primary is acknowledged); it reconnects to
+ * board->follow.
+ */
+void
+follow_reset(const char *why)
+{
+	if (!running)
+		return;
+	heard = ev_now(loop);
+	if (state != F_IDLE)
+		link_close(why, 0);
 }
 
 void

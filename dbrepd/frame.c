@@ -46,9 +46,11 @@
  *		    (INDETERMINATE: committed locally at this LSN)
  *
  * Client protocol (after HELLO and AUTH), one answer per request:
- *	QUERY	10  u32 flags (0), u64 minimum LSN (0: none), u32 wait
- *		    in ms for it, u32 n statements, then n times:
- *		    str sql, u32 p parameters, p values
+ *	QUERY	10  u32 flags (0x02: an epoch follows the wait), u64
+ *		    minimum LSN (0: none), u32 wait in ms for it, [u64 the
+ *		    latest epoch the client saw a writable primary at: an
+ *		    older primary stops taking writes,] u32 n statements,
+ *		    then n times: str sql, u32 p parameters, p values
  *	RESULT	11  u64 lsn (a write's commit LSN, or the LSN of the
  *		    state a read saw), i64 changes, i64 last insert rowid,
  *		    u32 s sets, then s times: u32 c columns, c str names,
@@ -70,7 +72,10 @@
  *	RECORD	42  p->r: u64 lsn, u64 epoch, u64 commit time (ms since
  *		    1970), bytes hash (32), bytes body (record.c)
  *	HEARTBEAT 43 p->r: u64 primary's lsn, u64 epoch, u64 now (ms),
- *		    u64 commit time of that lsn
+ *		    u64 commit time of that lsn, u32 quorum (0: async),
+ *		    u32 peers counted for it (0: any replica), u32 flags
+ *		    (0x01 failover auto, 0x02 this replica counts and may
+ *		    take over)
  *	ACK	44  r->p: u64 applied lsn (durable and visible), u64 now
  *	SNAP_BEGIN 45 p->r: u64 lsn, u64 epoch, bytes hash (32), u64 size,
  *		    u64 fork lsn (the replica's records after it are not in
@@ -79,7 +84,19 @@
  *	SNAP_END 47 bytes SHA-256 (32) of the whole file
  * Records follow a snapshot from its LSN + 1.  A HEARTBEAT goes out every
  * heartbeat interval and the replica answers it with an ACK, so either
- * side finds a dead link within the replication timeout.
+ * side finds a dead link within the replication timeout.  A primary that
+ * finds a peer still a writable primary of an earlier epoch sends it a
+ * START carrying its own epoch, as a replica would: the peer fences
+ * itself and answers ERROR.
+ *
+ * Elections (failover auto), on the replication port after AUTH, one
+ * question per connection:
+ *	VOTE	48  c->v: u32 flags (0x01 pre-vote: would you, nothing
+ *		    promised), str candidate's name, u64 epoch asked for,
+ *		    u64 latest epoch it knows, u64 epoch of its last record,
+ *		    u64 its lsn, str its replication address
+ *	VOTE_REPLY 49 v->c: u32 granted (1) or not (0), u64 latest epoch
+ *		    the voter knows, u64 its lsn, str its name, str why not
  */
 #include <sys/types.h>
 

@@ -4,12 +4,17 @@
  *
  * The metrics are created by the master before it forks (the segment is
  * shared, so every process updates the same numbers); per-replica ones
- * by the replication process when a replica first connects.
+ * by the replication process when a replica first connects.  The
+ * listeners' allow list (metrics-allow, else allow) is applied before
+ * the HTTP engine sees a connection.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_server.h"
 #include "log.h"
@@ -19,6 +24,7 @@
 struct dbrep_metrics	 m;
 
 static struct http_server	 msrv;
+static const struct dbrepd_conf	*mconf;
 static struct ev_io		 mio[8];
 static int			 nmio;
 
@@ -82,6 +88,15 @@ metrics_init(void)
 	m.diverged = stats_counter("dbrepd_diverged_total",
 	    "Times this node found its history diverged from its primary's.",
 	    NULL);
+	m.elections = stats_counter("dbrepd_elections_total",
+	    "Elections this node started, its primary silent (failover "
+	    "auto).", NULL);
+	m.auto_promotions = stats_counter("dbrepd_auto_promotions_total",
+	    "Times this node promoted itself after an election.", NULL);
+	m.votes = stats_counter("dbrepd_votes_total",
+	    "Votes this node gave to another node's election.", NULL);
+	m.refused = stats_counter("dbrepd_connections_refused_total",
+	    "TCP connections closed unread by an allow list.", NULL);
 }
 
 struct mreq {
@@ -145,18 +160,37 @@ static const struct http_handler mhandler = {
 	.done = mreq_done,
 };
 
+/* Accept, and hand to the HTTP engine what the allow list lets in. */
 static void
 maccept(struct ev_io *io, uint32_t ev)
 {
-	http_accept(&msrv, io->fd);
+	struct sockaddr_storage	ss;
+	socklen_t		sl;
+	int			fd, i;
+
+	for (i = 0; i < 16; i++) {
+		sl = sizeof(ss);
+		if ((fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept");
+			return;
+		}
+		if (!acl_pass(mconf, LISTEN_METRICS, (struct sockaddr *)&ss)) {
+			close(fd);
+			continue;
+		}
+		http_conn_accept(&msrv, fd, (struct sockaddr *)&ss, sl);
+	}
 }
 
 /* In a worker: serve /metrics on listener <fd>. */
 int
-metrics_attach(struct ev_loop *loop, int fd)
+metrics_attach(struct ev_loop *loop, int fd, const struct dbrepd_conf *dc)
 {
 	if (nmio >= (int)nitems(mio))
 		return (-1);
+	mconf = dc;
 	if (nmio == 0) {
 		http_server_init(loop);
 		msrv.lim = &http_default_limits;

@@ -56,6 +56,7 @@ struct conn {
 	int			 tcp;
 	int			 dead;
 	int			 wait;
+	int			 closing;	/* lingers: see conn_linger */
 	uint64_t		 want;
 	uint64_t		 t0;		/* us, the request's start */
 	uint64_t		 tw;		/* us, its quorum wait's */
@@ -106,13 +107,66 @@ mono_us(void)
 	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
+/*
+ * May the TCP peer <sa> use a listener of kind <kind> (LISTEN_*)?  The
+ * replication and metrics listeners have their own lists when the conf
+ * gives them, else the client's (allow, deny); Unix sockets always may
+ * (their file's mode guards them).  Called before anything is read or
+ * sent; refusals are counted, and logged at most once a second.
+ */
+int
+acl_pass(const struct dbrepd_conf *dc, void *kind, const struct sockaddr *sa)
+{
+	static uint64_t		 last;
+	static unsigned int	 more;
+	const struct net_acl	*acl = &dc->acl;
+	const char		*what = "client", *list = "allow";
+	char			 ip[NET_ADDRSTRLEN];
+	uint64_t		 now;
+
+	if (sa->sa_family == AF_UNIX)
+		return (1);
+	if (kind == LISTEN_REPL) {
+		what = "replication";
+		if (dc->repl_acl.nrules > 0) {
+			acl = &dc->repl_acl;
+			list = "replication-allow";
+		}
+	} else if (kind == LISTEN_METRICS) {
+		what = "metrics";
+		if (dc->metrics_acl.nrules > 0) {
+			acl = &dc->metrics_acl;
+			list = "metrics-allow";
+		}
+	}
+	if (net_acl_allows(acl, sa))
+		return (1);
+	stats_inc(m.refused);
+	now = ev_monotonic_ms();
+	if (now - last >= 1000) {
+		if (more > 0)
+			log_warnx("%u more connections refused by the allow "
+			    "lists", more);
+		log_warnx("%s connection from %s refused by the %s list",
+		    what, net_sockaddr_ip(sa, ip, sizeof(ip)), list);
+		last = now;
+		more = 0;
+	} else
+		more++;
+	return (0);
+}
+
 static void
 reply_error(struct conn *c, const struct dbrep_error *e)
 {
 	char	primary[NET_ADDRSTRLEN] = "";
 
-	if (e->code == SQLITE_READONLY)
+	if (e->code == SQLITE_READONLY) {
 		board_get(primary, sizeof(primary), board->primary_client);
+		/* a primary being fenced does not name itself */
+		if (strcmp(primary, conf->advertise) == 0)
+			primary[0] = '\0';
+	}
 	stats_inc(m.query_errors);
 	if (frame_error(&c->out, e->code, e->extended, e->msg, primary,
 	    e->lsn) == -1)
@@ -232,6 +286,29 @@ quorum_release(struct conn *c)
 	buf_reset(&c->held);
 }
 
+/*
+ * A client has seen a writable primary at <epoch>, later than ours: a
+ * primary stops taking writes at once, and its replication process
+ * fences it.
+ */
+static void
+epoch_hint(uint64_t epoch)
+{
+	uint64_t	cur = atomic_load(&board->fence_hint);
+
+	while (cur < epoch && !atomic_compare_exchange_weak(
+	    &board->fence_hint, &cur, epoch))
+		;
+	if (atomic_load(&board->role) == ROLE_PRIMARY &&
+	    atomic_exchange(&board->writable, 0)) {
+		log_warnx("a client saw a primary of epoch %llu (this node is "
+		    "at %llu): no more writes here",
+		    (unsigned long long)epoch,
+		    (unsigned long long)atomic_load(&board->epoch));
+		bell_ring(atomic_load(&board->repl_pid));
+	}
+}
+
 /* The query of the frame at the head of c->in. 1: consumed, 0: waits. */
 static int
 do_query(struct conn *c, const uint8_t *p, size_t n)
@@ -240,15 +317,19 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 	struct qstmt		*q;
 	struct fr		 r;
 	struct buf		*dst;
-	uint64_t		 min, lsn, before, ms, bytes;
-	uint32_t		 nq, waitms;
+	uint64_t		 min, lsn, before, ms, bytes, cepoch = 0;
+	uint32_t		 nq, waitms, flags;
 	int			 rc, quorum;
 
 	memset(&err, 0, sizeof(err));
 	fr_init(&r, p, n);
-	(void)fr_u32(&r);
+	flags = fr_u32(&r);
 	min = fr_u64(&r);
 	waitms = fr_u32(&r);
+	if (flags & QUERY_EPOCH)
+		cepoch = fr_u64(&r);
+	if (cepoch > atomic_load(&board->epoch))
+		epoch_hint(cepoch);
 	if ((q = capture_parse(&r, &nq, &err)) == NULL) {
 		reply_error(c, &err);
 		c->dead = err.code == DBREP_EPROTO;
@@ -303,9 +384,14 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 		free(q);
 		board_get(pc, sizeof(pc), board->primary_client);
 		err.code = err.extended = SQLITE_READONLY;
-		snprintf(err.msg, sizeof(err.msg), "node %s is a read-only "
-		    "replica; the primary is %s", conf->name,
-		    pc[0] ? pc : "unknown");
+		if (atomic_load(&board->role) == ROLE_PRIMARY)
+			snprintf(err.msg, sizeof(err.msg), "node %s no longer "
+			    "takes writes: a primary of a later epoch exists",
+			    conf->name);
+		else
+			snprintf(err.msg, sizeof(err.msg), "node %s is a "
+			    "read-only replica; the primary is %s", conf->name,
+			    pc[0] ? pc : "unknown");
 		reply_error(c, &err);
 		return (1);
 	}
@@ -391,6 +477,23 @@ do_status(struct conn *c)
 		    atomic_load(&board->degraded) ? "yes" : "no");
 	buf_printf(&b, "quorum_lsn %llu\n",
 	    (unsigned long long)atomic_load(&board->quorum_lsn));
+	if (!conf->failover)
+		buf_printf(&b, "failover manual\n");
+	else {
+		uint64_t	 known = atomic_load(&board->epoch);
+		const char	*why;
+
+		if (atomic_load(&board->promised) > known)
+			known = atomic_load(&board->promised);
+		buf_printf(&b, "failover auto after %llu ms%s\n",
+		    (unsigned long long)conf->failover_after,
+		    conf->failover_alone ? " alone" : "");
+		if (role != ROLE_PRIMARY) {
+			why = repl_eligible(conf, known);
+			buf_printf(&b, "takeover %s%s\n", why ? "no: " : "yes",
+			    why ? why : "");
+		}
+	}
 	if (role == ROLE_PRIMARY) {
 		for (i = 0; i < DBREP_MAXREPLICAS; i++) {
 			struct board_replica	*r = &board->replicas[i];
@@ -642,6 +745,14 @@ conn_process(struct conn *c)
 		}
 		p = (const uint8_t *)buf_head(&c->in) + DBREP_HDRLEN;
 		size -= DBREP_HDRLEN;
+		if (c->closing) {
+			/* not run: the client sends it again elsewhere */
+			reply_errorf(c, DBREP_EUNAVAIL, "node %s: this worker "
+			    "is leaving and closes the connection; the request "
+			    "was not run", conf->name);
+			c->dead = 1;
+			break;
+		}
 		if (c->state == C_AUTH) {
 			if (type == MSG_AUTH)
 				do_auth(c, p, size);
@@ -679,6 +790,23 @@ conn_process(struct conn *c)
 	}
 }
 
+/*
+ * A leaving worker does not close a connection at once when it is done
+ * with it: a client may be sending its next request at that moment, and
+ * could not tell whether it ran.  For DBREP_LINGER ms the connection
+ * stays; a request that comes is answered EUNAVAIL, not run, and the
+ * client sends it again on a new connection (a new worker's).
+ */
+static void
+conn_linger(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	ev_timer_del(&loop, &c->timer);
+	ev_timer_add(&loop, &c->timer, DBREP_LINGER);
+}
+
 static void
 conn_flush(struct conn *c)
 {
@@ -698,9 +826,11 @@ conn_flush(struct conn *c)
 			return;
 		}
 	}
-	if (c->dead || (self->draining && c->state == C_READY &&
-	    buf_used(&c->in) == 0))
+	if (c->dead)
 		conn_close(c);
+	else if (self->draining && c->state == C_READY &&
+	    buf_used(&c->in) == 0)
+		conn_linger(c);
 }
 
 static void
@@ -721,7 +851,9 @@ conn_event(struct ev_io *io, uint32_t events)
 				break;
 		}
 		if (c->state != C_WAIT && c->state != C_SNAP) {
-			ev_timer_add(&loop, &c->timer, conf->idle_timeout);
+			if (!c->closing)
+				ev_timer_add(&loop, &c->timer,
+				    conf->idle_timeout);
 			conn_process(c);
 		}
 	}
@@ -864,8 +996,7 @@ accept_event(struct ev_io *io, uint32_t events)
 			return;
 		}
 		tcp = ss.ss_family != AF_UNIX;
-		if (tcp && !net_acl_allows(&conf->acl,
-		    (struct sockaddr *)&ss)) {
+		if (!acl_pass(conf, LISTEN_CLIENT, (struct sockaddr *)&ss)) {
 			close(fd);
 			continue;
 		}
@@ -939,8 +1070,10 @@ server_drain(struct proc_worker *w)
 		if (buf_used(&c->in) > 0) {
 			conn_process(c);
 			conn_flush(c);
-		} else
+		} else if (c->dead)
 			conn_close(c);
+		else
+			conn_linger(c);
 	}
 }
 
@@ -982,7 +1115,7 @@ server_main(struct proc_worker *w)
 			    EPOLLEXCLUSIVE, accept_event, NULL) == -1)
 				fatal("ev_io_add");
 		} else if (l->arg == LISTEN_METRICS) {
-			if (metrics_attach(&loop, l->fd) == -1)
+			if (metrics_attach(&loop, l->fd, conf) == -1)
 				fatal("metrics listener");
 		}
 	}

@@ -19,7 +19,14 @@
  * Records are pushed as they commit (workers ring the doorbell) from
  * short read transactions on _dbrep_log, up to DBREP_SEND_HIGH bytes in
  * flight per replica.  Acknowledgements move each replica's LSN; the
- * quorum LSN is the N-th highest of them, never going back.
+ * quorum LSN is the N-th highest of them, never going back.  With
+ * "failover auto" only members count: replicas whose name one of the
+ * peers answered with (repl.c); heartbeats tell each replica the quorum,
+ * the number of peers and whether it counts, which is what a replica
+ * needs to hold an election.
+ *
+ * An authenticated connection may also ask for this node's vote (VOTE,
+ * answered by repl_vote()) and leave.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -70,6 +77,7 @@ struct peer {
 	uint64_t		 last_rx;	/* mono ms */
 	uint64_t		 last_hb;
 	int			 slot;		/* in board->replicas */
+	int			 member;	/* counts for the quorum */
 	/* snapshot */
 	pid_t			 snap_pid;
 	struct ev_io		 snap_io;
@@ -99,6 +107,7 @@ static void	ring_update(void);
 static void	peer_flush(struct peer *);
 static void	peer_fill(struct peer *);
 static void	snap_start(struct peer *, uint64_t, const char *);
+static void	send_heartbeat(struct peer *);
 
 void
 ship_init(struct ev_loop *l, const struct dbrepd_conf *c, sqlite3 *d)
@@ -246,7 +255,8 @@ quorum_update(void)
 	if (conf->quorum == 0)
 		return;
 	TAILQ_FOREACH(p, &peers, entry)
-		if (p->state == P_STREAM && n < (int)nitems(acks))
+		if (p->state == P_STREAM && p->member &&
+		    n < (int)nitems(acks))
 			acks[n++] = p->acked;
 	if (n < conf->quorum)
 		return;
@@ -263,13 +273,29 @@ quorum_update(void)
 		board_wake();
 	}
 	lsn = atomic_load(&board->lsn);
-	if (atomic_load(&board->degraded) && q >= lsn) {
+	/*
+	 * failover alone: the quorum is near enough; commits wait for it
+	 * from now on (a worker publishes its LSN before it looks at
+	 * "degraded": none answered alone is after alone_upto).
+	 */
+	if (atomic_load(&board->degraded) && (q >= lsn ||
+	    (conf->failover_alone && q + DBREP_ALONE_NEAR >= lsn))) {
 		atomic_store(&board->degraded, 0);
+		atomic_store(&board->alone_upto, atomic_load(&board->lsn));
 		log_info("semi-synchronous replication restored: %d "
 		    "replica%s hold LSN %llu", conf->quorum,
 		    conf->quorum == 1 ? "" : "s", (unsigned long long)q);
 		board_note("semi-sync restored at LSN %llu",
 		    (unsigned long long)q);
+	}
+	/* ... and once the quorum holds those, replicas may take over */
+	if (conf->failover_alone && !atomic_load(&board->degraded) &&
+	    atomic_load(&board->counted) != atomic_load(&board->epoch) &&
+	    q >= atomic_load(&board->alone_upto)) {
+		repl_counted();
+		TAILQ_FOREACH(p, &peers, entry)
+			if (p->state == P_STREAM)
+				send_heartbeat(p);
 	}
 }
 
@@ -342,6 +368,50 @@ peer_close(struct peer *p, const char *why)
 	TAILQ_REMOVE(&peers, p, entry);
 	free(p);
 	ring_update();
+}
+
+/*
+ * A heartbeat: the primary's position, and what a replica needs for an
+ * election: the quorum, the number of members (the peers) and flags.
+ */
+static void
+send_heartbeat(struct peer *p)
+{
+	struct fw	w;
+	uint32_t	flags = 0;
+
+	if (conf->failover)
+		flags |= HB_FAILOVER;
+	if (p->member && (!conf->failover_alone ||
+	    atomic_load(&board->counted) == atomic_load(&board->epoch)))
+		flags |= HB_COUNTS;
+	p->last_hb = ev_now(loop);
+	fw_begin(&w, &p->out, MSG_HEARTBEAT);
+	fw_u64(&w, atomic_load(&board->lsn));
+	fw_u64(&w, atomic_load(&board->epoch));
+	fw_u64(&w, now_ms());
+	fw_u64(&w, atomic_load(&board->lsn_ts));
+	fw_u32(&w, (uint32_t)conf->quorum);
+	fw_u32(&w, (uint32_t)(conf->failover ? conf->npeers : 0));
+	fw_u32(&w, flags);
+	if (fw_end(&w) == -1)
+		p->dead = 1;
+}
+
+/* Does replica <p> count for the quorum?  <ask>: probe if unknown. */
+static void
+peer_member(struct peer *p, int ask)
+{
+	int	was = p->member;
+
+	p->member = !conf->failover || repl_member(p->name);
+	if (!p->member && ask)
+		repl_probe_soon();
+	if (p->member != was && p->state >= P_STREAM) {
+		log_info("replica %s (%s) %s for the quorum", p->name,
+		    p->addr, p->member ? "counts" : "does not count");
+		send_heartbeat(p);
+	}
 }
 
 static void
@@ -430,7 +500,8 @@ do_start(struct peer *p, const uint8_t *pl, size_t len)
 		send_error(p, DBREP_EPROTO, "malformed START");
 		return;
 	}
-	if (epoch > myepoch) {
+	if (epoch > myepoch && atomic_load(&board->role) == ROLE_PRIMARY) {
+		/* (a replica, or a candidate, is not fenced by its voters) */
 		snprintf(msg, sizeof(msg), "node %s is at epoch %llu, behind "
 		    "your %llu: it stops accepting writes", conf->name,
 		    (unsigned long long)myepoch, (unsigned long long)epoch);
@@ -470,6 +541,7 @@ do_start(struct peer *p, const uint8_t *pl, size_t len)
 	stats_gauge_set(p->g_conn, 1);
 	p->acked = lsn;
 	p->sent = lsn;
+	peer_member(p, 1);
 	if (flags & START_SNAPSHOT) {
 		snap_start(p, UINT64_MAX, "asked for by the replica");
 		return;
@@ -507,8 +579,10 @@ do_start(struct peer *p, const uint8_t *pl, size_t len)
 	ring_update();
 	if (p->slot >= 0)
 		atomic_store(&board->replicas[p->slot].streaming, 1);
-	log_info("replica %s (%s) streams from LSN %llu", p->name, p->addr,
-	    (unsigned long long)lsn + 1);
+	log_info("replica %s (%s) streams from LSN %llu%s", p->name, p->addr,
+	    (unsigned long long)lsn + 1, p->member ? "" :
+	    ", not counted for the quorum yet (not known as a peer)");
+	send_heartbeat(p);
 	peer_fill(p);
 	quorum_update();
 }
@@ -578,6 +652,10 @@ peer_process(struct peer *p)
 			do_start(p, pl, size - DBREP_HDRLEN);
 		else if (p->state >= P_STREAM && type == MSG_ACK)
 			do_ack(p, pl, size - DBREP_HDRLEN);
+		else if (p->state == P_START && type == MSG_VOTE) {
+			repl_vote(pl, size - DBREP_HDRLEN, &p->out);
+			p->dead = 1;
+		}
 		else {
 			send_error(p, DBREP_EPROTO, "unexpected frame");
 			break;
@@ -683,6 +761,7 @@ snap_fill(struct peer *p)
 		/* records follow the snapshot */
 		p->sent = p->snap.mt.lsn;
 		p->state = P_STREAM;
+		send_heartbeat(p);
 		if (p->slot >= 0) {
 			atomic_store(&board->replicas[p->slot].snapshot, 0);
 			atomic_store(&board->replicas[p->slot].streaming, 1);
@@ -869,8 +948,7 @@ ship_accept(int fd)
 	int			 one = 1, flags;
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
-	    (ss.ss_family != AF_UNIX && !net_acl_allows(&conf->acl,
-	    (struct sockaddr *)&ss))) {
+	    !acl_pass(conf, LISTEN_REPL, (struct sockaddr *)&ss)) {
 		close(fd);
 		return;
 	}
@@ -930,7 +1008,6 @@ void
 ship_tick(void)
 {
 	struct peer	*p, *t;
-	struct fw	 w;
 	uint64_t	 now = ev_now(loop);
 
 	/* gauges: set by this process only (they sum over processes) */
@@ -942,16 +1019,10 @@ ship_tick(void)
 		}
 		if (p->state < P_STREAM)
 			continue;
-		if (now - p->last_hb >= conf->heartbeat) {
-			p->last_hb = now;
-			fw_begin(&w, &p->out, MSG_HEARTBEAT);
-			fw_u64(&w, atomic_load(&board->lsn));
-			fw_u64(&w, atomic_load(&board->epoch));
-			fw_u64(&w, now_ms());
-			fw_u64(&w, atomic_load(&board->lsn_ts));
-			if (fw_end(&w) == -1)
-				p->dead = 1;
-		}
+		if (!p->member)
+			peer_member(p, 0);
+		if (now - p->last_hb >= conf->heartbeat)
+			send_heartbeat(p);
 		peer_lag(p);
 		peer_flush(p);
 	}

@@ -101,7 +101,9 @@ class Failover(DbrepTest):
         self.addCleanup(to_p.stop)
         self.addCleanup(to_r.stop)
         p.peers = [to_r.addr]
-        r.primary, r.peers = to_p.addr, [p.repl]
+        # (its peer address goes through the cut too: a new primary
+        # tells an old one it reaches)
+        r.primary, r.peers = to_p.addr, [to_p.addr]
         p.rewrite()
         r.rewrite()
         p.start()
@@ -128,7 +130,7 @@ class Failover(DbrepTest):
             with self.assertRaises(DbrepError) as e:
                 c.q("INSERT INTO w VALUES(999, 'x')")
             self.assertEqual(e.exception.code, SQLITE_READONLY)
-        self.syslog.wait(r"learnt of epoch 2")
+        self.syslog.wait(r"node db1 learnt of epoch 2")
         # ... detects the divergence, keeps its 7 records aside, and
         # becomes a replica of the new primary
         self.syslog.wait(r"diverged: 7 records after LSN %d" % fork)
