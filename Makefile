@@ -29,7 +29,7 @@ BUILD_PKGS = gcc make pkg-config libbsd-dev libssl-dev libsqlite3-dev \
 	     libcriterion-dev
 TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl \
 	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc \
-	     chromium chromium-driver
+	     chromium chromium-driver keepalived nftables
 BENCH_PKGS = wrk haproxy nginx php-fpm libhttp-parser-dev
 
 COMMON_SRCS := $(wildcard common/*.c)
@@ -161,3 +161,12 @@ demo: deps-test all
 
 demo-stop:
 	@BUILD=$(BUILD) sh tests/e2e/demo.sh stop
+
+# The site across hosts, in network namespaces on this machine
+# (tests/e2e/lab.sh, tests/e2e/hosts/site.txt): state in ./state/lab
+.PHONY: lab lab-down
+lab: deps-test all
+	@BUILD=$(BUILD) sh tests/e2e/lab.sh up
+
+lab-down:
+	@BUILD=$(BUILD) sh tests/e2e/lab.sh down
