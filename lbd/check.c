@@ -500,16 +500,24 @@ check_now(struct lbd_backend *be, struct up_server *srv)
 		}
 }
 
+static void
+drained(void)
+{
+	ev_break(&loop);
+}
+
 /*
- * SIGTERM: a checker has nothing to finish; stop at once.  The loop ends
- * after this round of events (objects are freed after it, not while
- * other events of the round may still point at them).
+ * SIGTERM: no new check starts; the control clients already accepted
+ * get their answer, then the loop ends (after that round of events:
+ * objects are freed after it, not while other events of the round may
+ * still point at them).
  */
 static void
 drain(struct proc_worker *w)
 {
 	stopping = 1;
-	ev_break(&loop);
+	if (control_drain(drained) == 0)
+		ev_break(&loop);
 }
 
 static void

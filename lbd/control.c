@@ -55,6 +55,7 @@ static int			 nclients;
 static struct ev_loop		*cloop;
 static struct lbd_conf		*clc;
 static struct ev_io		 lio;
+static void			(*drained)(void);
 
 static const char	*state_names[] = { "ready", "drain", "maint" };
 
@@ -441,6 +442,8 @@ client_close(struct ctl_client *cl)
 	TAILQ_REMOVE(&clients, cl, entry);
 	nclients--;
 	free(cl);
+	if (nclients == 0 && drained != NULL)
+		drained();
 }
 
 /*
@@ -640,6 +643,29 @@ control_init(struct ev_loop *loop, struct lbd_conf *lc, int fd)
 	return (ev_io_add(loop, &lio, fd, EPOLLIN, control_accept, NULL));
 }
 
+/*
+ * The checker is asked to leave: accept no more (the listening socket
+ * stays open in the master and the next checker, where connections not
+ * yet accepted wait), and answer the clients already accepted: a reload
+ * must not reset an lbdctl that connected just before it.  Returns 0
+ * when nothing is left to answer, else 1, and <done> runs once the last
+ * client is gone (each is bounded by LBD_CTL_TIMEOUT).
+ */
+int
+control_drain(void (*done)(void))
+{
+	if (cloop == NULL)
+		return (0);
+	if (lio.active) {
+		ev_io_del(cloop, &lio);
+		close(lio.fd);
+	}
+	if (nclients == 0)
+		return (0);
+	drained = done;
+	return (1);
+}
+
 /* Stop serving: the checker is leaving. */
 void
 control_stop(void)
@@ -650,6 +676,7 @@ control_stop(void)
 		return;
 	while ((cl = TAILQ_FIRST(&clients)) != NULL)
 		client_close(cl);
+	drained = NULL;
 	if (lio.active) {
 		ev_io_del(cloop, &lio);
 		close(lio.fd);

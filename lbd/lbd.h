@@ -307,6 +307,7 @@ enum check_verdict check_http_parse(const char *, size_t, int,
 #define LBD_CTL_MAXANSWER	(1024 * 1024)	/* bytes of an answer */
 
 int	 control_init(struct ev_loop *, struct lbd_conf *, int);
+int	 control_drain(void (*)(void));
 void	 control_stop(void);
 int	 control_command(struct lbd_conf *, const char *, struct buf *);
 

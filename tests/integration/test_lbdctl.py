@@ -244,6 +244,35 @@ class CtlTest(LbdCase):
         self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "2")
         self.assertEqual(self.servers()["webs/web2"]["WEIGHT"], "1")
 
+    def test_reloads_never_reset_a_command(self):
+        """lbdctl running while lbd reloads gets its answer every time:
+        the leaving checker answers what it accepted, the next one the
+        rest (it used to close accepted clients at once: a reset)."""
+        import signal
+        self.setup_two()
+        stop = threading.Event()
+        bad, done = [], [0]
+
+        def hammer():
+            while not stop.is_set():
+                rc, out, err = self.ctl("show", "servers")
+                done[0] += 1
+                if rc != 0 or "webs" not in out:
+                    bad.append((rc, out, err))
+        t = threading.Thread(target=hammer)
+        t.start()
+        try:
+            for i in range(16):
+                self.syslog.mark()
+                self.lb.signal(signal.SIGHUP)
+                self.syslog.wait(rf"lbd\[{self.lb.pid}\]: reload done", 10)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(done[0], 16)
+        self.assertEqual(bad, [])
+
     def test_errors_and_bounds(self):
         self.setup_two()
         # a slow client first: it must not hold the others up
