@@ -93,6 +93,10 @@ class EchodTest(DaemonTest):
         d = self.echod(extra="user nobody").start()
         nobody = pwd.getpwnam("nobody")
         for w in d.wait_workers(2):
+            # (a worker takes its title before it drops its privileges)
+            want = [str(nobody.pw_uid)] * 4
+            wait_for(lambda: proc_status(w, "Uid") == want, 5 * SLOW,
+                     what=f"worker {w} to run as nobody")
             uids = proc_status(w, "Uid")
             gids = proc_status(w, "Gid")
             self.assertEqual(set(uids), {str(nobody.pw_uid)})
