@@ -21,11 +21,17 @@
  * a write failed without an answer that settles it (indeterminate, lost,
  * timed out, no node), the next one first reconnects to every node, to
  * read their HELLOs afresh.
+ *
+ * A node written "tls://address?ca=...&name=...&verify=no" speaks TLS
+ * (link.c): the handshake, with the certificate checked, is part of
+ * connecting, and the secret's challenge-response follows inside it.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,8 +40,10 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "event.h"
+#include "tls.h"
 #include "dbrepd.h"
 
 #define CL_MAXNODES	16
@@ -44,7 +52,11 @@
 struct node {
 	int		 role;		/* DBREP_PRIMARY, _REPLICA, _ANY */
 	struct net_addr	 addr;
-	int		 fd;
+	struct sock	 sk;		/* fd -1: not connected */
+	struct tls_ctx	*tls;		/* NULL: plain */
+	int		 tls_own;	/* tls is this node's to free */
+	char		*tls_name;	/* the certificate's name, NULL */
+	int		 tls_named;	/* given by name= */
 	struct buf	 in;
 	struct hello	 hello;		/* its last, or zeros */
 	uint64_t	 down_until;	/* mono ms: try it last */
@@ -142,25 +154,124 @@ dbrep_strerror(int code)
 	}
 }
 
+/*
+ * A node's TLS settings, from "tls://address?ca=PATH&name=NAME&verify=no"
+ * (the part after the '?', modified in place).  Without a name, a host
+ * name in the address is the name; an IP address must be in the
+ * certificate.  Returns 0, or -1 with <e> filled.
+ */
+static int
+node_tls(struct node *n, const char *text, const char *host, char *opts,
+    struct dbrep_error *e)
+{
+	const char	*ca = NULL, *name = NULL;
+	char		*o, *v, err[512];
+	int		 verify = 1;
+	struct in6_addr	 ip;
+
+	while (opts != NULL && (o = strsep(&opts, "&")) != NULL) {
+		if (*o == '\0')
+			continue;
+		if ((v = strchr(o, '=')) == NULL) {
+			seterr(e, DBREP_EUSAGE, "%s: %s: expected ca=, name= "
+			    "or verify=", text, o);
+			return (-1);
+		}
+		*v++ = '\0';
+		if (strcmp(o, "ca") == 0)
+			ca = v;
+		else if (strcmp(o, "name") == 0)
+			name = v;
+		else if (strcmp(o, "verify") == 0 && (strcmp(v, "yes") == 0 ||
+		    strcmp(v, "no") == 0))
+			verify = strcmp(v, "yes") == 0;
+		else {
+			seterr(e, DBREP_EUSAGE, "%s: %s=%s: expected ca=, "
+			    "name= or verify=yes|no", text, o, v);
+			return (-1);
+		}
+	}
+	if (name == NULL && inet_pton(AF_INET, host, &ip) != 1 &&
+	    inet_pton(AF_INET6, host, &ip) != 1)
+		name = host;
+	if ((n->tls = tls_client_new(ca, verify, err, sizeof(err))) == NULL) {
+		seterr(e, DBREP_EUSAGE, "%s: %s", text, err);
+		return (-1);
+	}
+	n->tls_own = 1;
+	n->tls_named = name != NULL && name != host;
+	if (name != NULL && (n->tls_name = strdup(name)) == NULL) {
+		seterr(e, SQLITE_NOMEM, "out of memory");
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+node_free(struct node *n)
+{
+	if (n->tls_own)
+		tls_free(n->tls);
+	n->tls = NULL;
+	n->tls_own = 0;
+	free(n->tls_name);
+	n->tls_name = NULL;
+	buf_free(&n->in);
+}
+
+/*
+ * Add the node <text>: an address, or "tls://address[?options]" (see
+ * node_tls()).  Returns its index, or -1 with <e> filled.
+ */
 static int
 node_add(struct dbrep *db, int role, const char *text, struct dbrep_error *e)
 {
 	struct node	*n;
-	char		 err[256];
+	char		 err[256], a[DBREP_ADDRLEN + PATH_MAX + 256];
+	char		 host[256], *q, *c;
+	int		 tls = 0;
 
 	if (db->nnodes >= CL_MAXNODES) {
 		seterr(e, DBREP_EUSAGE, "too many nodes (max %d)",
 		    CL_MAXNODES);
 		return (-1);
 	}
+	if (strncmp(text, "tls://", 6) == 0) {
+		tls = 1;
+		text += 6;
+	}
+	if (strlcpy(a, text, sizeof(a)) >= sizeof(a)) {
+		seterr(e, DBREP_EUSAGE, "%s: too long", text);
+		return (-1);
+	}
+	if ((q = strchr(a, '?')) != NULL) {
+		if (!tls) {
+			seterr(e, DBREP_EUSAGE, "%s: options are for "
+			    "tls://address?...", text);
+			return (-1);
+		}
+		*q++ = '\0';
+	}
 	n = &db->nodes[db->nnodes];
 	memset(n, 0, sizeof(*n));
-	if (net_addr_parse(text, &n->addr, err, sizeof(err)) == -1) {
-		seterr(e, DBREP_EUSAGE, "%s: %s", text, err);
+	sock_init(&n->sk, -1);
+	if (net_addr_parse(a, &n->addr, err, sizeof(err)) == -1) {
+		seterr(e, DBREP_EUSAGE, "%s: %s", a, err);
+		return (-1);
+	}
+	if (tls && n->addr.family == AF_UNIX) {
+		seterr(e, DBREP_EUSAGE, "%s: TLS is for TCP", a);
+		return (-1);
+	}
+	/* the host as written: a name to check in the certificate */
+	strlcpy(host, a[0] == '[' ? a + 1 : a, sizeof(host));
+	if ((c = strrchr(host, a[0] == '[' ? ']' : ':')) != NULL)
+		*c = '\0';
+	if (tls && node_tls(n, text, host, q, e) == -1) {
+		node_free(n);
 		return (-1);
 	}
 	n->role = role;
-	n->fd = -1;
 	buf_init(&n->in, CL_INMAX);
 	return (db->nnodes++);
 }
@@ -190,7 +301,9 @@ dbrep_open(const char *nodes, const char *secret, struct dbrep_error *e)
 		if (*w == '\0')
 			continue;
 		role = DBREP_ANY;
-		if ((eq = strchr(w, '=')) != NULL && strncmp(w, "unix:", 5)) {
+		/* a role before the address (not an option after it) */
+		if ((eq = strchr(w, '=')) != NULL && strncmp(w, "unix:", 5) &&
+		    (strpbrk(w, ":?") == NULL || eq < strpbrk(w, ":?"))) {
 			*eq = '\0';
 			if (strcmp(w, "primary") == 0)
 				role = DBREP_PRIMARY;
@@ -228,9 +341,15 @@ dbrep_open(const char *nodes, const char *secret, struct dbrep_error *e)
 static void
 node_disconnect(struct node *n)
 {
-	if (n->fd != -1)
-		close(n->fd);
-	n->fd = -1;
+	/*
+	 * No close_notify: writing to a node that closed first would raise
+	 * SIGPIPE in a caller that does not ignore it.
+	 */
+	n->sk.flags |= SOCK_EOF;
+	link_free(&n->sk);
+	if (n->sk.fd != -1)
+		close(n->sk.fd);
+	n->sk.fd = -1;
 	buf_reset(&n->in);
 }
 
@@ -243,7 +362,7 @@ dbrep_close(struct dbrep *db)
 		return;
 	for (i = 0; i < db->nnodes; i++) {
 		node_disconnect(&db->nodes[i]);
-		buf_free(&db->nodes[i].in);
+		node_free(&db->nodes[i]);
 	}
 	if (db->secret != NULL) {
 		explicit_bzero(db->secret, db->secretlen);
@@ -432,13 +551,23 @@ deadline_of(const struct dbrep *db)
 	return (ev_monotonic_ms() + db->timeout);
 }
 
-/* Did the node close an idle connection? */
+/*
+ * Did the node close an idle connection?  Over TLS, what is there may
+ * be records that are no data (a TLS 1.3 session ticket): read it.
+ */
 static int
 node_stale(struct node *n)
 {
-	struct pollfd	pfd = { n->fd, POLLIN, 0 };
+	struct pollfd	pfd = { n->sk.fd, POLLIN, 0 };
 
-	return (poll(&pfd, 1, 0) != 0 || buf_used(&n->in) > 0);
+	if (buf_used(&n->in) > 0)
+		return (1);
+	if (poll(&pfd, 1, 0) == 0)
+		return (0);
+	if (n->sk.ssl == NULL || (pfd.revents & ~POLLIN) != 0)
+		return (1);
+	return (link_read(&n->sk, &n->in) != -1 || errno != EAGAIN ||
+	    buf_used(&n->in) > 0);
 }
 
 static int
@@ -451,9 +580,10 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	struct fw	 w;
 	struct fr	 r;
 	size_t		 len, size;
-	int		 type, ms, rc;
+	int		 type, ms, rc, fd;
+	char		 err[256];
 
-	if (n->fd != -1 && !node_stale(n))
+	if (n->sk.fd != -1 && !node_stale(n))
 		return (0);
 	node_disconnect(n);
 	if (deadline > ev_monotonic_ms() + db->ctimeout)
@@ -461,18 +591,44 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	ms = (int)(deadline - ev_monotonic_ms());
 	if (ms <= 0)
 		ms = 1;
-	if ((n->fd = net_connect_wait(&n->addr, ms)) == -1) {
+	if ((fd = net_connect_wait(&n->addr, ms)) == -1) {
 		seterr(e, DBREP_ECONNECT, "%s: %s", n->addr.text,
 		    strerror(errno));
 		return (-1);
 	}
-	rc = io_frame(n->fd, &n->in, 64 * 1024, deadline, &type, &p, &len,
+	sock_init(&n->sk, fd);
+	if (n->tls != NULL) {
+		if (link_tls_client(&n->sk, n->tls, n->tls_name,
+		    &n->addr) == -1) {
+			seterr(e, SQLITE_NOMEM, "%s: TLS: out of memory",
+			    n->addr.text);
+			goto fail;
+		}
+		if (io_handshake(&n->sk, deadline) == -1) {
+			/* a certificate that does not verify: no secret */
+			seterr(e, SSL_get_verify_result(n->sk.ssl) !=
+			    X509_V_OK ? DBREP_EAUTH : DBREP_ECONNECT, "%s: %s",
+			    n->addr.text, errno == ETIMEDOUT ? "TLS "
+			    "handshake timed out" : link_error(&n->sk, errno,
+			    err, sizeof(err)));
+			goto fail;
+		}
+	}
+	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, &type, &p, &len,
 	    &size);
 	if (rc != 1 || type != MSG_HELLO || hello_parse(p, len,
 	    &n->hello) == -1) {
-		seterr(e, rc == 1 ? DBREP_EPROTO : DBREP_ECONNECT, "%s: %s",
-		    n->addr.text, rc == 1 ? "not a dbrepd client port" :
-		    rc == 0 ? "closed" : strerror(errno));
+		/* a TLS port waits for the client's hello: silence */
+		if (rc == -1 && errno == ETIMEDOUT && n->sk.ssl == NULL &&
+		    n->addr.family != AF_UNIX)
+			seterr(e, DBREP_ECONNECT, "%s: no greeting in time "
+			    "(a TLS port? then tls://%s)", n->addr.text,
+			    n->addr.text);
+		else
+			seterr(e, rc == 1 ? DBREP_EPROTO : DBREP_ECONNECT,
+			    "%s: %s", n->addr.text, rc == 1 ?
+			    "not a dbrepd client port" : rc == 0 ? "closed" :
+			    strerror(errno));
 		goto fail;
 	}
 	buf_consume(&n->in, size);
@@ -503,7 +659,7 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	fw_begin(&w, &ab, MSG_AUTH);
 	fw_bytes(&w, cnonce, sizeof(cnonce));
 	fw_bytes(&w, mac, sizeof(mac));
-	rc = fw_end(&w) == -1 || io_send(n->fd, buf_head(&ab), buf_used(&ab),
+	rc = fw_end(&w) == -1 || io_send(&n->sk, buf_head(&ab), buf_used(&ab),
 	    deadline) == -1;
 	buf_free(&ab);
 	if (rc) {
@@ -511,7 +667,7 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 		    strerror(errno));
 		goto fail;
 	}
-	rc = io_frame(n->fd, &n->in, 64 * 1024, deadline, &type, &p, &len,
+	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, &type, &p, &len,
 	    &size);
 	if (rc != 1 || type != MSG_AUTH_OK) {
 		seterr(e, DBREP_EAUTH, "%s: authentication failed",
@@ -569,7 +725,7 @@ roundtrip(struct dbrep *db, struct node *n, int want, uint64_t deadline,
 	int	type, rc;
 
 	*sent = 0;
-	if (io_send(n->fd, buf_head(&db->out), buf_used(&db->out),
+	if (io_send(&n->sk, buf_head(&db->out), buf_used(&db->out),
 	    deadline) == -1) {
 		seterr(e, DBREP_ECONNECT, "%s: %s", n->addr.text,
 		    strerror(errno));
@@ -577,7 +733,7 @@ roundtrip(struct dbrep *db, struct node *n, int want, uint64_t deadline,
 		return (-1);
 	}
 	*sent = 1;
-	rc = io_frame(n->fd, &n->in, CL_INMAX, deadline, &type, p, len, size);
+	rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, &type, p, len, size);
 	if (rc != 1) {
 		seterr(e, rc == 0 || errno != ETIMEDOUT ? DBREP_ELOST :
 		    DBREP_ETIMEOUT, "%s: %s", n->addr.text, rc == 0 ?
@@ -785,6 +941,22 @@ node_find(struct dbrep *db, const char *text)
 static int	candidates_roles(struct dbrep *, int, int *);
 
 /*
+ * A node the handle learnt of from <from> (a replica named its primary)
+ * speaks TLS as <from> does, with its CA and, if one was given, the
+ * name to check.
+ */
+static void
+node_inherit(struct node *n, const struct node *from)
+{
+	if (from->tls == NULL || n->tls != NULL)
+		return;
+	n->tls = from->tls;
+	n->tls_own = 0;
+	if (from->tls_named && (n->tls_name = strdup(from->tls_name)) != NULL)
+		n->tls_named = 1;
+}
+
+/*
  * Move the entries of <order> for which <pick> holds to the front
  * (<front>) or to the back, keeping their order.
  */
@@ -987,9 +1159,10 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 					continue;
 				/* a replica named the primary: go there */
 				followed = 1;
-				if ((k = node_find(db, e->primary)) == -1)
-					k = node_add(db, DBREP_PRIMARY,
-					    e->primary, &tmp);
+				if ((k = node_find(db, e->primary)) == -1 &&
+				    (k = node_add(db, DBREP_PRIMARY,
+				    e->primary, &tmp)) >= 0)
+					node_inherit(&db->nodes[k], n);
 				if (k >= 0 && k != order[i] &&
 				    !is_down(db, &db->nodes[k]) &&
 				    norder < (int)nitems(order)) {
@@ -1212,7 +1385,7 @@ dbrep_snapshot(struct dbrep *db, const char *node, int fd, uint64_t *lsn,
 		goto fail;
 	}
 	for (;;) {
-		rc = io_frame(n->fd, &n->in, CL_INMAX, deadline, &type, &p,
+		rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, &type, &p,
 		    &len, &fsize);
 		if (rc != 1) {
 			seterr(e, DBREP_ELOST, "%s: snapshot interrupted",

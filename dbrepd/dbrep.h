@@ -104,8 +104,14 @@ struct dbrep_result;
  * each optionally prefixed by its role, "primary=", "replica=" or
  * "any=" (the default).  Addresses as in the conf files:
  * "host:port", "[v6]:port", "unix:/path".  <secret> authenticates TCP
- * connections (NULL when only Unix sockets are used).  Nothing is
- * connected yet.  Returns NULL with <err> filled on a bad list.
+ * connections (NULL when only Unix sockets are used).  A TCP node whose
+ * listener speaks TLS is written "tls://host:port", optionally followed
+ * by "?ca=/path/ca.pem", "&name=db1.example" (the name its certificate
+ * must hold; default the host when it is a name, else its IP address)
+ * and "&verify=no"; a certificate that does not verify fails as
+ * DBREP_EAUTH, naming the node.  With TLS, a caller should ignore
+ * SIGPIPE.  Nothing is connected yet.  Returns NULL with <err> filled
+ * on a bad list.
  */
 struct dbrep	*dbrep_open(const char *nodes, const char *secret,
 		    struct dbrep_error *err);

@@ -1,7 +1,8 @@
 /*
  * dbrepctl: the operator's tool for dbrepd, on the client library.
  *
- *	dbrepctl [-n nodes] [-s secret | -S file] [-t timeout] command
+ *	dbrepctl [-C cafile] [-n nodes] [-s secret | -S file] [-t timeout]
+ *	    command
  *	query [-c] [-p | -r] [-m lsn] sql [param ...]
  *	status | promote | repoint address | snapshot file
  *	drill [-d seconds] [-i ms] [table]
@@ -30,8 +31,8 @@
 static __dead void
 usage(void)
 {
-	fprintf(stderr, "usage: dbrepctl [-n nodes] [-s secret | -S file] "
-	    "[-t ms] command [args]\n"
+	fprintf(stderr, "usage: dbrepctl [-C cafile] [-n nodes] "
+	    "[-s secret | -S file] [-t ms] command [args]\n"
 	    "\tquery [-c] [-p | -r] [-m lsn] sql [param ...]\n"
 	    "\tstatus\n\tpromote\n\trepoint address\n\tsnapshot file\n"
 	    "\tdrill [-d seconds] [-i ms] [table]\n"
@@ -522,6 +523,44 @@ read_secret(const char *path)
 	return (buf);
 }
 
+/*
+ * -C: every TCP node of <nodes> that does not say tls:// speaks TLS,
+ * its certificate checked against <ca>.  Returns the new list.
+ */
+static char *
+tls_nodes(const char *nodes, const char *ca)
+{
+	char	*list, *p, *w, *out = NULL, *eq, *q, *t;
+
+	if ((list = strdup(nodes)) == NULL || (out = strdup("")) == NULL)
+		err(1, NULL);
+	for (p = list; (w = strsep(&p, " ,\t\n")) != NULL;) {
+		const char	*role = "", *addr = w;
+
+		if (*w == '\0')
+			continue;
+		q = strpbrk(w, ":?");
+		if ((eq = strchr(w, '=')) != NULL && strncmp(w, "unix:", 5) &&
+		    (q == NULL || eq < q)) {
+			*eq = '\0';
+			role = w;
+			addr = eq + 1;
+		}
+		if (strncmp(addr, "unix:", 5) == 0 ||
+		    strncmp(addr, "tls://", 6) == 0) {
+			if (asprintf(&t, "%s %s%s%s", out, role, *role ? "=" :
+			    "", addr) == -1)
+				err(1, NULL);
+		} else if (asprintf(&t, "%s %s%stls://%s?ca=%s", out, role,
+		    *role ? "=" : "", addr, ca) == -1)
+			err(1, NULL);
+		free(out);
+		out = t;
+	}
+	free(list);
+	return (out);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -529,15 +568,20 @@ main(int argc, char *argv[])
 	struct dbrep		*db;
 	const char		*nodes = getenv("DBREP_NODES");
 	const char		*secret = getenv("DBREP_SECRET");
-	const char		*errstr;
-	char			*reply;
+	const char		*errstr, *ca = NULL;
+	char			*reply, *tnodes = NULL;
 	uint64_t		 lsn, size;
 	int			 ch, timeout = 0, fd;
 
 	if (nodes == NULL)
 		nodes = CTL_DEFNODES;
-	while ((ch = getopt(argc, argv, "+n:s:S:t:")) != -1) {
+	/* a node that closes a TLS link would make SSL_write raise it */
+	signal(SIGPIPE, SIG_IGN);
+	while ((ch = getopt(argc, argv, "+C:n:s:S:t:")) != -1) {
 		switch (ch) {
+		case 'C':
+			ca = optarg;
+			break;
 		case 'n':
 			nodes = optarg;
 			break;
@@ -560,8 +604,11 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc < 1)
 		usage();
+	if (ca != NULL)
+		nodes = tnodes = tls_nodes(nodes, ca);
 	if ((db = dbrep_open(nodes, secret, &e)) == NULL)
 		fail("", &e);
+	free(tnodes);
 	if (timeout)
 		dbrep_set_timeout(db, timeout);
 	if (strcmp(argv[0], "query") == 0)

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "proc.h"
 #include "stats.h"
+#include "tls.h"
 #include "dbrepd.h"
 
 static const struct conf_opt listen_opts[] = {
@@ -32,6 +33,14 @@ static const struct conf_opt listen_opts[] = {
 	{ "mode", { CONF_MODE, "mode" } },
 	{ "owner", { CONF_STR, "owner" } },
 	{ "group", { CONF_STR, "group" } },
+	{ "tls", { CONF_NONE } },
+	{ NULL }
+};
+
+static const struct conf_opt rtls_opts[] = {
+	{ "ca", { CONF_PATH, "CA file" } },
+	{ "name", { CONF_STR, "server name" } },
+	{ "verify", { CONF_BOOL, "verify" } },
 	{ NULL }
 };
 
@@ -65,6 +74,10 @@ static const struct conf_kw grammar[] = {
 	{ "advertise", NULL, 0, 1, { { CONF_ADDR, "address" } } },
 	{ "secret", NULL, 0, 1, { { CONF_STR, "secret" } } },
 	{ "secret-file", NULL, 0, 1, { { CONF_PATH, "secret file" } } },
+	{ "tls", NULL, CONF_BLOCK, 0 },
+	TLS_GRAMMAR("tls"),
+	{ "replication-tls", NULL, 0, 1, { { CONF_BOOL, "replication-tls" } },
+	    rtls_opts, "no" },
 	{ "durability", NULL, 0, 1, { { CONF_ENUM, "durability", 0, 0,
 	    "async|quorum" }, { CONF_INT, "quorum", 1, DBREP_MAXREPLICAS } },
 	    durability_opts, "async" },
@@ -162,6 +175,9 @@ dbrepd_unload(void *p)
 	net_acl_free(&dc->acl);
 	net_acl_free(&dc->repl_acl);
 	net_acl_free(&dc->metrics_acl);
+	tls_free(dc->tls);
+	tls_free(dc->rtls);
+	free(dc->rtls_name);
 	free(dc);
 }
 
@@ -257,6 +273,57 @@ failover_load(struct conf *c, struct dbrepd_conf *dc)
 		    dc->npeers, dc->npeers == 1 ? "" : "s");
 }
 
+/*
+ * The listener just added for <n> speaks TLS if the statement says
+ * "tls": TCP only, with the certificates of the "tls" block.
+ */
+static void
+tls_listener(struct conf *c, struct conf_node *n, struct proc_settings *ps,
+    struct dbrepd_conf *dc)
+{
+	int	i = ps->nlisteners - 1;
+
+	if (conf_opt(n, "tls") == NULL)
+		return;
+	if (ps->listeners[i].addr.family == AF_UNIX)
+		conf_error(c, n, "tls is for TCP listeners: a unix socket is "
+		    "guarded by its mode, owner and group");
+	else if (conf_get(&c->root, "tls") == NULL)
+		conf_error(c, n, "%s ... tls needs a \"tls { certificate ... "
+		    "}\" block", n->kw->name);
+	else
+		dc->tls_listeners |= 1ULL << i;
+}
+
+/* The "tls" block and replication-tls: the contexts, in the master. */
+static void
+tls_load(struct conf *c, struct dbrepd_conf *dc)
+{
+	struct conf_node	*n;
+	const char		*ca, *name;
+	char			 err[512];
+
+	if ((n = conf_get(&c->root, "tls")) != NULL)
+		dc->tls = tls_server_load(c, n);
+	if ((n = conf_get(&c->root, "replication-tls")) == NULL)
+		return;
+	ca = conf_optstr(n, "ca", NULL);
+	name = conf_optstr(n, "name", NULL);
+	if (!n->args[0].num) {
+		if (n->nopts > 0)
+			conf_error(c, n, "replication-tls no takes no options");
+		return;
+	}
+	if (!conf_optnum(n, "verify", 1) && (ca != NULL || name != NULL))
+		conf_error(c, n, "replication-tls ... verify no checks no CA "
+		    "and no name");
+	if ((dc->rtls = tls_client_new(ca, conf_optnum(n, "verify", 1), err,
+	    sizeof(err))) == NULL)
+		conf_error(c, n, "%s", err);
+	if (name != NULL && (dc->rtls_name = strdup(name)) == NULL)
+		fatal("%s", __func__);
+}
+
 static void *
 dbrepd_load(struct conf *c, struct proc_settings *ps)
 {
@@ -315,6 +382,7 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 		if (proc_listener_add(ps, c, n, n->args[0].str,
 		    LISTEN_CLIENT) == -1)
 			continue;
+		tls_listener(c, n, ps, dc);
 		nclient++;
 		if (ps->listeners[ps->nlisteners - 1].addr.family != AF_UNIX) {
 			ntcp++;
@@ -336,6 +404,7 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 		if (proc_listener_add(ps, c, n, n->args[0].str,
 		    LISTEN_REPL) == -1)
 			continue;
+		tls_listener(c, n, ps, dc);
 		if (ps->listeners[ps->nlisteners - 1].addr.family != AF_UNIX)
 			ntcp++;
 		if (dc->repladdr[0] == '\0')
@@ -344,7 +413,9 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 			    sizeof(dc->repladdr));
 	}
 	CONF_FOREACH(n, &c->root, "metrics-listen")
-		proc_listener_add(ps, c, n, n->args[0].str, LISTEN_METRICS);
+		if (proc_listener_add(ps, c, n, n->args[0].str,
+		    LISTEN_METRICS) == 0)
+			tls_listener(c, n, ps, dc);
 	if ((n = conf_get(&c->root, "secret")) != NULL) {
 		if ((dc->secret = strdup(n->args[0].str)) == NULL)
 			fatal("%s", __func__);
@@ -398,6 +469,7 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 		    "replication-timeout must be longer than heartbeat");
 	failover_load(c, dc);
 	acl_load(c, dc);
+	tls_load(c, dc);
 	if (c->nerrors > 0) {
 		dbrepd_unload(dc);
 		return (NULL);

@@ -11,6 +11,8 @@
  *
  *	dbrepd.c	main, the conf grammar, setup in the master
  *	frame.c		the wire format (frames, fields), both protocols
+ *	link.c		the links under the frames: plain or TLS,
+ *			non-blocking and blocking I/O
  *	auth.c		the challenge-response on TCP connections
  *	record.c	log records: segments and the chained hash
  *	db.c		the database: schema, meta, node state, roles
@@ -43,10 +45,12 @@
 #include "buf.h"
 #include "event.h"
 #include "net.h"
+#include "sock.h"
 #include "dbrep.h"
 
 struct proc_worker;
 struct stats_metric;
+struct tls_ctx;
 
 /* Limits */
 #define DBREP_HDRLEN		5		/* frame: length + type */
@@ -173,6 +177,11 @@ struct dbrepd_conf {
 	struct net_acl	 acl;			/* allow, deny */
 	struct net_acl	 repl_acl;		/* replication-allow, -deny */
 	struct net_acl	 metrics_acl;		/* metrics-allow, -deny */
+	struct tls_ctx	*tls;			/* "tls { }": listeners */
+	uint64_t	 tls_listeners;		/* bit i: listener i is TLS */
+	struct tls_ctx	*rtls;			/* replication-tls: links to
+						   the other nodes, NULL */
+	char		*rtls_name;		/* their certificates' name */
 };
 
 /*
@@ -354,8 +363,18 @@ int		 frame_hello(struct buf *, int, int, uint64_t, uint64_t,
 		    const char *, const char *, const char *,
 		    const uint8_t *);
 int		 hello_parse(const uint8_t *, size_t, struct hello *);
-int		 io_send(int, const void *, size_t, uint64_t);
-int		 io_frame(int, struct buf *, size_t, uint64_t, int *,
+
+/* link.c */
+ssize_t		 link_read(struct sock *, struct buf *);
+ssize_t		 link_write(struct sock *, struct buf *);
+int		 link_tls_server(struct sock *, struct tls_ctx *);
+int		 link_tls_client(struct sock *, struct tls_ctx *, const char *,
+		    const struct net_addr *);
+void		 link_free(struct sock *);
+const char	*link_error(struct sock *, int, char *, size_t);
+int		 io_handshake(struct sock *, uint64_t);
+int		 io_send(struct sock *, const void *, size_t, uint64_t);
+int		 io_frame(struct sock *, struct buf *, size_t, uint64_t, int *,
 		    const uint8_t **, size_t *, size_t *);
 
 /* auth.c */
@@ -480,7 +499,7 @@ struct dbrep_metrics {
 extern struct dbrep_metrics	m;
 void		 metrics_init(void);
 int		 metrics_attach(struct ev_loop *, int,
-		    const struct dbrepd_conf *);
+		    const struct dbrepd_conf *, int);
 void		 metrics_drain(struct ev_loop *);
 int		 metrics_busy(void);
 
@@ -502,7 +521,8 @@ void		 ship_start(struct ev_loop *, const struct dbrepd_conf *,
 		    sqlite3 *);
 void		 ship_stop(void);
 void		 ship_close_all(void);
-void		 ship_accept(int);
+void		 ship_collect(void);
+void		 ship_accept(int, int);
 void		 ship_bell(void);
 void		 ship_tick(void);
 int		 ship_busy(void);

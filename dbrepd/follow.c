@@ -45,6 +45,8 @@ static sqlite3				*db;
 static int				 running;
 static int				 state;
 static struct ev_io			 io;
+static struct sock			 sk;		/* io.fd */
+static struct net_addr			 peer;		/* its address */
 static struct ev_timer			 retry;
 static struct buf			 in, out;
 static uint64_t				 backoff;
@@ -570,10 +572,13 @@ flush_out(void)
 	ssize_t	n;
 
 	while (state != F_IDLE && buf_used(&out) > 0) {
-		n = buf_write_fd(&out, io.fd);
+		n = link_write(&sk, &out);
 		if (n == -1) {
+			char	why[256];
+
 			if (errno != EAGAIN)
-				link_close(strerror(errno), 1);
+				link_close(link_error(&sk, errno, why,
+				    sizeof(why)), 1);
 			return;
 		}
 	}
@@ -583,8 +588,9 @@ static void
 link_event(struct ev_io *e, uint32_t events)
 {
 	ssize_t	n;
-	int	err = 0;
+	int	err = 0, kick = 0;
 	socklen_t sl = sizeof(err);
+	char	why[256];
 
 	if (state == F_CONNECT) {
 		if (getsockopt(io.fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1 ||
@@ -594,14 +600,25 @@ link_event(struct ev_io *e, uint32_t events)
 			return;
 		}
 		state = F_HELLO;
+		/* TLS: the client speaks first, and reading starts it */
+		if (conf->rtls != NULL) {
+			if (link_tls_client(&sk, conf->rtls, conf->rtls_name,
+			    &peer) == -1) {
+				link_close("TLS: out of memory", 1);
+				return;
+			}
+			kick = 1;
+		}
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+	if (kick || (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) {
 		for (;;) {
-			n = buf_read_fd(&in, io.fd, 0);
+			n = link_read(&sk, &in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
 			    errno != ENOBUFS)) {
-				link_close(n == 0 ? "disconnected" :
-				    strerror(errno), 1);
+				link_close(n == 0 && !(sk.flags &
+				    SOCK_TLS_HS) ? "disconnected" :
+				    link_error(&sk, n == 0 ? 0 : errno, why,
+				    sizeof(why)), 1);
 				return;
 			}
 			if (n > 0)
@@ -634,6 +651,7 @@ link_close(const char *why, int again)
 		    why);
 	if (io.active) {
 		ev_io_del(loop, &io);
+		link_free(&sk);
 		close(io.fd);
 	}
 	snap_abort();
@@ -659,7 +677,6 @@ link_close(const char *why, int again)
 static void
 link_connect(struct ev_timer *t)
 {
-	struct net_addr	a;
 	char		err[256];
 	int		fd;
 
@@ -670,17 +687,18 @@ link_connect(struct ev_timer *t)
 		ev_timer_add(loop, &retry, 1000);
 		return;
 	}
-	if (net_addr_parse(addr, &a, err, sizeof(err)) == -1) {
+	if (net_addr_parse(addr, &peer, err, sizeof(err)) == -1) {
 		log_warnx("replication: %s: %s", addr, err);
 		ev_timer_add(loop, &retry, DBREP_RECONNECT_MAX);
 		return;
 	}
-	if ((fd = net_connect(&a)) == -1) {
+	if ((fd = net_connect(&peer)) == -1) {
 		state = F_CONNECT;	/* so that it is logged once */
 		link_close(strerror(errno), 1);
 		return;
 	}
 	stats_inc(m.reconnects);
+	sock_init(&sk, fd);
 	state = F_CONNECT;
 	last_rx = ev_now(loop);
 	if (ev_io_add(loop, &io, fd, EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP,

@@ -2,8 +2,9 @@
  * frame.c: the wire format of dbrepd's two protocols, the client protocol
  * (queries, administration) and the replication protocol.
  *
- * Every exchange is a sequence of frames on a stream socket (Unix, TCP;
- * TLS is not built in, see dbrepd(8)).  A frame:
+ * Every exchange is a sequence of frames on a stream socket (Unix, TCP).
+ * TLS, when on (dbrepd.conf(5) "tls"), wraps the same frames (link.c).
+ * A frame:
  *
  *	offset	size	field
  *	0	4	length L of what follows (type + payload), big-endian,
@@ -103,7 +104,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -548,100 +548,4 @@ hello_parse(const uint8_t *p, size_t n, struct hello *h)
 	if (!fr_done(&r) || h->version != DBREP_VERSION)
 		return (-1);
 	return (0);
-}
-
-/*
- * Blocking I/O on a non-blocking socket with a deadline (ms of
- * CLOCK_MONOTONIC, 0: none), for the library, dbrepctl and the master.
- */
-static int
-io_wait(int fd, short ev, uint64_t deadline)
-{
-	struct pollfd	pfd;
-	uint64_t	now;
-	int		rv, ms;
-
-	for (;;) {
-		ms = -1;
-		if (deadline != 0) {
-			now = ev_monotonic_ms();
-			if (now >= deadline) {
-				errno = ETIMEDOUT;
-				return (-1);
-			}
-			ms = (int)(deadline - now);
-		}
-		pfd.fd = fd;
-		pfd.events = ev;
-		pfd.revents = 0;
-		rv = poll(&pfd, 1, ms);
-		if (rv > 0)
-			return (0);
-		if (rv == 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
-		if (errno != EINTR)
-			return (-1);
-	}
-}
-
-int
-io_send(int fd, const void *p, size_t n, uint64_t deadline)
-{
-	const char	*s = p;
-	ssize_t		 w;
-
-	while (n > 0) {
-		w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w > 0) {
-			s += w;
-			n -= w;
-			continue;
-		}
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1 && errno != EAGAIN)
-			return (-1);
-		if (io_wait(fd, POLLOUT, deadline) == -1)
-			return (-1);
-	}
-	return (0);
-}
-
-/*
- * Read until a whole frame is at the head of <in>.  Returns 1 with its
- * type, payload and total size (consume it with buf_consume(in, size)),
- * 0 at end of file, -1 on error (errno ETIMEDOUT, EPROTO, ...).
- */
-int
-io_frame(int fd, struct buf *in, size_t max, uint64_t deadline, int *type,
-    const uint8_t **payload, size_t *len, size_t *size)
-{
-	ssize_t	n;
-	int	rc;
-
-	for (;;) {
-		rc = frame_peek(buf_head(in), buf_used(in), max, type, size);
-		if (rc == 1) {
-			*payload = (const uint8_t *)buf_head(in) + DBREP_HDRLEN;
-			*len = *size - DBREP_HDRLEN;
-			return (1);
-		}
-		if (rc == -1) {
-			errno = EPROTO;
-			return (-1);
-		}
-		n = buf_read_fd(in, fd, 0);
-		if (n == 0)
-			return (0);
-		if (n > 0)
-			continue;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return (-1);
-		if (io_wait(fd, POLLIN, deadline) == -1)
-			return (-1);
-	}
 }

@@ -23,7 +23,7 @@
 
 struct dbrep_metrics	 m;
 
-static struct http_server	 msrv;
+static struct http_server	 msrv, msrv_tls;	/* plain, TLS */
 static const struct dbrepd_conf	*mconf;
 static struct ev_io		 mio[8];
 static int			 nmio;
@@ -180,13 +180,15 @@ maccept(struct ev_io *io, uint32_t ev)
 			close(fd);
 			continue;
 		}
-		http_conn_accept(&msrv, fd, (struct sockaddr *)&ss, sl);
+		http_conn_accept(io->arg != NULL ? &msrv_tls : &msrv, fd,
+		    (struct sockaddr *)&ss, sl);
 	}
 }
 
-/* In a worker: serve /metrics on listener <fd>. */
+/* In a worker: serve /metrics on listener <fd>, over TLS if <tls>. */
 int
-metrics_attach(struct ev_loop *loop, int fd, const struct dbrepd_conf *dc)
+metrics_attach(struct ev_loop *loop, int fd, const struct dbrepd_conf *dc,
+    int tls)
 {
 	if (nmio >= (int)nitems(mio))
 		return (-1);
@@ -196,9 +198,12 @@ metrics_attach(struct ev_loop *loop, int fd, const struct dbrepd_conf *dc)
 		msrv.lim = &http_default_limits;
 		msrv.handler = &mhandler;
 		msrv.server_name = "dbrepd";
+		msrv_tls = msrv;
+		msrv_tls.tls = dc->tls;
+		msrv_tls.scheme_https = 1;
 	}
 	return (ev_io_add(loop, &mio[nmio++], fd, EPOLLIN | EPOLLEXCLUSIVE,
-	    maccept, NULL));
+	    maccept, tls ? &msrv_tls : NULL));
 }
 
 void

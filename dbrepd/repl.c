@@ -61,6 +61,7 @@
 
 struct probe {
 	struct ev_io	 io;
+	struct sock	 sk;		/* io.fd, plain or TLS */
 	struct ev_timer	 timer;
 	struct buf	 in;
 	int		 state;		/* 0 connecting, 1 hello, 2 auth,
@@ -326,6 +327,7 @@ do_repoint(void)
 static void
 after(struct ev_loop *l, void *arg)
 {
+	ship_collect();
 	if (self->draining) {
 		if (!ship_busy())
 			ev_break(l);
@@ -481,6 +483,7 @@ probe_end(struct probe *p)
 {
 	if (p->io.active) {
 		ev_io_del(&loop, &p->io);
+		link_free(&p->sk);
 		close(p->io.fd);
 	}
 	ev_timer_del(&loop, &p->timer);
@@ -530,7 +533,8 @@ probe_judge(struct probe *p)
 		fw_u32(&w, (uint32_t)sqlite3_libversion_number());
 		fw_u32(&w, 0);
 		if (fw_end(&w) == 0)
-			(void)write(p->io.fd, buf_head(&out), buf_used(&out));
+			(void)sock_write(&p->sk, buf_head(&out),
+			    buf_used(&out));
 		buf_free(&out);
 		return (1);
 	}
@@ -597,7 +601,7 @@ vote_send(struct probe *p)
 	fw_u64(&w, cp.mt.lsn);
 	fw_str(&w, conf->repladdr);
 	if (fw_end(&w) == 0)
-		(void)write(p->io.fd, buf_head(&out), buf_used(&out));
+		(void)sock_write(&p->sk, buf_head(&out), buf_used(&out));
 	buf_free(&out);
 	p->state = 3;
 }
@@ -665,6 +669,25 @@ vote_count(struct probe *p, const uint8_t *pl, size_t len)
 		cp.step = 1;
 }
 
+/*
+ * A TLS probe of a peer failed before it could say anything: logged
+ * when the reason changes (probes repeat every peer-check).
+ */
+static void
+probe_tls_failed(struct probe *p, int err)
+{
+	static char	last[DBREP_MAXPEERS][160];
+	char		why[160];
+
+	if (p->sk.ssl == NULL || !(p->sk.flags & SOCK_TLS_HS))
+		return;
+	link_error(&p->sk, err, why, sizeof(why));
+	if (strcmp(last[p->idx], why) == 0)
+		return;
+	strlcpy(last[p->idx], why, sizeof(last[p->idx]));
+	log_warnx("peer %s: %s", conf->peers[p->idx].text, why);
+}
+
 static void
 probe_event(struct ev_io *io, uint32_t events)
 {
@@ -685,12 +708,18 @@ probe_event(struct ev_io *io, uint32_t events)
 			return;
 		}
 		p->state = 1;
+		if (conf->rtls != NULL && link_tls_client(&p->sk, conf->rtls,
+		    conf->rtls_name, &conf->peers[p->idx]) == -1) {
+			probe_end(p);
+			return;
+		}
 	}
 	for (;;) {
-		ssize_t	n = buf_read_fd(&p->in, io->fd, 0);
+		ssize_t	n = link_read(&p->sk, &p->in);
 
 		if (n == 0 || (n == -1 && errno != EAGAIN)) {
 			eof = 1;	/* what came before it counts */
+			probe_tls_failed(p, n == 0 ? 0 : errno);
 			break;
 		}
 		if (n == -1)
@@ -710,7 +739,8 @@ probe_event(struct ev_io *io, uint32_t events)
 			fw_bytes(&w, p->cnonce, sizeof(p->cnonce));
 			fw_bytes(&w, mac, sizeof(mac));
 			fw_end(&w);
-			(void)write(io->fd, buf_head(&out), buf_used(&out));
+			(void)sock_write(&p->sk, buf_head(&out),
+			    buf_used(&out));
 			buf_free(&out);
 			p->state = 2;
 		} else if (p->state == 2 && type == MSG_AUTH_OK) {
@@ -785,6 +815,7 @@ probe_start(int i, int kind, uint64_t ms)
 		}
 		return;
 	}
+	sock_init(&p->sk, fd);
 	buf_init(&p->in, 8192);
 	ev_timer_init(&p->timer, probe_timeout, p);
 	if (ev_io_add(&loop, &p->io, fd, EPOLLIN | EPOLLOUT | EPOLLET,
@@ -1184,14 +1215,23 @@ probe_peer(const struct dbrepd_conf *dc, const struct net_addr *a,
 	const uint8_t	*p;
 	uint8_t		 cnonce[DBREP_NONCELEN], mac[DBREP_MACLEN];
 	uint64_t	 deadline = ev_monotonic_ms() + DBREP_PROBE_TIMEOUT;
+	struct sock	 sk;
 	size_t		 len, size;
 	int		 fd, type, rc = -1;
+	char		 why[256];
 
 	if ((fd = net_connect_wait(a, DBREP_PROBE_TIMEOUT)) == -1)
 		return (-1);
+	sock_init(&sk, fd);
 	buf_init(&in, 8192);
 	buf_init(&out, 4096);
-	if (io_frame(fd, &in, 4096, deadline, &type, &p, &len, &size) != 1 ||
+	if (dc->rtls != NULL && (link_tls_client(&sk, dc->rtls, dc->rtls_name,
+	    a) == -1 || io_handshake(&sk, deadline) == -1)) {
+		log_warnx("peer %s: %s", a->text, link_error(&sk, errno, why,
+		    sizeof(why)));
+		goto done;
+	}
+	if (io_frame(&sk, &in, 4096, deadline, &type, &p, &len, &size) != 1 ||
 	    type != MSG_HELLO || hello_parse(p, len, &h) == -1)
 		goto done;
 	buf_consume(&in, size);
@@ -1201,10 +1241,10 @@ probe_peer(const struct dbrepd_conf *dc, const struct net_addr *a,
 	fw_begin(&w, &out, MSG_AUTH);
 	fw_bytes(&w, cnonce, sizeof(cnonce));
 	fw_bytes(&w, mac, sizeof(mac));
-	if (fw_end(&w) == -1 || io_send(fd, buf_head(&out), buf_used(&out),
+	if (fw_end(&w) == -1 || io_send(&sk, buf_head(&out), buf_used(&out),
 	    deadline) == -1)
 		goto done;
-	if (io_frame(fd, &in, 4096, deadline, &type, &p, &len, &size) != 1 ||
+	if (io_frame(&sk, &in, 4096, deadline, &type, &p, &len, &size) != 1 ||
 	    type != MSG_AUTH_OK)
 		goto done;
 	fr_init(&r, p, len);
@@ -1218,6 +1258,7 @@ probe_peer(const struct dbrepd_conf *dc, const struct net_addr *a,
 	strlcpy(prepl, h.prepl, prepllen);
 	rc = 0;
  done:
+	link_free(&sk);
 	close(fd);
 	buf_free(&in);
 	buf_free(&out);
@@ -1256,6 +1297,7 @@ tick_event(struct ev_timer *t)
 	ev_timer_add(&loop, &tick, REPL_TICK);
 }
 
+/* The replication listener; its arg is non-NULL when it speaks TLS. */
 static void
 accept_event(struct ev_io *io, uint32_t events)
 {
@@ -1269,7 +1311,7 @@ accept_event(struct ev_io *io, uint32_t events)
 				log_warn("accept");
 			return;
 		}
-		ship_accept(fd);
+		ship_accept(fd, io->arg != NULL);
 	}
 }
 
@@ -1309,7 +1351,8 @@ repl_main(struct proc_worker *w)
 	for (i = 0; i < w->ps->nlisteners; i++)
 		if (w->ps->listeners[i].arg == LISTEN_REPL &&
 		    ev_io_add(&loop, &lio[i], w->ps->listeners[i].fd,
-		    EPOLLIN, accept_event, NULL) == -1)
+		    EPOLLIN, accept_event, (conf->tls_listeners &
+		    (1ULL << i)) ? conf->tls : NULL) == -1)
 			fatal("%s: ev_io_add", __func__);
 	repoint_seen = atomic_load(&board->repoint_req);
 	if (atomic_load(&board->promote_req) !=
@@ -1332,6 +1375,7 @@ repl_main(struct proc_worker *w)
 		atomic_compare_exchange_strong(&board->repl_pid, &me, 0);
 	}
 	ship_close_all();
+	ship_collect();
 	db_close(db);
 	close(bellfd);
 	ev_free(&loop);

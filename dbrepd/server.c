@@ -51,6 +51,7 @@
 
 struct conn {
 	struct ev_io		 io;
+	struct sock		 sk;		/* io.fd, plain or TLS */
 	struct ev_timer		 timer;
 	int			 state;
 	int			 tcp;
@@ -817,7 +818,7 @@ conn_flush(struct conn *c)
 			snap_fill(c);
 		if (buf_used(&c->out) == 0)
 			break;
-		n = buf_write_fd(&c->out, c->io.fd);
+		n = link_write(&c->sk, &c->out);
 		if (n == -1) {
 			if (errno != EAGAIN) {
 				conn_close(c);
@@ -841,7 +842,7 @@ conn_event(struct ev_io *io, uint32_t events)
 
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
 		for (;;) {
-			n = buf_read_fd(&c->in, io->fd, 0);
+			n = link_read(&c->sk, &c->in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
 			    errno != ENOBUFS)) {
 				c->dead = 1;
@@ -964,6 +965,7 @@ conn_close(struct conn *c)
 		return;
 	ev_io_del(&loop, &c->io);
 	ev_timer_del(&loop, &c->timer);
+	link_free(&c->sk);
 	close(c->io.fd);
 	if (c->snapfd != -1)
 		close(c->snapfd);
@@ -976,6 +978,7 @@ conn_close(struct conn *c)
 		waiters_update();
 }
 
+/* A client listener; its arg is non-NULL when it speaks TLS. */
 static void
 accept_event(struct ev_io *io, uint32_t events)
 {
@@ -1009,6 +1012,14 @@ accept_event(struct ev_io *io, uint32_t events)
 		}
 		c->tcp = tcp;
 		c->snapfd = -1;
+		sock_init(&c->sk, fd);
+		if (io->arg != NULL && link_tls_server(&c->sk,
+		    conf->tls) == -1) {
+			log_warnx("%s: TLS: out of memory", __func__);
+			close(fd);
+			free(c);
+			continue;
+		}
 		if (tcp)
 			net_sockaddr_str((struct sockaddr *)&ss, sl, c->peer,
 			    sizeof(c->peer));
@@ -1020,6 +1031,7 @@ accept_event(struct ev_io *io, uint32_t events)
 		ev_timer_init(&c->timer, conn_timer, c);
 		if (ev_io_add(&loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET |
 		    EPOLLRDHUP, conn_event, c) == -1) {
+			link_free(&c->sk);
 			close(fd);
 			free(c);
 			continue;
@@ -1063,7 +1075,7 @@ server_drain(struct proc_worker *w)
 		if (c->state != C_READY || buf_used(&c->in) != 0 ||
 		    buf_used(&c->out) != 0)
 			continue;
-		while ((n = buf_read_fd(&c->in, c->io.fd, 0)) > 0)
+		while ((n = link_read(&c->sk, &c->in)) > 0)
 			;
 		if (n == 0)
 			c->dead = 1;
@@ -1109,13 +1121,16 @@ server_main(struct proc_worker *w)
 		fatal("%s: ev_io_add", __func__);
 	for (i = 0; i < w->ps->nlisteners; i++) {
 		struct proc_listener	*l = &w->ps->listeners[i];
+		int			 tls;
 
+		tls = (conf->tls_listeners & (1ULL << i)) != 0;
 		if (l->arg == LISTEN_CLIENT) {
 			if (ev_io_add(&loop, &lio[i], l->fd, EPOLLIN |
-			    EPOLLEXCLUSIVE, accept_event, NULL) == -1)
+			    EPOLLEXCLUSIVE, accept_event, tls ? conf->tls :
+			    NULL) == -1)
 				fatal("ev_io_add");
 		} else if (l->arg == LISTEN_METRICS) {
-			if (metrics_attach(&loop, l->fd, conf) == -1)
+			if (metrics_attach(&loop, l->fd, conf, tls) == -1)
 				fatal("metrics listener");
 		}
 	}

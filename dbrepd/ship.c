@@ -65,6 +65,7 @@ struct snapmsg {
 
 struct peer {
 	struct ev_io		 io;
+	struct sock		 sk;		/* io.fd, plain or TLS */
 	struct buf		 in;
 	struct buf		 out;
 	int			 state;
@@ -96,6 +97,9 @@ static const struct dbrepd_conf		*conf;
 static sqlite3				*db;
 static int				 active;
 static TAILQ_HEAD(, peer)		 peers = TAILQ_HEAD_INITIALIZER(peers);
+/* closed, freed after the loop's turn: an event of theirs may follow */
+static TAILQ_HEAD(, peer)		 graveyard =
+					    TAILQ_HEAD_INITIALIZER(graveyard);
 static sqlite3_stmt			*fill_st;
 static struct {
 	uint64_t	lsn;
@@ -349,6 +353,7 @@ peer_close(struct peer *p, const char *why)
 	}
 	if (p->io.active) {
 		ev_io_del(loop, &p->io);
+		link_free(&p->sk);
 		close(p->io.fd);
 	}
 	if (p->snap_io.active) {
@@ -363,11 +368,24 @@ peer_close(struct peer *p, const char *why)
 	if (p->snap_fd != -1)
 		close(p->snap_fd);
 	EVP_MD_CTX_free(p->md);
+	p->md = NULL;
 	buf_free(&p->in);
 	buf_free(&p->out);
 	TAILQ_REMOVE(&peers, p, entry);
-	free(p);
+	TAILQ_INSERT_TAIL(&graveyard, p, entry);
 	ring_update();
+}
+
+/* Free the peers closed during the loop's last turn (repl.c's after). */
+void
+ship_collect(void)
+{
+	struct peer	*p;
+
+	while ((p = TAILQ_FIRST(&graveyard)) != NULL) {
+		TAILQ_REMOVE(&graveyard, p, entry);
+		free(p);
+	}
 }
 
 /*
@@ -674,11 +692,15 @@ peer_event(struct ev_io *io, uint32_t events)
 
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
 		for (;;) {
-			n = buf_read_fd(&p->in, io->fd, 0);
+			n = link_read(&p->sk, &p->in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
 			    errno != ENOBUFS)) {
-				peer_close(p, n == 0 ? "disconnected" :
-				    strerror(errno));
+				char	why[256];
+
+				peer_close(p, n == 0 && !(p->sk.flags &
+				    SOCK_TLS_HS) ? "disconnected" :
+				    link_error(&p->sk, n == 0 ? 0 : errno, why,
+				    sizeof(why)));
 				return;
 			}
 			if (n == -1)
@@ -700,10 +722,13 @@ peer_flush(struct peer *p)
 			peer_fill(p);
 		if (buf_used(&p->out) == 0)
 			break;
-		n = buf_write_fd(&p->out, p->io.fd);
+		n = link_write(&p->sk, &p->out);
 		if (n == -1) {
+			char	why[256];
+
 			if (errno != EAGAIN)
-				peer_close(p, strerror(errno));
+				peer_close(p, link_error(&p->sk, errno, why,
+				    sizeof(why)));
 			else if (p->dead && buf_used(&p->out) > 0 &&
 			    ev_now(loop) - p->last_rx > 1000)
 				peer_close(p, "stuck");
@@ -937,9 +962,9 @@ snap_start(struct peer *p, uint64_t forklsn, const char *reason)
 	}
 }
 
-/* A connection on the replication port. */
+/* A connection on the replication port, over TLS if <tls>. */
 void
-ship_accept(int fd)
+ship_accept(int fd, int tls)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sl = sizeof(ss);
@@ -960,6 +985,13 @@ ship_accept(int fd)
 	}
 	p->snap_fd = -1;
 	p->slot = -1;
+	sock_init(&p->sk, fd);
+	if (tls && link_tls_server(&p->sk, conf->tls) == -1) {
+		log_warnx("%s: TLS: out of memory", __func__);
+		close(fd);
+		free(p);
+		return;
+	}
 	if (ss.ss_family == AF_UNIX)
 		strlcpy(p->addr, "unix socket", sizeof(p->addr));
 	else
@@ -971,6 +1003,7 @@ ship_accept(int fd)
 	p->last_rx = ev_now(loop);
 	if (auth_nonce(p->nonce) == -1 || ev_io_add(loop, &p->io, fd,
 	    EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, peer_event, p) == -1) {
+		link_free(&p->sk);
 		close(fd);
 		buf_free(&p->in);
 		buf_free(&p->out);
