@@ -26,8 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_dbrepd_lib import (  # noqa: E402
     BIN, SECRET, SLOW, DbrepError, DbrepTest, Client, QUERY,
-    SQLITE_READONLY, DBREP_EINDETERMINATE, children, frame, pstr,
-    sqlite3_cli, wait_for, writer_storm)
+    SQLITE_READONLY, DBREP_EINDETERMINATE, children, pstr, wait_for,
+    writer_storm)
 from faultproxy import FaultProxy  # noqa: E402
 
 QUERY_EPOCH = 0x02
@@ -244,20 +244,9 @@ class Auto(DbrepTest):
         the replica promotes itself; a client that saw the new primary
         stops the old one at once; once the link heals the old primary
         keeps its extra records aside and resynchronizes."""
-        p = self.node("ca1", extra=auto("1s", alone=True))
-        r = self.node("ca2", role="replica", extra=auto("1s", alone=True))
-        to_p = FaultProxy(p.repl).start()      # r -> p: stream, votes
-        to_r = FaultProxy(r.repl).start()      # p -> r: epoch probes
-        self.addCleanup(to_p.stop)
-        self.addCleanup(to_r.stop)
-        p.peers = [to_r.addr]
-        r.primary, r.peers = to_p.addr, [to_p.addr]
-        p.rewrite()
-        r.rewrite()
-        p.start()
-        r.start()
-        with p.client() as c:
-            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
+        p, r, to_p, to_r = self.cut_pair(("ca1", "ca2"),
+                                         auto("1s", alone=True),
+                                         auto("1s", alone=True))
         self.converge(p, r)
         self.semisync(p)
         before = []
@@ -342,20 +331,9 @@ class Auto(DbrepTest):
         """After a cut, the new primary reaches the old one first (the
         old one cannot reach it): its probe tells it of the new epoch,
         and the old primary stops taking writes at once."""
-        p = self.node("ta1", extra=auto("1s", alone=True))
-        r = self.node("ta2", role="replica", extra=auto("1s", alone=True))
-        to_p = FaultProxy(p.repl).start()      # r -> p: stream, probes
-        to_r = FaultProxy(r.repl).start()      # p -> r: probes
-        self.addCleanup(to_p.stop)
-        self.addCleanup(to_r.stop)
-        p.peers = [to_r.addr]
-        r.primary, r.peers = to_p.addr, [to_p.addr]
-        p.rewrite()
-        r.rewrite()
-        p.start()
-        r.start()
-        with p.client() as c:
-            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
+        p, r, to_p, to_r = self.cut_pair(("ta1", "ta2"),
+                                         auto("1s", alone=True),
+                                         auto("1s", alone=True))
         self.converge(p, r)
         self.semisync(p)
         self.ready(r)

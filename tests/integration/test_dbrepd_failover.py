@@ -11,10 +11,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_dbrepd_lib import (  # noqa: E402
-    DbrepError, DbrepTest, Client, PROMOTE, REPOINT, SQLITE_READONLY,
-    DBREP_EINDETERMINATE, digest, integrity, pstr, sqlite3_cli, wait_for,
+    DbrepError, DbrepTest, PROMOTE, REPOINT, SQLITE_READONLY,
+    DBREP_EINDETERMINATE, integrity, pstr, sqlite3_cli, wait_for,
     writer_storm)
-from faultproxy import FaultProxy  # noqa: E402
 
 
 def promote(node):
@@ -94,22 +93,7 @@ class Failover(DbrepTest):
         keeps taking (async) writes; once the link heals it learns of the
         later epoch, stops taking writes, keeps its extra records aside
         and resynchronizes from the new primary."""
-        p = self.node("db1")
-        r = self.node("db2", role="replica")
-        to_p = FaultProxy(p.repl).start()      # r -> p (replication)
-        to_r = FaultProxy(r.repl).start()      # p -> r (epoch probes)
-        self.addCleanup(to_p.stop)
-        self.addCleanup(to_r.stop)
-        p.peers = [to_r.addr]
-        # (its peer address goes through the cut too: a new primary
-        # tells an old one it reaches)
-        r.primary, r.peers = to_p.addr, [to_p.addr]
-        p.rewrite()
-        r.rewrite()
-        p.start()
-        r.start()
-        with p.client() as c:
-            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
+        p, r, to_p, to_r = self.cut_pair()
         writer_storm(p.sock, 20, 0)
         self.converge(p, r)
         fork = p.lsn()
@@ -156,20 +140,9 @@ class Failover(DbrepTest):
     def test_semisync_writes_fenced(self):
         """I6: once the only replica moved to epoch 2, the old primary
         acknowledges no write in quorum mode."""
-        p = self.node("db1", extra="durability quorum 1 timeout 500ms")
-        r = self.node("db2", role="replica")
-        to_p = FaultProxy(p.repl).start()
-        to_r = FaultProxy(r.repl).start()
-        self.addCleanup(to_p.stop)
-        self.addCleanup(to_r.stop)
-        r.primary = to_p.addr
-        p.peers = [to_r.addr]
-        r.rewrite()
-        p.rewrite()
-        p.start()
-        r.start()
+        p, r, to_p, to_r = self.cut_pair(
+            pextra="durability quorum 1 timeout 500ms", replica_peers=False)
         with p.client() as c:
-            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
             c.q("INSERT INTO w VALUES(1, 'a')")
         to_p.set("blackhole")
         to_r.set("blackhole")

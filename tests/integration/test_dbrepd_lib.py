@@ -402,6 +402,34 @@ class DbrepTest(DaemonTest):
             r.start()
         return p, r
 
+    def cut_pair(self, names=("db1", "db2"), pextra="", rextra="",
+                 replica_peers=True):
+        """A primary and its replica with a fault proxy (faultproxy.py)
+        on each way between them: to_p carries the replica's stream (and
+        its votes and probes) to the primary, to_r the primary's probes
+        to the replica.  Both started, with a table w(id, v).  Returns
+        (p, r, to_p, to_r)."""
+        from faultproxy import FaultProxy
+        p = self.node(names[0], extra=pextra)
+        r = self.node(names[1], role="replica", extra=rextra)
+        to_p = FaultProxy(p.repl).start()
+        to_r = FaultProxy(r.repl).start()
+        self.addCleanup(to_p.stop)
+        self.addCleanup(to_r.stop)
+        p.peers = [to_r.addr]
+        r.primary = to_p.addr
+        if replica_peers:
+            # (the primary's peer address goes through the cut too: a
+            # new primary tells an old one it reaches)
+            r.peers = [to_p.addr]
+        p.rewrite()
+        r.rewrite()
+        p.start()
+        r.start()
+        with p.client() as c:
+            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
+        return p, r, to_p, to_r
+
     def converge(self, primary, *replicas, timeout=20):
         """Wait until every replica has the primary's LSN, then compare
         their digests with the primary's (I4)."""
