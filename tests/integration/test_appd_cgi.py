@@ -8,8 +8,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_appd_lib import (AppdTest, SLOW, get, wait_for)  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from appdtest import (AppdTest, SLOW, get, wait_for)  # noqa: E402
 
 SCRIPTS = {
     "env.py": """#!/usr/bin/env python3

@@ -10,8 +10,9 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_appd_lib import (AppdTest, Conn, get, raw_exchange,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from appdtest import (AppdTest, Conn, get, raw_exchange,  # noqa: E402
                            wait_for)
 
 

@@ -7,8 +7,9 @@ import re
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_appd_lib import (AppdTest, NOTES, TESTAPP)  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from appdtest import (AppdTest, NOTES, TESTAPP)  # noqa: E402
 from harness import BIN, TOP  # noqa: E402
 
 PAGES = [os.path.join(TOP, "appd", p) for p in ("appd.8", "appd.conf.5")]

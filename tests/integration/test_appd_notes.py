@@ -12,10 +12,11 @@ import threading
 import time
 from urllib.parse import quote_from_bytes
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 from harness import TOP, children, cmdline, free_port  # noqa: E402
-from test_dbrepd_lib import SECRET, DbrepTest  # noqa: E402
-from test_appd_lib import NOTES, Appd, Webd, get  # noqa: E402
+from dbreptest import SECRET, DbrepTest  # noqa: E402
+from appdtest import NOTES, Appd, Webd, get  # noqa: E402
 
 WWW = os.path.join(TOP, "appd", "apps", "notes-www")
 

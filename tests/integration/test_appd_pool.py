@@ -9,9 +9,10 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 from harness import SANITIZE  # noqa: E402
-from test_appd_lib import (AppdTest, Conn, SLOW, TESTAPP,  # noqa: E402
+from appdtest import (AppdTest, Conn, SLOW, TESTAPP,  # noqa: E402
                            get, wait_for)
 
 

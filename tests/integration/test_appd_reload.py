@@ -10,8 +10,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_appd_lib import (AppdTest, Closed, Conn, Loop,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from appdtest import (AppdTest, Closed, Conn, Loop,  # noqa: E402
                            TESTAPP, get, wait_for)
 
 

@@ -9,8 +9,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_appd_lib import (AppdTest, Closed, Conn, SLOW,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from appdtest import (AppdTest, Closed, Conn, SLOW,  # noqa: E402
                            get, wait_for)
 
 T = "request-timeout 1s\nkill-grace 500ms\nslow-request 300ms\n"

@@ -12,8 +12,9 @@ import os
 import socket
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     HELLO, SECRET, Client, DbrepTest, free_port)
 
 

@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     BIN, SECRET, SLOW, DbrepError, DbrepTest, Client, QUERY,
     SQLITE_READONLY, DBREP_EINDETERMINATE, children, pstr, wait_for,
     writer_storm)

@@ -9,8 +9,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (
     BIN, SECRET, Client, DbrepError, DbrepTest, digest, integrity,
     sqlite3_cli, wait_for, frame, pstr, QUERY, ERROR, SQLITE_CONSTRAINT,
     SQLITE_READONLY, DBREP_EAUTH, DBREP_ELSNWAIT, DBREP_ENOTREPLICABLE,

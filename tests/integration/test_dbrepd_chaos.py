@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     Client, DbrepError, DbrepTest, SQLITE_FULL, integrity, sqlite3_cli,
     wait_for, writer_storm)
 from faultproxy import FaultProxy  # noqa: E402

@@ -9,8 +9,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     DbrepError, DbrepTest, PROMOTE, REPOINT, SQLITE_READONLY,
     DBREP_EINDETERMINATE, integrity, pstr, sqlite3_cli, wait_for,
     writer_storm)

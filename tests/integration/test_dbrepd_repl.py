@@ -10,8 +10,9 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     DbrepError, DbrepTest, children, cmdline_of, digest, integrity,
     sqlite3_cli, wait_for, writer_storm)
 

@@ -18,12 +18,13 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dbrepd_lib import (  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from dbreptest import (  # noqa: E402
     BIN, SECRET, AUTH, AUTH_OK, ERROR, HELLO, Client, DbrepError,
     DbrepTest, Node, Reader, pstr, wait_for, DBREP_EAUTH, SLOW)
 from harness import workdir  # noqa: E402
-from test_appd_lib import NOTES, Appd, get  # noqa: E402
+from appdtest import NOTES, Appd, get  # noqa: E402
 from httpc import make_cert  # noqa: E402
 
 TLS_BLOCK = """tls {{
@@ -77,7 +78,7 @@ class TlsNode(Node):
 
 
 class TlsClient(Client):
-    """The test client of test_dbrepd_lib over TLS (Python's ssl)."""
+    """The test client of dbreptest over TLS (Python's ssl)."""
 
     def __init__(self, port, ctx, secret=SECRET, timeout=10.0):
         raw = socket.create_connection(("127.0.0.1", port),
