@@ -10,11 +10,12 @@
 #                       a unix socket (Debian's defaults otherwise)
 #   appd alone          the same module, wrk straight to appd over TCP
 #
-# wrk on loopback, $C connections, $T seconds each after a warm-up; with
+# wrk on loopback, $C connections, $T seconds each after a warm-up, in
+# BENCH_ROUNDS rounds (3) of the three, medians printed; with
 # two CPUs or more the servers are pinned to the first half of the CPUs
 # and wrk to the rest.  Prints requests/s and p50/p99 latency of each,
 # and the ratios against nginx -> php-fpm (target: >= 1.0x requests/s,
-# p99 no worse).  APPD_BENCH_SECONDS (10), APPD_BENCH_CONNS (32),
+# p99 no worse).  APPD_BENCH_SECONDS (5), APPD_BENCH_CONNS (32),
 # APPD_BENCH_WORKERS (4).  The machine's speed drifts: compare the
 # ratios of one run, not figures across runs.
 set -eu
@@ -22,7 +23,8 @@ BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B=$top/$BUILD/bin
 MOD=$top/$BUILD/lib/testapp.so
-T=${APPD_BENCH_SECONDS:-10}
+T=${APPD_BENCH_SECONDS:-5}
+R=${BENCH_ROUNDS:-3}
 C=${APPD_BENCH_CONNS:-32}
 W=${APPD_BENCH_WORKERS:-4}
 
@@ -192,13 +194,31 @@ curl -s "http://127.0.0.1:$WP/t/hello" | grep -q "hello, world" ||
 curl -s "http://127.0.0.1:$NP/hello.php" | grep -q "hello, world" ||
     { echo "bench_appd: nginx -> php-fpm does not answer hello" >&2; exit 1; }
 
-echo "appd bench: $W workers each, $C connections, ${T}s, $ncpu CPUs" \
-    "${SRV:+(servers: $SRV, wrk: $CLI)}"
-# appd alone first: webd's idle connections to appd would otherwise take
-# the workers' room for wrk's
-alone=$(measure "http://127.0.0.1:$AP/t/hello")
-ref=$(measure "http://127.0.0.1:$NP/hello.php")
-via=$(measure "http://127.0.0.1:$WP/t/hello")
+echo "appd bench: $W workers each, $C connections, $R rounds of ${T}s" \
+    "(medians), $ncpu CPUs ${SRV:+(servers: $SRV, wrk: $CLI)}"
+# the three in turn, round after round, so that the machine's drift
+# weighs on each alike; appd alone first in a round: webd's idle
+# connections to appd would otherwise take the workers' room for wrk's
+r=0
+while [ $r -lt "$R" ]; do
+	measure "http://127.0.0.1:$AP/t/hello" >> "$D/alone.rows"
+	measure "http://127.0.0.1:$NP/hello.php" >> "$D/ref.rows"
+	measure "http://127.0.0.1:$WP/t/hello" >> "$D/via.rows"
+	r=$((r + 1))
+done
+
+# the median of column $2 of file $1, and the errors seen in any round
+median() {
+	cut -d' ' -f"$2" "$1" | sort -n | awk '{ v[NR] = $1 }
+	    END { print v[int((NR + 1) / 2)] }'
+}
+row() {
+	echo "$(median "$1" 1) $(median "$1" 2) $(median "$1" 3)" \
+	    "$(cut -d' ' -f4- "$1" | grep . | sort -u | tr '\n' ' ')"
+}
+ref=$(row "$D/ref.rows")
+via=$(row "$D/via.rows")
+alone=$(row "$D/alone.rows")
 printf '%-22s %12s %10s %10s\n' "" "requests/s" "p50 ms" "p99 ms"
 for row in "nginx -> php-fpm:$ref" "webd -> appd:$via" "appd alone:$alone"; do
 	name=${row%%:*}
