@@ -470,7 +470,17 @@ conn_flush(struct http_conn *c)
 
 	while (c->out != NULL && buf_used(c->out) > 0 &&
 	    (c->s.flags & SOCK_WRITABLE)) {
-		if (req != NULL && req->file != -1 && req->file_left > 0)
+		/*
+		 * MSG_MORE before a sendfile'd body; and for the last bytes
+		 * of a response after which the connection closes, so that
+		 * they leave with our FIN in one segment (req_finish() closes
+		 * or shuts down at once, which pushes them).
+		 */
+		if (req != NULL && ((req->file != -1 && req->file_left > 0) ||
+		    ((req->rflags & (HTTP_R_RESP_ENDED | HTTP_R_BODYDONE)) ==
+		    (HTTP_R_RESP_ENDED | HTTP_R_BODYDONE) && !(req->rflags &
+		    (HTTP_R_KEEPALIVE | HTTP_R_TUNNEL)) && req->status != 101 &&
+		    req->file == -1)))
 			n = sock_write_more(&c->s, buf_head(c->out),
 			    buf_used(c->out));
 		else
@@ -918,7 +928,24 @@ req_finish(struct http_conn *c)
 	if (!(req->rflags & HTTP_R_KEEPALIVE) || (c->flags & CF_CLOSE_AFTER) ||
 	    (req->rflags & (HTTP_R_RESP_CLOSEDLM | HTTP_R_CONNCLOSE)) ||
 	    draining) {
-		conn_linger(c);
+		/*
+		 * The response said close, the request was read whole,
+		 * nothing follows it in the buffer and the socket was drained
+		 * at the last read: nothing unread can make close() reset
+		 * the connection under the response, so close at once (as
+		 * nginx does), without the shutdown, the wait for the
+		 * client's FIN and its read.  Else linger: after an error,
+		 * over TLS (close_notify), or when the client may still send
+		 * (a keep-alive response cut short by a drain).
+		 */
+		if (!(req->rflags & HTTP_R_KEEPALIVE) && !draining &&
+		    (req->rflags & HTTP_R_BODYDONE) && c->s.ssl == NULL &&
+		    !(c->flags & CF_CLOSE_AFTER) &&
+		    c->in->len == req->bstart &&
+		    !(c->s.flags & (SOCK_READABLE | SOCK_HUP)))
+			conn_close(c);
+		else
+			conn_linger(c);
 		return;
 	}
 	if (!(req->rflags & HTTP_R_BODYDONE)) {

@@ -131,6 +131,27 @@ class EngineTest(HttpTest):
             self.assertEqual(r.header("Connection"), "close")
             self.assertEqual(r.body, source_bytes(5000))
 
+    def test_closing_responses_arrive_whole_and_at_once(self):
+        """A response after which the server closes leaves with its FIN
+        (MSG_MORE, then close): every byte arrives, with no wait for a
+        timer, whatever its size and framing."""
+        self.httpd()
+        for target, n in (("/hello", 6), ("/source/1000", 1000),
+                          ("/source/100000", 100000),
+                          ("/source/1000000?chunked", 1000000)):
+            for version, extra in (("HTTP/1.1", [("Connection", "close")]),
+                                   ("HTTP/1.0", [])):
+                with self.conn() as c:
+                    t0 = time.time()
+                    c.send(request_bytes("GET", target, extra,
+                                         version=version))
+                    r = c.read_response()
+                    self.assertEqual(len(r.body), n, (target, version))
+                    self.assertTrue(c.closed_within(3 * SLOW))
+                    # a held last segment would wait for a 200 ms timer
+                    self.assertLess(time.time() - t0, 0.15 * SLOW,
+                                    (target, version))
+
     def test_connection_close_both_ways(self):
         self.httpd()
         # the client asks: answered with Connection: close, then closed
