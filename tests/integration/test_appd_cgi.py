@@ -11,6 +11,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from appdtest import (AppdTest, SLOW, get, wait_for)  # noqa: E402
+from harness import BIN  # noqa: E402
 
 SCRIPTS = {
     "env.py": """#!/usr/bin/env python3
@@ -93,6 +94,21 @@ class CgiTest(AppdTest):
                            "trusted-proxy 127.0.0.1\n",
                            routes=f'route "/cgi-bin/" cgi "{self.cgi}" '
                            f'timeout {int(1000 * SLOW)}ms\n').start()
+
+    def test_signals_reset_when_appd_inherits_them_ignored(self):
+        """An appd started with signals 32 and 33 ignored (as a CI runner
+        did) still runs CGI programs with nothing ignored."""
+        a = self.appd(name="appd-ign", wrap=[os.path.join(BIN, "sigign")],
+                      extra="pool static\nworkers 1\n",
+                      routes=f'route "/cgi-bin/" cgi "{self.cgi}"\n').start()
+        # (the wrapper did its part: the master has them ignored)
+        ign = [ln.split()[1] for ln in open(f"/proc/{a.d.pid}/status")
+               if ln.startswith("SigIgn:")][0]
+        self.assertEqual(int(ign, 16) & 0x180000000, 0x180000000)
+        r = get(a.port, "/cgi-bin/env.sh")
+        self.assertEqual(r.status, 200)
+        self.assertIn("signals= SigBlk:0000000000000000 "
+                      "SigIgn:0000000000000000", r.body.decode().splitlines())
 
     def test_python_meta_variables_and_body(self):
         r = get(self.a.port, "/cgi-bin/env.py/extra/p?a=1&b=%20x",

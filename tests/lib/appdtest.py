@@ -48,7 +48,7 @@ class Appd:
     """An appd and its ports (port: the workers', sport: status)."""
 
     def __init__(self, test, extra="", appextra="", routes="", name="appd",
-                 unix=False, module=TESTAPP):
+                 unix=False, module=TESTAPP, wrap=()):
         self.test = test
         self.port = free_port()
         self.sport = free_port()
@@ -57,7 +57,7 @@ class Appd:
             f"127.0.0.1:{self.port}"
         self.extra, self.appextra, self.routes = extra, appextra, routes
         self.module = module
-        self.d = test.daemon("appd", self.conf(), name=name)
+        self.d = test.daemon("appd", self.conf(), name=name, wrap=wrap)
 
     def conf(self):
         return APPD.format(listen=self.listen, sport=self.sport,

@@ -133,8 +133,10 @@ class Syslog:
 class Daemon:
     """One daemon instance with its own conf file, pidfile and folder."""
 
-    def __init__(self, prog, conf, workdir, name=None, args=()):
+    def __init__(self, prog, conf, workdir, name=None, args=(), wrap=()):
         self.prog = os.path.join(BIN, prog)
+        # a command the daemon is started through (tests/tools/sigign)
+        self.wrap = list(wrap)
         self.dir = workdir
         self.name = name or prog
         self.conf_path = os.path.join(workdir, self.name + ".conf")
@@ -158,7 +160,7 @@ class Daemon:
         return p.returncode, p.stdout.decode(errors="replace")
 
     def start(self, foreground=False, wait=True):
-        args = [self.prog, "-f", self.conf_path, *self.args]
+        args = [*self.wrap, self.prog, "-f", self.conf_path, *self.args]
         if foreground:
             args.append("-d")
             self.log = open(os.path.join(self.dir, self.name + ".stderr"),
