@@ -103,5 +103,12 @@ main(int argc, char *argv[])
 	for (i = 0; i < nitems(more); i++)
 		put(argv[1], "fuzz_target", nt++, -1, more[i],
 		    strlen(more[i]));
+	/* a path longer than HTTP_MAXPATH once decoded and normalized */
+	if ((b = malloc(6000)) == NULL)
+		err(1, NULL);
+	for (i = 0; i < 6000; i++)
+		b[i] = "/a./.b"[i % 6];
+	put(argv[1], "fuzz_target", nt++, -1, b, 6000);
+	free(b);
 	return (0);
 }
