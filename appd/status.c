@@ -280,60 +280,11 @@ metrics(struct appd_conf *ac, struct snap *sn, struct buf *b)
 static void
 send_buf(struct http_req *req, int status, const char *type, struct buf *b)
 {
-	struct buf	*rest;
-	size_t		 off = 0, n;
-
 	http_resp_begin(req, status);
 	http_resp_header(req, "Content-Type", type);
 	http_resp_header(req, "Cache-Control", "no-store");
 	http_resp_body(req, buf_used(b));
-	while (off < buf_used(b)) {
-		n = http_resp_write(req, buf_head(b) + off, buf_used(b) - off);
-		if (n == 0)
-			break;
-		off += n;
-	}
-	if (off == buf_used(b) || (rest = malloc(sizeof(*rest))) == NULL) {
-		buf_free(b);
-		http_resp_end(req);
-		return;
-	}
-	/* the engine's buffer is full: the rest goes out on drain */
-	buf_consume(b, off);
-	*rest = *b;
-	req->ud = rest;
-}
-
-static void
-s_drain(struct http_req *req)
-{
-	struct buf	*rest = req->ud;
-	size_t		 n;
-
-	if (rest == NULL)
-		return;
-	while (buf_used(rest) > 0) {
-		n = http_resp_write(req, buf_head(rest), buf_used(rest));
-		if (n == 0)
-			return;
-		buf_consume(rest, n);
-	}
-	buf_free(rest);
-	free(rest);
-	req->ud = NULL;
-	http_resp_end(req);
-}
-
-static void
-s_done(struct http_req *req)
-{
-	struct buf	*rest = req->ud;
-
-	if (rest != NULL) {
-		buf_free(rest);
-		free(rest);
-		req->ud = NULL;
-	}
+	http_resp_send_buf(req, b);
 }
 
 static void
@@ -390,7 +341,7 @@ s_request(struct http_req *req)
 }
 
 static const struct http_handler status_handler = {
-	s_request, NULL, NULL, s_drain, s_done
+	s_request, NULL, NULL, http_resp_buf_drain, http_resp_buf_done
 };
 
 struct http_server *

@@ -55,70 +55,11 @@ m_request(struct http_req *req)
 	http_resp_header(req, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");
 	http_resp_body(req, buf_used(&b));
-	/* the engine takes at most its buffer; the rest goes on drain */
-	{
-		size_t	off = 0, n;
-
-		while (off < buf_used(&b)) {
-			n = http_resp_write(req, buf_head(&b) + off,
-			    buf_used(&b) - off);
-			if (n == 0)
-				break;
-			off += n;
-		}
-		if (off < buf_used(&b)) {
-			/* a very large rendering: keep it for drain() */
-			struct buf	*rest = malloc(sizeof(*rest));
-
-			if (rest == NULL) {
-				buf_free(&b);
-				http_resp_error(req, 500);
-				return;
-			}
-			buf_consume(&b, off);
-			*rest = b;
-			req->ud = rest;
-			return;
-		}
-	}
-	buf_free(&b);
-	http_resp_end(req);
-}
-
-static void
-m_drain(struct http_req *req)
-{
-	struct buf	*rest = req->ud;
-	size_t		 n;
-
-	if (rest == NULL)
-		return;
-	while (buf_used(rest) > 0) {
-		n = http_resp_write(req, buf_head(rest), buf_used(rest));
-		if (n == 0)
-			return;
-		buf_consume(rest, n);
-	}
-	buf_free(rest);
-	free(rest);
-	req->ud = NULL;
-	http_resp_end(req);
-}
-
-static void
-m_done(struct http_req *req)
-{
-	struct buf	*rest = req->ud;
-
-	if (rest != NULL) {
-		buf_free(rest);
-		free(rest);
-		req->ud = NULL;
-	}
+	http_resp_send_buf(req, &b);
 }
 
 static const struct http_handler metrics_handler = {
-	m_request, NULL, NULL, m_drain, m_done
+	m_request, NULL, NULL, http_resp_buf_drain, http_resp_buf_done
 };
 
 /*

@@ -1476,6 +1476,63 @@ http_resp_end(struct http_req *req)
 	return (0);
 }
 
+/*
+ * Send all of <b> as the body declared with http_resp_body(), then end
+ * the response.  <b> is taken over: freed here, or once the rest is out.
+ * What the engine's buffer cannot take now is written from drain: the
+ * handler sets .drain = http_resp_buf_drain and .done = http_resp_buf_done
+ * and leaves req->ud to them.  Without memory to keep the rest, the body
+ * ends short and http_resp_end() closes the connection.
+ */
+void
+http_resp_send_buf(struct http_req *req, struct buf *b)
+{
+	struct buf	*rest;
+	size_t		 off = 0, n;
+
+	while (off < buf_used(b) && (n = http_resp_write(req, buf_head(b) +
+	    off, buf_used(b) - off)) > 0)
+		off += n;
+	if (off == buf_used(b) || (rest = malloc(sizeof(*rest))) == NULL) {
+		buf_free(b);
+		http_resp_end(req);
+		return;
+	}
+	buf_consume(b, off);
+	*rest = *b;
+	req->ud = rest;
+}
+
+void
+http_resp_buf_drain(struct http_req *req)
+{
+	struct buf	*rest = req->ud;
+	size_t		 n;
+
+	if (rest == NULL)
+		return;
+	while (buf_used(rest) > 0) {
+		if ((n = http_resp_write(req, buf_head(rest),
+		    buf_used(rest))) == 0)
+			return;
+		buf_consume(rest, n);
+	}
+	http_resp_buf_done(req);
+	http_resp_end(req);
+}
+
+void
+http_resp_buf_done(struct http_req *req)
+{
+	struct buf	*rest = req->ud;
+
+	if (rest != NULL) {
+		buf_free(rest);
+		free(rest);
+		req->ud = NULL;
+	}
+}
+
 /* Close the connection after this response. */
 void
 http_resp_close(struct http_req *req)

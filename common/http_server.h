@@ -186,6 +186,9 @@ int	 http_resp_simple(struct http_req *, int, const char *, const void *,
 int	 http_resp_error(struct http_req *, int);
 size_t	 http_resp_room(const struct http_req *);
 void	 http_resp_close(struct http_req *);
+void	 http_resp_send_buf(struct http_req *, struct buf *);
+void	 http_resp_buf_drain(struct http_req *);
+void	 http_resp_buf_done(struct http_req *);
 int	 http_req_detach(struct http_req *, struct sock *, struct buf **,
 	    struct buf **);
 
