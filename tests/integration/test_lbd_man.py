@@ -11,6 +11,8 @@ import subprocess
 
 from harness import BIN, TOP, DaemonTest
 from httpc import make_cert
+import mantest
+from mantest import lint, page
 
 PAGES = [os.path.join(TOP, "lbd", p) for p in ("lbd.8", "lbd.conf.5")]
 CONF5 = PAGES[1]
@@ -18,58 +20,25 @@ SAMPLES = [os.path.join(TOP, "lbd", p)
            for p in ("lbd.conf.sample", "lbd-two-hosts.conf.sample")]
 
 
-def page(path):
-    with open(path) as f:
-        return f.read()
-
-
-def macro_body(name):
-    """The text of #define <name> in common/'s headers."""
-    for h in sorted(os.listdir(os.path.join(TOP, "common"))):
-        if h.endswith(".h"):
-            d = re.search(rf"#define {name}\b.*?(?<!\\)\n",
-                          page(os.path.join(TOP, "common", h)), re.S)
-            if d:
-                return d.group(0)
-    raise AssertionError(f"no #define {name} in common/")
-
-
 def grammar_keywords():
     """The keywords of lbd_grammar (lbd/parse.c), with those of the
     common/ grammar macros it includes."""
-    src = page(os.path.join(TOP, "lbd", "parse.c"))
-    table = src[src.index("const struct conf_kw lbd_grammar[]"):]
-    table = table[:table.index("{ NULL }")]
-    kws = set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', table))
-    macros = set(re.findall(r"\b([A-Z_]+_GRAMMAR)\(", table) +
-                 re.findall(r"\b(PROC_GRAMMAR)\b", table))
+    kws, macros = mantest.grammar_keywords("lbd/parse.c", "lbd_grammar")
     assert macros == {"PROC_GRAMMAR", "TLS_GRAMMAR", "HTTP_LIMITS_GRAMMAR",
                       "PROXY_GRAMMAR"}, macros
-    for m in macros:
-        kws |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', macro_body(m)))
     return kws
 
 
 def options():
     """The option words of lbd's keywords (listen ... tls, check ...
     interval, server ... weight, certificate ... key)."""
-    src = page(os.path.join(TOP, "lbd", "parse.c"))
-    for f in ("proxy_conf.c", "tls.c"):
-        src += page(os.path.join(TOP, "common", f))
-    opts = set()
-    for block in re.findall(r"(?:static )?const struct conf_opt \w+\[\] = "
-                            r"\{(.*?)\n\};", src, re.S):
-        opts |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', block))
-    return opts
+    return mantest.options("lbd/parse.c", "common/proxy_conf.c",
+                           "common/tls.c")
 
 
 def examples(path):
     """The configuration in the EXAMPLES section's literal display."""
-    text = page(path)
-    ex = text[text.index(".Sh EXAMPLES"):]
-    ex = ex[:ex.index("\n.Sh ", 1)]
-    m = re.search(r"^\.Bd -literal.*?\n(.*?)^\.Ed$", ex, re.S | re.M)
-    return m.group(1).replace("\\e", "\\").replace("\\&", "")
+    return mantest.examples(path)[0]
 
 
 class ManTest(DaemonTest):
@@ -100,20 +69,7 @@ class ManTest(DaemonTest):
 
     def test_mandoc_lint(self):
         for p in PAGES:
-            r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", p],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               timeout=30)
-            self.assertEqual((r.returncode, r.stdout), (0, ""), p)
-            # the style level too, but for pages not installed here
-            r = subprocess.run(["mandoc", "-Tlint", p],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               timeout=30)
-            left = [ln for ln in r.stdout.splitlines()
-                    if "referenced manual not found" not in ln and
-                    "outdated mandoc.db" not in ln]
-            self.assertEqual(left, [], p)
+            lint(self, p)
 
     def test_every_keyword_documented(self):
         text = page(CONF5)

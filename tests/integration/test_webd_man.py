@@ -8,73 +8,33 @@ import subprocess
 
 from harness import BIN, TOP, DaemonTest
 from httpc import make_cert
+import mantest
+from mantest import lint, page
 
 PAGES = [os.path.join(TOP, "webd", p) for p in ("webd.8", "webd.conf.5")]
 CONF5 = PAGES[1]
 
 
-def page(path):
-    with open(path) as f:
-        return f.read()
-
-
 def grammar_keywords():
     """The keywords of webd_grammar (webd/parse.c), with those of the
     common/ grammar macros it includes."""
-    src = page(os.path.join(TOP, "webd", "parse.c"))
-    table = src[src.index("const struct conf_kw webd_grammar[]"):]
-    table = table[:table.index("{ NULL }")]
-    kws = set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', table))
-    macros = re.findall(r"\b([A-Z_]+_GRAMMAR)\(", table) + \
-        re.findall(r"\b(PROC_GRAMMAR)\b", table)
-    for m in macros:
-        for h in os.listdir(os.path.join(TOP, "common")):
-            if not h.endswith(".h"):
-                continue
-            text = page(os.path.join(TOP, "common", h))
-            d = re.search(rf"#define {m}\b.*?(?<!\\)\n", text, re.S)
-            if d:
-                kws |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",',
-                                      d.group(0)))
-    return kws
+    return mantest.grammar_keywords("webd/parse.c", "webd_grammar")[0]
 
 
 def options():
     """The option words of webd's keywords (listen ... tls, ...)."""
-    src = page(os.path.join(TOP, "webd", "parse.c"))
-    opts = set()
-    for block in re.findall(r"static const struct conf_opt \w+\[\] = "
-                            r"\{(.*?)\n\};", src, re.S):
-        opts |= set(re.findall(r'\{ "([a-z][a-z0-9-]*)",', block))
-    return opts
+    return mantest.options("webd/parse.c")
 
 
 def examples(path):
     """The configuration in the EXAMPLES section's literal display."""
-    text = page(path)
-    ex = text[text.index(".Sh EXAMPLES"):]
-    ex = ex[:ex.index("\n.Sh ", 1)]
-    m = re.search(r"^\.Bd -literal.*?\n(.*?)^\.Ed$", ex, re.S | re.M)
-    return m.group(1).replace("\\e", "\\").replace("\\&", "")
+    return mantest.examples(path)[0]
 
 
 class ManTest(DaemonTest):
     def test_mandoc_lint(self):
         for p in PAGES:
-            r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", p],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               timeout=30)
-            self.assertEqual((r.returncode, r.stdout), (0, ""), p)
-            # the style level too, but for pages not installed here
-            r = subprocess.run(["mandoc", "-Tlint", p],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               timeout=30)
-            left = [ln for ln in r.stdout.splitlines()
-                    if "referenced manual not found" not in ln and
-                    "outdated mandoc.db" not in ln]
-            self.assertEqual(left, [], p)
+            lint(self, p)
 
     def test_every_keyword_documented(self):
         text = page(CONF5)
