@@ -7,7 +7,14 @@ set -u
 BUILD=${BUILD:-build}
 what=${1:-all}
 top=$(cd "$(dirname "$0")/.." && pwd)
-R=${RESULTS:-$top/$BUILD/results}
+. "$top/tests/lib/reach.sh"
+if [ -z "${RESULTS:-}" ]; then
+	R=$(reach_dir "$top/$BUILD/results" results)
+	[ "$R" = "$top/$BUILD/results" ] || echo "tests: $top is out of" \
+	    "reach of the daemons' user nobody; results in $R"
+else
+	R=$RESULTS
+fi
 rm -rf "$R"
 mkdir -p "$R"
 export BUILD TOP="$top" RESULTS="$R"

@@ -18,7 +18,19 @@
 # when no syslog daemon was running (state/log/syslog.log).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-STATE=${STATE:-$top/state}
+if [ -z "${STATE:-}" ]; then
+	# ./state, or where nobody can reach it, with ./state a link to it
+	. "$top/tests/lib/reach.sh"
+	STATE=$top/state
+	if [ ! -L "$STATE" ]; then
+		s=$(reach_dir "$STATE" state)
+		if [ "$s" != "$STATE" ] && [ ! -d "$STATE" ]; then
+			ln -s "$s" "$STATE"
+		fi
+	fi
+	# the daemons get the real path, never one through ./state's link
+	[ -L "$STATE" ] && STATE=$(readlink -f "$STATE")
+fi
 BUILD=${BUILD:-build}
 export BINDIR="$top/$BUILD/bin" CONFDIR="$STATE/conf" RUNDIR="$STATE/run"
 export STOP_TIMEOUT=${STOP_TIMEOUT:-15}

@@ -38,7 +38,11 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
-LAB=${LAB:-$top/state/lab}
+if [ -z "${LAB:-}" ]; then
+	# ./state/lab, or where the daemons' user can reach it
+	. "$top/tests/lib/reach.sh"
+	LAB=$(reach_dir "$top/state/lab" lab)
+fi
 P=${LAB_PREFIX:-lab}
 SITE=${SITE:-$top/tests/e2e/hosts/site.txt}
 gen=$top/tests/e2e/hosts/labgen.py
