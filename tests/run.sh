@@ -25,7 +25,11 @@ if [ "${SANITIZE:-0}" = 1 ]; then
 	chmod 1777 "$R/san"
 	export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:log_path=$R/san/asan"
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$R/san/ubsan"
-	export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
+	# a copy where the workers (nobody) can read it, as the checkout
+	# may be out of their reach
+	cp "$top/tests/lsan.supp" "$R/lsan.supp"
+	chmod 644 "$R/lsan.supp"
+	export LSAN_OPTIONS="suppressions=$R/lsan.supp:print_suppressions=0"
 fi
 
 rc=0
