@@ -219,6 +219,7 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
 	}
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
+	srv->mine++;
 	if (srv->shared_conns != NULL) {
 		atomic_fetch_add(srv->shared_conns, 1);
 		c->flags |= CF_COUNTED;
@@ -305,19 +306,19 @@ conn_proxy(struct http_conn *c)
 }
 
 /*
- * Accept what waits on <lfd> (a few at a time, so that other workers get
- * their share).  Returns how many were accepted, or -1 when the listener
- * is at its maxconn (the caller pauses it: connections wait in the
- * listen queue).
+ * Accept at most <max> of what waits on <lfd> (http_worker.c decides how
+ * many, so that the workers share the connections).  Returns how many
+ * were accepted, or -1 when the listener is at its maxconn (the caller
+ * pauses it: connections wait in the listen queue).
  */
 int
-http_accept(struct http_server *srv, int lfd)
+http_accept(struct http_server *srv, int lfd, int max)
 {
 	struct sockaddr_storage	ss;
 	socklen_t		sl;
 	int			fd, n = 0;
 
-	while (n < 16) {
+	while (n < max) {
 		if (srv->maxconn > 0 && srv->shared_conns != NULL &&
 		    atomic_load(srv->shared_conns) >= srv->maxconn)
 			return (n > 0 ? n : -1);
@@ -400,6 +401,7 @@ conn_close(struct http_conn *c)
 	TAILQ_REMOVE(&conns, c, entry);
 	TAILQ_INSERT_TAIL(&graveyard, c, entry);
 	nconns--;
+	c->srv->mine--;
 }
 
 /* Shut our side and read what still comes for a while, then close. */

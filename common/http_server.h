@@ -81,6 +81,7 @@ struct http_server {
 	/* connections at once on this listener, all workers; 0: no limit */
 	int				 maxconn;
 	_Atomic int			*shared_conns;
+	int				 mine;	/* this worker's */
 	/* a new connection (after PROXY): 0, or a status to answer its
 	 * first request with before closing (a limit was hit) */
 	int	(*conn_open)(struct http_conn *);
@@ -155,7 +156,7 @@ struct http_req {
 void	 http_server_init(struct ev_loop *);
 int	 http_conn_accept(struct http_server *, int,
 	    const struct sockaddr *, socklen_t);
-int	 http_accept(struct http_server *, int);
+int	 http_accept(struct http_server *, int, int);
 void	 http_server_drain(void);
 int	 http_server_nconns(void);
 void	 http_server_collect(void);

@@ -14,42 +14,13 @@
 #include "proxy.h"
 #include "tunnel.h"
 
-#define LBD_TCP_PAUSE	20		/* ms a full TCP listener rests */
-
 struct lbd_conf		*lconf;
 static struct http_worker hw;
-static struct ev_io	 tcpio[PROC_MAXLISTENERS];
-static struct ev_timer	 tcppause[PROC_MAXLISTENERS];
 
-static void	tcp_accept_event(struct ev_io *, uint32_t);
-
-static void
-tcp_resume(struct ev_timer *t)
+static int
+tcp_accept(void *arg, int fd, int max)
 {
-	int	i = t - tcppause;
-
-	if (hw.w->draining || tcpio[i].active)
-		return;
-	if (ev_io_add(&hw.loop, &tcpio[i], hw.w->ps->listeners[i].fd,
-	    EPOLLIN | EPOLLEXCLUSIVE, tcp_accept_event, t->arg) == -1)
-		log_warn("%s: listener %s", __func__,
-		    hw.w->ps->listeners[i].addr.text);
-}
-
-/*
- * A TCP listener at its maxconn is not watched for a while (its readiness
- * would spin the loop): the connections wait in the listen queue, as on
- * an HTTP listener (http_worker.c).
- */
-static void
-tcp_accept_event(struct ev_io *io, uint32_t ev)
-{
-	int	i = io - tcpio;
-
-	if (relay_tcp_accept(io->arg, io->fd, &hw.loop) != -1)
-		return;
-	ev_io_del(&hw.loop, io);
-	ev_timer_add(&hw.loop, &tcppause[i], LBD_TCP_PAUSE);
+	return (relay_tcp_accept(arg, fd, &hw.loop, max));
 }
 
 static void
@@ -69,15 +40,6 @@ w_busy(struct http_worker *h)
 static void
 w_drain(struct http_worker *h)
 {
-	int	i;
-
-	for (i = 0; i < h->w->ps->nlisteners; i++) {
-		ev_timer_del(&h->loop, &tcppause[i]);
-		if (tcpio[i].active || tcppause[i].arg != NULL) {
-			ev_io_del(&h->loop, &tcpio[i]);
-			close(h->w->ps->listeners[i].fd);
-		}
-	}
 	proxy_drain();
 }
 
@@ -140,11 +102,10 @@ lbd_worker(struct proc_worker *w)
 		}
 		l = w->ps->listeners[i].arg;
 		if (l->fe->mode == MODE_TCP) {
-			ev_timer_init(&tcppause[i], tcp_resume, l);
-			if (ev_io_add(&hw.loop, &tcpio[i],
-			    w->ps->listeners[i].fd, EPOLLIN | EPOLLEXCLUSIVE,
-			    tcp_accept_event, l) == -1)
-				fatal("ev_io_add");
+			hw.lsn[i].accept = tcp_accept;
+			hw.lsn[i].arg = l;
+			hw.lsn[i].all = l->conns;
+			hw.lsn[i].mine = &l->mine;
 			continue;
 		}
 		l->srv.conn_open = c_open;

@@ -152,6 +152,7 @@ struct lbd_listener {
 	struct lbd_frontend	*fe;
 	int			 tls;
 	_Atomic int		*conns;		/* all workers, shared */
+	int			 mine;		/* this worker's */
 	TAILQ_ENTRY(lbd_listener) entry;
 };
 
@@ -221,7 +222,8 @@ extern const struct http_handler lbd_handler;
 void	 relay_http_hooks(struct lbd_backend *);
 
 /* relay_tcp.c */
-int	 relay_tcp_accept(struct lbd_listener *, int, struct ev_loop *);
+int	 relay_tcp_accept(struct lbd_listener *, int, struct ev_loop *,
+	    int);
 int	 relay_tcp_count(void);
 void	 relay_tcp_collect(void);
 

@@ -82,6 +82,7 @@ sess_free(struct tcp_sess *ts, const char *term, uint64_t bytes)
 	if (ts->counted)
 		rl_conn_close(fe, &ts->peer.sa);
 	atomic_fetch_sub(ts->l->conns, 1);
+	ts->l->mine--;
 	stats_gauge_add(fe->m_sessions, -1);
 	if (!ts->nolog)
 		tcplog(fe, ts->be, ts->srv, &ts->peer.sa, ts->t_pick - ts->t0,
@@ -382,11 +383,13 @@ sess_admit(struct tcp_sess *ts)
 }
 
 /*
- * Accept what waits on the TCP listener <l>.  Returns -1 when the
- * listener is at its maxconn (lbd.c pauses it), else 0.
+ * Accept at most <max> of what waits on the TCP listener <l>.  Returns
+ * how many, or -1 when the listener is at its maxconn (http_worker.c
+ * pauses it).
  */
 int
-relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
+relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop,
+    int max)
 {
 	struct lbd_frontend	*fe = l->fe;
 	struct sockaddr_storage	 ss;
@@ -394,13 +397,13 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
 	struct tcp_sess		*ts;
 	int			 fd, n;
 
-	for (n = 0; n < 16; n++) {
+	for (n = 0; n < max; n++) {
 		if (fe->maxconn > 0 && atomic_load(l->conns) >= fe->maxconn)
-			return (n > 0 ? 0 : -1);
+			return (n > 0 ? n : -1);
 		sl = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
-			return (0);
+			return (n);
 		stats_inc(fe->m_conns);
 		if ((ts = calloc(1, sizeof(*ts))) == NULL) {
 			close(fd);
@@ -416,6 +419,7 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop)
 		sock_init(&ts->up, -1);
 		ev_timer_init(&ts->timer, connect_timeout, ts);
 		atomic_fetch_add(l->conns, 1);
+		l->mine++;
 		stats_gauge_add(fe->m_sessions, 1);
 		TAILQ_INSERT_TAIL(&sessions, ts, entry);
 		nsessions++;
