@@ -20,12 +20,23 @@ SANITIZE = os.environ.get("SANITIZE") == "1"
 SLOW = 3 if SANITIZE else 1        # sanitized daemons are slower
 
 
+_given_ports = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on now (bound to 0, then released)."""
+    """A TCP port nobody listens on now (bound to 0, then released), and
+    not one this process was given before: the kernel may hand the same
+    port out twice in a row, and a conf with two listeners would then
+    list one address twice."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            break
+    _given_ports.add(port)
+    return port
 
 
 def wait_for(pred, timeout=5.0, step=0.02, what="condition"):
