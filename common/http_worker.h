@@ -1,6 +1,6 @@
 /*
  * http_worker.h: the event loop of an HTTP worker, shared by webd, lbd
- * and the test servers: accept on the listeners (EPOLLEXCLUSIVE), run the
+ * and the test servers: accept on the listeners (lshare.h), run the
  * connection engine, drain gracefully on SIGTERM.
  */
 #ifndef COMMON_HTTP_WORKER_H
@@ -9,6 +9,7 @@
 #include "conf.h"
 #include "event.h"
 #include "http_server.h"
+#include "lshare.h"
 #include "proc.h"
 
 /* Keywords for the limits of http.h, for a daemon's grammar. */
@@ -33,31 +34,16 @@
 void	http_limits_load(const struct conf_node *, struct http_limits *,
 	    const struct http_limits *);
 
-/*
- * A listener whose connections are not the HTTP engine's (lbd's TCP
- * mode): accept(arg, fd, max) takes at most <max> of the connections
- * waiting on <fd> and returns how many, or -1 when the listener is at its
- * maxconn.  <all> counts the listener's connections in every worker (in
- * shared memory), <mine> this worker's: the workers share them out.
- */
-struct http_worker_lsn {
-	int		(*accept)(void *, int, int);
-	void		*arg;
-	_Atomic int	*all;
-	int		*mine;
-};
-
 struct http_worker {
 	struct ev_loop		 loop;
 	struct proc_worker	*w;
-	/* set one of these for each listener i (or neither: not ours) */
+	/*
+	 * Set one of these for each listener i the worker serves: an HTTP
+	 * server, or (lbd's TCP mode) how to accept its connections.
+	 */
 	struct http_server	*servers[PROC_MAXLISTENERS];
-	struct http_worker_lsn	 lsn[PROC_MAXLISTENERS];
-	struct ev_io		 lio[PROC_MAXLISTENERS];
-	struct ev_timer		 paused[PROC_MAXLISTENERS];
-	uint8_t			 yielding[PROC_MAXLISTENERS];
-	uint8_t			 forced[PROC_MAXLISTENERS];
-	int			 nyielding;
+	struct lshare		 lsn[PROC_MAXLISTENERS];
+	struct lshare_set	 ls;
 	void			(*after)(struct http_worker *);
 	void			(*drain)(struct http_worker *);
 	int			(*busy)(struct http_worker *);

@@ -36,6 +36,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "lshare.h"
 #include "proc.h"
 #include "stats.h"
 #include "dbrepd.h"
@@ -51,6 +52,7 @@
 
 struct conn {
 	struct ev_io		 io;
+	struct lctx		*lc;		/* the listener it came from */
 	struct sock		 sk;		/* io.fd, plain or TLS */
 	struct ev_timer		 timer;
 	int			 state;
@@ -82,7 +84,14 @@ static sqlite3			*rdb, *wdb;
 static struct capture		*rcap, *wcap;
 static int			 bellfd = -1;
 static struct ev_io		 bellio;
-static struct ev_io		 lio[PROC_MAXLISTENERS];
+static struct lshare_set	 ls;		/* the client listeners */
+/* a client listener: its index, its TLS context (NULL: plain), and how
+ * many of its connections this worker holds */
+static struct lctx {
+	int		 idx;
+	void		*tls;
+	int		 mine;
+} lctx[PROC_MAXLISTENERS];
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static TAILQ_HEAD(, conn)	 graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
 static int			 nconns;
@@ -974,29 +983,36 @@ conn_close(struct conn *c)
 	TAILQ_REMOVE(&conns, c, entry);
 	TAILQ_INSERT_TAIL(&graveyard, c, entry);
 	nconns--;
+	c->lc->mine--;
+	if (ls.sh[c->lc->idx].all != NULL)
+		atomic_fetch_sub(ls.sh[c->lc->idx].all, 1);
 	if (c->state == C_WAIT)
 		waiters_update();
 }
 
-/* A client listener; its arg is non-NULL when it speaks TLS. */
-static void
-accept_event(struct ev_io *io, uint32_t events)
+/*
+ * Accept at most <max> clients on a client listener (lshare.c decides
+ * how many, so that the workers share them); returns how many.
+ */
+static int
+client_accept(void *arg, int lfd, int max)
 {
+	struct lctx		*lc = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sl;
 	struct conn		*c;
 	char			 pc[NET_ADDRSTRLEN], pr[NET_ADDRSTRLEN];
 	int			 fd, i, one = 1, tcp;
 
-	for (i = 0; i < 16; i++) {
+	for (i = 0; i < max; i++) {
 		sl = sizeof(ss);
-		fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
-			return;
+			return (i);
 		}
 		tcp = ss.ss_family != AF_UNIX;
 		if (!acl_pass(conf, LISTEN_CLIENT, (struct sockaddr *)&ss)) {
@@ -1013,7 +1029,7 @@ accept_event(struct ev_io *io, uint32_t events)
 		c->tcp = tcp;
 		c->snapfd = -1;
 		sock_init(&c->sk, fd);
-		if (io->arg != NULL && link_tls_server(&c->sk,
+		if (lc->tls != NULL && link_tls_server(&c->sk,
 		    conf->tls) == -1) {
 			log_warnx("%s: TLS: out of memory", __func__);
 			close(fd);
@@ -1038,6 +1054,10 @@ accept_event(struct ev_io *io, uint32_t events)
 		}
 		TAILQ_INSERT_TAIL(&conns, c, entry);
 		nconns++;
+		c->lc = lc;
+		lc->mine++;
+		if (ls.sh[lc->idx].all != NULL)
+			atomic_fetch_add(ls.sh[lc->idx].all, 1);
 		c->state = tcp ? C_AUTH : C_READY;
 		if (tcp && auth_nonce(c->nonce) == -1) {
 			conn_close(c);
@@ -1052,17 +1072,15 @@ accept_event(struct ev_io *io, uint32_t events)
 		ev_timer_add(&loop, &c->timer, conf->idle_timeout);
 		conn_flush(c);
 	}
+	return (i);
 }
 
 static void
 server_drain(struct proc_worker *w)
 {
 	struct conn	*c, *t;
-	int		 i;
 
-	for (i = 0; i < w->ps->nlisteners; i++)
-		if (lio[i].active)
-			ev_io_del(&loop, &lio[i]);
+	lshare_stop(&ls);
 	metrics_drain(&loop);
 	/*
 	 * Idle connections close, but a request the kernel already holds
@@ -1101,6 +1119,7 @@ after(struct ev_loop *l, void *arg)
 		buf_free(&c->held);
 		free(c);
 	}
+	lshare_after(&ls);
 	if (self->draining && nconns == 0 && metrics_busy() == 0)
 		ev_break(l);
 }
@@ -1119,15 +1138,19 @@ server_main(struct proc_worker *w)
 	if (ev_io_add(&loop, &bellio, bellfd, EPOLLIN, bell_event, NULL) ==
 	    -1)
 		fatal("%s: ev_io_add", __func__);
+	lshare_init(&ls, &loop, w);
 	for (i = 0; i < w->ps->nlisteners; i++) {
 		struct proc_listener	*l = &w->ps->listeners[i];
 		int			 tls;
 
 		tls = (conf->tls_listeners & (1ULL << i)) != 0;
 		if (l->arg == LISTEN_CLIENT) {
-			if (ev_io_add(&loop, &lio[i], l->fd, EPOLLIN |
-			    EPOLLEXCLUSIVE, accept_event, tls ? conf->tls :
-			    NULL) == -1)
+			struct lshare	sh = { client_accept, &lctx[i], NULL,
+			    &lctx[i].mine };
+
+			lctx[i].idx = i;
+			lctx[i].tls = tls ? conf->tls : NULL;
+			if (lshare_add(&ls, i, &sh) == -1)
 				fatal("ev_io_add");
 		} else if (l->arg == LISTEN_METRICS) {
 			if (metrics_attach(&loop, l->fd, conf, tls) == -1)

@@ -2,6 +2,7 @@
 primary's write path, what it refuses, read-only replicas, minimum-LSN
 reads, authentication, hostile frames, dbrepctl and /metrics."""
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -243,6 +244,32 @@ class Basic(DbrepTest):
         with p.client() as c:
             self.assertEqual(c.q("SELECT 2").rows, [(2,)])
         self.assertEqual(len(p.d.workers()), 2)
+
+    def test_clients_shared_by_workers(self):
+        # appd's workers open their connections in a burst at start; the
+        # kernel would give nearly all of them to one worker (19 of 20
+        # seen), and that worker would serve every read of the site
+        n = self.node("db1", workers=2).start()
+        workers = n.d.wait_workers(2)
+        clients = [n.client() for _ in range(20)]
+        try:
+            for i, c in enumerate(clients):
+                self.assertEqual(c.q("SELECT ?", i).rows, [(i,)])
+            out = subprocess.run(["ss", "-xpH"], stdout=subprocess.PIPE,
+                                 check=True).stdout.decode()
+        finally:
+            for c in clients:
+                c.close()
+        held = {}
+        for ln in out.splitlines():
+            f = ln.split()
+            if len(f) > 4 and f[1] == "ESTAB" and f[4] == n.sock:
+                for pid in re.findall(r"pid=(\d+)", ln):
+                    held[int(pid)] = held.get(int(pid), 0) + 1
+        print("20 clients over 2 dbrepd workers:", held)
+        self.assertEqual(set(held), set(workers), out)
+        self.assertEqual(sum(held.values()), 20, out)
+        self.assertGreaterEqual(min(held.values()), 7, held)
 
     def test_dbrepctl_and_snapshot_and_metrics(self):
         p, r = self.pair()
