@@ -764,11 +764,7 @@ serve_one(struct conn *c)
 static void
 conn_take(int fd, const struct sockaddr *sa, socklen_t sl)
 {
-	int	one = 1;
-
-	if (sa->sa_family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+	net_nodelay(fd, sa->sa_family);
 	conn.fd = fd;
 	memcpy(&conn.peer, sa, sl);
 	conn.ilen = 0;

@@ -189,7 +189,6 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
     socklen_t sl)
 {
 	struct http_conn	*c;
-	int			 one = 1;
 
 	if (srv->acl != NULL && !net_acl_allows(srv->acl, sa)) {
 		close(fd);
@@ -200,10 +199,7 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
 		close(fd);
 		return (-1);
 	}
-	/* answers go out at once, and never wait for a delayed ACK */
-	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+	net_nodelay(fd, sa->sa_family);
 	sock_init(&c->s, fd);
 	c->srv = srv;
 	c->loop = loop;

@@ -344,18 +344,33 @@ net_unix_perms(const char *path, int mode, uid_t uid, gid_t gid)
 	return (0);
 }
 
+/*
+ * TCP_NODELAY on a TCP socket of address family <family> (others are
+ * left alone): what a proxy or a server writes goes out at once.  With
+ * Nagle's algorithm, a write smaller than the MSS (64 KiB on loopback)
+ * waits for the ACK of what is in flight, and a peer that delays its
+ * ACK holds it for up to 40 ms.
+ */
+void
+net_nodelay(int fd, int family)
+{
+	int	one = 1;
+
+	if (family == AF_INET || family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+}
+
 /* Start a non-blocking connect; returns the fd (errno EINPROGRESS ok). */
 int
 net_connect(const struct net_addr *a)
 {
-	int	fd, one = 1;
+	int	fd;
 
 	if ((fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		return (-1);
-	if (a->family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+	net_nodelay(fd, a->family);
 	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == -1 &&
 	    errno != EINPROGRESS) {
 		int	saved = errno;

@@ -1002,7 +1002,7 @@ client_accept(void *arg, int lfd, int max)
 	socklen_t		 sl;
 	struct conn		*c;
 	char			 pc[NET_ADDRSTRLEN], pr[NET_ADDRSTRLEN];
-	int			 fd, i, one = 1, tcp;
+	int			 fd, i, tcp;
 
 	for (i = 0; i < max; i++) {
 		sl = sizeof(ss);
@@ -1019,9 +1019,7 @@ client_accept(void *arg, int lfd, int max)
 			close(fd);
 			continue;
 		}
-		if (tcp)
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			    sizeof(one));
+		net_nodelay(fd, ss.ss_family);
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
 			close(fd);
 			continue;

@@ -970,15 +970,14 @@ ship_accept(int fd, int tls)
 	socklen_t		 sl = sizeof(ss);
 	struct peer		*p;
 	char			 pc[NET_ADDRSTRLEN];
-	int			 one = 1, flags;
+	int			 flags;
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
 	    !acl_pass(conf, LISTEN_REPL, (struct sockaddr *)&ss)) {
 		close(fd);
 		return;
 	}
-	if (ss.ss_family != AF_UNIX)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	net_nodelay(fd, ss.ss_family);
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		close(fd);
 		return;

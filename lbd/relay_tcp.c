@@ -405,6 +405,7 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
 			return (n);
 		stats_inc(fe->m_conns);
+		net_nodelay(fd, ss.ss_family);
 		if ((ts = calloc(1, sizeof(*ts))) == NULL) {
 			close(fd);
 			continue;

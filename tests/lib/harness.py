@@ -97,6 +97,36 @@ def cmdline(pid):
         return ""
 
 
+def socket_in(pid, peer):
+    """A duplicate of the socket process <pid> holds whose peer address is
+    <peer> (host, port), taken with pidfd_getfd(2) (root, Linux 5.6+), or
+    None: to read the options a daemon set on a connection it accepted."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith(
+                        "socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)   # pidfd_getfd
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            try:
+                if s.getpeername()[:2] == peer:
+                    return s
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    return None
+
+
 def proc_status(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
