@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, TOP
+from harness import BIN, TOP, free_port
 
 BUILD = os.path.basename(os.path.dirname(BIN))
 DAEMONS = ("lbd", "webd", "appd", "dbrepd")
@@ -85,11 +85,7 @@ class InstallTest(unittest.TestCase):
         os.makedirs(f"{work}/www")
         with open(f"{work}/www/index.html", "w") as f:
             f.write("installed\n")
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         with open(f"{work}/conf/webd.conf", "w") as f:
             f.write(f'server "t" {{\n\tlisten 127.0.0.1:{port}\n'
                     f'\troot "{work}/www"\n}}\n')

@@ -2,6 +2,7 @@
 generated conf, talk to them, read what they logged in the test run's
 syslog (see tests/integration/run.sh)."""
 import os
+import random
 import re
 import signal as _signal
 import socket
@@ -23,18 +24,36 @@ SLOW = 3 if SANITIZE else 1        # sanitized daemons are slower
 _given_ports = set()
 
 
+def _port_range():
+    """Ports below the kernel's ephemeral range: a port taken from that
+    range (bind to 0) may be given to some process's outgoing connection
+    between the test's choice and the daemon's bind ("Address already
+    in use")."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (10000, low - 1) if low > 12000 else (low + 20000, 65000)
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on now (bound to 0, then released), and
-    not one this process was given before: the kernel may hand the same
-    port out twice in a row, and a conf with two listeners would then
-    list one address twice."""
+    """A TCP port nobody listens on now, outside the ephemeral range,
+    and not one this process was given before (a conf with two
+    listeners would list one address twice)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(100):
+    lo, hi = _port_range()
+    for _ in range(1000):
+        port = random.randint(lo, hi)
+        if port in _given_ports:
+            continue
         with socket.socket(fam, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _given_ports:
-            break
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        break
     _given_ports.add(port)
     return port
 
