@@ -21,6 +21,7 @@
  * proxy instead: every request goes to the upstream servers.
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -127,9 +128,28 @@ slow_done(struct ev_timer *tm)
 }
 
 struct echo {
-	struct sock	 s;
-	struct buf	 b;
+	struct sock		 s;
+	struct buf		 b;
+	TAILQ_ENTRY(echo)	 entry;
 };
+
+/*
+ * The WebSocket echoes open (closed when the worker drains), and the
+ * closed ones, freed after the loop's turn: an event for one may still
+ * be in the turn's batch.
+ */
+static TAILQ_HEAD(, echo)	echoes = TAILQ_HEAD_INITIALIZER(echoes);
+static TAILQ_HEAD(, echo)	dead_echoes =
+				    TAILQ_HEAD_INITIALIZER(dead_echoes);
+
+static void
+echo_free(struct echo *e)
+{
+	TAILQ_REMOVE(&echoes, e, entry);
+	sock_close(&hw.loop, &e->s);
+	buf_free(&e->b);
+	TAILQ_INSERT_TAIL(&dead_echoes, e, entry);
+}
 
 static void
 echo_event(struct ev_io *io, uint32_t ev)
@@ -154,11 +174,8 @@ echo_event(struct ev_io *io, uint32_t ev)
 			e->b.len += n;
 			continue;
 		}
-		if (n == 0 || errno != EAGAIN) {
-			sock_close(&hw.loop, &e->s);
-			buf_free(&e->b);
-			free(e);
-		}
+		if (n == 0 || errno != EAGAIN)
+			echo_free(e);
 		return;
 	}
 }
@@ -186,10 +203,9 @@ ws_echo(struct http_req *req)
 		buf_free(in);
 		free(in);
 	}
+	TAILQ_INSERT_TAIL(&echoes, e, entry);
 	if (sock_watch(&hw.loop, &e->s, echo_event, e) == -1) {
-		sock_close(&hw.loop, &e->s);
-		buf_free(&e->b);
-		free(e);
+		echo_free(e);
 		return;
 	}
 	echo_event(&e->s.io, EPOLLOUT);
@@ -446,14 +462,30 @@ t_unload(void *p)
 static void
 t_after(struct http_worker *h)
 {
+	struct echo	*e;
+
 	proxy_collect();
 	tunnel_collect();
+	while ((e = TAILQ_FIRST(&dead_echoes)) != NULL) {
+		TAILQ_REMOVE(&dead_echoes, e, entry);
+		free(e);
+	}
 }
 
 static int
 t_busy(struct http_worker *h)
 {
 	return (tunnel_count() > 0);
+}
+
+/* Stopping: the WebSocket echoes close, as upgraded connections do. */
+static void
+w_drain(struct http_worker *h)
+{
+	struct echo	*e;
+
+	while ((e = TAILQ_FIRST(&echoes)) != NULL)
+		echo_free(e);
 }
 
 static int
@@ -469,6 +501,7 @@ t_worker(struct proc_worker *w)
 	cur = w->conf;
 	hw.after = t_after;
 	hw.busy = t_busy;
+	hw.drain = w_drain;
 	for (i = 0; i < w->ps->nlisteners; i++)
 		hw.servers[i] = w->ps->listeners[i].arg;
 	return (http_worker_run(&hw));

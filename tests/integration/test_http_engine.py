@@ -550,6 +550,23 @@ class EngineTest(HttpTest):
         idle.close()
         busy.close()
 
+    def test_graceful_stop_closes_upgraded_connections(self):
+        # An upgraded connection (testhttpd's WebSocket-like echo) is the
+        # worker's own: a stop closes it and frees it (under make
+        # sanitize, a worker that left it behind was a leak report).
+        d = self.httpd(workers=1)
+        c = self.conn()
+        c.send(request_bytes("GET", "/ws", [("Connection", "Upgrade"),
+                                            ("Upgrade", "testecho")]))
+        r = c.read_response()
+        self.assertEqual(r.status, 101)
+        c.send(b"ping|")
+        self.assertEqual(c.read_exact(5), b"ping|")
+        d.signal(signal.SIGTERM)
+        self.assertTrue(c.closed_within(3 * SLOW))
+        wait_for(lambda: not alive(d.pid), 5, what="the daemon to stop")
+        c.close()
+
     # load
 
     def wrk(self, url, conns=64, secs=2):
