@@ -105,12 +105,12 @@ http_worker_run(struct http_worker *hw)
 		}
 		if (l->accept == NULL)
 			continue;
-		if (lshare_add(&hw->ls, i, l) == -1)
+		if ((l = lshare_add(&hw->ls, i, l)) == NULL)
 			fatal("%s: listener %s", __func__,
 			    w->ps->listeners[i].addr.text);
 		/* the engine counts in the block the sharing reads */
 		if (srv != NULL)
-			srv->shared_conns = hw->ls.sh[i].all;
+			srv->shared_conns = l->all;
 	}
 	w->drain = worker_drain;
 	hw->loop.after = worker_after;

@@ -98,7 +98,7 @@ lshare_init(struct lshare_set *s, struct ev_loop *loop,
 }
 
 /* Serve listener <i> of the worker's settings as <sh> says. */
-int
+struct lshare *
 lshare_add(struct lshare_set *s, int i, const struct lshare *sh)
 {
 	char	key[SHM_NAMELEN];
@@ -109,8 +109,10 @@ lshare_add(struct lshare_set *s, int i, const struct lshare *sh)
 		    s->w->ps->listeners[i].addr.text);
 		s->sh[i].all = shm_get(key, sizeof(*s->sh[i].all), NULL);
 	}
-	return (ev_io_add(s->loop, &s->io[i], s->w->ps->listeners[i].fd,
-	    EPOLLIN | EPOLLEXCLUSIVE, accept_event, s));
+	if (ev_io_add(s->loop, &s->io[i], s->w->ps->listeners[i].fd,
+	    EPOLLIN | EPOLLEXCLUSIVE, accept_event, s) == -1)
+		return (NULL);
+	return (&s->sh[i]);
 }
 
 /* After each turn of the loop: listeners left to the others come back

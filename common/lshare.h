@@ -24,7 +24,9 @@
  * are: <all>, the listener's connections in every worker (shared memory;
  * NULL: lshare_add finds a block named after the address), and <mine>,
  * this worker's.  The daemon keeps both up to date as connections come
- * and go, and calls lshare_after() after each turn of its loop.
+ * and go (lshare_count() does both), and calls lshare_after() after each
+ * turn of its loop.  lshare_add() returns the set's copy of <sh>, with
+ * <all> filled in, or NULL when the listener cannot be watched.
  */
 #ifndef COMMON_LSHARE_H
 #define COMMON_LSHARE_H
@@ -58,10 +60,19 @@ struct lshare_set {
 	int			 stopped;
 };
 
-void	lshare_init(struct lshare_set *, struct ev_loop *,
-	    struct proc_worker *);
-int	lshare_add(struct lshare_set *, int, const struct lshare *);
-void	lshare_after(struct lshare_set *);
-void	lshare_stop(struct lshare_set *);
+void		 lshare_init(struct lshare_set *, struct ev_loop *,
+		    struct proc_worker *);
+struct lshare	*lshare_add(struct lshare_set *, int, const struct lshare *);
+void		 lshare_after(struct lshare_set *);
+void		 lshare_stop(struct lshare_set *);
+
+/* A connection of <l> opened (+1) or closed (-1) in this worker. */
+static inline void
+lshare_count(struct lshare *l, int n)
+{
+	*l->mine += n;
+	if (l->all != NULL)
+		atomic_fetch_add(l->all, n);
+}
 
 #endif

@@ -52,7 +52,7 @@
 
 struct conn {
 	struct ev_io		 io;
-	struct lctx		*lc;		/* the listener it came from */
+	struct lshare		*sh;		/* the listener it came from */
 	struct sock		 sk;		/* io.fd, plain or TLS */
 	struct ev_timer		 timer;
 	int			 state;
@@ -85,11 +85,11 @@ static struct capture		*rcap, *wcap;
 static int			 bellfd = -1;
 static struct ev_io		 bellio;
 static struct lshare_set	 ls;		/* the client listeners */
-/* a client listener: its index, its TLS context (NULL: plain), and how
+/* a client listener: its TLS context (NULL: plain), its sharing, and how
  * many of its connections this worker holds */
 static struct lctx {
-	int		 idx;
 	void		*tls;
+	struct lshare	*sh;
 	int		 mine;
 } lctx[PROC_MAXLISTENERS];
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -983,9 +983,7 @@ conn_close(struct conn *c)
 	TAILQ_REMOVE(&conns, c, entry);
 	TAILQ_INSERT_TAIL(&graveyard, c, entry);
 	nconns--;
-	c->lc->mine--;
-	if (ls.sh[c->lc->idx].all != NULL)
-		atomic_fetch_sub(ls.sh[c->lc->idx].all, 1);
+	lshare_count(c->sh, -1);
 	if (c->state == C_WAIT)
 		waiters_update();
 }
@@ -1052,10 +1050,8 @@ client_accept(void *arg, int lfd, int max)
 		}
 		TAILQ_INSERT_TAIL(&conns, c, entry);
 		nconns++;
-		c->lc = lc;
-		lc->mine++;
-		if (ls.sh[lc->idx].all != NULL)
-			atomic_fetch_add(ls.sh[lc->idx].all, 1);
+		c->sh = lc->sh;
+		lshare_count(c->sh, 1);
 		c->state = tcp ? C_AUTH : C_READY;
 		if (tcp && auth_nonce(c->nonce) == -1) {
 			conn_close(c);
@@ -1146,9 +1142,8 @@ server_main(struct proc_worker *w)
 			struct lshare	sh = { client_accept, &lctx[i], NULL,
 			    &lctx[i].mine };
 
-			lctx[i].idx = i;
 			lctx[i].tls = tls ? conf->tls : NULL;
-			if (lshare_add(&ls, i, &sh) == -1)
+			if ((lctx[i].sh = lshare_add(&ls, i, &sh)) == NULL)
 				fatal("ev_io_add");
 		} else if (l->arg == LISTEN_METRICS) {
 			if (metrics_attach(&loop, l->fd, conf, tls) == -1)
