@@ -25,37 +25,40 @@ _given_ports = set()
 
 
 def _port_range():
-    """Ports below the kernel's ephemeral range: a port taken from that
+    """Ports outside the kernel's ephemeral range: a port taken from that
     range (bind to 0) may be given to some process's outgoing connection
     between the test's choice and the daemon's bind ("Address already
-    in use")."""
+    in use").  None: no room outside it."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    return (10000, low - 1) if low > 12000 else (low + 20000, 65000)
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low > 11000:
+        return 10000, low - 1
+    if high < 64000:
+        return high + 1, 65535
+    return None
 
 
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on now, outside the ephemeral range,
-    and not one this process was given before (a conf with two
-    listeners would list one address twice)."""
+    """A TCP port nobody listens on now, outside the ephemeral range when
+    there is room, and not one this process was given before (a conf
+    with two listeners would list one address twice)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    lo, hi = _port_range()
+    rng = _port_range()
     for _ in range(1000):
-        port = random.randint(lo, hi)
-        if port in _given_ports:
-            continue
         with socket.socket(fam, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                s.bind((host, port))
+                s.bind((host, random.randint(*rng) if rng else 0))
             except OSError:
                 continue
-        break
-    _given_ports.add(port)
-    return port
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise AssertionError("no free port")
 
 
 def wait_for(pred, timeout=5.0, step=0.02, what="condition"):
