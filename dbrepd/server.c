@@ -319,6 +319,32 @@ epoch_hint(uint64_t epoch)
 	}
 }
 
+/*
+ * A read needs LSN <min> and the node is at <lsn>: it waits, for <waitms>
+ * (0: max-lsn-wait) at most, or fails when that time is up.  Returns
+ * do_query's 1 (answered) or 0 (waits).
+ */
+static int
+lsn_wait(struct conn *c, uint64_t min, uint32_t waitms, uint64_t lsn)
+{
+	uint64_t	ms;
+
+	ms = waitms ? waitms : conf->max_lsn_wait;
+	if (ms > conf->max_lsn_wait)
+		ms = conf->max_lsn_wait;
+	if (c->deadline == 0)
+		c->deadline = mono() + ms;
+	if (mono() >= c->deadline) {
+		reply_errorf(c, DBREP_ELSNWAIT, "node %s is at LSN %llu and "
+		    "did not reach LSN %llu within %llu ms", conf->name,
+		    (unsigned long long)lsn, (unsigned long long)min,
+		    (unsigned long long)ms);
+		return (1);
+	}
+	wait_begin(c, W_LSN, min, c->deadline - mono());
+	return (0);
+}
+
 /* The query of the frame at the head of c->in. 1: consumed, 0: waits. */
 static int
 do_query(struct conn *c, const uint8_t *p, size_t n)
@@ -327,7 +353,7 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 	struct qstmt		*q;
 	struct fr		 r;
 	struct buf		*dst;
-	uint64_t		 min, lsn, before, ms, bytes, cepoch = 0;
+	uint64_t		 min, lsn, before, bytes, cepoch = 0;
 	uint32_t		 nq, waitms, flags;
 	int			 rc, quorum;
 
@@ -353,6 +379,14 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 	if (c->deadline == 0)
 		c->t0 = mono_us();
 	rc = capture_classify(rcap, q, nq, &err);
+	if (rc == -1 && min > (lsn = atomic_load(&board->lsn))) {
+		/*
+		 * it may name a table this node has not received yet: it is
+		 * prepared again once the node reaches its minimum LSN
+		 */
+		free(q);
+		return (lsn_wait(c, min, waitms, lsn));
+	}
 	if (rc == -1) {
 		free(q);
 		reply_error(c, &err);
@@ -370,20 +404,7 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 			reply_error(c, &err);
 			return (1);
 		}
-		ms = waitms ? waitms : conf->max_lsn_wait;
-		if (ms > conf->max_lsn_wait)
-			ms = conf->max_lsn_wait;
-		if (c->deadline == 0)
-			c->deadline = mono() + ms;
-		if (mono() >= c->deadline) {
-			reply_errorf(c, DBREP_ELSNWAIT, "node %s is at LSN "
-			    "%llu and did not reach LSN %llu within %llu ms",
-			    conf->name, (unsigned long long)lsn,
-			    (unsigned long long)min, (unsigned long long)ms);
-			return (1);
-		}
-		wait_begin(c, W_LSN, min, c->deadline - mono());
-		return (0);
+		return (lsn_wait(c, min, waitms, lsn));
 	}
 
 	/* a write */

@@ -13,8 +13,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dbreptest import (  # noqa: E402
-    DbrepError, DbrepTest, children, cmdline_of, digest, integrity,
-    sqlite3_cli, wait_for, writer_storm)
+    DBREP_ELSNWAIT, DbrepError, DbrepTest, children, cmdline_of, digest,
+    integrity, sqlite3_cli, wait_for, writer_storm)
 
 
 class Replication(DbrepTest):
@@ -224,6 +224,53 @@ class Replication(DbrepTest):
         self.assertEqual(integrity(r.db), "ok")
         wait_for(lambda: p.lsn() - int(p.status()["log"].split()[1]) + 1
                  <= 100, 5, what="the log to shrink to log-max-records")
+
+    def test_min_lsn_read_of_a_table_not_received_yet(self):
+        """Read-your-writes right after a CREATE TABLE: a read with the
+        write's LSN waits on a replica that has not received the table,
+        instead of failing with "no such table"."""
+        p, r = self.pair()
+        self.converge(p, r)
+        repl = [c for c in children(r.d.pid)
+                if "replication" in cmdline_of(c)][0]
+        got = {}
+
+        def read(lsn, ms):
+            try:
+                with r.client() as c:
+                    got["rows"] = c.q("SELECT v FROM late", min_lsn=lsn,
+                                      wait_ms=ms).rows
+            except DbrepError as e:
+                got["error"] = e
+
+        os.kill(repl, signal.SIGSTOP)
+        try:
+            with p.client() as c:
+                c.q("CREATE TABLE late(id INTEGER PRIMARY KEY, v TEXT)")
+                lsn = c.q("INSERT INTO late VALUES(1, 'x')").lsn
+            th = threading.Thread(target=read, args=(lsn, 10000))
+            th.start()
+            time.sleep(0.4)
+            self.assertTrue(th.is_alive(), got)     # it waits
+        finally:
+            os.kill(repl, signal.SIGCONT)
+        th.join(15)
+        self.assertEqual(got, {"rows": [("x",)]})
+        # not received within the wait: the LSN wait's error
+        os.kill(repl, signal.SIGSTOP)
+        try:
+            with p.client() as c:
+                c.q("DROP TABLE late")
+                c.q("CREATE TABLE late(id INTEGER PRIMARY KEY, w TEXT)")
+                lsn = c.q("INSERT INTO late VALUES(1, 'y')").lsn
+            got.clear()
+            with r.client() as c:
+                with self.assertRaises(DbrepError) as e:
+                    c.q("SELECT w FROM late", min_lsn=lsn, wait_ms=300)
+            self.assertEqual(e.exception.code, DBREP_ELSNWAIT)
+        finally:
+            os.kill(repl, signal.SIGCONT)
+        self.converge(p, r)
 
     def test_slowest_replica_holds_the_log(self):
         p, r = self.pair(pextra="log-min-records 10\nlog-max-records 5000",
