@@ -29,7 +29,7 @@ BUILD_PKGS = gcc make pkg-config libbsd-dev libssl-dev libsqlite3-dev \
 	     libcriterion-dev
 TEST_PKGS  = clang libclang-rt-14-dev libhttp-parser-dev python3 curl openssl \
 	     sqlite3 rsyslog procps iproute2 util-linux socat slowhttptest mandoc \
-	     chromium chromium-driver keepalived nftables
+	     chromium chromium-driver keepalived nftables strace
 BENCH_PKGS = wrk haproxy nginx php-fpm libhttp-parser-dev
 
 COMMON_SRCS := $(wildcard common/*.c)

@@ -222,13 +222,19 @@ board_wake(void)
 	}
 }
 
+/* *a = max(*a, v) */
+void
+board_max(_Atomic uint64_t *a, uint64_t v)
+{
+	uint64_t	cur = atomic_load(a);
+
+	while (cur < v && !atomic_compare_exchange_weak(a, &cur, v))
+		;
+}
+
 /* board->lsn = max(board->lsn, lsn) */
 void
 board_lsn_max(uint64_t lsn)
 {
-	uint64_t	cur = atomic_load(&board->lsn);
-
-	while (cur < lsn && !atomic_compare_exchange_weak(&board->lsn, &cur,
-	    lsn))
-		;
+	board_max(&board->lsn, lsn);
 }

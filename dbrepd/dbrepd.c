@@ -83,6 +83,8 @@ static const struct conf_kw grammar[] = {
 	    durability_opts, "async" },
 	{ "synchronous", NULL, 0, 1, { { CONF_ENUM, "synchronous", 0, 0,
 	    "off|normal|full|extra" } }, NULL, "full" },
+	{ "group-commit", NULL, 0, 1, { { CONF_BOOL, "group-commit" } },
+	    NULL, "yes" },
 	{ "foreign-keys", NULL, 0, 1, { { CONF_BOOL, "foreign-keys" } },
 	    NULL, "yes" },
 	{ "busy-timeout", NULL, 0, 1, { { CONF_TIME, "busy-timeout", 0,
@@ -449,6 +451,7 @@ dbrepd_load(struct conf *c, struct proc_settings *ps)
 		conf_error(c, n, "durability async takes no number");
 	dc->synchronous = conf_num(c, &c->root, "synchronous");
 	dc->foreign_keys = conf_num(c, &c->root, "foreign-keys");
+	dc->group_commit = conf_num(c, &c->root, "group-commit");
 	dc->busy_timeout = conf_num(c, &c->root, "busy-timeout");
 	dc->max_txn = conf_num(c, &c->root, "max-txn-size");
 	dc->max_request = conf_num(c, &c->root, "max-request-size");

@@ -159,6 +159,7 @@ struct dbrepd_conf {
 	int		 degrade;		/* on timeout: 1 degrade */
 	int		 synchronous;		/* PRAGMA synchronous */
 	int		 foreign_keys;
+	int		 group_commit;
 	uint64_t	 busy_timeout;
 	uint64_t	 max_txn;
 	uint64_t	 max_request;
@@ -286,7 +287,10 @@ struct board {
 	_Atomic int		 writable;
 	_Atomic int		 degraded;	/* semi-sync fell back */
 	_Atomic uint64_t	 epoch;
-	_Atomic uint64_t	 lsn;		/* committed or applied */
+	_Atomic uint64_t	 lsn;		/* committed (and durable) or
+						   applied */
+	_Atomic uint64_t	 committed;	/* primary: committed, maybe
+						   not flushed yet */
 	_Atomic uint64_t	 lsn_ts;
 	_Atomic uint64_t	 quorum_lsn;	/* held by the quorum */
 	_Atomic uint64_t	 primary_lsn;	/* replica: last heard */
@@ -393,6 +397,9 @@ void		 chain_hash(const uint8_t *, uint64_t, uint64_t, uint64_t,
 int		 record_verify(const struct record *, const uint8_t *);
 
 /* db.c */
+/* commits made durable by db_sync, in groups, not one by one by SQLite */
+#define GROUP_COMMIT(c)	((c)->group_commit && (c)->synchronous >= 2)
+
 #define DB_WRITER	0x01	/* the primary's client writes */
 #define DB_READER	0x02	/* read only, for queries */
 #define DB_APPLY	0x04	/* the replication process */
@@ -400,6 +407,7 @@ int		 record_verify(const struct record *, const uint8_t *);
 sqlite3		*db_open(const struct dbrepd_conf *, int, char *, size_t);
 void		 db_close(sqlite3 *);
 int		 db_exec(sqlite3 *, const char *);
+int		 db_sync(sqlite3 *);
 int		 db_schema(sqlite3 *, char *, size_t);
 int		 db_meta(sqlite3 *, struct meta *);
 int		 db_log_bytes(sqlite3 *, uint64_t *);
@@ -454,6 +462,7 @@ int		 bell_drain(int);
 void		 board_wait(int, uint64_t, uint64_t, int);
 void		 board_wake(void);
 void		 board_lsn_max(uint64_t);
+void		 board_max(_Atomic uint64_t *, uint64_t);
 void		 board_get(char *, size_t, const char *);
 void		 board_set(char *, size_t, const char *);
 int		 board_wlock(void);
@@ -472,6 +481,7 @@ struct dbrep_metrics {
 	struct stats_metric	*queries;
 	struct stats_metric	*query_errors;
 	struct stats_metric	*commit_seconds;
+	struct stats_metric	*group_syncs;
 	struct stats_metric	*semisync_waits;
 	struct stats_metric	*semisync_timeouts;
 	struct stats_metric	*semisync_degraded;

@@ -47,6 +47,9 @@ metrics_init(void)
 	m.commit_seconds = stats_histogram("dbrepd_commit_seconds",
 	    "Time of a write request, quorum wait included.",
 	    stats_latency_buckets, stats_nlatency_buckets, NULL);
+	m.group_syncs = stats_counter("dbrepd_log_flushes_total",
+	    "Flushes of the write-ahead log made for client commits (group "
+	    "commit: one flush makes several commits durable).", NULL);
 	m.semisync_waits = stats_counter("dbrepd_semisync_waits_total",
 	    "Commits that waited for the quorum of replicas.", NULL);
 	m.semisync_timeouts = stats_counter("dbrepd_semisync_timeouts_total",

@@ -422,8 +422,12 @@ prune(void)
 	stats_gauge_set(m.log_records, mt.lsn - mt.prune_lsn);
 	stats_gauge_set(m.log_bytes, atomic_load(&board->log_bytes));
 	if (mode == ROLE_PRIMARY) {
-		/* a worker may have died between its commit and the board */
-		board_lsn_max(mt.lsn);
+		/*
+		 * a worker may have died between its commit and the board;
+		 * what the board shows must be durable (group commit)
+		 */
+		if (atomic_load(&board->lsn) < mt.lsn && db_sync(db) == 0)
+			board_lsn_max(mt.lsn);
 		stats_gauge_set(m.lsn, atomic_load(&board->lsn));
 	}
 }

@@ -10,6 +10,11 @@
  *	a read with a minimum LSN the node has not reached keeps its frame
  *	    and runs again when the replication process rings the worker's
  *	    doorbell (board.c), or fails when its time is up;
+ *	a write is committed, and with group commit (dbrepd.conf(5)
+ *	    group-commit) its answer held until the end of the loop's
+ *	    turn, where one flush of the write-ahead log makes the turn's
+ *	    commits durable (group_sync); only then do they count in the
+ *	    board's LSN, go to the replicas and get their answers;
  *	a write in quorum mode is committed, and its answer held until the
  *	    quorum's LSN passes it, or the quorum timeout decides: fail
  *	    (the client gets "indeterminate") or degrade (it gets its
@@ -49,6 +54,7 @@
 #define W_LSN		1
 #define W_QUORUM	2
 #define W_PROMOTE	3
+#define W_SYNC		4	/* a commit, for group_sync() */
 
 struct conn {
 	struct ev_io		 io;
@@ -68,13 +74,16 @@ struct conn {
 	uint8_t			 nonce[DBREP_NONCELEN];
 	struct buf		 in;
 	struct buf		 out;
-	struct buf		 held;		/* an answer held for quorum */
+	struct buf		 held;		/* a commit's answer, held until
+						   durable (and held by the
+						   quorum) */
 	int			 snapfd;
 	uint64_t		 snapoff;
 	uint64_t		 snapsize;
 	EVP_MD_CTX		*md;
 	char			 peer[NET_ADDRSTRLEN];
 	TAILQ_ENTRY(conn)	 entry;
+	TAILQ_ENTRY(conn)	 sentry;	/* in syncq */
 };
 
 static struct ev_loop		 loop;
@@ -94,12 +103,17 @@ static struct lctx {
 } lctx[PROC_MAXLISTENERS];
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static TAILQ_HEAD(, conn)	 graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
+/* commits answered after the next flush of the log (group_sync) */
+static TAILQ_HEAD(, conn)	 syncq = TAILQ_HEAD_INITIALIZER(syncq);
 static int			 nconns;
+static uint64_t			 sync_want;	/* commits to flush, up to */
 
 static void	conn_close(struct conn *);
 static void	conn_flush(struct conn *);
 static void	conn_process(struct conn *);
 static void	waiters_update(void);
+static void	durable(struct conn *);
+static int	group_sync(void);
 
 static uint64_t
 mono(void)
@@ -249,6 +263,8 @@ wait_done(struct conn *c)
 		    atomic_load(&board->degraded));
 	case W_PROMOTE:
 		return (atomic_load(&board->promote_done) == c->seq);
+	case W_SYNC:
+		return (0);	/* group_sync() answers it */
 	}
 	return (1);
 }
@@ -283,8 +299,22 @@ waiters_update(void)
 	board_wait(self->slot, lsn, q, any);
 }
 
+/*
+ * Commits up to <lsn> are durable: the board shows them, the replication
+ * process ships them, the waiters for them wake.
+ */
 static void
-quorum_release(struct conn *c)
+publish(uint64_t lsn)
+{
+	board_lsn_max(lsn);
+	if (atomic_load(&board->ring_sender))
+		bell_ring(atomic_load(&board->repl_pid));
+	board_wake();
+}
+
+/* The held answer goes out. */
+static void
+held_release(struct conn *c)
 {
 	if (c->tw != 0)
 		stats_observe(m.semisync_seconds, (mono_us() - c->tw) / 1e6);
@@ -353,9 +383,9 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 	struct qstmt		*q;
 	struct fr		 r;
 	struct buf		*dst;
-	uint64_t		 min, lsn, before, bytes, cepoch = 0;
+	uint64_t		 min, lsn, bytes, cepoch = 0;
 	uint32_t		 nq, waitms, flags;
-	int			 rc, quorum;
+	int			 rc, quorum, gc;
 
 	memset(&err, 0, sizeof(err));
 	fr_init(&r, p, n);
@@ -427,17 +457,17 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 		return (1);
 	}
 	quorum = conf->quorum > 0;
-	dst = quorum ? &c->held : &c->out;
+	gc = GROUP_COMMIT(conf);
+	dst = quorum || gc ? &c->held : &c->out;
 	if (board_wlock() == -1) {
 		free(q);
 		reply_errorf(c, DBREP_EUNAVAIL, "writers' lock unavailable");
 		return (1);
 	}
-	before = atomic_load(&board->lsn);
 	rc = capture_write(wcap, q, nq, atomic_load(&board->epoch), dst,
 	    &err, &lsn, &bytes);
-	if (rc >= 0 && lsn > before)
-		board_lsn_max(lsn);
+	if (rc >= 0 && bytes > 0)
+		board_max(&board->committed, lsn);
 	board_wunlock();
 	free(q);
 	if (rc == -1) {
@@ -445,36 +475,113 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 		reply_error(c, &err);
 		return (1);
 	}
-	if (lsn > before) {
+	if (bytes > 0) {
 		atomic_fetch_add(&board->log_bytes, bytes);
 		atomic_store(&board->lsn_ts, now_ms());
 		stats_inc(m.commits);
-		if (atomic_load(&board->ring_sender))
-			bell_ring(atomic_load(&board->repl_pid));
-		board_wake();
+		if (gc && lsn > sync_want)
+			sync_want = lsn;
+		else if (!gc)
+			publish(lsn);
 	}
 	if (rc == 1) {
-		/* committed, but its answer is too large */
+		/* committed, but its answer is too large: said once durable */
 		buf_reset(&c->held);
+		if (gc && group_sync() == -1) {
+			err.code = err.extended = DBREP_EINDETERMINATE;
+			snprintf(err.msg, sizeof(err.msg), "committed at LSN "
+			    "%llu, but the flush of its log to the disk failed",
+			    (unsigned long long)lsn);
+		}
 		reply_error(c, &err);
 		return (1);
 	}
 	stats_inc(m.queries);
-	if (!quorum)
-		stats_observe(m.commit_seconds, (mono_us() - c->t0) / 1e6);
-	else if (lsn <= before || atomic_load(&board->degraded))
-		quorum_release(c);
-	else {
-		stats_inc(m.semisync_waits);
-		c->tw = mono_us();
-		wait_begin(c, W_QUORUM, lsn, conf->quorum_timeout);
-		if (wait_done(c)) {
-			wait_end(c);
-			quorum_release(c);
-			waiters_update();
-		}
+	if (bytes == 0)
+		held_release(c);	/* nothing to wait for */
+	else if (gc) {
+		/* after() answers it: no timer, no doorbell */
+		c->state = C_WAIT;
+		c->wait = W_SYNC;
+		c->want = lsn;
+		TAILQ_INSERT_TAIL(&syncq, c, sentry);
+	} else {
+		c->want = lsn;
+		durable(c);
 	}
 	return (1);
+}
+
+/*
+ * <c>'s commit (LSN c->want) is durable: its answer goes now, or once the
+ * quorum holds it too.
+ */
+static void
+durable(struct conn *c)
+{
+	if (conf->quorum == 0 || atomic_load(&board->degraded) ||
+	    atomic_load(&board->quorum_lsn) >= c->want) {
+		held_release(c);
+		return;
+	}
+	stats_inc(m.semisync_waits);
+	c->tw = mono_us();
+	wait_begin(c, W_QUORUM, c->want, conf->quorum_timeout);
+}
+
+/*
+ * Group commit: the commits of this turn of the loop, this worker's and
+ * any other's that came before, are made durable by one flush of the
+ * write-ahead log, then published (the board's LSN, the replication
+ * process, the waiters) and answered.  A commit is shipped to replicas
+ * only once durable here.  Returns -1 when the flush failed.
+ */
+static int
+group_sync(void)
+{
+	uint64_t	upto, want = sync_want;
+
+	sync_want = 0;
+	if (want == 0 || atomic_load(&board->lsn) >= want)
+		return (0);	/* another worker's flush covered them */
+	upto = atomic_load(&board->committed);
+	if (db_sync(wdb) == -1)
+		return (-1);
+	stats_inc(m.group_syncs);
+	publish(upto);
+	return (0);
+}
+
+/* Answer the commits waiting for group_sync(). */
+static void
+sync_answer(int failed)
+{
+	TAILQ_HEAD(, conn)	 q = TAILQ_HEAD_INITIALIZER(q);
+	struct conn		*c;
+
+	/* what the flush covered; what they run next waits for the next */
+	TAILQ_CONCAT(&q, &syncq, sentry);
+	while ((c = TAILQ_FIRST(&q)) != NULL) {
+		TAILQ_REMOVE(&q, c, sentry);
+		wait_end(c);
+		if (failed) {
+			struct dbrep_error	e;
+
+			buf_reset(&c->held);
+			memset(&e, 0, sizeof(e));
+			e.code = e.extended = DBREP_EINDETERMINATE;
+			e.lsn = c->want;
+			snprintf(e.msg, sizeof(e.msg), "committed on node %s "
+			    "at LSN %llu, but the flush of its log to the disk "
+			    "failed: it may be lost if the host fails",
+			    conf->name, (unsigned long long)c->want);
+			reply_error(c, &e);
+		} else
+			durable(c);
+		conn_process(c);
+		if (c->io.active)
+			conn_flush(c);
+	}
 }
 
 static void
@@ -910,7 +1017,7 @@ conn_timer(struct ev_timer *t)
 	case W_QUORUM:
 		if (wait_done(c)) {
 			wait_end(c);
-			quorum_release(c);
+			held_release(c);
 			break;
 		}
 		wait_end(c);
@@ -926,7 +1033,7 @@ conn_timer(struct ev_timer *t)
 				board_note("semi-sync degraded to async at LSN "
 				    "%llu", (unsigned long long)c->want);
 			}
-			quorum_release(c);
+			held_release(c);
 			break;
 		}
 		buf_reset(&c->held);
@@ -951,6 +1058,10 @@ conn_timer(struct ev_timer *t)
 		reply_errorf(c, DBREP_ETIMEOUT, "promotion did not finish "
 		    "within %d ms", DBREP_PROMOTE_TIMEOUT);
 		break;
+	case W_SYNC:
+		/* not reached: every turn of the loop flushes */
+		sync_answer(group_sync() == -1);
+		return;
 	}
 	waiters_update();
 	conn_process(c);
@@ -974,7 +1085,7 @@ bell_event(struct ev_io *io, uint32_t events)
 			break;
 		case W_QUORUM:
 			wait_end(c);
-			quorum_release(c);
+			held_release(c);
 			break;
 		case W_PROMOTE:
 			wait_end(c);
@@ -1005,7 +1116,9 @@ conn_close(struct conn *c)
 	TAILQ_INSERT_TAIL(&graveyard, c, entry);
 	nconns--;
 	lshare_count(c->sh, -1);
-	if (c->state == C_WAIT)
+	if (c->state == C_WAIT && c->wait == W_SYNC)
+		TAILQ_REMOVE(&syncq, c, sentry);
+	else if (c->state == C_WAIT)
 		waiters_update();
 }
 
@@ -1134,6 +1247,8 @@ after(struct ev_loop *l, void *arg)
 		buf_free(&c->held);
 		free(c);
 	}
+	while (!TAILQ_EMPTY(&syncq))
+		sync_answer(group_sync() == -1);
 	lshare_after(&ls);
 	if (self->draining && nconns == 0 && metrics_busy() == 0)
 		ev_break(l);

@@ -4,7 +4,9 @@
 # loopback, in a temporary folder, and measures with dbrepd_bench:
 #
 #   commits/s of plain SQLite (WAL, synchronous=FULL, one-row
-#     transactions) and of a dbrepd primary, async and quorum 1
+#     transactions) and of a dbrepd primary, async and quorum 1; then
+#     from 4 and 8 writers at once (processes on plain SQLite, clients
+#     of dbrepd, whose group commit shares flushes among them)
 #   the commit latency quorum 1 adds (p50, p99)
 #   replication lag p50/p99 at half the primary's capacity
 #   the catch-up rate of a replica far behind (DBREPD_BENCH_CATCHUP
@@ -112,7 +114,7 @@ lsn_of() {
 # a replica (quorum 1) in turn, $ROUNDS rounds, so that the machine's drift weighs
 # on each alike; the medians of each figure are kept
 echo "-- one-row commits: plain SQLite, dbrepd async (alone, then with" \
-    "a replica), dbrepd quorum 1;" \
+    "a replica), dbrepd quorum 1, then 4 and 8 writers at once;" \
     "$ROUNDS rounds, medians"
 node p1 primary "" ""
 node p2 primary "" "durability quorum 1 timeout 2s"
@@ -125,6 +127,11 @@ while [ $i -lt "$ROUNDS" ]; do
 	"$D" write "unix:$W/p1.sock" "$N" async >> "$W/rounds"
 	"$D" write "unix:$W/pa.sock" "$N" asyncr >> "$W/rounds"
 	"$D" write "unix:$W/p2.sock" "$N" quorum >> "$W/rounds"
+	for c in 4 8; do
+		"$D" plain "$W/plain.db" "$N" $c >> "$W/rounds"
+		"$D" fill "unix:$W/p1.sock" "$N" $c |
+		    sed -n "s/^fill_rate/async${c}_rate/p" >> "$W/rounds"
+	done
 	i=$((i + 1))
 done
 awk '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1;
@@ -134,11 +141,6 @@ awk '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1;
 	echo "$k $(echo "$vals" | tr ' ' '\n' | sort -g | awk '{ x[NR] = $1 }
 	    END { print x[int((NR + 1) / 2)] }')"
 done | tee -a "$R"
-
-echo "-- dbrepd primary, async, 4 clients"
-"$D" fill "unix:$W/p1.sock" "$N" 4 | sed 's/^fill_/async4_/' >> "$R.4"
-awk -v n="$N" '$1 == "async4_seconds" { printf "async4_rate %.1f\n",
-    n / $2 }' "$R.4" | tee -a "$R"
 
 echo "-- replication lag at half the primary's capacity"
 half=$(awk -v r="$(val asyncr_rate)" 'BEGIN { printf "%d", r / 2 }')
@@ -185,8 +187,17 @@ awk '
 		printf "%-44s %12.0f %10.2f %s\n", "dbrepd async commits/s", \
 		    v["async_rate"], v["async_rate"] / v["plain_rate"], ">= 0.9"
 		printf "%-44s %12.0f %10.2f\n", \
+		    "plain SQLite, 4 processes writing", \
+		    v["plain4_rate"], v["plain4_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
 		    "dbrepd async commits/s, 4 clients", \
 		    v["async4_rate"], v["async4_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
+		    "plain SQLite, 8 processes writing", \
+		    v["plain8_rate"], v["plain8_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async commits/s, 8 clients", \
+		    v["async8_rate"], v["async8_rate"] / v["plain_rate"]
 		printf "%-44s %12.0f %10.2f\n", \
 		    "dbrepd async commits/s, replica on same disk", \
 		    v["asyncr_rate"], v["asyncr_rate"] / v["plain_rate"]

@@ -2,10 +2,11 @@
  * dbrepd_bench: the measuring half of tests/bench/bench_dbrepd.sh, which
  * starts the daemons and calls it once per figure:
  *
- *	plain PATH N		N one-row commits on plain SQLite (WAL,
- *				synchronous=FULL): rate, p50, p99
+ *	plain PATH N [CONC]	N one-row commits on plain SQLite (WAL,
+ *				synchronous=FULL): rate, p50, p99; from
+ *				CONC processes at once: rate
  *	write NODES N		N one-row commits through dbrepd
- *	fill NODES N CONC	N one-row commits from CONC connections
+ *	fill NODES N CONC	N one-row commits from CONC connections: rate
  *	bulk NODES MB		about MB megabytes of 1 KiB rows, in big
  *				transactions
  *	lag PRIMARY REPLICA RATE SECONDS
@@ -20,6 +21,7 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <err.h>
 #include <fcntl.h>
@@ -84,28 +86,32 @@ must(int rc, const struct dbrep_error *e, const char *what)
 		errx(1, "%s: %s (code %d)", what, e->msg, e->code);
 }
 
-static int
-plain(const char *path, long n)
+static void
+plain_open(const char *path, sqlite3 **db, sqlite3_stmt **st)
 {
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	uint64_t	*lat, t0, t;
-	long		 i;
+	if (sqlite3_open(path, db) != SQLITE_OK ||
+	    sqlite3_busy_timeout(*db, 60000) != SQLITE_OK ||
+	    sqlite3_exec(*db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = "
+	    "FULL; CREATE TABLE IF NOT EXISTS kv(k INTEGER PRIMARY KEY, v TEXT "
+	    "NOT NULL, n INTEGER)", NULL, NULL, NULL) != SQLITE_OK)
+		errx(1, "%s: %s", path, sqlite3_errmsg(*db));
+	if (sqlite3_prepare_v2(*db, "INSERT INTO kv(v, n) VALUES(?1, ?2)", -1,
+	    st, NULL) != SQLITE_OK)
+		errx(1, "%s", sqlite3_errmsg(*db));
+}
 
-	unlink(path);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = "
-	    "FULL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT NOT NULL, "
-	    "n INTEGER)", NULL, NULL, NULL) != SQLITE_OK)
-		errx(1, "%s: %s", path, sqlite3_errmsg(db));
-	if (sqlite3_prepare_v2(db, "INSERT INTO kv(v, n) VALUES(?1, ?2)", -1,
-	    &st, NULL) != SQLITE_OK)
-		errx(1, "%s", sqlite3_errmsg(db));
-	lat = calloc(n, sizeof(*lat));
-	t0 = now_us();
+/* n one-row commits; their latencies in lat[] when not NULL */
+static void
+plain_commits(sqlite3 *db, sqlite3_stmt *st, long n, uint64_t *lat)
+{
+	uint64_t	t;
+	long		i;
+
 	for (i = 0; i < n; i++) {
 		t = now_us();
-		sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			errx(1, "%s", sqlite3_errmsg(db));
 		sqlite3_bind_text(st, 1, "a value of some 40 bytes, more or less",
 		    -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, i);
@@ -114,12 +120,57 @@ plain(const char *path, long n)
 		sqlite3_reset(st);
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			errx(1, "%s", sqlite3_errmsg(db));
-		lat[i] = now_us() - t;
+		if (lat != NULL)
+			lat[i] = now_us() - t;
 	}
-	report("plain", lat, n, t0, now_us());
+}
+
+/*
+ * n one-row commits on plain SQLite from conc processes at once (each
+ * its own connection, SQLite's busy handler between them), as the
+ * workers of an application writing to the file themselves would do
+ */
+static int
+plain(const char *path, long n, int conc)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	uint64_t	*lat = NULL, t0;
+	int		 i, status, failed = 0;
+	char		 label[32];
+
+	unlink(path);
+	plain_open(path, &db, &st);
+	if (conc <= 1) {
+		lat = calloc(n, sizeof(*lat));
+		t0 = now_us();
+		plain_commits(db, st, n, lat);
+		report("plain", lat, n, t0, now_us());
+		free(lat);
+	} else {
+		t0 = now_us();
+		for (i = 0; i < conc; i++) {
+			switch (fork()) {
+			case -1:
+				err(1, "fork");
+			case 0:
+				sqlite3_finalize(st);
+				sqlite3_close(db);
+				plain_open(path, &db, &st);
+				plain_commits(db, st, n / conc, NULL);
+				_exit(0);
+			}
+		}
+		while (wait(&status) > 0)
+			failed |= !WIFEXITED(status) || WEXITSTATUS(status);
+		if (failed)
+			errx(1, "a writer failed");
+		snprintf(label, sizeof(label), "plain%d_rate", conc);
+		printf("%s %.1f\n", label, n / conc * conc * 1e6 /
+		    (double)(now_us() - t0));
+	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	free(lat);
 	return (0);
 }
 
@@ -215,8 +266,10 @@ fill(const char *nodes, long n, int conc, int big)
 		pthread_create(&th[i], NULL, fill_thread, &f);
 	for (i = 0; i < conc; i++)
 		pthread_join(th[i], NULL);
-	printf("%s_seconds %.2f\n", big ? "bulk" : "fill",
-	    (now_us() - t0) / 1e6);
+	t0 = now_us() - t0;
+	printf("%s_seconds %.2f\n", big ? "bulk" : "fill", t0 / 1e6);
+	if (!big)
+		printf("fill_rate %.1f\n", f.n * conc * 1e6 / (double)t0);
 	return (0);
 }
 
@@ -425,8 +478,9 @@ main(int argc, char *argv[])
 	secret = getenv("DBREP_SECRET");
 	if (argc < 2)
 		usage();
-	if (strcmp(argv[1], "plain") == 0 && argc == 4)
-		return (plain(argv[2], atol(argv[3])));
+	if (strcmp(argv[1], "plain") == 0 && (argc == 4 || argc == 5))
+		return (plain(argv[2], atol(argv[3]), argc == 5 ?
+		    atoi(argv[4]) : 1));
 	if (strcmp(argv[1], "write") == 0 && argc == 5)
 		return (write_n(argv[2], atol(argv[3]), argv[4]));
 	if (strcmp(argv[1], "fill") == 0 && argc == 5)
