@@ -255,7 +255,7 @@ uc_connect(struct preq *pr, struct up_server *s)
 	buf_init(&uc->in, pr->req->conn->srv->lim->max_head + 16384);
 	buf_init(&uc->out, PROXY_OUTBUF + pr->head.len + 4096);
 	ev_timer_init(&uc->timer, uc_timeout, uc);
-	if (sock_watch(ploop, &uc->s, uc_event, uc) == -1) {
+	if (sock_watch_connect(ploop, &uc->s, uc_event, uc) == -1) {
 		close(fd);
 		free(uc);
 		return (NULL);

@@ -23,14 +23,45 @@ sock_init(struct sock *s, int fd)
 	s->fd = fd;
 }
 
-/* Register <s> once, edge-triggered, for both directions. */
+/*
+ * Register <s> once, edge-triggered, for reading.  It may be written
+ * until a write does not finish: only then is writing watched too
+ * (want_write), as most sockets never fill and an EPOLLOUT interest
+ * costs the kernel an event for each new connection.
+ */
 int
 sock_watch(struct ev_loop *loop, struct sock *s, ev_io_cb cb, void *arg)
 {
-	/* a new socket may be read and written until it says otherwise */
 	s->flags |= SOCK_READABLE | SOCK_WRITABLE;
+	s->loop = loop;
+	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
+	    cb, arg));
+}
+
+/* The same for a socket whose connect(2) is in progress: its end is an
+ * EPOLLOUT event, so both directions are watched from the start. */
+int
+sock_watch_connect(struct ev_loop *loop, struct sock *s, ev_io_cb cb,
+    void *arg)
+{
+	s->flags |= SOCK_READABLE | SOCK_WRITABLE;
+	s->loop = loop;
 	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLOUT |
 	    EPOLLRDHUP | EPOLLET, cb, arg));
+}
+
+/*
+ * A write did not finish: not writable until the loop says so.  Adding
+ * EPOLLOUT to an edge-triggered registration reports it at once if the
+ * socket drained meanwhile, so no wake-up is lost.
+ */
+static void
+want_write(struct sock *s)
+{
+	s->flags &= ~SOCK_WRITABLE;
+	if (s->loop != NULL && s->io.active && !(s->io.events & EPOLLOUT) &&
+	    ev_io_mod(s->loop, &s->io, s->io.events | EPOLLOUT) == -1)
+		s->flags |= SOCK_ERROR;
 }
 
 /* Note what the loop reported. */
@@ -58,7 +89,7 @@ tls_result(struct sock *s, int n, int wantread_flag)
 		errno = EAGAIN;
 		return (-1);
 	case SSL_ERROR_WANT_WRITE:
-		s->flags &= ~SOCK_WRITABLE;
+		want_write(s);
 		errno = EAGAIN;
 		return (-1);
 	case SSL_ERROR_ZERO_RETURN:
@@ -156,11 +187,11 @@ sock_write_more(struct sock *s, const void *p, size_t len)
 	} while (n == -1 && errno == EINTR);
 	if (n >= 0) {
 		if ((size_t)n < len)
-			s->flags &= ~SOCK_WRITABLE;
+			want_write(s);
 		return (n);
 	}
 	if (errno == EAGAIN)
-		s->flags &= ~SOCK_WRITABLE;
+		want_write(s);
 	else
 		s->flags |= SOCK_ERROR;
 	return (-1);
@@ -205,11 +236,11 @@ sock_writev(struct sock *s, struct iovec *iov, int cnt)
 	} while (n == -1 && errno == EINTR);
 	if (n >= 0) {
 		if ((size_t)n < want)
-			s->flags &= ~SOCK_WRITABLE;
+			want_write(s);
 		return (n);
 	}
 	if (errno == EAGAIN)
-		s->flags &= ~SOCK_WRITABLE;
+		want_write(s);
 	else
 		s->flags |= SOCK_ERROR;
 	return (-1);
@@ -226,11 +257,11 @@ sock_sendfile(struct sock *s, int fd, off_t *off, size_t len)
 	} while (n == -1 && errno == EINTR);
 	if (n >= 0) {
 		if ((size_t)n < len)
-			s->flags &= ~SOCK_WRITABLE;
+			want_write(s);
 		return (n);
 	}
 	if (errno == EAGAIN)
-		s->flags &= ~SOCK_WRITABLE;
+		want_write(s);
 	else
 		s->flags |= SOCK_ERROR;
 	return (-1);
@@ -282,7 +313,7 @@ sock_handshake(struct sock *s)
 		s->flags &= ~SOCK_READABLE;
 		return (0);
 	case SSL_ERROR_WANT_WRITE:
-		s->flags &= ~SOCK_WRITABLE;
+		want_write(s);
 		return (0);
 	default:
 		if (log_getverbose() > 0) {

@@ -30,10 +30,12 @@ struct sock {
 	uint8_t		 flags;
 	SSL		*ssl;
 	struct ev_io	 io;
+	struct ev_loop	*loop;		/* sock_watch's */
 };
 
 void	 sock_init(struct sock *, int);
 int	 sock_watch(struct ev_loop *, struct sock *, ev_io_cb, void *);
+int	 sock_watch_connect(struct ev_loop *, struct sock *, ev_io_cb, void *);
 void	 sock_events(struct sock *, uint32_t);
 ssize_t	 sock_read(struct sock *, void *, size_t);
 ssize_t	 sock_write(struct sock *, const void *, size_t);

@@ -472,7 +472,8 @@ check_start(struct ev_timer *t)
 	case CHECK_NONE:
 		break;
 	}
-	if (rv == 0 && sock_watch(&loop, &run->sock, run_event, run) == -1) {
+	if (rv == 0 && sock_watch_connect(&loop, &run->sock, run_event,
+	    run) == -1) {
 		errdesc(run, "epoll", errno);
 		rv = -1;
 	}

@@ -272,7 +272,7 @@ sess_connect(struct tcp_sess *ts)
 	ts->srv = s;
 	up_taken(s);
 	sock_init(&ts->up, fd);
-	if (sock_watch(ts->loop, &ts->up, up_event, ts) == -1) {
+	if (sock_watch_connect(ts->loop, &ts->up, up_event, ts) == -1) {
 		sess_free(ts, "LC--", 0);
 		return;
 	}
