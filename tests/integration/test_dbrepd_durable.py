@@ -51,17 +51,22 @@ class Durable(DbrepTest):
                     calls.append((m.group(2), m.group(4)))
         return calls
 
-    def test_answer_only_after_the_flush(self):
-        p = self.node("db1", workers=1).start()
+    def traced_inserts(self, n, extra=""):
+        """A one-worker primary, n inserts on one connection under
+        strace: (node, the worker's calls)."""
+        p = self.node("db1", workers=1, extra=extra).start()
         with p.client() as c:
             c.q("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 
         def work():
             with p.client() as c:
-                for i in range(20):
+                for i in range(n):
                     c.q("INSERT INTO t VALUES(?, 'x')", i)
 
-        calls = self.trace(p, work)
+        return p, self.trace(p, work)
+
+    def test_answer_only_after_the_flush(self):
+        p, calls = self.traced_inserts(20)
         wal = p.db + "-wal"
         dirty = answers = 0
         for call, path in calls:
@@ -111,16 +116,7 @@ class Durable(DbrepTest):
         self.converge(p, r)
 
     def test_group_commit_off(self):
-        p = self.node("db1", workers=1, extra="group-commit no").start()
-        with p.client() as c:
-            c.q("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-
-        def work():
-            with p.client() as c:
-                for i in range(10):
-                    c.q("INSERT INTO t VALUES(?, 'x')", i)
-
-        calls = self.trace(p, work)
+        p, calls = self.traced_inserts(10, "group-commit no")
         wal = p.db + "-wal"
         # SQLite flushes inside each commit, dbrepd adds none
         self.assertGreaterEqual(sum(1 for c, path in calls
