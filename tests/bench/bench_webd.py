@@ -7,6 +7,9 @@ Rows: a 1 KiB file over keep-alive; a 1 KiB file with a new connection
 per request; 64 KiB and 1 MiB files; 10,000 idle keep-alive connections
 (RSS growth per 1,000 after one request each).  Each row alternates webd
 and nginx BENCH_ROUNDS times (default 3) and compares their medians.
+The "think" row offers both a load below saturation (each of wrk's
+connections waits 2 ms between requests), where the p99 is the server's
+own rather than the queue of a saturated wrk.
 """
 import os
 import shutil
@@ -67,13 +70,13 @@ http {{
     return ["nginx", "-c", conf]
 
 
-def row(label, servers, path, workers, headers=()):
+def row(label, servers, path, workers, headers=(), think_ms=0):
     ours, theirs = [], []
     cpu = 1 if workers == 1 else None
     for _ in range(ROUNDS):
         for name, srv in servers:
             r = wrk(f"http://127.0.0.1:{srv.port}{path}", headers=headers,
-                    cpu=cpu)
+                    cpu=cpu, think_ms=think_ms)
             (ours if name == "webd" else theirs).append(r)
     return (label, median([r[0] for r in ours]),
             median([r[0] for r in theirs]), median([r[1] for r in ours]),
@@ -119,6 +122,8 @@ def main():
                     workers),
                 row(f"1 MiB keep-alive, {workers} w", servers, "/1m",
                     workers),
+                row(f"1 KiB keep-alive, 2 ms think, {workers} w", servers,
+                    "/1k", workers, think_ms=2),
             ]
             table(rows, "webd", "nginx")
             if workers == 1:

@@ -96,16 +96,31 @@ def cpu_ticks(pids):
 WRK_LAT = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$")
 
 
-def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1):
-    """Run wrk; returns (requests/s, p99 ms, errors)."""
+def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
+        think_ms=0):
+    """Run wrk; returns (requests/s, p99 ms, errors).  With think_ms, each
+    connection waits that long between a response and its next request:
+    a fixed offered load below saturation, the same for both servers,
+    where latency is the server's own and not the queue of a saturated
+    client."""
     cmd = pin_prefix(cpu) + ["wrk", f"-t{threads}", f"-c{conns}",
                              f"-d{seconds}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
+    script = None
+    if think_ms:
+        fd, script = tempfile.mkstemp(suffix=".lua")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"function delay() return {think_ms} end\n")
+        cmd += ["-s", script]
     cmd.append(url)
-    out = subprocess.run(cmd, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, timeout=seconds + 30
-                         ).stdout.decode()
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=seconds + 30
+                             ).stdout.decode()
+    finally:
+        if script:
+            os.unlink(script)
     rps = p99 = None
     errors = 0
     for line in out.splitlines():
