@@ -232,6 +232,20 @@ board_max(_Atomic uint64_t *a, uint64_t v)
 		;
 }
 
+/*
+ * The node's database is at <lsn> (committed at <ts>), durable: at
+ * start, after a promotion, after a record applied.  What group commit
+ * knows (committed, flushed) starts from there too.
+ */
+void
+board_set_lsn(uint64_t lsn, uint64_t ts)
+{
+	atomic_store(&board->committed, lsn);
+	atomic_store(&board->synced, lsn);
+	atomic_store(&board->lsn, lsn);
+	atomic_store(&board->lsn_ts, ts);
+}
+
 /* board->lsn = max(board->lsn, lsn) */
 void
 board_lsn_max(uint64_t lsn)

@@ -599,8 +599,8 @@ dbrepd_setup(void *p, struct proc_settings *ps)
 		    dc->role == ROLE_PRIMARY ? "primary" : "replica");
 	atomic_store(&board->role, role);
 	atomic_store(&board->epoch, epoch);
-	atomic_store(&board->lsn, mt.lsn);
-	atomic_store(&board->lsn_ts, mt.ts);
+	db_sync(db);	/* what a crashed primary committed, now durable */
+	board_set_lsn(mt.lsn, mt.ts);
 	atomic_store(&board->quorum_lsn, mt.lsn);
 	atomic_store(&board->log_first, mt.prune_lsn + 1);
 	if (db_log_bytes(db, &bytes) == 0)

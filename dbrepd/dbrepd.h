@@ -291,6 +291,9 @@ struct board {
 						   applied */
 	_Atomic uint64_t	 committed;	/* primary: committed, maybe
 						   not flushed yet */
+	_Atomic uint64_t	 synced;	/* primary: flushed to disk */
+	_Atomic int		 sync_failed;	/* a flush failed: no more
+						   writes, nothing published */
 	_Atomic uint64_t	 lsn_ts;
 	_Atomic uint64_t	 quorum_lsn;	/* held by the quorum */
 	_Atomic uint64_t	 primary_lsn;	/* replica: last heard */
@@ -462,6 +465,7 @@ int		 bell_drain(int);
 void		 board_wait(int, uint64_t, uint64_t, int);
 void		 board_wake(void);
 void		 board_lsn_max(uint64_t);
+void		 board_set_lsn(uint64_t, uint64_t);
 void		 board_max(_Atomic uint64_t *, uint64_t);
 void		 board_get(char *, size_t, const char *);
 void		 board_set(char *, size_t, const char *);

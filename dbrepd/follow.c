@@ -101,8 +101,7 @@ publish(void)
 {
 	uint64_t	plsn = atomic_load(&board->primary_lsn);
 
-	atomic_store(&board->lsn, mt.lsn);
-	atomic_store(&board->lsn_ts, mt.ts);
+	board_set_lsn(mt.lsn, mt.ts);
 	if (mt.epoch > atomic_load(&board->epoch))
 		atomic_store(&board->epoch, mt.epoch);
 	if (plsn < mt.lsn)

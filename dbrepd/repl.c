@@ -242,8 +242,7 @@ promote(uint64_t want, char *msg, size_t msglen)
 		log_warn("%s", conf->statefile);
 	atomic_store(&board->epoch, epoch);
 	atomic_store(&board->promised, 0);
-	atomic_store(&board->lsn, mt.lsn);
-	atomic_store(&board->lsn_ts, mt.ts);
+	board_set_lsn(mt.lsn, mt.ts);
 	atomic_store(&board->quorum_lsn, mt.lsn);
 	/*
 	 * failover alone: the new primary answers commits alone until a
@@ -426,8 +425,11 @@ prune(void)
 		 * a worker may have died between its commit and the board;
 		 * what the board shows must be durable (group commit)
 		 */
-		if (atomic_load(&board->lsn) < mt.lsn && db_sync(db) == 0)
+		if (atomic_load(&board->synced) < mt.lsn &&
+		    !atomic_load(&board->sync_failed) && db_sync(db) == 0) {
+			board_max(&board->synced, mt.lsn);
 			board_lsn_max(mt.lsn);
+		}
 		stats_gauge_set(m.lsn, atomic_load(&board->lsn));
 	}
 }

@@ -409,10 +409,12 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 	if (c->deadline == 0)
 		c->t0 = mono_us();
 	rc = capture_classify(rcap, q, nq, &err);
-	if (rc == -1 && min > (lsn = atomic_load(&board->lsn))) {
+	if (rc == -1 && err.code == SQLITE_ERROR &&
+	    min > (lsn = atomic_load(&board->lsn))) {
 		/*
-		 * it may name a table this node has not received yet: it is
-		 * prepared again once the node reaches its minimum LSN
+		 * it may name a table or a column this node has not received
+		 * yet: it is prepared again once the node reaches its minimum
+		 * LSN
 		 */
 		free(q);
 		return (lsn_wait(c, min, waitms, lsn));
@@ -439,13 +441,18 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 
 	/* a write */
 	if (atomic_load(&board->role) != ROLE_PRIMARY ||
-	    !atomic_load(&board->writable) || wdb == NULL) {
+	    !atomic_load(&board->writable) || wdb == NULL ||
+	    atomic_load(&board->sync_failed)) {
 		char	pc[NET_ADDRSTRLEN];
 
 		free(q);
 		board_get(pc, sizeof(pc), board->primary_client);
 		err.code = err.extended = SQLITE_READONLY;
-		if (atomic_load(&board->role) == ROLE_PRIMARY)
+		if (atomic_load(&board->sync_failed))
+			snprintf(err.msg, sizeof(err.msg), "node %s no longer "
+			    "takes writes: flushing its log to the disk "
+			    "failed", conf->name);
+		else if (atomic_load(&board->role) == ROLE_PRIMARY)
 			snprintf(err.msg, sizeof(err.msg), "node %s no longer "
 			    "takes writes: a primary of a later epoch exists",
 			    conf->name);
@@ -542,12 +549,29 @@ group_sync(void)
 	uint64_t	upto, want = sync_want;
 
 	sync_want = 0;
-	if (want == 0 || atomic_load(&board->lsn) >= want)
+	if (atomic_load(&board->sync_failed))
+		return (-1);
+	if (want == 0 || atomic_load(&board->synced) >= want)
 		return (0);	/* another worker's flush covered them */
 	upto = atomic_load(&board->committed);
-	if (db_sync(wdb) == -1)
+	if (db_sync(wdb) == -1) {
+		/*
+		 * After a failed fdatasync the kernel may have dropped the
+		 * pages and a later one may succeed regardless: nothing
+		 * committed from now on can be said durable (PostgreSQL
+		 * panics).  The node stops taking writes.
+		 */
+		if (!atomic_exchange(&board->sync_failed, 1)) {
+			atomic_store(&board->writable, 0);
+			log_warnx("flushing the write-ahead log failed: node %s "
+			    "takes no more writes; check the disk, then "
+			    "restart it", conf->name);
+			board_note("log flush failed: writes stopped");
+		}
 		return (-1);
+	}
 	stats_inc(m.group_syncs);
+	board_max(&board->synced, upto);
 	publish(upto);
 	return (0);
 }
@@ -1247,7 +1271,7 @@ after(struct ev_loop *l, void *arg)
 		buf_free(&c->held);
 		free(c);
 	}
-	while (!TAILQ_EMPTY(&syncq))
+	while (!TAILQ_EMPTY(&syncq) || sync_want != 0)
 		sync_answer(group_sync() == -1);
 	lshare_after(&ls);
 	if (self->draining && nconns == 0 && metrics_busy() == 0)

@@ -808,7 +808,8 @@ peer_fill(struct peer *p)
 	if (p->state != P_STREAM)
 		return;
 	if (fill_st == NULL && sqlite3_prepare_v3(db, "SELECT lsn, epoch, ts, "
-	    "hash, body FROM _dbrep_log WHERE lsn > ?1 ORDER BY lsn LIMIT ?2",
+	    "hash, body FROM _dbrep_log WHERE lsn > ?1 AND lsn <= ?3 ORDER BY lsn "
+	    "LIMIT ?2",
 	    -1, SQLITE_PREPARE_PERSISTENT, &fill_st, NULL) != SQLITE_OK) {
 		log_warnx("%s: %s", __func__, sqlite3_errmsg(db));
 		return;
@@ -817,6 +818,8 @@ peer_fill(struct peer *p)
 	    p->sent < (upto = atomic_load(&board->lsn))) {
 		sqlite3_bind_int64(fill_st, 1, p->sent);
 		sqlite3_bind_int64(fill_st, 2, DBREP_FILL_ROWS);
+		/* no further than published: durable (group commit) */
+		sqlite3_bind_int64(fill_st, 3, upto);
 		got = 0;
 		while ((rc = sqlite3_step(fill_st)) == SQLITE_ROW) {
 			lsn = sqlite3_column_int64(fill_st, 0);

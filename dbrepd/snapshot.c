@@ -72,6 +72,11 @@ snap_make(const struct dbrepd_conf *conf, struct meta *mt, uint64_t *size,
 		snprintf(path, pathlen, "backup: %s", sqlite3_errstr(rc));
 		goto fail;
 	}
+	/* a commit in the copy may not be flushed yet (group commit) */
+	if (db_sync(src) == -1) {
+		snprintf(path, pathlen, "cannot flush the write-ahead log");
+		goto fail;
+	}
 	if (db_meta(dst, mt) == -1) {
 		snprintf(path, pathlen, "snapshot has no position");
 		goto fail;
