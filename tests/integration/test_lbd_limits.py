@@ -32,7 +32,14 @@ class LimitsTest(LbdTest):
     deny 127.0.0.2
     allow 127.0.0.1 127.0.0.2 127.0.0.3
 """)
-        m0 = self.metrics()
+
+        # the start's port probe (wait_port) is counted once a worker
+        # took it, which under load may be after the first scrape
+        def probed():
+            m = self.metrics(settle=True)
+            return m if m("lbd_frontend_connections_total",
+                          frontend="www") >= 1 else None
+        m0 = wait_for(probed, 5 * SLOW, what="the port probe to be counted")
         # denied at accept: closed without a byte sent by either side
         for src in ("127.0.0.2", "127.0.0.4"):
             t0 = time.monotonic()
