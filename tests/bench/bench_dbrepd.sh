@@ -186,18 +186,14 @@ awk '
 		    v["plain_rate"], "1.00"
 		printf "%-44s %12.0f %10.2f %s\n", "dbrepd async commits/s", \
 		    v["async_rate"], v["async_rate"] / v["plain_rate"], ">= 0.9"
-		printf "%-44s %12.0f %10.2f\n", \
-		    "plain SQLite, 4 processes writing", \
-		    v["plain4_rate"], v["plain4_rate"] / v["plain_rate"]
-		printf "%-44s %12.0f %10.2f\n", \
-		    "dbrepd async commits/s, 4 clients", \
-		    v["async4_rate"], v["async4_rate"] / v["plain_rate"]
-		printf "%-44s %12.0f %10.2f\n", \
-		    "plain SQLite, 8 processes writing", \
-		    v["plain8_rate"], v["plain8_rate"] / v["plain_rate"]
-		printf "%-44s %12.0f %10.2f\n", \
-		    "dbrepd async commits/s, 8 clients", \
-		    v["async8_rate"], v["async8_rate"] / v["plain_rate"]
+		for (c = 4; c <= 8; c += 4) {
+			printf "%-44s %12.0f %10.2f\n", "plain SQLite, " c \
+			    " processes writing", v["plain" c "_rate"], \
+			    v["plain" c "_rate"] / v["plain_rate"]
+			printf "%-44s %12.0f %10.2f\n", "dbrepd async " \
+			    "commits/s, " c " clients", v["async" c "_rate"], \
+			    v["async" c "_rate"] / v["plain_rate"]
+		}
 		printf "%-44s %12.0f %10.2f\n", \
 		    "dbrepd async commits/s, replica on same disk", \
 		    v["asyncr_rate"], v["asyncr_rate"] / v["plain_rate"]
