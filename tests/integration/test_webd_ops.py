@@ -13,7 +13,7 @@ import socket
 import time
 import unittest
 
-from harness import free_port, proc_status, wait_for, wait_port
+from harness import SLOW, free_port, proc_status, wait_for, wait_port
 from httpc import Closed, Conn, HttpTest, get, request_bytes
 from webdtest import (clf, metric, metrics, parse_response, raw,
                       raw_request, webd_conf, write)
@@ -410,6 +410,10 @@ server "main" {{
         d = self.webd(extra=f'user www-data\nchroot "{w}"', workers=2)
         workers = d.wait_workers(2)
         for pid in workers:
+            # a worker just forked drops its privileges a moment later
+            wait_for(lambda: set(proc_status(pid, "Uid")) ==
+                     {str(www.pw_uid)}, 5 * SLOW,
+                     what=f"worker {pid} to run as www-data")
             self.assertEqual(set(proc_status(pid, "Uid")), {str(www.pw_uid)})
             self.assertEqual(set(proc_status(pid, "Gid")), {str(www.pw_gid)})
             self.assertEqual(os.readlink(f"/proc/{pid}/root"), w)
