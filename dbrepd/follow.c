@@ -722,6 +722,12 @@ follow_start(struct ev_loop *l, const struct dbrepd_conf *c, sqlite3 *d)
 	atomic_store(&board->writable, 0);
 	heard = ev_now(loop);
 	db_meta(db, &mt);
+	/*
+	 * a primary stepping down: its workers' last commits may not be
+	 * flushed yet (group commit), and what is published counts as
+	 * flushed
+	 */
+	db_sync(db);
 	publish();
 	ev_timer_init(&retry, link_connect, NULL);
 	ev_timer_add(loop, &retry, 1);
