@@ -29,13 +29,20 @@ sock_init(struct sock *s, int fd)
  * (want_write), as most sockets never fill and an EPOLLOUT interest
  * costs the kernel an event for each new connection.
  */
-int
-sock_watch(struct ev_loop *loop, struct sock *s, ev_io_cb cb, void *arg)
+static int
+watch(struct ev_loop *loop, struct sock *s, uint32_t out, ev_io_cb cb,
+    void *arg)
 {
 	s->flags |= SOCK_READABLE | SOCK_WRITABLE;
 	s->loop = loop;
-	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
-	    cb, arg));
+	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLRDHUP | EPOLLET |
+	    out, cb, arg));
+}
+
+int
+sock_watch(struct ev_loop *loop, struct sock *s, ev_io_cb cb, void *arg)
+{
+	return (watch(loop, s, 0, cb, arg));
 }
 
 /* The same for a socket whose connect(2) is in progress: its end is an
@@ -44,10 +51,7 @@ int
 sock_watch_connect(struct ev_loop *loop, struct sock *s, ev_io_cb cb,
     void *arg)
 {
-	s->flags |= SOCK_READABLE | SOCK_WRITABLE;
-	s->loop = loop;
-	return (ev_io_add(loop, &s->io, s->fd, EPOLLIN | EPOLLOUT |
-	    EPOLLRDHUP | EPOLLET, cb, arg));
+	return (watch(loop, s, EPOLLOUT, cb, arg));
 }
 
 /*

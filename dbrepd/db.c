@@ -79,11 +79,8 @@ db_open(const struct dbrepd_conf *conf, int flags, char *err, size_t errlen)
 	 * The client writers commit at NORMAL when their commits are made
 	 * durable in groups (db_sync): same durability, fewer flushes.
 	 */
-	sync = conf->synchronous;
-	if (flags & DB_READER)
-		sync = 1;
-	else if ((flags & DB_WRITER) && GROUP_COMMIT(conf))
-		sync = 1;
+	sync = (flags & DB_READER) || ((flags & DB_WRITER) &&
+	    GROUP_COMMIT(conf)) ? 1 : conf->synchronous;
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %d; "
 	    "PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = %d; "
 	    "PRAGMA query_only = %d", sync,

@@ -114,6 +114,7 @@ static void	conn_process(struct conn *);
 static void	waiters_update(void);
 static void	durable(struct conn *);
 static int	group_sync(void);
+static void	reply_unflushed(struct conn *, uint64_t);
 
 static uint64_t
 mono(void)
@@ -486,21 +487,18 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 		atomic_fetch_add(&board->log_bytes, bytes);
 		atomic_store(&board->lsn_ts, now_ms());
 		stats_inc(m.commits);
-		if (gc && lsn > sync_want)
-			sync_want = lsn;
-		else if (!gc)
+		if (!gc)
 			publish(lsn);
+		else if (lsn > sync_want)
+			sync_want = lsn;
 	}
 	if (rc == 1) {
 		/* committed, but its answer is too large: said once durable */
 		buf_reset(&c->held);
-		if (gc && group_sync() == -1) {
-			err.code = err.extended = DBREP_EINDETERMINATE;
-			snprintf(err.msg, sizeof(err.msg), "committed at LSN "
-			    "%llu, but the flush of its log to the disk failed",
-			    (unsigned long long)lsn);
-		}
-		reply_error(c, &err);
+		if (gc && group_sync() == -1)
+			reply_unflushed(c, lsn);
+		else
+			reply_error(c, &err);
 		return (1);
 	}
 	stats_inc(m.queries);
@@ -576,6 +574,22 @@ group_sync(void)
 	return (0);
 }
 
+/* <c>'s commit at <lsn> was not flushed: it may be lost. */
+static void
+reply_unflushed(struct conn *c, uint64_t lsn)
+{
+	struct dbrep_error	e;
+
+	buf_reset(&c->held);
+	memset(&e, 0, sizeof(e));
+	e.code = e.extended = DBREP_EINDETERMINATE;
+	e.lsn = lsn;
+	snprintf(e.msg, sizeof(e.msg), "committed on node %s at LSN %llu, "
+	    "but the flush of its log to the disk failed: it may be lost if "
+	    "the host fails", conf->name, (unsigned long long)lsn);
+	reply_error(c, &e);
+}
+
 /* Answer the commits waiting for group_sync(). */
 static void
 sync_answer(int failed)
@@ -588,19 +602,9 @@ sync_answer(int failed)
 	while ((c = TAILQ_FIRST(&q)) != NULL) {
 		TAILQ_REMOVE(&q, c, sentry);
 		wait_end(c);
-		if (failed) {
-			struct dbrep_error	e;
-
-			buf_reset(&c->held);
-			memset(&e, 0, sizeof(e));
-			e.code = e.extended = DBREP_EINDETERMINATE;
-			e.lsn = c->want;
-			snprintf(e.msg, sizeof(e.msg), "committed on node %s "
-			    "at LSN %llu, but the flush of its log to the disk "
-			    "failed: it may be lost if the host fails",
-			    conf->name, (unsigned long long)c->want);
-			reply_error(c, &e);
-		} else
+		if (failed)
+			reply_unflushed(c, c->want);
+		else
 			durable(c);
 		conn_process(c);
 		if (c->io.active)
