@@ -236,39 +236,63 @@ col_hash(sqlite3_stmt *st, int col, uint8_t *out)
 		memcpy(out, p, DBREP_HASHLEN);
 }
 
-/* The database's position (see struct meta). */
+/*
+ * The database's position (see struct meta).  Two plain lookups: one
+ * query joining them made SQLite build a temporary table for the
+ * subquery at every call, a tenth of a commit's CPU.
+ */
+static int	meta_read(sqlite3 *, struct meta *);
+
 int
 db_meta(sqlite3 *db, struct meta *mt)
+{
+	int	rc;
+
+	/* both lookups from one snapshot */
+	if (!sqlite3_get_autocommit(db))
+		return (meta_read(db, mt));
+	if (db_exec(db, "BEGIN") == -1)
+		return (-1);
+	rc = meta_read(db, mt);
+	db_exec(db, "COMMIT");
+	return (rc);
+}
+
+static int
+meta_read(sqlite3 *db, struct meta *mt)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = cached(db, 0, "SELECT m.prune_lsn, m.prune_epoch, "
-	    "m.prune_ts, m.prune_hash, l.lsn, l.epoch, l.ts, l.hash "
-	    "FROM _dbrep_meta AS m LEFT JOIN (SELECT lsn, epoch, ts, hash "
-	    "FROM _dbrep_log ORDER BY lsn DESC LIMIT 1) AS l WHERE m.id = 1"))
-	    == NULL)
-		return (-1);
 	memset(mt, 0, sizeof(*mt));
+	if ((st = cached(db, 0, "SELECT prune_lsn, prune_epoch, prune_ts, "
+	    "prune_hash FROM _dbrep_meta WHERE id = 1")) == NULL)
+		return (-1);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mt->prune_lsn = sqlite3_column_int64(st, 0);
 		mt->prune_epoch = sqlite3_column_int64(st, 1);
 		mt->prune_ts = sqlite3_column_int64(st, 2);
 		col_hash(st, 3, mt->prune_hash);
-		if (sqlite3_column_type(st, 4) == SQLITE_NULL) {
-			mt->lsn = mt->prune_lsn;
-			mt->epoch = mt->prune_epoch;
-			mt->ts = mt->prune_ts;
-			memcpy(mt->hash, mt->prune_hash, DBREP_HASHLEN);
-		} else {
-			mt->lsn = sqlite3_column_int64(st, 4);
-			mt->epoch = sqlite3_column_int64(st, 5);
-			mt->ts = sqlite3_column_int64(st, 6);
-			col_hash(st, 7, mt->hash);
-		}
 	}
 	sqlite3_reset(st);
-	return (rc == SQLITE_ROW ? 0 : -1);
+	if (rc != SQLITE_ROW)
+		return (-1);
+	if ((st = cached(db, 1, "SELECT lsn, epoch, ts, hash FROM _dbrep_log "
+	    "ORDER BY lsn DESC LIMIT 1")) == NULL)
+		return (-1);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mt->lsn = sqlite3_column_int64(st, 0);
+		mt->epoch = sqlite3_column_int64(st, 1);
+		mt->ts = sqlite3_column_int64(st, 2);
+		col_hash(st, 3, mt->hash);
+	} else if (rc == SQLITE_DONE) {
+		mt->lsn = mt->prune_lsn;
+		mt->epoch = mt->prune_epoch;
+		mt->ts = mt->prune_ts;
+		memcpy(mt->hash, mt->prune_hash, DBREP_HASHLEN);
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1);
 }
 
 /* Bytes of record bodies in the log (once, at start: O(records)). */

@@ -85,25 +85,34 @@ seg_next(struct fr *r, int *kind, const uint8_t **p, size_t *n)
 	return (1);
 }
 
+/*
+ * The digest and its context are fetched once per process: looking
+ * SHA-256 up in OpenSSL's providers at every record was most of the
+ * hash's cost.
+ */
 void
 chain_hash(const uint8_t *prev, uint64_t lsn, uint64_t epoch, uint64_t ts,
     const void *body, size_t len, uint8_t *out)
 {
-	EVP_MD_CTX	*ctx;
+	static EVP_MD	*md;
+	static EVP_MD_CTX *ctx;
 	uint8_t		 nums[24];
 	unsigned int	 n = DBREP_HASHLEN;
 
 	put_be64(nums, lsn);
 	put_be64(nums + 8, epoch);
 	put_be64(nums + 16, ts);
-	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (ctx == NULL)
+		ctx = EVP_MD_CTX_new();
+	if (md == NULL || ctx == NULL ||
+	    EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, prev, DBREP_HASHLEN) != 1 ||
 	    EVP_DigestUpdate(ctx, nums, sizeof(nums)) != 1 ||
 	    EVP_DigestUpdate(ctx, body, len) != 1 ||
 	    EVP_DigestFinal_ex(ctx, out, &n) != 1)
 		memset(out, 0xff, DBREP_HASHLEN);	/* matches nothing */
-	EVP_MD_CTX_free(ctx);
 }
 
 /* Does <rec> follow <prev> (the hash of the record before it)? */
