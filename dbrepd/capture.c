@@ -8,11 +8,12 @@
  * primary:
  *
  *	BEGIN IMMEDIATE (under the writers' lock of board.c)
- *	a session on all tables
+ *	row changes recorded on all tables (rowcap.c, as the session
+ *	    extension would)
  *	for each statement: a DDL statement (seen by the authorizer while
- *	    it is prepared) first flushes the session's changeset as a
- *	    segment, runs without a session, and is logged as an SQL
- *	    segment; then a new session starts
+ *	    it is prepared) first flushes the changeset recorded so far as
+ *	    a segment, runs unrecorded, and is logged as an SQL segment;
+ *	    then recording starts again
  *	the last changeset; sqlite_sequence when the request inserted
  *	size check (max-txn-size)
  *	INSERT INTO _dbrep_log (next LSN, epoch, commit time, chained hash):
@@ -56,7 +57,9 @@ enum { TX_BEGIN, TX_BEGIN_IMMEDIATE, TX_COMMIT, TX_ROLLBACK, TX_N };
 struct capture {
 	sqlite3				*db;
 	const struct dbrepd_conf	*conf;
-	sqlite3_session			*sess;
+	struct rowcap			*rows;		/* the changes */
+	int				 recording;
+	struct buf			 cs;		/* a changeset */
 	struct buf			 body;
 	int				 client;	/* checking a client's */
 	int				 ddl;		/* statement is DDL */
@@ -71,7 +74,7 @@ struct capture {
 };
 
 static int	capture_flush(struct capture *, struct dbrep_error *);
-static int	capture_session(struct capture *, struct dbrep_error *);
+static int	capture_record(struct capture *, struct dbrep_error *);
 
 static const char *pragma_reads[] = {
 	"table_info", "table_xinfo", "index_info", "index_xinfo",
@@ -197,7 +200,12 @@ capture_new(sqlite3 *db, const struct dbrepd_conf *conf)
 		return (NULL);
 	c->db = db;
 	c->conf = conf;
+	if ((c->rows = rowcap_new(db)) == NULL) {
+		free(c);
+		return (NULL);
+	}
 	buf_init(&c->body, conf->max_txn + 1024 * 1024);
+	buf_init(&c->cs, conf->max_txn + 1024 * 1024);
 	sqlite3_set_authorizer(db, authorizer, c);
 	return (c);
 }
@@ -216,10 +224,10 @@ capture_free(struct capture *c)
 	for (i = 0; i < TX_N; i++)
 		sqlite3_finalize(c->tx[i]);
 	sqlite3_finalize(c->seq);
-	if (c->sess != NULL)
-		sqlite3session_delete(c->sess);
+	rowcap_free(c->rows);
 	sqlite3_set_authorizer(c->db, NULL, NULL);
 	buf_free(&c->body);
+	buf_free(&c->cs);
 	free(c);
 }
 
@@ -567,7 +575,7 @@ capture_classify(struct capture *c, struct qstmt *q, uint32_t n,
 /*
  * Run the statements of <q> on the connection, in the transaction the
  * caller opened, writing result sets into <res>.  <write>: segment the
- * session at DDL (the primary's write path).
+ * recorded changes at DDL (the primary's write path).
  */
 static int
 run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
@@ -596,7 +604,7 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 				    "not a read-only statement");
 				goto fail;
 			}
-			if (write && c->ddl && c->sess != NULL) {
+			if (write && c->ddl && c->recording) {
 				c->client = 0;
 				if (capture_flush(c, err) == -1)
 					goto fail;
@@ -643,11 +651,11 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 						sqlerr(c, err, SQLITE_ERROR);
 					goto fail;
 				}
-				if (capture_session(c, err) == -1)
+				if (capture_record(c, err) == -1)
 					goto fail;
 			}
-			if (write && c->sess != NULL &&
-			    (uint64_t)sqlite3session_memory_used(c->sess) >
+			if (write && c->recording &&
+			    (uint64_t)rowcap_memory(c->rows) >
 			    2 * c->conf->max_txn + 16 * 1024 * 1024) {
 				seterr(err, DBREP_ETOOBIG, DBREP_ETOOBIG,
 				    "transaction larger than max-txn-size "
@@ -674,58 +682,48 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 	return (-1);
 }
 
-/* A new session on every table (the previous one is gone). */
+/* Record the row changes of every table from here (rowcap.c). */
 static int
-capture_session(struct capture *c, struct dbrep_error *err)
+capture_record(struct capture *c, struct dbrep_error *err)
 {
 	int	rc;
 
-	if ((rc = sqlite3session_create(c->db, "main", &c->sess)) !=
-	    SQLITE_OK || (rc = sqlite3session_attach(c->sess, NULL)) !=
-	    SQLITE_OK) {
-		if (c->sess != NULL)
-			sqlite3session_delete(c->sess);
-		c->sess = NULL;
-		seterr(err, rc & 0xff, rc, "cannot start a session: %s",
+	if ((rc = rowcap_begin(c->rows)) != SQLITE_OK) {
+		seterr(err, rc & 0xff, rc, "cannot record the changes: %s",
+		    sqlite3_errstr(rc));
+		return (-1);
+	}
+	c->recording = 1;
+	return (0);
+}
+
+/* The changes recorded as a CHANGESET segment; recording stops. */
+static int
+capture_flush(struct capture *c, struct dbrep_error *err)
+{
+	int	rc;
+
+	if (!c->recording)
+		return (0);
+	c->recording = 0;
+	buf_reset(&c->cs);
+	rc = rowcap_changeset(c->rows, &c->cs);
+	rowcap_end(c->rows);
+	if (rc == SQLITE_TOOBIG || (buf_used(&c->cs) > 0 &&
+	    (buf_used(&c->cs) + c->body.len > c->conf->max_txn ||
+	    seg_add(&c->body, SEG_CHANGESET, buf_head(&c->cs),
+	    buf_used(&c->cs)) == -1))) {
+		seterr(err, DBREP_ETOOBIG, DBREP_ETOOBIG, "transaction "
+		    "larger than max-txn-size (%llu bytes)",
+		    (unsigned long long)c->conf->max_txn);
+		return (-1);
+	}
+	if (rc != SQLITE_OK) {
+		seterr(err, rc & 0xff, rc, "cannot make the changeset: %s",
 		    sqlite3_errstr(rc));
 		return (-1);
 	}
 	return (0);
-}
-
-/* The session's changes as a CHANGESET segment; the session ends. */
-static int
-capture_flush(struct capture *c, struct dbrep_error *err)
-{
-	void	*p = NULL;
-	int	 n = 0, rc;
-
-	if (c->sess == NULL)
-		return (0);
-	if (!sqlite3session_isempty(c->sess)) {
-		if ((rc = sqlite3session_changeset(c->sess, &n, &p)) !=
-		    SQLITE_OK) {
-			seterr(err, rc & 0xff, rc, "cannot make the "
-			    "changeset: %s", sqlite3_errstr(rc));
-			goto fail;
-		}
-		if (n > 0 && ((uint64_t)n + c->body.len > c->conf->max_txn ||
-		    seg_add(&c->body, SEG_CHANGESET, p, n) == -1)) {
-			seterr(err, DBREP_ETOOBIG, DBREP_ETOOBIG, "transaction "
-			    "larger than max-txn-size (%llu bytes)",
-			    (unsigned long long)c->conf->max_txn);
-			goto fail;
-		}
-	}
-	sqlite3_free(p);
-	sqlite3session_delete(c->sess);
-	c->sess = NULL;
-	return (0);
- fail:
-	sqlite3_free(p);
-	sqlite3session_delete(c->sess);
-	c->sess = NULL;
-	return (-1);
 }
 
 /*
@@ -873,7 +871,7 @@ capture_write(struct capture *c, struct qstmt *q, uint32_t n,
 		    (unsigned long long)mt.epoch);
 		goto fail;
 	}
-	if (capture_session(c, err) == -1)
+	if (capture_record(c, err) == -1)
 		goto fail;
 	result_begin(&res, out);
 	if (run_all(c, q, n, &res, 1, &changes, err) == -1 ||
@@ -922,9 +920,9 @@ capture_write(struct capture *c, struct qstmt *q, uint32_t n,
 	}
 	return (0);
  fail:
-	if (c->sess != NULL) {
-		sqlite3session_delete(c->sess);
-		c->sess = NULL;
+	if (c->recording) {
+		rowcap_end(c->rows);
+		c->recording = 0;
 	}
 	if (res.w.b != NULL)
 		fw_abort(&res.w);

@@ -2,7 +2,7 @@
  * dbrepd.h: dbrepd, log shipping for SQLite.
  *
  * The primary runs each client request in BEGIN IMMEDIATE, records the
- * row changes with SQLite's session extension and appends them (with the
+ * row changes as an SQLite changeset (rowcap.c) and appends them (with the
  * text of DDL statements, in execution order) to the log table
  * _dbrep_log in the same transaction, under the next LSN, the epoch and
  * a chained hash.  Its replication process pushes log records to the
@@ -17,6 +17,7 @@
  *	record.c	log records: segments and the chained hash
  *	db.c		the database: schema, meta, node state, roles
  *	capture.c	the primary's write path
+ *	rowcap.c	row changes as a changeset (the pre-update hook)
  *	apply.c		applying records on a replica
  *	snapshot.c	making, receiving and installing snapshots
  *	board.c		state shared by the processes; doorbells
@@ -425,6 +426,15 @@ int		 db_role(sqlite3 *, const struct dbrepd_conf *,
 int		 db_prune(sqlite3 *, uint64_t, struct meta *, uint64_t *);
 int		 state_load(const char *, struct nodestate *);
 int		 state_save(const char *, const struct nodestate *);
+
+/* rowcap.c */
+struct rowcap;
+struct rowcap	*rowcap_new(sqlite3 *);
+void		 rowcap_free(struct rowcap *);
+int		 rowcap_begin(struct rowcap *);
+void		 rowcap_end(struct rowcap *);
+int		 rowcap_changeset(struct rowcap *, struct buf *);
+size_t		 rowcap_memory(const struct rowcap *);
 
 /* capture.c */
 struct capture;

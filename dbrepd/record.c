@@ -19,7 +19,7 @@
  *	5	n	data
  *
  * Kinds:
- *	1 CHANGESET	an SQLite changeset (session extension) of the row
+ *	1 CHANGESET	an SQLite changeset (rowcap.c) of the row
  *			changes made since the previous DDL segment
  *	2 SQL		the text of a statement the session cannot capture
  *			(CREATE, ALTER, DROP, ANALYZE, PRAGMA user_version
