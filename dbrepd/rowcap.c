@@ -52,6 +52,7 @@
 #define RC_INSERT	18	/* SQLITE_INSERT, SQLITE_DELETE, SQLITE_UPDATE */
 #define RC_DELETE	9
 #define RC_UPDATE	23
+#define RC_KEEP		(1024 * 1024)	/* memory kept between transactions */
 
 /* A table, as described when first changed under the current schema. */
 struct rtab {
@@ -157,6 +158,21 @@ clear(struct rowcap *r)
 	r->nch = 1;
 	buf_reset(&r->arena);
 	r->rc = SQLITE_OK;
+	/* what a big transaction grew goes back; small ones keep theirs */
+	if (r->arena.cap > RC_KEEP) {
+		buf_free(&r->arena);
+		buf_init(&r->arena, SIZE_MAX);
+	}
+	if (r->chcap * sizeof(*r->ch) > RC_KEEP) {
+		free(r->ch);
+		r->ch = NULL;
+		r->chcap = 0;
+	}
+	if (r->nbucket * sizeof(*r->bucket) > RC_KEEP) {
+		free(r->bucket);
+		r->bucket = NULL;
+		r->nbucket = 0;
+	}
 	if (r->bucket != NULL)
 		memset(r->bucket, 0, r->nbucket * sizeof(*r->bucket));
 }

@@ -461,3 +461,38 @@ Test(rowcap, too_big)
 	rowcap_free(r);
 	sqlite3_close(db);
 }
+
+/* A big transaction's memory is given back: the next ones stay small. */
+Test(rowcap, memory_given_back)
+{
+	sqlite3		*db;
+	struct rowcap	*r;
+	struct buf	 cs;
+
+	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	exec(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	cr_assert_not_null(r = rowcap_new(db));
+	buf_init(&cs, 1 << 26);
+	exec(db, "BEGIN");
+	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
+	exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+	    "FROM n WHERE i < 200000) INSERT INTO t SELECT i, 'v' FROM n");
+	cr_assert_gt(rowcap_memory(r), 4 * 1024 * 1024);
+	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+	cr_assert_gt(buf_used(&cs), 200000 * 10);
+	rowcap_end(r);
+	exec(db, "COMMIT");
+	buf_reset(&cs);
+	exec(db, "BEGIN");
+	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
+	exec(db, "INSERT INTO t VALUES(0, 'small')");
+	cr_assert_lt(rowcap_memory(r), 64 * 1024, "%zu bytes kept",
+	    rowcap_memory(r));
+	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+	cr_assert_gt(buf_used(&cs), 0);
+	rowcap_end(r);
+	exec(db, "COMMIT");
+	buf_free(&cs);
+	rowcap_free(r);
+	sqlite3_close(db);
+}
