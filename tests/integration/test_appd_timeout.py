@@ -19,8 +19,11 @@ T = "request-timeout 1s\nkill-grace 500ms\nslow-request 300ms\n"
 
 class TimeoutTest(AppdTest):
     def start_appd(self, extra="", workers=2):
-        return self.appd(extra=f"pool static\nworkers {workers}\n" + T +
-                         extra).start()
+        a = self.appd(extra=f"pool static\nworkers {workers}\n" + T +
+                      extra).start()
+        # every worker up: the tests compare pids with this first set
+        a.wait_total(workers)
+        return a
 
     def others_served(self, port, stop, out):
         while not stop.is_set():
