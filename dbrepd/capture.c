@@ -71,6 +71,8 @@ struct capture {
 	uint64_t			 tick;
 	sqlite3_stmt			*tx[TX_N];
 	sqlite3_stmt			*seq;		/* sqlite_sequence */
+	int				 noseq;		/* none, */
+	int				 noseq_schema;	/* at this cookie */
 };
 
 static int	capture_flush(struct capture *, struct dbrep_error *);
@@ -741,10 +743,16 @@ capture_sequence(struct capture *c, struct dbrep_error *err)
 	int		 rc;
 
 	if (c->seq == NULL) {
+		/* asked once per schema: the lookup cost a tenth of a commit */
+		if (c->noseq && c->noseq_schema == rowcap_schema(c->rows))
+			return (0);
 		if (sqlite3_table_column_metadata(c->db, "main",
 		    "sqlite_sequence", NULL, NULL, NULL, NULL, NULL, NULL) !=
-		    SQLITE_OK)
+		    SQLITE_OK) {
+			c->noseq = 1;
+			c->noseq_schema = rowcap_schema(c->rows);
 			return (0);	/* no AUTOINCREMENT table */
+		}
 		if (sqlite3_prepare_v3(c->db, "SELECT name, seq FROM "
 		    "sqlite_sequence ORDER BY name", -1,
 		    SQLITE_PREPARE_PERSISTENT, &c->seq, NULL) != SQLITE_OK) {
@@ -806,7 +814,8 @@ capture_read(struct capture *c, struct qstmt *q, uint32_t n,
 	int64_t		changes = 0;
 	int		rc;
 
-	if ((rc = tx(c, TX_BEGIN)) != SQLITE_OK || db_meta(c->db, &mt) == -1) {
+	if ((rc = tx(c, TX_BEGIN)) != SQLITE_OK ||
+	    db_position(c->db, &mt) == -1) {
 		sqlerr(c, err, rc != SQLITE_OK ? rc :
 		    sqlite3_extended_errcode(c->db));
 		rollback(c);
@@ -860,7 +869,7 @@ capture_write(struct capture *c, struct qstmt *q, uint32_t n,
 		sqlerr(c, err, rc);
 		return (-1);
 	}
-	if (db_meta(c->db, &mt) == -1) {
+	if (db_position(c->db, &mt) == -1) {
 		sqlerr(c, err, sqlite3_extended_errcode(c->db));
 		goto fail;
 	}

@@ -236,6 +236,13 @@ col_hash(sqlite3_stmt *st, int col, uint8_t *out)
 		memcpy(out, p, DBREP_HASHLEN);
 }
 
+static sqlite3_stmt *
+last_record(sqlite3 *db)
+{
+	return (cached(db, 1, "SELECT lsn, epoch, ts, hash FROM _dbrep_log "
+	    "ORDER BY lsn DESC LIMIT 1"));
+}
+
 /*
  * The database's position (see struct meta).  Two plain lookups: one
  * query joining them made SQLite build a temporary table for the
@@ -258,6 +265,32 @@ db_meta(sqlite3 *db, struct meta *mt)
 	return (rc);
 }
 
+/*
+ * Only the position (lsn, epoch, ts, hash), in the caller's transaction:
+ * the last log row, and db_meta() when the log is empty.  The prune
+ * fields are left zero.  The write and read paths need no more.
+ */
+int
+db_position(sqlite3 *db, struct meta *mt)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(mt, 0, sizeof(*mt));
+	if ((st = last_record(db)) == NULL)
+		return (-1);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mt->lsn = sqlite3_column_int64(st, 0);
+		mt->epoch = sqlite3_column_int64(st, 1);
+		mt->ts = sqlite3_column_int64(st, 2);
+		col_hash(st, 3, mt->hash);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return (db_meta(db, mt));
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
 static int
 meta_read(sqlite3 *db, struct meta *mt)
 {
@@ -277,8 +310,7 @@ meta_read(sqlite3 *db, struct meta *mt)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return (-1);
-	if ((st = cached(db, 1, "SELECT lsn, epoch, ts, hash FROM _dbrep_log "
-	    "ORDER BY lsn DESC LIMIT 1")) == NULL)
+	if ((st = last_record(db)) == NULL)
 		return (-1);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mt->lsn = sqlite3_column_int64(st, 0);

@@ -414,6 +414,7 @@ int		 db_exec(sqlite3 *, const char *);
 int		 db_sync(sqlite3 *);
 int		 db_schema(sqlite3 *, char *, size_t);
 int		 db_meta(sqlite3 *, struct meta *);
+int		 db_position(sqlite3 *, struct meta *);
 int		 db_log_bytes(sqlite3 *, uint64_t *);
 int		 db_log_append(sqlite3 *, const struct record *);
 int		 db_latest_epoch(sqlite3 *, uint64_t *, uint64_t *, char *,
@@ -435,6 +436,7 @@ int		 rowcap_begin(struct rowcap *);
 void		 rowcap_end(struct rowcap *);
 int		 rowcap_changeset(struct rowcap *, struct buf *);
 size_t		 rowcap_memory(const struct rowcap *);
+int		 rowcap_schema(const struct rowcap *);
 
 /* capture.c */
 struct capture;

@@ -225,6 +225,13 @@ rowcap_begin(struct rowcap *r)
 	return (SQLITE_OK);
 }
 
+/* The schema cookie read by the last rowcap_begin(). */
+int
+rowcap_schema(const struct rowcap *r)
+{
+	return (r->schema);
+}
+
 /* Stop recording; what was recorded is dropped. */
 void
 rowcap_end(struct rowcap *r)

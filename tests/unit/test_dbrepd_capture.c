@@ -25,6 +25,7 @@ struct env {
 };
 
 static struct env	e;
+static struct capture	*cur;		/* run() writes through it, or e.cap */
 
 static void
 conf_init(struct dbrepd_conf *c, const char *name)
@@ -108,7 +109,8 @@ run(struct dbrep_error *err, ...)
 	memset(err, 0, sizeof(*err));
 	fr_init(&r, req.data + DBREP_HDRLEN, req.len - DBREP_HDRLEN);
 	cr_assert_not_null(q = capture_parse(&r, &nq, err));
-	rc = capture_write(e.cap, q, nq, 1, &out, err, &lsn, &bytes);
+	rc = capture_write(cur != NULL ? cur : e.cap, q, nq, 1, &out, err,
+	    &lsn, &bytes);
 	free(q);
 	buf_free(&req);
 	buf_free(&out);
@@ -291,6 +293,37 @@ Test(capture, autoincrement_sequence)
 	same("SELECT * FROM sqlite_sequence");
 	cr_expect_str_eq(rows(e.rdb, "SELECT seq FROM sqlite_sequence"),
 	    "4\n");
+}
+
+/*
+ * Whether sqlite_sequence exists is asked once per schema: a table with
+ * AUTOINCREMENT created through another connection (another worker) is
+ * seen by this one at its next write.
+ */
+Test(capture, autoincrement_from_another_connection)
+{
+	struct dbrep_error	 err;
+	struct capture		*other;
+	sqlite3			*db;
+	char			 msg[512];
+
+	ok("CREATE TABLE p(id INTEGER PRIMARY KEY, v)");
+	ok("INSERT INTO p(v) VALUES(1)");	/* no sqlite_sequence yet */
+	db = db_open(&e.pc, DB_WRITER, msg, sizeof(msg));
+	cr_assert_not_null(db, "%s", msg);
+	cr_assert_not_null(other = capture_new(db, &e.pc));
+	cur = other;
+	ok("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, v)");
+	ok("INSERT INTO a(v) VALUES(1), (2)");
+	cur = NULL;
+	/* only sqlite_sequence changes: the row comes and goes */
+	cr_assert_eq(run(&err, "INSERT INTO a(v) VALUES(3)",
+	    "DELETE FROM a WHERE v = 3", NULL), 0, "%s", err.msg);
+	cr_assert_eq(ship(), 0);
+	cr_expect_str_eq(rows(e.rdb, "SELECT seq FROM sqlite_sequence"),
+	    "3\n");
+	capture_free(other);
+	db_close(db);
 }
 
 Test(capture, unique_swap)
