@@ -57,9 +57,8 @@
 #define W_SYNC		4	/* a commit, for group_sync() */
 
 struct conn {
-	struct ev_io		 io;
 	struct lshare		*sh;		/* the listener it came from */
-	struct sock		 sk;		/* io.fd, plain or TLS */
+	struct sock		 sk;		/* plain or TLS, and its ev_io */
 	struct ev_timer		 timer;
 	int			 state;
 	int			 tcp;
@@ -607,7 +606,7 @@ sync_answer(int failed)
 		else
 			durable(c);
 		conn_process(c);
-		if (c->io.active)
+		if (c->sk.io.active)
 			conn_flush(c);
 	}
 }
@@ -1005,6 +1004,7 @@ conn_event(struct ev_io *io, uint32_t events)
 	struct conn	*c = io->arg;
 	ssize_t		 n;
 
+	sock_events(&c->sk, events);
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
 		for (;;) {
 			n = link_read(&c->sk, &c->in);
@@ -1015,6 +1015,8 @@ conn_event(struct ev_io *io, uint32_t events)
 			}
 			if (n == -1)
 				break;
+			if (!(c->sk.flags & SOCK_READABLE))
+				break;	/* a short read drained it */
 		}
 		if (c->state != C_WAIT && c->state != C_SNAP) {
 			if (!c->closing)
@@ -1023,7 +1025,7 @@ conn_event(struct ev_io *io, uint32_t events)
 			conn_process(c);
 		}
 	}
-	if (c->io.active)
+	if (c->sk.io.active)
 		conn_flush(c);
 }
 
@@ -1093,7 +1095,7 @@ conn_timer(struct ev_timer *t)
 	}
 	waiters_update();
 	conn_process(c);
-	if (c->io.active)
+	if (c->sk.io.active)
 		conn_flush(c);
 }
 
@@ -1121,7 +1123,7 @@ bell_event(struct ev_io *io, uint32_t events)
 			break;
 		}
 		conn_process(c);
-		if (c->io.active)
+		if (c->sk.io.active)
 			conn_flush(c);
 	}
 	waiters_update();
@@ -1130,12 +1132,12 @@ bell_event(struct ev_io *io, uint32_t events)
 static void
 conn_close(struct conn *c)
 {
-	if (!c->io.active)
+	if (!c->sk.io.active)
 		return;
-	ev_io_del(&loop, &c->io);
+	ev_io_del(&loop, &c->sk.io);
 	ev_timer_del(&loop, &c->timer);
 	link_free(&c->sk);
-	close(c->io.fd);
+	close(c->sk.fd);
 	if (c->snapfd != -1)
 		close(c->snapfd);
 	EVP_MD_CTX_free(c->md);
@@ -1203,8 +1205,9 @@ client_accept(void *arg, int lfd, int max)
 		buf_init(&c->out, conf->max_result + 2 * DBREP_SNAPCHUNK);
 		buf_init(&c->held, conf->max_result + 1024);
 		ev_timer_init(&c->timer, conn_timer, c);
-		if (ev_io_add(&loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET |
-		    EPOLLRDHUP, conn_event, c) == -1) {
+		/* EPOLLOUT only once a write does not finish (sock.c): else
+		 * each answer read by the client woke the worker for nothing */
+		if (sock_watch(&loop, &c->sk, conn_event, c) == -1) {
 			link_free(&c->sk);
 			close(fd);
 			free(c);
