@@ -63,6 +63,8 @@ struct capture {
 	struct buf			 body;
 	int				 client;	/* checking a client's */
 	int				 ddl;		/* statement is DDL */
+	int				 randdl;	/* the request ran DDL */
+	int				 nocache;	/* statement is a SAVEPOINT's */
 	int				 inserted;
 	char				 deny[256];
 	char				 created[CAP_MAXCREATED][128];
@@ -113,6 +115,9 @@ authorizer(void *arg, int action, const char *a1, const char *a2,
 	case SQLITE_CREATE_TABLE:
 		if (name_is_ours(a1))
 			return (deny(c, "%s: dbrepd's tables are its own", a1));
+		if (strlen(a1) >= sizeof(c->created[0]))
+			return (deny(c, "table name %.40s... is longer than 127 "
+			    "bytes", a1));
 		if (c->ncreated < CAP_MAXCREATED &&
 		    strncmp(a1, "sqlite_", 7) != 0)
 			strlcpy(c->created[c->ncreated++], a1,
@@ -162,6 +167,14 @@ authorizer(void *arg, int action, const char *a1, const char *a2,
 	case SQLITE_ATTACH:
 	case SQLITE_DETACH:
 		return (deny(c, "ATTACH and DETACH are not allowed%s", NULL));
+	case SQLITE_SAVEPOINT:
+		/* never kept prepared: the check below must run each time */
+		c->nocache = 1;
+		if (a1 != NULL && strcmp(a1, "ROLLBACK") == 0 && c->randdl)
+			return (deny(c, "ROLLBACK TO after a schema change in "
+			    "the same request is not allowed: it could not be "
+			    "replicated%s", NULL));
+		return (SQLITE_OK);
 	case SQLITE_TRANSACTION:
 		return (deny(c, "a request is one transaction: BEGIN, COMMIT "
 		    "and ROLLBACK are not allowed in it%s", NULL));
@@ -176,6 +189,10 @@ authorizer(void *arg, int action, const char *a1, const char *a2,
 			c->inserted = 1;
 		return (SQLITE_OK);
 	case SQLITE_PRAGMA:
+		if (strcasecmp(a1, "optimize") == 0)
+			return (deny(c, "PRAGMA optimize is not allowed: the "
+			    "ANALYZE it may run would not be replicated (run "
+			    "ANALYZE, which is)%s", NULL));
 		if (a2 == NULL)
 			return (SQLITE_OK);
 		if (strcasecmp(a1, "user_version") == 0 ||
@@ -304,6 +321,7 @@ cap_prepare(struct capture *c, const char *sql, const char *end,
 	*cached = 0;
 	c->deny[0] = '\0';
 	c->ddl = 0;
+	c->nocache = 0;
 	c->ncreated = 0;
 	for (i = 0; i < CAP_NCACHE; i++) {
 		k = &c->cache[i];
@@ -322,7 +340,8 @@ cap_prepare(struct capture *c, const char *sql, const char *end,
 	c->inserted = 0;
 	rc = sqlite3_prepare_v2(c->db, sql, len, st, tail);
 	k = victim;
-	if (rc == SQLITE_OK && *st != NULL && !c->ddl && c->ncreated == 0 &&
+	if (rc == SQLITE_OK && *st != NULL && !c->ddl && !c->nocache &&
+	    c->ncreated == 0 &&
 	    only_blanks(*tail, end)) {
 		sqlite3_finalize(k->st);
 		free(k->sql);
@@ -625,6 +644,7 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 				goto fail;
 			}
 			if (write && c->ddl) {
+				c->randdl = 1;
 				const char	*text;
 				char		*exp = NULL;
 
@@ -863,6 +883,7 @@ capture_write(struct capture *c, struct qstmt *q, uint32_t n,
 
 	buf_reset(&c->body);
 	c->inserted = 0;
+	c->randdl = 0;
 	res.w.b = NULL;
 	*bytes = 0;
 	if ((rc = tx(c, TX_BEGIN_IMMEDIATE)) != SQLITE_OK) {

@@ -471,6 +471,28 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 		    "... SELECT)", name);
 		return (0);
 	}
+	/*
+	 * A key under a collation where unequal bytes are equal (NOCASE,
+	 * RTRIM): the recorded changes match rows byte for byte, and two
+	 * spellings of one key would reach replicas as two rows.
+	 */
+	if ((st = prep(db, "SELECT x.name, x.coll FROM pragma_index_list(?1) "
+	    "AS l, pragma_index_xinfo(l.name) AS x WHERE l.origin = 'pk' AND "
+	    "x.key = 1 AND x.coll <> 'BINARY' COLLATE NOCASE")) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(err, errlen, "column %s of the PRIMARY KEY of table %s "
+		    "uses the collation %s: dbrepd replicates keys compared "
+		    "byte for byte (declare it COLLATE BINARY)",
+		    sqlite3_column_text(st, 0), name,
+		    sqlite3_column_text(st, 1));
+		sqlite3_finalize(st);
+		return (0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return (-1);
 	if (nullable && !wr && !(npk == 1 && intpk)) {
 		snprintf(err, errlen, "column %s of the PRIMARY KEY of table "
 		    "%s may be NULL: declare it NOT NULL (rows with a NULL key "

@@ -9,7 +9,7 @@
  * follows the session extension's rules (SQLite 3.40's sqlite3session.c)
  * and writes the same bytes, but keeps the descriptions of the tables
  * and their statements until the schema changes (the schema cookie).
- * The unit test test_dbrepd_capture.c compares both on random work.
+ * The unit test test_dbrepd_rowcap.c compares both on random work.
  *
  * The rules:
  *	a table without a PRIMARY KEY is ignored, and so is a row with a
@@ -361,17 +361,15 @@ fnv(const uint8_t *p, size_t n, uint32_t h)
 	return (h);
 }
 
-/* "name", quoted for SQL */
-static void
+/* "name", quoted for SQL; -1 when out of memory */
+static int
 ident(struct buf *b, const char *name)
 {
-	buf_putc(b, '"');
+	int	bad = buf_putc(b, '"');
+
 	for (; name != NULL && *name != '\0'; name++)
-		if (*name == '"')
-			buf_puts(b, "\"\"");
-		else
-			buf_putc(b, *name);
-	buf_putc(b, '"');
+		bad |= *name == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *name);
+	return (bad | buf_putc(b, '"'));
 }
 
 /*
@@ -384,7 +382,7 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 	struct rtab	*t;
 	struct buf	 sql;
 	size_t		 i;
-	int		 rc, n = 0, k;
+	int		 rc, n = 0, k, bad;
 
 	for (i = 0; i < r->ntab; i++)
 		if (strcasecmp(r->tab[i].name, name) == 0) {
@@ -406,7 +404,7 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 	}
 	t = &r->tab[r->ntab];
 	memset(t, 0, sizeof(*t));
-	buf_init(&sql, 1024 * 1024);
+	buf_init(&sql, SIZE_MAX);	/* no limit: a cut statement is wrong */
 	rc = SQLITE_NOMEM;
 	if ((t->name = strdup(name)) == NULL)
 		goto fail;
@@ -415,8 +413,7 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 	    "pragma_table_info(?1, 'main') ORDER BY cid")) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_text(r->info, 1, name, -1, SQLITE_STATIC);
-	buf_puts(&sql, "SELECT * FROM main.");
-	ident(&sql, name);
+	bad = buf_puts(&sql, "SELECT * FROM main.") | ident(&sql, name);
 	while ((rc = sqlite3_step(r->info)) == SQLITE_ROW) {
 		uint8_t	*pk;
 
@@ -426,12 +423,11 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 		}
 		t->pk = pk;
 		k = sqlite3_column_int(r->info, 1);
-		pk[n] = k > 0 && k < 256 ? k : 0;
+		pk[n] = k > 0 ? (uint8_t)k : 0;	/* as sqlite3session: a u8 */
 		if (pk[n] != 0) {
-			buf_puts(&sql, t->keyed ? " AND " : " WHERE ");
-			ident(&sql, (const char *)sqlite3_column_text(r->info,
-			    0));
-			buf_printf(&sql, " IS ?%d", n + 1);
+			bad |= buf_puts(&sql, t->keyed ? " AND " : " WHERE ") |
+			    ident(&sql, (const char *)sqlite3_column_text(
+			    r->info, 0)) | buf_printf(&sql, " IS ?%d", n + 1);
 			t->keyed = 1;
 		}
 		n++;
@@ -439,6 +435,9 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 	sqlite3_reset(r->info);
 	sqlite3_clear_bindings(r->info);
 	if (rc != SQLITE_DONE)
+		goto fail;
+	rc = SQLITE_NOMEM;
+	if (bad)
 		goto fail;
 	t->ncol = n;
 	if (t->stat1 && n == 3) {
@@ -508,6 +507,30 @@ put_col(struct rowcap *r, struct rtab *t, int i, sqlite3_value *v)
 	return (put_value(&r->arena, v));
 }
 
+/*
+ * A key value as the key's comparison sees it: a REAL with an integer
+ * value is the INTEGER (SQLite hands a REAL key over as an INTEGER on
+ * INSERT and as a REAL later, and -0.0 equals 0.0), so that one row is
+ * one row.  sqlite3session tells them apart, and a replica then halted.
+ */
+static int
+put_key(struct rowcap *r, struct rtab *t, int col, sqlite3_value *v)
+{
+	uint8_t	h[9];
+	double	d;
+
+	if (sqlite3_value_type(v) == SQLITE_FLOAT) {
+		d = sqlite3_value_double(v);
+		if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+		    d == (double)(int64_t)d) {
+			h[0] = 1;
+			be64(h + 1, (uint64_t)(int64_t)d);
+			return (buf_append(&r->arena, h, 9));
+		}
+	}
+	return (put_col(r, t, col, v));
+}
+
 /* One change, as sessionPreupdateOneChange records it. */
 static int
 one_change(struct rowcap *r, uint32_t ti, int op)
@@ -532,7 +555,7 @@ one_change(struct rowcap *r, uint32_t ti, int op)
 			r->arena.len = key;
 			return (SQLITE_OK);	/* a NULL in the key: ignored */
 		}
-		if (put_col(r, t, col, v) == -1)
+		if (put_key(r, t, col, v) == -1)
 			return (SQLITE_NOMEM);
 	}
 	h = fnv(at(r, key), r->arena.len - key, 2166136261u ^ ti);

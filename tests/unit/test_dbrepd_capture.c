@@ -245,6 +245,16 @@ Test(capture, refusals_commit_nothing)
 		"DELETE FROM _dbrep_meta",
 		"PRAGMA synchronous = OFF",
 		"COMMIT",
+		/* keys equal under the collation but not byte for byte */
+		"CREATE TABLE x(a TEXT PRIMARY KEY NOT NULL COLLATE NOCASE)",
+		"CREATE TABLE x(a TEXT NOT NULL, b INT NOT NULL, PRIMARY KEY("
+		"b, a COLLATE RTRIM)) WITHOUT ROWID",
+		/* runs ANALYZE unseen */
+		"PRAGMA optimize",
+		/* longer than the name kept for the key check */
+		"CREATE TABLE x23456789012345678901234567890123456789012345678"
+		"90123456789012345678901234567890123456789012345678901234567890"
+		"1234567890123456789(a, b)",
 	};
 	struct dbrep_error	 err;
 	uint64_t		 before;
@@ -262,6 +272,53 @@ Test(capture, refusals_commit_nothing)
 	cr_expect_str_eq(rows(e.pdb, "SELECT count(*) FROM t"), "0\n");
 	cr_expect_str_eq(rows(e.pdb, "SELECT count(*) FROM sqlite_schema "
 	    "WHERE name = 'x'"), "0\n");
+}
+
+/* REAL keys are one row whatever their spelling (2, 2.0, -0.0, 0.0). */
+Test(capture, real_keys)
+{
+	struct dbrep_error	err;
+
+	ok("CREATE TABLE r(k REAL PRIMARY KEY NOT NULL, v)");
+	ok("CREATE TABLE z(k PRIMARY KEY NOT NULL, v)");
+	ok("INSERT INTO r VALUES(1.0, 'one')");
+	cr_assert_eq(run(&err, "INSERT INTO r VALUES(2.0, 'x')",
+	    "DELETE FROM r WHERE k = 2", NULL), 0, "%s", err.msg);
+	cr_assert_eq(run(&err, "INSERT INTO r VALUES(3.0, 'x')",
+	    "UPDATE r SET v = 'three' WHERE k = 3", NULL), 0, "%s", err.msg);
+	ok("INSERT INTO z VALUES(-0.0, 'a')");
+	ok("UPDATE z SET k = 0.0");
+	cr_assert_eq(ship(), 0);
+	same("SELECT k, v FROM r ORDER BY k");
+	same("SELECT k, v FROM z ORDER BY k");
+	cr_expect_str_eq(rows(e.rdb, "SELECT count(*) FROM r"), "2\n");
+}
+
+/*
+ * ROLLBACK TO may undo row changes, never DDL: changes recorded before
+ * a schema change and the change itself are logged as they run.  The
+ * statement is checked each time (never kept prepared).
+ */
+Test(capture, rollback_to_after_ddl_refused)
+{
+	struct dbrep_error	err;
+	uint64_t		before;
+
+	ok("CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	cr_assert_eq(run(&err, "SAVEPOINT s", "INSERT INTO t VALUES(1, 1)",
+	    "ROLLBACK TO s", "RELEASE s", "INSERT INTO t VALUES(2, 2)", NULL),
+	    0, "%s", err.msg);
+	before = lsn_of(e.pdb);
+	cr_assert_eq(run(&err, "SAVEPOINT s", "INSERT INTO t VALUES(3, 3)",
+	    "CREATE INDEX tv ON t(v)", "ROLLBACK TO s", "RELEASE s", NULL),
+	    -1);
+	cr_expect_eq(err.code, DBREP_ENOTREPLICABLE, "%d %s", err.code,
+	    err.msg);
+	cr_expect_eq(lsn_of(e.pdb), before);
+	cr_assert_eq(ship(), 0);
+	same("SELECT * FROM t ORDER BY k");
+	same("SELECT name FROM sqlite_schema ORDER BY name");
+	cr_expect_str_eq(rows(e.rdb, "SELECT k FROM t"), "2\n");
 }
 
 Test(capture, too_large)

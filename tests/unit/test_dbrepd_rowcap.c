@@ -496,3 +496,41 @@ Test(rowcap, memory_given_back)
 	rowcap_free(r);
 	sqlite3_close(db);
 }
+
+/*
+ * A REAL key is one row whatever its spelling: SQLite hands it over as
+ * an INTEGER on INSERT and a REAL later, and -0.0 equals 0.0.  Here the
+ * session extension records a DELETE of a row that never was (which
+ * halts a replica), and rowcap recorded an INSERT of a row that is.
+ */
+Test(rowcap, real_keys_are_one_row)
+{
+	static const char	*cases[][2] = {
+		{ "CREATE TABLE z(k PRIMARY KEY NOT NULL, v); "
+		  "INSERT INTO z VALUES(-0.0, 'a')", "UPDATE z SET k = 0.0" },
+		{ "CREATE TABLE r(k REAL PRIMARY KEY NOT NULL, v)",
+		  "INSERT INTO r VALUES(2.0, 'x'); DELETE FROM r WHERE k = 2" },
+	};
+	sqlite3		*db;
+	struct rowcap	*r;
+	struct buf	 cs;
+	size_t		 i;
+
+	for (i = 0; i < nitems(cases); i++) {
+		cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+		exec(db, cases[i][0]);
+		cr_assert_not_null(r = rowcap_new(db));
+		buf_init(&cs, 1 << 20);
+		exec(db, "BEGIN");
+		cr_assert_eq(rowcap_begin(r), SQLITE_OK);
+		exec(db, cases[i][1]);
+		cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+		cr_expect_eq(buf_used(&cs), 0, "%s: %zu bytes", cases[i][1],
+		    buf_used(&cs));
+		rowcap_end(r);
+		exec(db, "COMMIT");
+		buf_free(&cs);
+		rowcap_free(r);
+		sqlite3_close(db);
+	}
+}
