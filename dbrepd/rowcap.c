@@ -319,6 +319,8 @@ put_value(struct buf *b, sqlite3_value *v)
 		p = t == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) :
 		    sqlite3_value_blob(v);
 		n = sqlite3_value_bytes(v);
+		if (p == NULL && n > 0)
+			return (-1);	/* SQLite out of memory */
 		h[0] = t == SQLITE_TEXT ? 3 : 4;
 		if (buf_append(b, h, 1 + varint(h + 1, n)) == -1)
 			return (-1);
@@ -718,7 +720,7 @@ same(const uint8_t *p, size_t len, sqlite3_stmt *st, int i)
 		h = 1 + get_varint(p + 1, p + len, &n);
 		if (n != (uint64_t)sqlite3_column_bytes(st, i))
 			return (0);
-		return (n == 0 || memcmp(p + h, q, n) == 0);
+		return (n == 0 || (q != NULL && memcmp(p + h, q, n) == 0));
 	}
 }
 
