@@ -236,11 +236,27 @@ col_hash(sqlite3_stmt *st, int col, uint8_t *out)
 		memcpy(out, p, DBREP_HASHLEN);
 }
 
-static sqlite3_stmt *
-last_record(sqlite3 *db)
+/*
+ * The last log record's lsn, epoch, ts and hash into <mt>: SQLITE_ROW,
+ * SQLITE_DONE (an empty log), or an error code.
+ */
+static int
+last_record(sqlite3 *db, struct meta *mt)
 {
-	return (cached(db, 1, "SELECT lsn, epoch, ts, hash FROM _dbrep_log "
-	    "ORDER BY lsn DESC LIMIT 1"));
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = cached(db, 1, "SELECT lsn, epoch, ts, hash FROM _dbrep_log "
+	    "ORDER BY lsn DESC LIMIT 1")) == NULL)
+		return (SQLITE_ERROR);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mt->lsn = sqlite3_column_int64(st, 0);
+		mt->epoch = sqlite3_column_int64(st, 1);
+		mt->ts = sqlite3_column_int64(st, 2);
+		col_hash(st, 3, mt->hash);
+	}
+	sqlite3_reset(st);
+	return (rc);
 }
 
 /*
@@ -273,20 +289,10 @@ db_meta(sqlite3 *db, struct meta *mt)
 int
 db_position(sqlite3 *db, struct meta *mt)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	rc;
 
 	memset(mt, 0, sizeof(*mt));
-	if ((st = last_record(db)) == NULL)
-		return (-1);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		mt->lsn = sqlite3_column_int64(st, 0);
-		mt->epoch = sqlite3_column_int64(st, 1);
-		mt->ts = sqlite3_column_int64(st, 2);
-		col_hash(st, 3, mt->hash);
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
+	if ((rc = last_record(db, mt)) == SQLITE_DONE)
 		return (db_meta(db, mt));
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
@@ -310,20 +316,12 @@ meta_read(sqlite3 *db, struct meta *mt)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return (-1);
-	if ((st = last_record(db)) == NULL)
-		return (-1);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		mt->lsn = sqlite3_column_int64(st, 0);
-		mt->epoch = sqlite3_column_int64(st, 1);
-		mt->ts = sqlite3_column_int64(st, 2);
-		col_hash(st, 3, mt->hash);
-	} else if (rc == SQLITE_DONE) {
+	if ((rc = last_record(db, mt)) == SQLITE_DONE) {
 		mt->lsn = mt->prune_lsn;
 		mt->epoch = mt->prune_epoch;
 		mt->ts = mt->prune_ts;
 		memcpy(mt->hash, mt->prune_hash, DBREP_HASHLEN);
 	}
-	sqlite3_reset(st);
 	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1);
 }
 

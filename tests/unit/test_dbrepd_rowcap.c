@@ -418,83 +418,98 @@ Test(rowcap, hazard_zoo)
 	sqlite3_close(b);
 }
 
+/* A database in memory with <setup> run, recorded by *<r>. */
+static sqlite3 *
+solo(const char *setup, struct rowcap **r)
+{
+	sqlite3	*db;
+
+	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	exec(db, setup);
+	cr_assert_not_null(*r = rowcap_new(db));
+	return (db);
+}
+
+static void
+solo_end(sqlite3 *db, struct rowcap *r)
+{
+	rowcap_free(r);
+	sqlite3_close(db);
+}
+
+/*
+ * <sql> as one recorded transaction, its changeset appended to <cs>:
+ * rowcap_changeset()'s code; what rowcap held before it in *<mem>.
+ */
+static int
+recorded(sqlite3 *db, struct rowcap *r, const char *sql, struct buf *cs,
+    size_t *mem)
+{
+	int	rc;
+
+	exec(db, "BEGIN");
+	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
+	exec(db, sql);
+	if (mem != NULL)
+		*mem = rowcap_memory(r);
+	rc = rowcap_changeset(r, cs);
+	rowcap_end(r);
+	exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK");
+	return (rc);
+}
+
 /* What the session extension refuses, rowcap refuses too. */
 Test(rowcap, generated_columns_fail_as_with_the_session)
 {
-	sqlite3		*db;
 	struct rowcap	*r;
+	sqlite3		*db = solo("CREATE TABLE g(a INTEGER PRIMARY KEY, b, "
+			    "c AS (b || 'x'))", &r);
 	struct buf	 cs;
 
-	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-	exec(db, "CREATE TABLE g(a INTEGER PRIMARY KEY, b, c AS (b || 'x'))");
-	cr_assert_not_null(r = rowcap_new(db));
 	buf_init(&cs, 1 << 20);
-	exec(db, "BEGIN");
-	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
-	exec(db, "INSERT INTO g(a, b) VALUES(1, 'q')");
-	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_SCHEMA);
-	rowcap_end(r);
-	exec(db, "ROLLBACK");
+	cr_assert_eq(recorded(db, r, "INSERT INTO g(a, b) VALUES(1, 'q')",
+	    &cs, NULL), SQLITE_SCHEMA);
 	buf_free(&cs);
-	rowcap_free(r);
-	sqlite3_close(db);
+	solo_end(db, r);
 }
 
 /* A changeset larger than its buffer's limit: SQLITE_TOOBIG. */
 Test(rowcap, too_big)
 {
-	sqlite3		*db;
 	struct rowcap	*r;
+	sqlite3		*db = solo("CREATE TABLE t(k INTEGER PRIMARY KEY, v)",
+			    &r);
 	struct buf	 cs;
 
-	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-	exec(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
-	cr_assert_not_null(r = rowcap_new(db));
 	buf_init(&cs, 1000);
-	exec(db, "BEGIN");
-	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
-	exec(db, "INSERT INTO t VALUES(1, zeroblob(2000))");
-	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_TOOBIG);
-	rowcap_end(r);
-	exec(db, "ROLLBACK");
+	cr_assert_eq(recorded(db, r, "INSERT INTO t VALUES(1, "
+	    "zeroblob(2000))", &cs, NULL), SQLITE_TOOBIG);
 	buf_free(&cs);
-	rowcap_free(r);
-	sqlite3_close(db);
+	solo_end(db, r);
 }
 
 /* A big transaction's memory is given back: the next ones stay small. */
 Test(rowcap, memory_given_back)
 {
-	sqlite3		*db;
 	struct rowcap	*r;
+	sqlite3		*db = solo("CREATE TABLE t(k INTEGER PRIMARY KEY, v)",
+			    &r);
 	struct buf	 cs;
+	size_t		 mem;
 
-	cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-	exec(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
-	cr_assert_not_null(r = rowcap_new(db));
 	buf_init(&cs, 1 << 26);
-	exec(db, "BEGIN");
-	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
-	exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-	    "FROM n WHERE i < 200000) INSERT INTO t SELECT i, 'v' FROM n");
-	cr_assert_gt(rowcap_memory(r), 4 * 1024 * 1024);
-	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+	cr_assert_eq(recorded(db, r, "WITH RECURSIVE n(i) AS (SELECT 1 UNION "
+	    "ALL SELECT i + 1 FROM n WHERE i < 200000) INSERT INTO t SELECT "
+	    "i, 'v' FROM n", &cs, &mem), SQLITE_OK);
+	cr_assert_gt(mem, 4 * 1024 * 1024);
 	cr_assert_gt(buf_used(&cs), 200000 * 10);
-	rowcap_end(r);
-	exec(db, "COMMIT");
 	buf_reset(&cs);
-	exec(db, "BEGIN");
-	cr_assert_eq(rowcap_begin(r), SQLITE_OK);
-	exec(db, "INSERT INTO t VALUES(0, 'small')");
-	cr_assert_lt(rowcap_memory(r), 64 * 1024, "%zu bytes kept",
-	    rowcap_memory(r));
-	cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+	cr_assert_eq(recorded(db, r, "INSERT INTO t VALUES(0, 'small')", &cs,
+	    &mem), SQLITE_OK);
+	cr_assert_lt(mem, 64 * 1024, "%zu bytes kept", mem);
 	cr_assert_gt(buf_used(&cs), 0);
-	rowcap_end(r);
-	exec(db, "COMMIT");
 	buf_free(&cs);
-	rowcap_free(r);
-	sqlite3_close(db);
+	solo_end(db, r);
 }
 
 /*
@@ -511,26 +526,19 @@ Test(rowcap, real_keys_are_one_row)
 		{ "CREATE TABLE r(k REAL PRIMARY KEY NOT NULL, v)",
 		  "INSERT INTO r VALUES(2.0, 'x'); DELETE FROM r WHERE k = 2" },
 	};
-	sqlite3		*db;
 	struct rowcap	*r;
+	sqlite3		*db;
 	struct buf	 cs;
 	size_t		 i;
 
 	for (i = 0; i < nitems(cases); i++) {
-		cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-		exec(db, cases[i][0]);
-		cr_assert_not_null(r = rowcap_new(db));
+		db = solo(cases[i][0], &r);
 		buf_init(&cs, 1 << 20);
-		exec(db, "BEGIN");
-		cr_assert_eq(rowcap_begin(r), SQLITE_OK);
-		exec(db, cases[i][1]);
-		cr_assert_eq(rowcap_changeset(r, &cs), SQLITE_OK);
+		cr_assert_eq(recorded(db, r, cases[i][1], &cs, NULL),
+		    SQLITE_OK);
 		cr_expect_eq(buf_used(&cs), 0, "%s: %zu bytes", cases[i][1],
 		    buf_used(&cs));
-		rowcap_end(r);
-		exec(db, "COMMIT");
 		buf_free(&cs);
-		rowcap_free(r);
-		sqlite3_close(db);
+		solo_end(db, r);
 	}
 }
