@@ -644,10 +644,10 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 				goto fail;
 			}
 			if (write && c->ddl) {
-				c->randdl = 1;
 				const char	*text;
 				char		*exp = NULL;
 
+				c->randdl = 1;
 				if (sqlite3_bind_parameter_count(st) > 0)
 					text = exp = sqlite3_expanded_sql(st);
 				else

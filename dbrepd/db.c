@@ -413,8 +413,8 @@ db_epoch_start(sqlite3 *db, uint64_t epoch, uint64_t *start)
  * Can table <name> be replicated?  It needs a PRIMARY KEY, and outside
  * INTEGER PRIMARY KEY and WITHOUT ROWID tables its columns must be NOT
  * NULL: the changes recorded (rowcap.c, the session extension's rules)
- * skip a table without a PRIMARY KEY and a row with a NULL in its key.  Returns 1, 0 with
- * the reason in <err>, or -1 on an SQLite error.
+ * skip a table without a PRIMARY KEY and a row with a NULL in its key.
+ * Returns 1, 0 with the reason in <err>, or -1 on an SQLite error.
  */
 int
 db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)

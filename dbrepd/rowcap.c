@@ -86,7 +86,7 @@ struct rowcap {
 	int		 schema;	/* cookie the tables were described at */
 	sqlite3_stmt	*cookie, *info, *sp, *release;
 	struct rtab	*tab;
-	size_t		 ntab, tabcap;
+	size_t		 ntab, tabcap, last;	/* last: the last one found */
 	uint32_t	*order;		/* tables by first change */
 	size_t		 norder;
 	struct rchange	*ch;		/* [0] unused: 0 ends a chain */
@@ -253,15 +253,6 @@ rowcap_memory(const struct rowcap *r)
 	    r->nbucket * sizeof(uint32_t));
 }
 
-static void
-be64(uint8_t *p, uint64_t v)
-{
-	int	i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = v & 0xff;
-}
-
 /* SQLite's varint, for lengths (below 2^31): 7 bits a byte, high first */
 static size_t
 varint(uint8_t *p, uint64_t v)
@@ -306,13 +297,13 @@ put_value(struct buf *b, sqlite3_value *v)
 	switch ((t = sqlite3_value_type(v))) {
 	case SQLITE_INTEGER:
 		h[0] = 1;
-		be64(h + 1, (uint64_t)sqlite3_value_int64(v));
+		put_be64(h + 1, (uint64_t)sqlite3_value_int64(v));
 		return (buf_append(b, h, 9));
 	case SQLITE_FLOAT:
 		h[0] = 2;
 		d = sqlite3_value_double(v);
 		memcpy(&u, &d, 8);
-		be64(h + 1, u);
+		put_be64(h + 1, u);
 		return (buf_append(b, h, 9));
 	case SQLITE_TEXT:
 	case SQLITE_BLOB:
@@ -386,9 +377,14 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 	size_t		 i;
 	int		 rc, n = 0, k, bad;
 
+	/* a transaction mostly changes one table: try the last one first */
+	if (r->last < r->ntab && strcasecmp(r->tab[r->last].name, name) == 0) {
+		*idx = r->last;
+		return (SQLITE_OK);
+	}
 	for (i = 0; i < r->ntab; i++)
 		if (strcasecmp(r->tab[i].name, name) == 0) {
-			*idx = i;
+			*idx = r->last = i;
 			return (SQLITE_OK);
 		}
 	if (r->ntab == r->tabcap) {
@@ -459,7 +455,7 @@ table(struct rowcap *r, const char *name, uint32_t *idx)
 		goto fail;
 	}
 	buf_free(&sql);
-	*idx = r->ntab++;
+	*idx = r->last = r->ntab++;
 	return (SQLITE_OK);
  fail:
 	buf_free(&sql);
@@ -487,7 +483,7 @@ grow_hash(struct rowcap *r)
 }
 
 static sqlite3_value *
-hook_value(struct rowcap *r, struct rtab *t, int old, int i)
+hook_value(struct rowcap *r, int old, int i)
 {
 	sqlite3_value	*v = NULL;
 
@@ -526,7 +522,7 @@ put_key(struct rowcap *r, struct rtab *t, int col, sqlite3_value *v)
 		if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
 		    d == (double)(int64_t)d) {
 			h[0] = 1;
-			be64(h + 1, (uint64_t)(int64_t)d);
+			put_be64(h + 1, (uint64_t)(int64_t)d);
 			return (buf_append(&r->arena, h, 9));
 		}
 	}
@@ -550,7 +546,7 @@ one_change(struct rowcap *r, uint32_t ti, int op)
 	for (col = 0; col < t->ncol; col++) {
 		if (t->pk[col] == 0)
 			continue;
-		if ((v = hook_value(r, t, old, col)) == NULL)
+		if ((v = hook_value(r, old, col)) == NULL)
 			return (SQLITE_ERROR);
 		if (sqlite3_value_type(v) == SQLITE_NULL &&
 		    !(t->stat1 && col == 1)) {
@@ -580,7 +576,7 @@ one_change(struct rowcap *r, uint32_t ti, int op)
 	for (col = 0; col < t->ncol; col++) {
 		v = NULL;
 		if (old || t->pk[col] != 0)
-			if ((v = hook_value(r, t, old, col)) == NULL)
+			if ((v = hook_value(r, old, col)) == NULL)
 				return (SQLITE_ERROR);
 		if (put_col(r, t, col, v) == -1)
 			return (SQLITE_NOMEM);
@@ -651,15 +647,14 @@ bind_key(struct rowcap *r, struct rtab *t, struct rchange *c,
 	uint64_t	 u, n;
 	double		 d;
 	size_t		 len, h;
-	int		 col, i;
+	int		 col;
 
 	for (col = 0; col < t->ncol; col++) {
 		if (t->pk[col] == 0)
 			continue;
 		if ((len = value_len(p, end)) == 0)
 			return (SQLITE_CORRUPT);
-		for (u = 0, i = 1; i <= 8 && len == 9; i++)
-			u = (u << 8) | p[i];
+		u = len == 9 ? get_be64(p + 1) : 0;
 		switch (*p) {
 		case 1:
 			sqlite3_bind_int64(st, col + 1, (sqlite3_int64)u);
@@ -695,7 +690,7 @@ same(const uint8_t *p, size_t len, sqlite3_stmt *st, int i)
 	uint64_t	 u, n;
 	double		 d;
 	size_t		 h;
-	int		 k, t = sqlite3_column_type(st, i);
+	int		 t = sqlite3_column_type(st, i);
 
 	switch (*p) {
 	case 5:
@@ -705,8 +700,7 @@ same(const uint8_t *p, size_t len, sqlite3_stmt *st, int i)
 		if ((*p == 1 && t != SQLITE_INTEGER) ||
 		    (*p == 2 && t != SQLITE_FLOAT))
 			return (0);
-		for (u = 0, k = 1; k <= 8; k++)
-			u = (u << 8) | p[k];
+		u = get_be64(p + 1);
 		if (*p == 1)
 			return ((sqlite3_int64)u == sqlite3_column_int64(st, i));
 		memcpy(&d, &u, 8);
