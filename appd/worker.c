@@ -174,6 +174,9 @@ sigpipe_drain(void)
 
 /* Time */
 
+static uint32_t	busy_us;	/* appd.conf busy-poll */
+static uint64_t	spin_until;	/* us: polling without sleeping till then */
+
 static uint64_t
 now_ms(void)
 {
@@ -278,6 +281,27 @@ enum wait_ev {
 	WAIT_LEAVE
 };
 
+/*
+ * poll(2) until <wake>; after a request (busy-poll in appd.conf(5)),
+ * without sleeping for the first busy_us microseconds, as the event loop
+ * of the other daemons does (common/event.c).
+ */
+static int
+spin_poll(struct pollfd *pfd, int np, uint64_t wake)
+{
+	int	n;
+
+	if (spin_until != 0) {
+		while ((n = poll(pfd, np, 0)) == 0 &&
+		    ev_monotonic_us() < spin_until && now_ms() < wake)
+			;
+		spin_until = 0;
+		if (n != 0)
+			return (n);
+	}
+	return (poll(pfd, np, left_ms(wake)));
+}
+
 /* Wait on the kept connection, and on the listening sockets. */
 static enum wait_ev
 conn_wait(void)
@@ -329,7 +353,7 @@ conn_wait(void)
 			}
 		for (i = 0; i < np; i++)
 			pfd[i].revents = 0;
-		n = poll(pfd, np, left_ms(wake));
+		n = spin_poll(pfd, np, wake);
 		if (n <= 0)
 			continue;
 		if (pfd[0].revents != 0)
@@ -867,8 +891,12 @@ worker_loop(void)
 		set_state(W_KEEPALIVE);
 		switch (conn_wait()) {
 		case WAIT_READY:
-			if (serve_one(&conn))
+			if (serve_one(&conn)) {
 				conn.deadline = now_ms() + ac->lim.idle_timeout;
+				if (busy_us != 0)
+					spin_until = ev_monotonic_us() +
+					    busy_us;
+			}
 			else
 				conn_close();
 			break;
@@ -920,6 +948,7 @@ worker_main(struct proc_worker *w)
 	int			 i;
 
 	ac = aconf = w->conf;
+	busy_us = w->ps->busy_us;
 	me = board_attach(ac->board, w->slot);
 	atomic_store(&me->generation, w->generation);
 	atomic_store(&me->id, w->id);

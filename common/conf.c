@@ -616,6 +616,19 @@ close_enough(const char *typed, const char *cand)
 	return (d <= lim);
 }
 
+/* Units of durations: CONF_TIME counts milliseconds, CONF_USEC microseconds. */
+static const struct {
+	const char	*unit;
+	long long	 ms, us;		/* 0: not for that type */
+} time_units[] = {
+	{ "us",	0,		1 },
+	{ "ms",	1,		1000 },
+	{ "s",	1000,		1000000 },
+	{ "m",	60000,		0 },
+	{ "h",	3600000,	0 },
+	{ "d",	86400000,	0 },
+};
+
 /*
  * Checks <text> against <a>.  Returns 0 with the number in <num>, or -1
  * with a message (without file:line) in <err>.
@@ -625,9 +638,10 @@ conf_parse_value(const struct conf_arg *a, const char *text, long long *num,
     char *err, size_t errlen)
 {
 	const char	*name = a->name ? a->name : "value";
-	const char	*p;
-	long long	 v = 0;
+	const char	*p, *units;
+	long long	 v = 0, m;
 	char		 aerr[128];
+	size_t		 u;
 
 	*num = 0;
 	switch (a->type) {
@@ -700,35 +714,31 @@ conf_parse_value(const struct conf_arg *a, const char *text, long long *num,
 		    "with an optional k, m or g", name, text);
 		return (-1);
 	case CONF_TIME:
+	case CONF_USEC:
+		units = a->type == CONF_TIME ? "ms, s, m, h, d" : "us, ms, s";
 		if ((p = find_suffix(text, &v)) == NULL)
 			goto badtime;
 		if (*p == '\0') {
 			if (v != 0) {
 				snprintf(err, errlen, "invalid %s \"%s\": a "
-				    "duration needs a unit (ms, s, m, h, d)",
-				    name, text);
+				    "duration needs a unit (%s)", name, text,
+				    units);
 				return (-1);
 			}
-		} else if (strcmp(p, "ms") == 0)
-			;
-		else if (strcmp(p, "s") == 0) {
-			if (!mul_ok(&v, 1000))
-				goto badtime;
-		} else if (strcmp(p, "m") == 0) {
-			if (!mul_ok(&v, 60 * 1000))
-				goto badtime;
-		} else if (strcmp(p, "h") == 0) {
-			if (!mul_ok(&v, 3600 * 1000))
-				goto badtime;
-		} else if (strcmp(p, "d") == 0) {
-			if (!mul_ok(&v, 86400 * 1000LL))
-				goto badtime;
-		} else
+			break;
+		}
+		for (u = 0; u < nitems(time_units); u++)
+			if (strcmp(p, time_units[u].unit) == 0)
+				break;
+		if (u == nitems(time_units))
+			goto badtime;
+		m = a->type == CONF_TIME ? time_units[u].ms : time_units[u].us;
+		if (m == 0 || !mul_ok(&v, m))
 			goto badtime;
 		break;
  badtime:
 		snprintf(err, errlen, "invalid %s \"%s\": a duration is a "
-		    "number with a unit (ms, s, m, h, d)", name, text);
+		    "number with a unit (%s)", name, text, units);
 		return (-1);
 	case CONF_BOOL:
 		if (strcmp(text, "yes") == 0 || strcmp(text, "on") == 0 ||
@@ -817,9 +827,10 @@ conf_parse_value(const struct conf_arg *a, const char *text, long long *num,
 		return (0);
 	}
 	if ((a->min != 0 || a->max != 0) && (v < a->min || v > a->max)) {
-		if (a->type == CONF_TIME)
-			snprintf(err, errlen, "invalid %s %s (%lldms-%lldms)",
-			    name, text, a->min, a->max);
+		if (a->type == CONF_TIME || a->type == CONF_USEC)
+			snprintf(err, errlen, "invalid %s %s (%lld%s-%lld%s)",
+			    name, text, a->min, a->type == CONF_TIME ? "ms" :
+			    "us", a->max, a->type == CONF_TIME ? "ms" : "us");
 		else
 			snprintf(err, errlen, "invalid %s %s (%lld-%lld)",
 			    name, text, a->min, a->max);

@@ -45,7 +45,8 @@ enum conf_type {
 	CONF_ADDR,	/* host:port, [v6]:port, *:port, unix:/path */
 	CONF_CIDR,	/* 10.0.0.0/8, ::1, fd00::/8 */
 	CONF_MODE,	/* octal file mode, 0 to 07777 */
-	CONF_PATH	/* an absolute path */
+	CONF_PATH,	/* an absolute path */
+	CONF_USEC	/* microseconds: 50us, 2ms, 1s */
 };
 
 struct conf_arg {

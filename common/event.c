@@ -23,6 +23,15 @@ ev_monotonic_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+uint64_t
+ev_monotonic_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
 int
 ev_init(struct ev_loop *loop)
 {
@@ -267,7 +276,19 @@ ev_run(struct ev_loop *loop)
 			    (w - loop->now > 3600000 ? 3600000 :
 			    (int)(w - loop->now));
 		}
-		n = epoll_wait(loop->epfd, evs, EV_MAXEVENTS, timeout);
+		if (loop->spin_until != 0 && timeout != 0) {
+			n = epoll_wait(loop->epfd, evs, EV_MAXEVENTS, 0);
+			if (n == 0) {
+				uint64_t	us = ev_monotonic_us();
+
+				/* a timer due meanwhile gets timeout 0 */
+				loop->now = us / 1000;
+				if (us >= loop->spin_until)
+					loop->spin_until = 0;
+				continue;
+			}
+		} else
+			n = epoll_wait(loop->epfd, evs, EV_MAXEVENTS, timeout);
 		if (n == -1 && errno != EINTR)
 			return (-1);
 		loop->now = ev_monotonic_ms();
@@ -281,6 +302,9 @@ ev_run(struct ev_loop *loop)
 		run_timers(loop);
 		if (loop->after != NULL)
 			loop->after(loop, loop->after_arg);
+		/* the window opens once the batch's answers are out */
+		if (n > 0 && loop->busy_us != 0)
+			loop->spin_until = ev_monotonic_us() + loop->busy_us;
 	}
 	return (0);
 }

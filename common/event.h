@@ -9,6 +9,12 @@
  * moving and cancelling a connection's deadline costs O(log n).
  * Signals arrive through a signalfd(2) watcher: the handler-sets-a-flag
  * idiom without its race between the flag test and the wait.
+ *
+ * With busy_us set (the conf's busy-poll), the loop does not sleep for
+ * busy_us microseconds after a batch of events: it polls epoll without
+ * waiting, so that the next request of a client that answers at once
+ * finds the process awake.  Waking a sleeping process on another CPU
+ * costs tens of microseconds in a VM; the price is that CPU time.
  */
 #ifndef COMMON_EVENT_H
 #define COMMON_EVENT_H
@@ -59,6 +65,8 @@ struct ev_loop {
 	void			(*after)(struct ev_loop *, void *);
 	void			*after_arg;
 	uint64_t		 iterations;
+	uint32_t		 busy_us;	/* busy-poll window, 0: off */
+	uint64_t		 spin_until;	/* us, CLOCK_MONOTONIC */
 };
 
 int		 ev_init(struct ev_loop *);
@@ -68,6 +76,7 @@ void		 ev_break(struct ev_loop *);
 uint64_t	 ev_now(struct ev_loop *);
 uint64_t	 ev_time_update(struct ev_loop *);
 uint64_t	 ev_monotonic_ms(void);
+uint64_t	 ev_monotonic_us(void);
 
 int		 ev_io_add(struct ev_loop *, struct ev_io *, int, uint32_t,
 		    ev_io_cb, void *);

@@ -246,6 +246,7 @@ settings_load(struct conf *conf, struct proc_settings *ps)
 	ps->grace_ms = conf_num(conf, &conf->root, "shutdown-timeout");
 	s = conf_str(conf, &conf->root, "syslog-facility");
 	ps->facility = log_facility(s);
+	ps->busy_us = conf_num(conf, &conf->root, "busy-poll");
 	if (pidfile_arg != NULL) {
 		if (strlcpy(ps->pidfile, pidfile_arg, sizeof(ps->pidfile)) >=
 		    sizeof(ps->pidfile))
@@ -1385,6 +1386,9 @@ proc_worker_watch(struct proc_worker *w, struct ev_loop *loop)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGUSR1);
 	w->loop = loop;
+	/* workers only: a helper spinning takes a CPU from them */
+	if (strcmp(w->role, "worker") == 0)
+		loop->busy_us = w->ps->busy_us;
 	if (ev_signal_add(loop, &w->sig, &mask, worker_signal, w) == -1)
 		return (-1);
 	net_nonblock(w->chan);

@@ -52,6 +52,7 @@
 #define PROC_STABLE		5000		/* ms alive: back-off resets */
 #define PROC_FAST_GRACE		1000		/* ms after SIGINT: SIGKILL */
 
+#define PROC_MAXBUSY		10000		/* us, busy-poll's limit */
 #define PROC_TICK		100		/* ms between ops->tick calls */
 
 /* Messages on a child's channel; daemons number theirs from 100. */
@@ -70,7 +71,9 @@
 	    "shutdown-timeout", 0, 3600000 } }, NULL, PROC_GRACE },	\
 	{ "syslog-facility", NULL, 0, 1, { { CONF_ENUM, "facility", 0, 0,\
 	    "daemon|user|local0|local1|local2|local3|local4|local5|"	\
-	    "local6|local7" } }, NULL, "daemon" }
+	    "local6|local7" } }, NULL, "daemon" },			\
+	{ "busy-poll", NULL, 0, 1, { { CONF_USEC, "busy-poll", 0,	\
+	    PROC_MAXBUSY } }, NULL, "0" }
 
 struct proc_listener {
 	struct net_addr	 addr;
@@ -93,6 +96,7 @@ struct proc_settings {
 	int			 workers;
 	uint64_t		 grace_ms;
 	int			 facility;
+	uint32_t		 busy_us;	/* busy-poll */
 	struct proc_listener	 listeners[PROC_MAXLISTENERS];
 	int			 nlisteners;
 };

@@ -94,6 +94,13 @@ def alive(pid):
         return False
 
 
+def cpu_ms(pid):
+    """User and system CPU time of process <pid>, in ms (10 ms steps)."""
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 def children(pid):
     """Live child pids of pid, from /proc."""
     out = []

@@ -1520,6 +1520,18 @@ Test(conf, parse_value)
 		    "duration needs a unit (ms, s, m, h, d)" },
 		{ { CONF_TIME, "t" }, "1 s", -1, 0, "invalid t \"1 s\": a "
 		    "duration is a number with a unit (ms, s, m, h, d)" },
+		{ { CONF_USEC, "u" }, "0", 0, 0, NULL },
+		{ { CONF_USEC, "u" }, "50us", 0, 50, NULL },
+		{ { CONF_USEC, "u" }, "2ms", 0, 2000, NULL },
+		{ { CONF_USEC, "u" }, "1s", 0, 1000000, NULL },
+		{ { CONF_USEC, "u" }, "50", -1, 0, "invalid u \"50\": a "
+		    "duration needs a unit (us, ms, s)" },
+		{ { CONF_USEC, "u" }, "1m", -1, 0, "invalid u \"1m\": a "
+		    "duration is a number with a unit (us, ms, s)" },
+		{ { CONF_USEC, "u", 0, 10000 }, "11ms", -1, 0,
+		    "invalid u 11ms (0us-10000us)" },
+		{ { CONF_TIME, "t" }, "50us", -1, 0, "invalid t \"50us\": a "
+		    "duration is a number with a unit (ms, s, m, h, d)" },
 		{ { CONF_BOOL, "b" }, "true", 0, 1, NULL },
 		{ { CONF_BOOL, "b" }, "off", 0, 0, NULL },
 		{ { CONF_BOOL, "b" }, "", -1, 0, "invalid b \"\": yes or no" },

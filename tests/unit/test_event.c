@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -894,4 +895,72 @@ Test(event, signal_from_child, .init = loop_init, .fini = loop_fini,
 	}
 	cr_assert_neq(r.signo[0], r.signo[1]);
 	ev_signal_del(&loop, &r.sig);
+}
+
+/*
+ * busy_us: after a batch of events the loop polls without sleeping for
+ * that long (it burns CPU), timers due meanwhile still fire on time, and
+ * then it sleeps again (it burns none).
+ */
+static uint64_t	busy_timer_at;
+
+static void
+busy_timer_cb(struct ev_timer *t)
+{
+	busy_timer_at = ev_monotonic_ms();
+}
+
+static uint64_t
+cpu_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+Test(event, busy_poll, .init = loop_init, .fini = loop_fini, .timeout = 10)
+{
+	struct watch	w = { .drain = 1 };
+	struct ev_timer	tw, tt, tb;
+	uint64_t	start, cpu0, cpu1;
+	int		p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	nonblock(p[0]);
+	wfd = p[1];
+	cr_assert_eq(ev_io_add(&loop, &w.io, p[0], EPOLLIN, watch_cb, &w), 0);
+	loop.busy_us = 300000;
+	ev_timer_init(&tw, write_cb, NULL);
+	ev_timer_init(&tt, busy_timer_cb, NULL);
+	ev_timer_init(&tb, break_cb, NULL);
+	start = ev_time_update(&loop);
+	ev_timer_add(&loop, &tw, 10);		/* the event: spin to ~310 */
+	ev_timer_add(&loop, &tt, 60);		/* due while spinning */
+	ev_timer_add(&loop, &tb, 700);		/* ~390 ms asleep */
+	cpu0 = cpu_ms();
+	cr_assert_eq(ev_run(&loop), 0);
+	cpu1 = cpu_ms();
+	cr_assert_eq(w.calls, 1);
+	cr_assert_geq(busy_timer_at, start + 60);
+	cr_assert_lt(busy_timer_at, start + 250, "a timer due while spinning "
+	    "fired %llu ms late", (unsigned long long)(busy_timer_at - start -
+	    60));
+	cr_assert_geq(cpu1 - cpu0, 100, "spun for %llu ms of CPU only",
+	    (unsigned long long)(cpu1 - cpu0));
+	cr_assert_lt(cpu1 - cpu0, 500, "%llu ms of CPU: it never slept",
+	    (unsigned long long)(cpu1 - cpu0));
+	cr_assert_eq(loop.spin_until, 0);
+
+	/* off: the same run costs next to no CPU */
+	loop.busy_us = 0;
+	ev_timer_add(&loop, &tw, 10);
+	ev_timer_add(&loop, &tb, 300);
+	cpu0 = cpu_ms();
+	cr_assert_eq(ev_run(&loop), 0);
+	cr_assert_lt(cpu_ms() - cpu0, 50);
+	cr_assert_eq(w.calls, 2);
+	ev_io_del(&loop, &w.io);
+	close(p[0]);
+	close(p[1]);
 }
