@@ -4,7 +4,8 @@
 # loopback, in a temporary folder, and measures with dbrepd_bench:
 #
 #   commits/s of plain SQLite (WAL, synchronous=FULL, one-row
-#     transactions) and of a dbrepd primary, async and quorum 1; then
+#     transactions) and of a dbrepd primary, async (also with busy-poll
+#     50us) and quorum 1; then
 #     from 4 and 8 writers at once (processes on plain SQLite, clients
 #     of dbrepd, whose group commit shares flushes among them)
 #   the commit latency quorum 1 adds (p50, p99)
@@ -121,10 +122,12 @@ node p2 primary "" "durability quorum 1 timeout 2s"
 node r2 replica "$REPL_p2" ""
 node pa primary "" ""
 node ra replica "$REPL_pa" ""
+node pb primary "" "busy-poll 50us"
 i=0
 while [ $i -lt "$ROUNDS" ]; do
 	"$D" plain "$W/plain.db" "$N" >> "$W/rounds"
 	"$D" write "unix:$W/p1.sock" "$N" async >> "$W/rounds"
+	"$D" write "unix:$W/pb.sock" "$N" asyncbp >> "$W/rounds"
 	"$D" write "unix:$W/pa.sock" "$N" asyncr >> "$W/rounds"
 	"$D" write "unix:$W/p2.sock" "$N" quorum >> "$W/rounds"
 	for c in 4 8; do
@@ -145,7 +148,7 @@ done | tee -a "$R"
 echo "-- replication lag at half the primary's capacity"
 half=$(awk -v r="$(val asyncr_rate)" 'BEGIN { printf "%d", r / 2 }')
 run lag "unix:$W/pa.sock" "unix:$W/ra.sock" "$half" 5
-for n in ra pa p1 r2 p2; do
+for n in ra pa pb p1 r2 p2; do
 	stop $n
 done
 
@@ -186,6 +189,9 @@ awk '
 		    v["plain_rate"], "1.00"
 		printf "%-44s %12.0f %10.2f %s\n", "dbrepd async commits/s", \
 		    v["async_rate"], v["async_rate"] / v["plain_rate"], ">= 0.9"
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async commits/s, busy-poll 50us", \
+		    v["asyncbp_rate"], v["asyncbp_rate"] / v["plain_rate"]
 		for (c = 4; c <= 8; c += 4) {
 			printf "%-44s %12.0f %10.2f\n", "plain SQLite, " c \
 			    " processes writing", v["plain" c "_rate"], \
@@ -203,6 +209,8 @@ awk '
 		    v["plain_p50_us"], ""
 		printf "%-44s %12d %10s\n", "commit p50 us: async", \
 		    v["async_p50_us"], ""
+		printf "%-44s %12d %10s\n", "commit p50 us: async, busy-poll", \
+		    v["asyncbp_p50_us"], ""
 		printf "%-44s %12d %10s\n", "commit p99 us: plain", \
 		    v["plain_p99_us"], ""
 		printf "%-44s %12d %10s\n", "commit p99 us: async", \

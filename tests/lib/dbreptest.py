@@ -436,8 +436,19 @@ class DbrepTest(DaemonTest):
         want = primary.lsn()
         for r in replicas:
             r.wait_lsn(want, timeout)
-        d = digest(primary.db)
+        self.assertEqual(primary.lsn(), want, "the primary moved on")
+        # the last record's LSN and hash; with the log empty, the ones
+        # the log was pruned (or a snapshot installed) at
+        last = "SELECT coalesce((SELECT lsn || ' ' || hex(hash) FROM " \
+            "_dbrep_log ORDER BY lsn DESC LIMIT 1), (SELECT prune_lsn || " \
+            "' ' || hex(prune_hash) FROM _dbrep_meta))"
+        d, h = digest(primary.db), sqlite3_cli(primary.db, last)
         for r in replicas:
+            # the same LSN (not past it) and the same chain hash there
+            self.assertEqual(r.lsn(), want, f"{r.name} is past "
+                             f"{primary.name}")
+            self.assertEqual(sqlite3_cli(r.db, last), h, f"{r.name}'s "
+                             f"last record differs from {primary.name}'s")
             self.assertEqual(digest(r.db), d, f"{r.name} differs from "
                              f"{primary.name}")
         return want
