@@ -44,8 +44,7 @@ static const struct dbrepd_conf		*conf;
 static sqlite3				*db;
 static int				 running;
 static int				 state;
-static struct ev_io			 io;
-static struct sock			 sk;		/* io.fd */
+static struct sock			 sk;		/* and its ev_io */
 static struct net_addr			 peer;		/* its address */
 static struct ev_timer			 retry;
 static struct buf			 in, out;
@@ -591,11 +590,18 @@ link_event(struct ev_io *e, uint32_t events)
 	socklen_t sl = sizeof(err);
 	char	why[256];
 
+	sock_events(&sk, events);
 	if (state == F_CONNECT) {
-		if (getsockopt(io.fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1 ||
+		if (getsockopt(sk.fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1 ||
 		    err != 0) {
 			errno = err;
 			link_close(strerror(err), 1);
+			return;
+		}
+		/* connected: EPOLLOUT again only once a write does not
+		 * finish (sock.c) */
+		if (ev_io_mod(loop, &sk.io, sk.io.events & ~EPOLLOUT) == -1) {
+			link_close("epoll_ctl", 1);
 			return;
 		}
 		state = F_HELLO;
@@ -648,10 +654,10 @@ link_close(const char *why, int again)
 	if (why != NULL && was != F_IDLE)
 		log_info("replication link to %s: %s", addr[0] ? addr : "?",
 		    why);
-	if (io.active) {
-		ev_io_del(loop, &io);
+	if (sk.io.active) {
+		ev_io_del(loop, &sk.io);
 		link_free(&sk);
-		close(io.fd);
+		close(sk.fd);
 	}
 	snap_abort();
 	nbatch = 0;
@@ -700,8 +706,7 @@ link_connect(struct ev_timer *t)
 	sock_init(&sk, fd);
 	state = F_CONNECT;
 	last_rx = ev_now(loop);
-	if (ev_io_add(loop, &io, fd, EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP,
-	    link_event, NULL) == -1) {
+	if (sock_watch_connect(loop, &sk, link_event, NULL) == -1) {
 		close(fd);
 		link_close("ev_io_add", 1);
 	}

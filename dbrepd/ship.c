@@ -64,8 +64,7 @@ struct snapmsg {
 };
 
 struct peer {
-	struct ev_io		 io;
-	struct sock		 sk;		/* io.fd, plain or TLS */
+	struct sock		 sk;		/* plain or TLS, and its ev_io */
 	struct buf		 in;
 	struct buf		 out;
 	int			 state;
@@ -351,10 +350,10 @@ peer_close(struct peer *p, const char *why)
 		atomic_store(&board->replicas[p->slot].snapshot, 0);
 		stats_gauge_set(p->g_conn, 0);
 	}
-	if (p->io.active) {
-		ev_io_del(loop, &p->io);
+	if (p->sk.io.active) {
+		ev_io_del(loop, &p->sk.io);
 		link_free(&p->sk);
-		close(p->io.fd);
+		close(p->sk.fd);
 	}
 	if (p->snap_io.active) {
 		ev_io_del(loop, &p->snap_io);
@@ -690,6 +689,7 @@ peer_event(struct ev_io *io, uint32_t events)
 	struct peer	*p = io->arg;
 	ssize_t		 n;
 
+	sock_events(&p->sk, events);
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
 		for (;;) {
 			n = link_read(&p->sk, &p->in);
@@ -1003,8 +1003,10 @@ ship_accept(int fd, int tls)
 	buf_init(&p->out, DBREP_SEND_HIGH + conf->max_txn + 1024 * 1024);
 	p->state = P_AUTH;
 	p->last_rx = ev_now(loop);
-	if (auth_nonce(p->nonce) == -1 || ev_io_add(loop, &p->io, fd,
-	    EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, peer_event, p) == -1) {
+	/* EPOLLOUT only once a write does not finish (sock.c), as for the
+	 * workers' client connections */
+	if (auth_nonce(p->nonce) == -1 ||
+	    sock_watch(loop, &p->sk, peer_event, p) == -1) {
 		link_free(&p->sk);
 		close(fd);
 		buf_free(&p->in);

@@ -318,9 +318,13 @@ class Basic(DbrepTest):
         self.assertIn("id | s", out)
         rc, out, err = ctl("status", nodes=nodes)
         self.assertIn("role primary", out)
-        self.assertRegex(out, r"replica db2 addr \S+ connected yes")
+        self.assertRegex(out, r"replica db2 addr \S+ connected ")
         lsn = p.lsn()
         r.wait_lsn(lsn)
+        # the replica's link may come up after the inserts on a busy box
+        wait_for(lambda: re.search(r"replica db2 addr \S+ connected yes",
+                                   ctl("status", nodes=nodes)[1]), 5,
+                 what="db2 connected in the primary's status")
         rc, out, err = ctl("status", nodes=f"unix:{r.sock}")
         self.assertIn("role replica", out)
         self.assertIn(f"primary db1 replication {p.repl}", out)
