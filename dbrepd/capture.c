@@ -152,6 +152,13 @@ authorizer(void *arg, int action, const char *a1, const char *a2,
 		    strcasecmp(a2, "rtree_i32") != 0))
 			return (deny(c, "virtual table module %s cannot be "
 			    "replicated (fts5 and rtree can)", a2));
+		if (a1 != NULL && strlen(a1) >= sizeof(c->created[0]))
+			return (deny(c, "table name %.40s... is longer than 127 "
+			    "bytes", a1));
+		/* checked after it ran, as the tables are (vtab_ok, db.c) */
+		if (a1 != NULL && c->ncreated < CAP_MAXCREATED)
+			strlcpy(c->created[c->ncreated++], a1,
+			    sizeof(c->created[0]));
 		c->ddl = 1;
 		return (SQLITE_OK);
 	case SQLITE_CREATE_TEMP_INDEX:

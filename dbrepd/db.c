@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -409,6 +410,145 @@ db_epoch_start(sqlite3 *db, uint64_t epoch, uint64_t *start)
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+
+/*
+ * The next argument of a CREATE VIRTUAL TABLE statement's list at *<pp>,
+ * split as "key = value" (value unquoted) or a bare "key"; 0 at the end.
+ */
+static int
+vtab_arg(const char **pp, char *key, size_t keylen, char *val, size_t vallen)
+{
+	const char	*p = *pp;
+	size_t		 k = 0, v = 0;
+	int		 depth = 0, eq = 0;
+	char		 q = 0;
+
+	key[0] = val[0] = '\0';
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+	    *p == ',')
+		p++;
+	if (*p == '\0' || *p == ')')
+		return (0);
+	for (; *p != '\0'; p++) {
+		char	ch = *p;
+
+		if (q != 0) {
+			if (ch == q && p[1] == q)
+				p++;		/* a doubled quote */
+			else if (ch == q) {
+				q = 0;
+				continue;
+			}
+		} else if (ch == '\'' || ch == '"' || ch == '`') {
+			q = ch;
+			continue;
+		} else if (ch == '[') {
+			q = ']';
+			continue;
+		} else if (ch == '(')
+			depth++;
+		else if (ch == ')' && depth-- == 0)
+			break;
+		else if (ch == ',' && depth == 0)
+			break;
+		else if (ch == '=' && !eq && depth == 0) {
+			eq = 1;
+			continue;
+		} else if (ch == ' ' || ch == '\t' || ch == '\n' ||
+		    ch == '\r')
+			continue;
+		if (!eq && k + 1 < keylen)
+			key[k++] = ch;
+		else if (eq && v + 1 < vallen)
+			val[v++] = ch;
+	}
+	key[k] = val[v] = '\0';
+	*pp = p;
+	return (1);
+}
+
+/*
+ * An fts5 table with external content (content=T) finds its rows in T by
+ * rowid (content_rowid, "rowid" by default).  Replicas keep the rowids
+ * of a table only when they are its INTEGER PRIMARY KEY: elsewhere a
+ * changed key or a REPLACE gives the row another rowid on a replica than
+ * on the primary, and the replicated index would point at other rows.
+ * 1: fine; 0: not, and why in <err>; -1: SQLite failed.
+ */
+static int
+vtab_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	const char	*sql, *p;
+	char		 key[64], val[256], content[256] = "", crowid[256] =
+			    "rowid";
+	int		 rc, ipk = 0, found = 0, wr = 0;
+
+	if ((st = prep(db, "SELECT sql FROM sqlite_schema WHERE "
+	    "type = 'table' AND name = ?1")) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return (rc == SQLITE_DONE ? 1 : -1);
+	}
+	sql = (const char *)sqlite3_column_text(st, 0);
+	/* CREATE VIRTUAL TABLE name USING module(args) */
+	for (p = sql; p != NULL && (p = strcasestr(p, "using")) != NULL; p++)
+		if (p > sql && isspace((unsigned char)p[-1]) &&
+		    isspace((unsigned char)p[5]))
+			break;
+	if (p != NULL) {
+		for (p += 5; isspace((unsigned char)*p); p++)
+			;
+		if (strncasecmp(p, "fts5", 4) != 0)
+			p = NULL;
+		else
+			for (p += 4; isspace((unsigned char)*p); p++)
+				;
+	}
+	if (p == NULL || *p++ != '(') {
+		sqlite3_finalize(st);
+		return (1);
+	}
+	while (vtab_arg(&p, key, sizeof(key), val, sizeof(val)))
+		if (strcasecmp(key, "content") == 0)
+			strlcpy(content, val, sizeof(content));
+		else if (strcasecmp(key, "content_rowid") == 0)
+			strlcpy(crowid, val, sizeof(crowid));
+	sqlite3_finalize(st);
+	if (content[0] == '\0')
+		return (1);		/* the index keeps the text itself */
+	if (strcasecmp(crowid, "rowid") != 0 &&
+	    strcasecmp(crowid, "oid") != 0 &&
+	    strcasecmp(crowid, "_rowid_") != 0)
+		return (1);	/* a real column: replicated as the others */
+	if ((st = prep(db, "SELECT l.wr, (SELECT count(*) = 1 AND "
+	    "max(upper(i.type) = 'INTEGER') FROM pragma_table_info(l.name) "
+	    "AS i WHERE i.pk > 0) FROM pragma_table_list AS l WHERE "
+	    "l.schema = 'main' AND l.name = ?1 AND l.type = 'table'")) ==
+	    NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, content, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		found = 1;
+		wr = sqlite3_column_int(st, 0);
+		ipk = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return (-1);
+	if (found && !wr && ipk)
+		return (1);
+	snprintf(err, errlen, "fts5 table %s: its content table %s %s: "
+	    "replicas keep a table's rowids only when they are its INTEGER "
+	    "PRIMARY KEY (or name such a column with content_rowid)", name,
+	    content, !found ? "is not a table of this database (create it "
+	    "first)" : wr ? "is WITHOUT ROWID" : "has no INTEGER PRIMARY "
+	    "KEY");
+	return (0);
+}
+
 /*
  * Can table <name> be replicated?  It needs a PRIMARY KEY, and outside
  * INTEGER PRIMARY KEY and WITHOUT ROWID tables its columns must be NOT
@@ -421,6 +561,7 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = NULL;
 	int		 rc, npk = 0, nullable = 0, wr = 0, intpk = 0, found = 0;
+	int		 ok = 1;
 	char		 col[128] = "";
 
 	if ((st = prep(db, "SELECT type, wr FROM pragma_table_list "
@@ -432,10 +573,14 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 
 		found = 1;
 		wr = sqlite3_column_int(st, 1);
-		if (type != NULL && strcmp(type, "table") != 0) {
-			/* views, virtual tables (their shadows are checked) */
+		if (type != NULL && strcmp(type, "virtual") == 0) {
+			/* its shadow tables are checked as tables */
 			sqlite3_finalize(st);
-			return (1);
+			return (vtab_ok(db, name, err, errlen));
+		}
+		if (type != NULL && strcmp(type, "table") != 0) {
+			sqlite3_finalize(st);
+			return (1);	/* views */
 		}
 	}
 	sqlite3_finalize(st);
@@ -497,7 +642,18 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 		    "cannot be replicated)", col, name);
 		return (0);
 	}
-	return (1);
+	/* the content of an fts5 table made again without its rowids */
+	if ((st = prep(db, "SELECT name FROM sqlite_schema WHERE type = "
+	    "'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")) == NULL)
+		return (-1);
+	rc = SQLITE_DONE;
+	while (ok == 1 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ok = vtab_ok(db, (const char *)sqlite3_column_text(st, 0), err,
+		    errlen);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return (-1);
+	return (ok);
 }
 
 /* Every table of the database can be replicated; else 0 and why. */

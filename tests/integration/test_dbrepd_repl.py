@@ -13,8 +13,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dbreptest import (  # noqa: E402
-    DBREP_ELSNWAIT, DbrepError, DbrepTest, children, cmdline_of, digest,
-    integrity, sqlite3_cli, wait_for, writer_storm)
+    DBREP_ELSNWAIT, DBREP_ENOTREPLICABLE, DbrepError, DbrepTest, children,
+    cmdline_of, digest, integrity, sqlite3_cli, wait_for, writer_storm)
 
 
 class Replication(DbrepTest):
@@ -195,6 +195,84 @@ class Replication(DbrepTest):
                              "plain(plain) VALUES('integrity-check')"],
                             stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(p2.returncode, 0, p2.stderr)
+
+    def test_fts5_content_needs_replicated_rowids(self):
+        # an fts5 table with external content finds its rows by rowid;
+        # replicas keep rowids only where they are the INTEGER PRIMARY
+        # KEY (a changed key or a REPLACE gives a row another rowid on a
+        # replica), so other content tables are refused
+        p, r = self.pair()
+        refused = [
+            ("CREATE VIRTUAL TABLE f1 USING fts5(body, content='docs')",
+             "content table docs has no INTEGER PRIMARY KEY"),
+            ("CREATE VIRTUAL TABLE f2\nUSING\tfts5 ( body , content = "
+             "\"docs\" , content_rowid = 'oid' )",
+             "content table docs has no INTEGER PRIMARY KEY"),
+            ("CREATE VIRTUAL TABLE f3 USING fts5(body, content=nothere)",
+             "content table nothere is not a table"),
+            ("CREATE VIRTUAL TABLE f4 USING fts5(body, content='w')",
+             "content table w is WITHOUT ROWID"),
+        ]
+        with p.client() as c:
+            c.q("CREATE TABLE docs(slug TEXT PRIMARY KEY NOT NULL, "
+                "body TEXT)")
+            c.q("CREATE TABLE w(slug TEXT PRIMARY KEY, body) WITHOUT ROWID")
+            lsn = p.lsn()
+            for sql, why in refused:
+                with self.assertRaises(DbrepError, msg=sql) as e:
+                    c.q(sql)
+                self.assertEqual(e.exception.code, DBREP_ENOTREPLICABLE,
+                                 sql)
+                self.assertIn(why, e.exception.msg, sql)
+            self.assertEqual(p.lsn(), lsn)
+            self.assertEqual(c.q("SELECT count(*) FROM sqlite_schema WHERE "
+                                 "name LIKE 'f_%'").rows, [(0,)])
+            # allowed: the rowid is an INTEGER PRIMARY KEY, or
+            # content_rowid names a column (replicated like the others)
+            c.q("CREATE TABLE d1(id INTEGER PRIMARY KEY, body TEXT)")
+            c.q("CREATE VIRTUAL TABLE f5 USING fts5(body, content='d1')")
+            c.q("CREATE TABLE d2(slug TEXT PRIMARY KEY NOT NULL, "
+                "n INTEGER UNIQUE NOT NULL, body TEXT)")
+            c.q("CREATE VIRTUAL TABLE f6 USING fts5(body, content='d2', "
+                "content_rowid='n')")
+            c.q("CREATE VIRTUAL TABLE f7 USING fts5(body, content='')")
+            # the content table made again without its rowid: refused
+            with self.assertRaises(DbrepError) as e:
+                c.query([("DROP TABLE d1", ()),
+                         ("CREATE TABLE d1(slug TEXT PRIMARY KEY NOT NULL, "
+                          "body TEXT)", ())])
+            self.assertIn("fts5 table f5: its content table d1 has no "
+                          "INTEGER PRIMARY KEY", e.exception.msg)
+            self.assertEqual(c.q("SELECT type FROM pragma_table_info('d1') "
+                                 "WHERE pk").rows, [("INTEGER",)])
+            # end to end through a changed key and a REPLACE
+            c.q("CREATE TRIGGER d2_ai AFTER INSERT ON d2 BEGIN INSERT INTO "
+                "f6(rowid, body) VALUES(new.n, new.body); END")
+            c.q("CREATE TRIGGER d2_ad AFTER DELETE ON d2 BEGIN INSERT INTO "
+                "f6(f6, rowid, body) VALUES('delete', old.n, old.body); END")
+            c.q("CREATE TRIGGER d2_au AFTER UPDATE ON d2 BEGIN INSERT INTO "
+                "f6(f6, rowid, body) VALUES('delete', old.n, old.body); "
+                "INSERT INTO f6(rowid, body) VALUES(new.n, new.body); END")
+            c.q("INSERT INTO d2 VALUES('a', 1, 'about cats'), "
+                "('b', 2, 'about dogs')")
+            c.q("UPDATE d2 SET slug = 'c' WHERE slug = 'a'")
+            c.q("INSERT OR REPLACE INTO d2 VALUES('b', 3, 'about birds')")
+        self.converge(p, r)
+        q = ("SELECT d.slug FROM f6 JOIN d2 AS d ON d.n = f6.rowid WHERE "
+             "f6 MATCH 'cats OR birds OR dogs' ORDER BY 1")
+        self.assertEqual(sqlite3_cli(p.db, q), "b\nc\n")
+        with r.client() as c:
+            self.assertEqual(c.q(q).rows, [("b",), ("c",)])
+        # a database given such a table elsewhere: refused at start
+        n = self.node("db3")
+        subprocess.run(["sqlite3", n.db, "CREATE TABLE docs(slug TEXT "
+                        "PRIMARY KEY NOT NULL, body); CREATE VIRTUAL TABLE "
+                        "f USING fts5(body, content=docs)"], check=True,
+                       timeout=30)
+        with self.assertRaises(AssertionError) as e:
+            n.start()
+        self.assertIn("fts5 table f: its content table docs has no INTEGER "
+                      "PRIMARY KEY", str(e.exception))
 
     def test_far_behind_snapshot_under_load(self):
         p, r = self.pair(pextra="log-min-records 20\nlog-max-records 100")

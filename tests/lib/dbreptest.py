@@ -255,8 +255,10 @@ def integrity(path):
 
 def digest(path):
     """The logical content of a database, dbrepd's own tables left out,
-    as the sqlite3 tool dumps it: schema, rows in key order,
-    sqlite_sequence, user_version."""
+    as the sqlite3 tool dumps it: schema, rows, sqlite_sequence,
+    user_version; the lines sorted, as .dump lists a table's rows in
+    rowid order and a table without INTEGER PRIMARY KEY has rowids of
+    its own on a replica (dbrepd(8))."""
     p = subprocess.run(["sqlite3", "-readonly", "-batch", path, ".dump"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=120)
@@ -264,6 +266,7 @@ def digest(path):
         raise AssertionError(f"sqlite3 .dump {path}: {p.stderr.decode()}")
     keep = [ln for ln in p.stdout.decode().splitlines()
             if "_dbrep_" not in ln]
+    keep.sort()
     keep.append(sqlite3_cli(path, "PRAGMA user_version").strip())
     return hashlib.sha256("\n".join(keep).encode()).hexdigest()
 
