@@ -1005,7 +1005,9 @@ conn_event(struct ev_io *io, uint32_t events)
 	ssize_t		 n;
 
 	sock_events(&c->sk, events);
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+	/* SOCK_READABLE still set: a TLS read that waited for a write */
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ||
+	    (c->sk.flags & SOCK_READABLE)) {
 		for (;;) {
 			n = link_read(&c->sk, &c->in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
