@@ -101,6 +101,42 @@ def cpu_ms(pid):
     return (int(st[11]) + int(st[12])) * 1000 // os.sysconf("SC_CLK_TCK")
 
 
+def busy_poll_check(test, start):
+    """The busy-poll test of each daemon.  start(extra) starts it with
+    <extra> in its conf and returns (worker pid, helper pids, request,
+    stop); request() makes one request on a kept connection and checks
+    its answer.  With busy-poll 10ms, 40 requests 20 ms apart must cost
+    the worker about 400 ms of CPU (it polls 10 ms after each; at least
+    120 on a busy machine, where it is not always on a CPU), its helpers
+    nothing, and the next 0.5 s without requests nothing: it sleeps
+    again.  Without busy-poll the same requests cost next to nothing."""
+    def run(extra):
+        w, helpers, request, stop = start(extra)
+        try:
+            request()
+            time.sleep(0.2)
+            c0, h0 = cpu_ms(w), sum(cpu_ms(p) for p in helpers)
+            for _ in range(40):
+                request()
+                time.sleep(0.02)
+            c1, h1 = cpu_ms(w), sum(cpu_ms(p) for p in helpers)
+            time.sleep(0.5)
+            c2 = cpu_ms(w)
+        finally:
+            stop()
+        return c1 - c0, h1 - h0, c2 - c1
+
+    busy, helpers, idle = run("busy-poll 10ms")
+    print(f"busy-poll 10ms, 40 requests: worker {busy} ms of CPU, helpers "
+          f"{helpers} ms, then {idle} ms idle")
+    test.assertGreaterEqual(busy, 120)      # 40 x 10 ms = 400 spun
+    test.assertLess(helpers, 100)
+    test.assertLess(idle, 40)
+    off, _, _ = run("")
+    print(f"without: worker {off} ms of CPU")
+    test.assertLess(off, 60)
+
+
 def children(pid):
     """Live child pids of pid, from /proc."""
     out = []
