@@ -467,6 +467,15 @@ class DbrepTest(DaemonTest):
                              f"{primary.name}")
         return want
 
+    def assert_refused(self, client, cases):
+        """Each (sql, why) of <cases> fails on <client> as not
+        replicable (1007), with <why> in the message."""
+        for sql, why in cases:
+            with self.assertRaises(DbrepError, msg=sql) as e:
+                client.q(sql)
+            self.assertEqual(e.exception.code, DBREP_ENOTREPLICABLE, sql)
+            self.assertIn(why, e.exception.msg, sql)
+
     def assert_no_snapshot(self, *replicas):
         """The replicas applied every record: none needed a snapshot."""
         for r in replicas:
