@@ -36,8 +36,13 @@ int
 ev_init(struct ev_loop *loop)
 {
 	memset(loop, 0, sizeof(*loop));
-	if ((loop->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+	if ((loop->lowq = calloc(EV_LOWQ, sizeof(*loop->lowq))) == NULL)
 		return (-1);
+	if ((loop->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		free(loop->lowq);
+		loop->lowq = NULL;
+		return (-1);
+	}
 	loop->now = ev_monotonic_ms();
 	return (0);
 }
@@ -50,6 +55,9 @@ ev_free(struct ev_loop *loop)
 	loop->epfd = -1;
 	free(loop->heap);
 	loop->heap = NULL;
+	free(loop->lowq);
+	loop->lowq = NULL;
+	loop->nlowq = 0;
 	loop->nheap = loop->capheap = 0;
 }
 
@@ -114,6 +122,10 @@ ev_io_del(struct ev_loop *loop, struct ev_io *io)
 		return;
 	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	io->active = 0;
+	if (io->queued) {
+		loop->lowq[io->queued - 1].data.ptr = NULL;
+		io->queued = 0;
+	}
 }
 
 /* Timer heap: heap[0] is the earliest deadline; t->idx is position + 1. */
@@ -253,6 +265,47 @@ run_timers(struct ev_loop *loop)
 	}
 }
 
+/* Keep a low watcher's event for its turn; 0 when the queue is full. */
+static int
+low_queue(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+	if (io->queued) {
+		loop->lowq[io->queued - 1].events |= events;
+		return (1);
+	}
+	if (loop->nlowq == EV_LOWQ)
+		return (0);
+	loop->lowq[loop->nlowq].events = events;
+	loop->lowq[loop->nlowq].data.ptr = io;
+	io->queued = ++loop->nlowq;
+	return (1);
+}
+
+/* Run EV_LOWBUDGET low watchers, oldest first; keep the others. */
+static void
+low_run(struct ev_loop *loop)
+{
+	struct ev_io	*io;
+	int		 i, j, budget = EV_LOWBUDGET;
+
+	for (i = 0; i < loop->nlowq && budget > 0; i++) {
+		if ((io = loop->lowq[i].data.ptr) == NULL)
+			continue;	/* deleted while it waited */
+		loop->lowq[i].data.ptr = NULL;
+		io->queued = 0;
+		budget--;
+		io->cb(io, loop->lowq[i].events);
+	}
+	/* the rest, less what the callbacks deleted, to the front */
+	for (j = 0; i < loop->nlowq; i++) {
+		if ((io = loop->lowq[i].data.ptr) == NULL)
+			continue;
+		loop->lowq[j] = loop->lowq[i];
+		io->queued = ++j;
+	}
+	loop->nlowq = j;
+}
+
 /*
  * Run until ev_break().  I/O callbacks may delete any watcher or timer,
  * including other ones of the same batch: a deleted watcher's pending
@@ -268,8 +321,8 @@ ev_run(struct ev_loop *loop)
 
 	loop->stop = 0;
 	while (!loop->stop) {
-		timeout = -1;
-		if (loop->nheap > 0) {
+		timeout = loop->nlowq > 0 ? 0 : -1;
+		if (timeout != 0 && loop->nheap > 0) {
 			uint64_t	w = loop->heap[0]->when;
 
 			timeout = w <= loop->now ? 0 :
@@ -296,9 +349,13 @@ ev_run(struct ev_loop *loop)
 		for (i = 0; i < n; i++) {
 			struct ev_io	*io = evs[i].data.ptr;
 
-			if (io->active)
-				io->cb(io, evs[i].events);
+			if (!io->active)
+				continue;
+			if (io->low && low_queue(loop, io, evs[i].events))
+				continue;
+			io->cb(io, evs[i].events);
 		}
+		low_run(loop);
 		run_timers(loop);
 		if (loop->after != NULL)
 			loop->after(loop, loop->after_arg);

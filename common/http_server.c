@@ -178,6 +178,7 @@ conn_ready(struct http_conn *c)
 			return (-1);
 		}
 		c->s.flags |= SOCK_TLS_HS;
+		c->s.io.low = 1;	/* budgeted until done (event.h) */
 		c->state = CS_TLS;
 	}
 	return (0);

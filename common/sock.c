@@ -310,6 +310,7 @@ sock_handshake(struct sock *s)
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1) {
 		s->flags &= ~SOCK_TLS_HS;
+		s->io.low = 0;		/* its requests are not budgeted */
 		return (1);
 	}
 	switch (SSL_get_error(s->ssl, r)) {

@@ -535,7 +535,12 @@ struct watch {
 	int		stop;		/* ev_break when called */
 	struct watch	*victim;	/* ev_io_del it when called */
 	int		bytes;
+	uint64_t	turn;		/* loop.iterations at the last call */
+	int		order;		/* its place among the calls */
+	int		hangup;	/* close this descriptor when called */
 };
+
+static int	calls_so_far;
 
 static void
 watch_cb(struct ev_io *io, uint32_t events)
@@ -547,6 +552,12 @@ watch_cb(struct ev_io *io, uint32_t events)
 	cr_assert_eq(&w->io, io);
 	w->calls++;
 	w->last = events;
+	w->turn = loop.iterations;
+	w->order = ++calls_so_far;
+	if (w->hangup > 0) {
+		close(w->hangup);
+		w->hangup = -1;
+	}
 	if (w->drain)
 		while ((r = read(io->fd, buf, sizeof(buf))) > 0)
 			w->bytes += r;
@@ -963,4 +974,55 @@ Test(event, busy_poll, .init = loop_init, .fini = loop_fini, .timeout = 10)
 	ev_io_del(&loop, &w.io);
 	close(p[0]);
 	close(p[1]);
+}
+
+/*
+ * Low watchers (TLS handshakes) run after the batch's other events, one
+ * per loop turn (EV_LOWBUDGET), oldest first; a queued one that is
+ * deleted never runs; one that gets more events while queued runs once.
+ */
+Test(event, low_watchers_budgeted, .init = loop_init, .fini = loop_fini,
+    .timeout = 10)
+{
+	struct watch	w[4];
+	struct ev_timer	tb;
+	int		p[4][2], i;
+
+	cr_assert_eq(EV_LOWBUDGET, 1);
+	memset(w, 0, sizeof(w));
+	calls_so_far = 0;
+	for (i = 0; i < 4; i++) {
+		cr_assert_eq(pipe(p[i]), 0);
+		nonblock(p[i][0]);
+		w[i].drain = 1;
+		cr_assert_eq(ev_io_add(&loop, &w[i].io, p[i][0], EPOLLIN |
+		    EPOLLET, watch_cb, &w[i]), 0);
+		w[i].io.low = i > 0;
+	}
+	w[0].victim = &w[3];		/* deletes low 3 while it waits */
+	w[1].hangup = p[2][1];		/* low 2 gets EPOLLHUP while it waits */
+	/* epoll reports them in this order: the low ones first */
+	for (i = 1; i <= 4; i++)
+		cr_assert_eq(write(p[i % 4][1], "x", 1), 1);
+	ev_timer_init(&tb, break_cb, NULL);
+	ev_timer_add(&loop, &tb, 200);
+	cr_assert_eq(ev_run(&loop), 0);
+
+	cr_assert_eq(w[0].calls, 1);
+	cr_assert_eq(w[0].order, 1, "the normal watcher ran after a low one");
+	cr_assert_eq(w[1].calls, 1);
+	cr_assert_eq(w[1].turn, w[0].turn);
+	cr_assert_eq(w[2].calls, 1, "low 2 ran %d times", w[2].calls);
+	cr_assert_eq(w[2].turn, w[1].turn + 1, "two low watchers in a turn");
+	cr_assert_eq(w[2].bytes, 1);
+	cr_assert_eq(w[2].last, EPOLLIN | EPOLLHUP, "events %#x: those that "
+	    "came while it waited were lost", w[2].last);
+	cr_assert_eq(w[3].calls, 0, "a deleted watcher ran");
+	cr_assert_eq(loop.nlowq, 0);
+	for (i = 0; i < 4; i++) {
+		ev_io_del(&loop, &w[i].io);
+		close(p[i][0]);
+		if (i != 2)
+			close(p[i][1]);
+	}
 }
