@@ -668,18 +668,21 @@ run_all(struct capture *c, struct qstmt *q, uint32_t n, struct result *res,
 					    "large");
 					goto fail;
 				}
-				for (j = 0; j < c->ncreated; j++) {
+				for (j = 0, ok = 1; ok == 1 && j < c->ncreated;
+				    j++)
 					ok = db_table_ok(c->db, c->created[j],
 					    err->msg, sizeof(err->msg));
-					if (ok == 1)
-						continue;
-					if (ok == 0)
-						err->code = err->extended =
-						    DBREP_ENOTREPLICABLE;
-					else
-						sqlerr(c, err, SQLITE_ERROR);
+				/* an fts5 table's content made again */
+				if (ok == 1 && c->ncreated > 0)
+					ok = db_vtabs_ok(c->db, err->msg,
+					    sizeof(err->msg));
+				if (ok == 0)
+					err->code = err->extended =
+					    DBREP_ENOTREPLICABLE;
+				else if (ok == -1)
+					sqlerr(c, err, SQLITE_ERROR);
+				if (ok != 1)
 					goto fail;
-				}
 				if (capture_record(c, err) == -1)
 					goto fail;
 			}

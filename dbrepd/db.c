@@ -561,7 +561,6 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = NULL;
 	int		 rc, npk = 0, nullable = 0, wr = 0, intpk = 0, found = 0;
-	int		 ok = 1;
 	char		 col[128] = "";
 
 	if ((st = prep(db, "SELECT type, wr FROM pragma_table_list "
@@ -642,11 +641,23 @@ db_table_ok(sqlite3 *db, const char *name, char *err, size_t errlen)
 		    "cannot be replicated)", col, name);
 		return (0);
 	}
-	/* the content of an fts5 table made again without its rowids */
+	return (1);
+}
+
+/*
+ * Every virtual table can still be replicated: after a request created
+ * tables, one of which may be an fts5 table's content made again
+ * without its INTEGER PRIMARY KEY.  As db_table_ok().
+ */
+int
+db_vtabs_ok(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_DONE, ok = 1;
+
 	if ((st = prep(db, "SELECT name FROM sqlite_schema WHERE type = "
 	    "'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")) == NULL)
 		return (-1);
-	rc = SQLITE_DONE;
 	while (ok == 1 && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		ok = vtab_ok(db, (const char *)sqlite3_column_text(st, 0), err,
 		    errlen);

@@ -421,6 +421,7 @@ int		 db_latest_epoch(sqlite3 *, uint64_t *, uint64_t *, char *,
 		    size_t);
 int		 db_epoch_start(sqlite3 *, uint64_t, uint64_t *);
 int		 db_table_ok(sqlite3 *, const char *, char *, size_t);
+int		 db_vtabs_ok(sqlite3 *, char *, size_t);
 int		 db_check_tables(sqlite3 *, char *, size_t);
 int		 db_role(sqlite3 *, const struct dbrepd_conf *,
 		    const struct nodestate *, uint64_t *);
