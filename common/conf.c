@@ -827,11 +827,11 @@ conf_parse_value(const struct conf_arg *a, const char *text, long long *num,
 		return (0);
 	}
 	if ((a->min != 0 || a->max != 0) && (v < a->min || v > a->max)) {
-		if (a->type == CONF_TIME || a->type == CONF_USEC)
+		if (a->type == CONF_TIME || a->type == CONF_USEC) {
+			units = a->type == CONF_TIME ? "ms" : "us";
 			snprintf(err, errlen, "invalid %s %s (%lld%s-%lld%s)",
-			    name, text, a->min, a->type == CONF_TIME ? "ms" :
-			    "us", a->max, a->type == CONF_TIME ? "ms" : "us");
-		else
+			    name, text, a->min, units, a->max, units);
+		} else
 			snprintf(err, errlen, "invalid %s %s (%lld-%lld)",
 			    name, text, a->min, a->max);
 		return (-1);

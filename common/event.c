@@ -355,7 +355,8 @@ ev_run(struct ev_loop *loop)
 				continue;
 			io->cb(io, evs[i].events);
 		}
-		low_run(loop);
+		if (loop->nlowq > 0)
+			low_run(loop);
 		run_timers(loop);
 		if (loop->after != NULL)
 			loop->after(loop, loop->after_arg);

@@ -615,9 +615,9 @@ link_event(struct ev_io *e, uint32_t events)
 			kick = 1;
 		}
 	}
-	/* SOCK_READABLE still set: a TLS read that waited for a write */
-	if (kick || (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ||
-	    (sk.flags & SOCK_READABLE)) {
+	/* set by the event, or still set by a TLS read that waited for a
+	 * write (sock.c) */
+	if (kick || (sk.flags & SOCK_READABLE)) {
 		for (;;) {
 			n = link_read(&sk, &in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&

@@ -121,16 +121,6 @@ mono(void)
 	return (ev_now(&loop));
 }
 
-/* Microseconds of CLOCK_MONOTONIC, for the latency histograms. */
-static uint64_t
-mono_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
 /*
  * May the TCP peer <sa> use a listener of kind <kind> (LISTEN_*)?  The
  * replication and metrics listeners have their own lists when the conf
@@ -317,9 +307,9 @@ static void
 held_release(struct conn *c)
 {
 	if (c->tw != 0)
-		stats_observe(m.semisync_seconds, (mono_us() - c->tw) / 1e6);
+		stats_observe(m.semisync_seconds, (ev_monotonic_us() - c->tw) / 1e6);
 	c->tw = 0;
-	stats_observe(m.commit_seconds, (mono_us() - c->t0) / 1e6);
+	stats_observe(m.commit_seconds, (ev_monotonic_us() - c->t0) / 1e6);
 	if (buf_append(&c->out, buf_head(&c->held), buf_used(&c->held)) ==
 	    -1)
 		c->dead = 1;
@@ -407,7 +397,7 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 		return (1);
 	}
 	if (c->deadline == 0)
-		c->t0 = mono_us();
+		c->t0 = ev_monotonic_us();
 	rc = capture_classify(rcap, q, nq, &err);
 	if (rc == -1 && err.code == SQLITE_ERROR &&
 	    min > (lsn = atomic_load(&board->lsn))) {
@@ -529,7 +519,7 @@ durable(struct conn *c)
 		return;
 	}
 	stats_inc(m.semisync_waits);
-	c->tw = mono_us();
+	c->tw = ev_monotonic_us();
 	wait_begin(c, W_QUORUM, c->want, conf->quorum_timeout);
 }
 
@@ -1005,9 +995,9 @@ conn_event(struct ev_io *io, uint32_t events)
 	ssize_t		 n;
 
 	sock_events(&c->sk, events);
-	/* SOCK_READABLE still set: a TLS read that waited for a write */
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ||
-	    (c->sk.flags & SOCK_READABLE)) {
+	/* set by the event, or still set by a TLS read that waited for a
+	 * write (sock.c) */
+	if (c->sk.flags & SOCK_READABLE) {
 		for (;;) {
 			n = link_read(&c->sk, &c->in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&

@@ -690,9 +690,9 @@ peer_event(struct ev_io *io, uint32_t events)
 	ssize_t		 n;
 
 	sock_events(&p->sk, events);
-	/* SOCK_READABLE still set: a TLS read that waited for a write */
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ||
-	    (p->sk.flags & SOCK_READABLE)) {
+	/* set by the event, or still set by a TLS read that waited for a
+	 * write (sock.c) */
+	if (p->sk.flags & SOCK_READABLE) {
 		for (;;) {
 			n = link_read(&p->sk, &p->in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
