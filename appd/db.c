@@ -51,6 +51,7 @@ app_conf_db(const struct app_conf *cc)
 	}
 	dbrep_set_timeout(db->h, c->db_timeout);
 	dbrep_set_lsn_wait(db->h, c->lsn_wait);
+	dbrep_set_busy_poll(db->h, c->db_busy_us);
 	db->app = c;
 	c->db = db;
 	return (db);

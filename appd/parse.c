@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "appd.h"
+#include "dbrep.h"
 #include "http_worker.h"
 #include "log.h"
 #include "shm.h"
@@ -78,6 +79,8 @@ const struct conf_kw appd_grammar[] = {
 	{ "database-secret", "app", 0, 1, { { CONF_STR, "secret" } } },
 	{ "database-timeout", "app", 0, 1, { { CONF_TIME, "database-timeout",
 	    1, 3600000 } } },
+	{ "database-busy-poll", "app", 0, 1, { { CONF_USEC,
+	    "database-busy-poll", 0, DBREP_BUSY_POLL_MAX } } },
 	{ "lsn-wait", "app", 0, 1, { { CONF_TIME, "lsn-wait", 0,
 	    600000 } } },
 	{ "lsn-cookie", "app", 0, 1, { { CONF_NAME, "cookie name" } } },
@@ -160,13 +163,16 @@ app_read(struct conf *c, struct conf_node *b)
 		a->db_secret = xstrdup(n->args[0].str);
 	a->db_timeout = (n = conf_get(b, "database-timeout")) != NULL ?
 	    (int)n->args[0].num : APPD_DB_TIMEOUT;
+	a->db_busy_us = (n = conf_get(b, "database-busy-poll")) != NULL ?
+	    (unsigned)n->args[0].num : 0;
 	a->lsn_wait = (n = conf_get(b, "lsn-wait")) != NULL ?
 	    (int)n->args[0].num : APPD_LSN_WAIT;
 	a->lsn_cookie = xstrdup((n = conf_get(b, "lsn-cookie")) != NULL ?
 	    n->args[0].str : APPD_LSN_COOKIE);
 	if (a->db_nodes == NULL && (conf_get(b, "database-secret") ||
 	    conf_get(b, "lsn-wait") || conf_get(b, "lsn-cookie") ||
-	    conf_get(b, "database-timeout")))
+	    conf_get(b, "database-timeout") ||
+	    conf_get(b, "database-busy-poll")))
 		conf_error(c, b, "app %s: database settings without a "
 		    "database line", a->name);
 	return (a);

@@ -70,6 +70,7 @@ struct dbrep {
 	int		 timeout;
 	int		 ctimeout;	/* connect, HELLO, AUTH */
 	int		 lsnwait;
+	unsigned	 busy_us;	/* dbrep_set_busy_poll() */
 	uint64_t	 lsn;
 	uint64_t	 wepoch;	/* latest of a writable primary */
 	int		 rediscover;	/* read every HELLO again */
@@ -390,6 +391,12 @@ dbrep_set_lsn_wait(struct dbrep *db, int ms)
 	db->lsnwait = ms >= 0 ? ms : 0;
 }
 
+void
+dbrep_set_busy_poll(struct dbrep *db, unsigned us)
+{
+	db->busy_us = us < DBREP_BUSY_POLL_MAX ? us : DBREP_BUSY_POLL_MAX;
+}
+
 uint64_t
 dbrep_lsn(const struct dbrep *db)
 {
@@ -614,8 +621,8 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 			goto fail;
 		}
 	}
-	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, &type, &p, &len,
-	    &size);
+	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, 0, &type, &p,
+	    &len, &size);
 	if (rc != 1 || type != MSG_HELLO || hello_parse(p, len,
 	    &n->hello) == -1) {
 		/* a TLS port waits for the client's hello: silence */
@@ -667,8 +674,8 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 		    strerror(errno));
 		goto fail;
 	}
-	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, &type, &p, &len,
-	    &size);
+	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, 0, &type, &p,
+	    &len, &size);
 	if (rc != 1 || type != MSG_AUTH_OK) {
 		seterr(e, DBREP_EAUTH, "%s: authentication failed",
 		    n->addr.text);
@@ -733,7 +740,8 @@ roundtrip(struct dbrep *db, struct node *n, int want, uint64_t deadline,
 		return (-1);
 	}
 	*sent = 1;
-	rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, &type, p, len, size);
+	rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, db->busy_us, &type,
+	    p, len, size);
 	if (rc != 1) {
 		seterr(e, rc == 0 || errno != ETIMEDOUT ? DBREP_ELOST :
 		    DBREP_ETIMEOUT, "%s: %s", n->addr.text, rc == 0 ?
@@ -1385,8 +1393,8 @@ dbrep_snapshot(struct dbrep *db, const char *node, int fd, uint64_t *lsn,
 		goto fail;
 	}
 	for (;;) {
-		rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, &type, &p,
-		    &len, &fsize);
+		rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, 0, &type,
+		    &p, &len, &fsize);
 		if (rc != 1) {
 			seterr(e, DBREP_ELOST, "%s: snapshot interrupted",
 			    n->addr.text);

@@ -382,8 +382,8 @@ void		 link_free(struct sock *);
 const char	*link_error(struct sock *, int, char *, size_t);
 int		 io_handshake(struct sock *, uint64_t);
 int		 io_send(struct sock *, const void *, size_t, uint64_t);
-int		 io_frame(struct sock *, struct buf *, size_t, uint64_t, int *,
-		    const uint8_t **, size_t *, size_t *);
+int		 io_frame(struct sock *, struct buf *, size_t, uint64_t,
+		    unsigned, int *, const uint8_t **, size_t *, size_t *);
 
 /* auth.c */
 int		 auth_nonce(uint8_t *);

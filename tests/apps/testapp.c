@@ -17,6 +17,8 @@
  *	/headers	sets a field, and tries forbidden ones
  *	/stream		a response of ?kb=N KiB
  *	/init		what init saw of the settings
+ *	/count?n=N	N counted by the database (a recursive query, about
+ *			10 ms per 100,000 on this machine)
  */
 #include <sys/types.h>
 
@@ -204,6 +206,19 @@ t_handle(struct app_req *req, struct app_resp *r)
 		line[sizeof(line) - 1] = '\n';
 		for (i = 0; i < kb; i++)
 			app_write(r, line, sizeof(line));
+		return (0);
+	}
+	if (strcmp(p, "/count") == 0) {
+		struct app_rows	*rows;
+
+		if (app_db_query(app_conf_db(conf), req, APP_DB_READ, &rows,
+		    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+		    "FROM c WHERE x < ?) SELECT count(*) FROM c", "I",
+		    (int64_t)qnum(req, "n", 1)) == -1) {
+			app_printf(r, "%s\n", app_db_error(app_conf_db(conf)));
+			return (0);
+		}
+		app_printf(r, "%lld\n", app_rows_int(rows, 0, 0));
 		return (0);
 	}
 	if (strcmp(p, "/init") == 0) {

@@ -5,7 +5,9 @@
  *	plain PATH N [CONC]	N one-row commits on plain SQLite (WAL,
  *				synchronous=FULL): rate, p50, p99; from
  *				CONC processes at once: rate
- *	write NODES N		N one-row commits through dbrepd
+ *	write NODES N LABEL [BUSY_US]
+ *				N one-row commits through dbrepd (the client
+ *				busy-polling for up to BUSY_US for each answer)
  *	fill NODES N CONC	N one-row commits from CONC connections: rate
  *	bulk NODES MB		about MB megabytes of 1 KiB rows, in big
  *				transactions
@@ -187,7 +189,7 @@ create_kv(struct dbrep *db)
 }
 
 static int
-write_n(const char *nodes, long n, const char *label)
+write_n(const char *nodes, long n, const char *label, unsigned busy_us)
 {
 	struct dbrep_result	*res;
 	struct dbrep_error	 e;
@@ -196,6 +198,7 @@ write_n(const char *nodes, long n, const char *label)
 	long			 i;
 
 	create_kv(db);
+	dbrep_set_busy_poll(db, busy_us);
 	lat = calloc(n, sizeof(*lat));
 	t0 = now_us();
 	for (i = 0; i < n; i++) {
@@ -481,8 +484,9 @@ main(int argc, char *argv[])
 	if (strcmp(argv[1], "plain") == 0 && (argc == 4 || argc == 5))
 		return (plain(argv[2], atol(argv[3]), argc == 5 ?
 		    atoi(argv[4]) : 1));
-	if (strcmp(argv[1], "write") == 0 && argc == 5)
-		return (write_n(argv[2], atol(argv[3]), argv[4]));
+	if (strcmp(argv[1], "write") == 0 && (argc == 5 || argc == 6))
+		return (write_n(argv[2], atol(argv[3]), argv[4], argc == 6 ?
+		    (unsigned)atoi(argv[5]) : 0));
 	if (strcmp(argv[1], "fill") == 0 && argc == 5)
 		return (fill(argv[2], atol(argv[3]), atoi(argv[4]), 0));
 	if (strcmp(argv[1], "bulk") == 0 && argc == 4)

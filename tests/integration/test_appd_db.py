@@ -1,0 +1,83 @@
+"""appd's database settings against a real dbrepd: database-busy-poll
+(a worker waiting for its query's answer polls instead of sleeping, for
+up to the duration, and no longer) and its conf errors."""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from harness import cpu_ms  # noqa: E402
+from dbreptest import SECRET, DbrepTest  # noqa: E402
+from appdtest import Appd, Conn  # noqa: E402
+
+# the recursive count of testapp's /count: long enough (tens of ms in
+# dbrepd) that a 10ms spin is spent whole before the answer comes
+LONG_COUNT = 400000
+
+
+class DatabaseBusyPollTest(DbrepTest):
+    def setUp(self):
+        super().setUp()
+        self.db1 = self.node("db1").start()
+
+    def appd(self, dbextra, name):
+        appextra = (f'database "primary={self.db1.client_addr}"\n'
+                    f'\tdatabase-secret "{SECRET}"\n\t{dbextra}\n')
+        return Appd(self, name=name, appextra=appextra,
+                    extra="pool static\nworkers 1\n")
+
+    def worker_cpu(self, dbextra, name):
+        """The worker's CPU ms and the wall time over 10 slow counts,
+        then 200 quick ones on a kept connection, each answer checked."""
+        a = self.appd(dbextra, name).start()
+        a.wait_total(1)
+        (w,) = a.workers()
+        c = Conn(a.port)
+        try:
+            r = c.request("GET", "/t/count?n=5")    # connects to dbrepd
+            self.assertEqual((r.status, r.body), (200, b"5\n"))
+            c0, t0 = cpu_ms(w), time.monotonic()
+            for _ in range(10):
+                r = c.request("GET", f"/t/count?n={LONG_COUNT}")
+                self.assertEqual((r.status, r.body),
+                                 (200, f"{LONG_COUNT}\n".encode()))
+            c1, t1 = cpu_ms(w), time.monotonic()
+            for i in range(200):
+                r = c.request("GET", f"/t/count?n={i + 1}")
+                self.assertEqual((r.status, r.body),
+                                 (200, f"{i + 1}\n".encode()))
+        finally:
+            c.close()
+            a.d.stop()
+        return c1 - c0, (t1 - t0) * 1000
+
+    def test_database_busy_poll(self):
+        busy, wall = self.worker_cpu("database-busy-poll 10ms", "bp")
+        print(f"database-busy-poll 10ms, 10 slow queries in {wall:.0f} ms: "
+              f"worker {busy} ms of CPU")
+        # 10 x 10 ms spun; at least 40 on a busy machine, where the
+        # worker is not always on a CPU while it polls; and then it
+        # sleeps until the answer (the queries take longer)
+        self.assertGreaterEqual(busy, 40)
+        if wall > 400:
+            self.assertLess(busy, 200)
+        off, _ = self.worker_cpu("", "nobp")
+        print(f"without: worker {off} ms of CPU")
+        self.assertLess(off, 30)
+
+    def test_conf_errors(self):
+        a = self.appd("database-busy-poll 300us", "conf")
+        rc, out = a.d.run("-n")
+        self.assertEqual((rc, out.strip()), (0, "configuration OK"))
+        p = re.escape(a.d.conf_path)
+        a.rewrite(appextra="database-busy-poll 11ms\n")
+        rc, out = a.d.run("-n")
+        self.assertEqual(rc, 1)
+        self.assertRegex(out, p + r":\d+: invalid database-busy-poll 11ms")
+        a.rewrite(appextra="database-busy-poll 1ms\n")
+        rc, out = a.d.run("-n")
+        self.assertEqual(rc, 1)
+        self.assertRegex(out, p + r":\d+: app test: database settings "
+                         "without a database line")
