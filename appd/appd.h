@@ -120,7 +120,7 @@ struct app_conf {
 	char			*lsn_cookie;
 	int			 db_timeout;	/* ms */
 	int			 lsn_wait;	/* ms */
-	unsigned		 db_busy_us;	/* database-busy-poll */
+	unsigned		 db_busy_us;	/* us, database-busy-poll */
 	/* in a worker */
 	void			*dl;
 	const struct app_module	*mod;

@@ -676,6 +676,11 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	}
 	rc = io_frame(&n->sk, &n->in, 64 * 1024, deadline, 0, &type, &p,
 	    &len, &size);
+	if (rc == -1 && errno == ETIMEDOUT) {
+		seterr(e, DBREP_ECONNECT, "%s: authentication timed out",
+		    n->addr.text);
+		goto fail;
+	}
 	if (rc != 1 || type != MSG_AUTH_OK) {
 		seterr(e, DBREP_EAUTH, "%s: authentication failed",
 		    n->addr.text);
@@ -722,7 +727,9 @@ parse_error(const uint8_t *p, size_t len, struct node *n,
  * Send <out> to node <n> and read its answer of type <want> (or ERROR).
  * Returns 1 with the payload (consume <size> bytes of n->in after
  * use), 0 when the node answered ERROR (<e> filled), -1 on a transport
- * failure (*<sent> says whether the request left).
+ * failure (*<sent> says whether the request left).  A query's answer is
+ * busy-polled for (dbrep_set_busy_poll()); the slower admin commands'
+ * are not.
  */
 static int
 roundtrip(struct dbrep *db, struct node *n, int want, uint64_t deadline,
@@ -740,8 +747,8 @@ roundtrip(struct dbrep *db, struct node *n, int want, uint64_t deadline,
 		return (-1);
 	}
 	*sent = 1;
-	rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, db->busy_us, &type,
-	    p, len, size);
+	rc = io_frame(&n->sk, &n->in, CL_INMAX, deadline, want == MSG_RESULT ?
+	    db->busy_us : 0, &type, p, len, size);
 	if (rc != 1) {
 		seterr(e, rc == 0 || errno != ETIMEDOUT ? DBREP_ELOST :
 		    DBREP_ETIMEOUT, "%s: %s", n->addr.text, rc == 0 ?
@@ -1146,6 +1153,9 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 				db->rediscover = 1;
 				return (-1);
 			}
+			/* the request's time is spent: say so */
+			if (e->code == DBREP_ETIMEOUT)
+				return (-1);
 			/*
 			 * A read on a kept connection the node was closing
 			 * (a worker leaving after a reload): once more, on a

@@ -74,6 +74,7 @@
 
 #define DBREP_ADDRLEN		128
 #define DBREP_MSGLEN		512
+#define DBREP_BUSY_POLL_MAX	10000	/* us, dbrep_set_busy_poll()'s limit */
 
 struct dbrep_error {
 	int		 code;		/* DBREP_OK, SQLite's, or DBREP_E* */
@@ -127,14 +128,16 @@ void		 dbrep_set_connect_timeout(struct dbrep *, int ms);
 /* Wait for a minimum LSN on a replica (default 5000 ms). */
 void		 dbrep_set_lsn_wait(struct dbrep *, int ms);
 /*
- * Wait for an answer without sleeping for up to <us> microseconds
- * (default 0, at most DBREP_BUSY_POLL_MAX), then sleep: a process woken
- * from sleep by the answer loses 10 to 40 us on a VM, as much as a
- * short query's round trip.  The spin burns the caller's CPU; worth it
- * where that CPU would idle while the database works (an application
- * worker waiting for its query) and the node is on the same host.
+ * Wait for a query's answer without sleeping for up to <us>
+ * microseconds (default 0, at most DBREP_BUSY_POLL_MAX; never past the
+ * request's timeout), then sleep: a process woken from sleep by the
+ * answer loses 20 to 40 us on a VM, as much as a short query's round
+ * trip.  The spin burns the caller's CPU; worth it where that CPU would
+ * idle while the database works (an application worker waiting for its
+ * query) and the node is on the same host.  Keep the clients that may
+ * wait at once below the spare CPUs: spinners that outnumber them take
+ * the CPU the node needs to answer.
  */
-#define DBREP_BUSY_POLL_MAX	10000
 void		 dbrep_set_busy_poll(struct dbrep *, unsigned us);
 /* The highest LSN this handle has seen (writes and reads). */
 uint64_t	 dbrep_lsn(const struct dbrep *);

@@ -1237,8 +1237,8 @@ probe_peer(const struct dbrepd_conf *dc, const struct net_addr *a,
 		    sizeof(why)));
 		goto done;
 	}
-	if (io_frame(&sk, &in, 4096, deadline, 0, &type, &p, &len, &size) != 1 ||
-	    type != MSG_HELLO || hello_parse(p, len, &h) == -1)
+	if (io_frame(&sk, &in, 4096, deadline, 0, &type, &p, &len,
+	    &size) != 1 || type != MSG_HELLO || hello_parse(p, len, &h) == -1)
 		goto done;
 	buf_consume(&in, size);
 	auth_nonce(cnonce);
@@ -1250,8 +1250,8 @@ probe_peer(const struct dbrepd_conf *dc, const struct net_addr *a,
 	if (fw_end(&w) == -1 || io_send(&sk, buf_head(&out), buf_used(&out),
 	    deadline) == -1)
 		goto done;
-	if (io_frame(&sk, &in, 4096, deadline, 0, &type, &p, &len, &size) != 1 ||
-	    type != MSG_AUTH_OK)
+	if (io_frame(&sk, &in, 4096, deadline, 0, &type, &p, &len,
+	    &size) != 1 || type != MSG_AUTH_OK)
 		goto done;
 	fr_init(&r, p, len);
 	if (fr_fixed(&r, mac, sizeof(mac)) == -1 || !fr_done(&r) ||

@@ -4,9 +4,9 @@
 # loopback, in a temporary folder, and measures with dbrepd_bench:
 #
 #   commits/s of plain SQLite (WAL, synchronous=FULL, one-row
-#     transactions) and of a dbrepd primary, async (also with busy-poll:
-#     the primary's workers 50us, the client library 300us) and quorum
-#     1; then
+#     transactions) and of a dbrepd primary, async (also with busy-poll
+#     on the primary's workers, 50us, on the client library, 300us, and
+#     on both) and quorum 1; then
 #     from 4 and 8 writers at once (processes on plain SQLite, clients
 #     of dbrepd, whose group commit shares flushes among them)
 #   the commit latency quorum 1 adds (p50, p99)
@@ -128,7 +128,9 @@ i=0
 while [ $i -lt "$ROUNDS" ]; do
 	"$D" plain "$W/plain.db" "$N" >> "$W/rounds"
 	"$D" write "unix:$W/p1.sock" "$N" async >> "$W/rounds"
-	"$D" write "unix:$W/pb.sock" "$N" asyncbp 300 >> "$W/rounds"
+	"$D" write "unix:$W/pb.sock" "$N" asyncbp >> "$W/rounds"
+	"$D" write "unix:$W/p1.sock" "$N" asynccl 300 >> "$W/rounds"
+	"$D" write "unix:$W/pb.sock" "$N" asyncbpc 300 >> "$W/rounds"
 	"$D" write "unix:$W/pa.sock" "$N" asyncr >> "$W/rounds"
 	"$D" write "unix:$W/p2.sock" "$N" quorum >> "$W/rounds"
 	for c in 4 8; do
@@ -191,8 +193,14 @@ awk '
 		printf "%-44s %12.0f %10.2f %s\n", "dbrepd async commits/s", \
 		    v["async_rate"], v["async_rate"] / v["plain_rate"], ">= 0.9"
 		printf "%-44s %12.0f %10.2f\n", \
-		    "dbrepd async commits/s, busy-poll 50/300us", \
+		    "dbrepd async, busy-poll: node 50us", \
 		    v["asyncbp_rate"], v["asyncbp_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async, busy-poll: client 300us", \
+		    v["asynccl_rate"], v["asynccl_rate"] / v["plain_rate"]
+		printf "%-44s %12.0f %10.2f\n", \
+		    "dbrepd async, busy-poll: both", \
+		    v["asyncbpc_rate"], v["asyncbpc_rate"] / v["plain_rate"]
 		for (c = 4; c <= 8; c += 4) {
 			printf "%-44s %12.0f %10.2f\n", "plain SQLite, " c \
 			    " processes writing", v["plain" c "_rate"], \
@@ -210,14 +218,14 @@ awk '
 		    v["plain_p50_us"], ""
 		printf "%-44s %12d %10s\n", "commit p50 us: async", \
 		    v["async_p50_us"], ""
-		printf "%-44s %12d %10s\n", "commit p50 us: async, busy-poll", \
-		    v["asyncbp_p50_us"], ""
+		printf "%-44s %12d %10s\n", "commit p50 us: async, busy-poll both", \
+		    v["asyncbpc_p50_us"], ""
 		printf "%-44s %12d %10s\n", "commit p99 us: plain", \
 		    v["plain_p99_us"], ""
 		printf "%-44s %12d %10s\n", "commit p99 us: async", \
 		    v["async_p99_us"], ""
-		printf "%-44s %12d %10s\n", "commit p99 us: async, busy-poll", \
-		    v["asyncbp_p99_us"], ""
+		printf "%-44s %12d %10s\n", "commit p99 us: async, busy-poll both", \
+		    v["asyncbpc_p99_us"], ""
 		printf "%-44s %12d %10s %s\n", "quorum-1 adds, p50 us", \
 		    v["quorum_p50_us"] - v["asyncr_p50_us"], "", ""
 		printf "%-44s %12d %10s %s\n", "quorum-1 adds, p99 us", \

@@ -1,6 +1,7 @@
 """appd's database settings against a real dbrepd: database-busy-poll
 (a worker waiting for its query's answer polls instead of sleeping, for
-up to the duration, and no longer) and its conf errors."""
+up to the duration and never past database-timeout; over TLS in
+test_dbrepd_tls) and its conf errors."""
 import os
 import re
 import sys
@@ -22,16 +23,17 @@ class DatabaseBusyPollTest(DbrepTest):
         super().setUp()
         self.db1 = self.node("db1").start()
 
-    def appd(self, dbextra, name):
-        appextra = (f'database "primary={self.db1.client_addr}"\n'
+    def appd(self, dbextra, name, nodes=None):
+        nodes = nodes or f"primary={self.db1.client_addr}"
+        appextra = (f'database "{nodes}"\n'
                     f'\tdatabase-secret "{SECRET}"\n\t{dbextra}\n')
         return Appd(self, name=name, appextra=appextra,
                     extra="pool static\nworkers 1\n")
 
-    def worker_cpu(self, dbextra, name):
+    def worker_cpu(self, dbextra, name, nodes=None):
         """The worker's CPU ms and the wall time over 10 slow counts,
         then 200 quick ones on a kept connection, each answer checked."""
-        a = self.appd(dbextra, name).start()
+        a = self.appd(dbextra, name, nodes).start()
         a.wait_total(1)
         (w,) = a.workers()
         c = Conn(a.port)
@@ -54,24 +56,67 @@ class DatabaseBusyPollTest(DbrepTest):
         return c1 - c0, (t1 - t0) * 1000
 
     def test_database_busy_poll(self):
-        busy, wall = self.worker_cpu("database-busy-poll 10ms", "bp")
+        self.check_spin(None)
+
+    def check_spin(self, nodes):
+        busy, wall = self.worker_cpu("database-busy-poll 10ms", "bp", nodes)
         print(f"database-busy-poll 10ms, 10 slow queries in {wall:.0f} ms: "
               f"worker {busy} ms of CPU")
+        # queries slow enough that a spin without end would show
+        self.assertGreater(wall, 250)
         # 10 x 10 ms spun; at least 40 on a busy machine, where the
         # worker is not always on a CPU while it polls; and then it
-        # sleeps until the answer (the queries take longer)
+        # sleeps until the answer
         self.assertGreaterEqual(busy, 40)
-        if wall > 400:
-            self.assertLess(busy, 200)
-        off, _ = self.worker_cpu("", "nobp")
+        self.assertLess(busy, 200)
+        off, _ = self.worker_cpu("", "nobp", nodes)
         print(f"without: worker {off} ms of CPU")
         self.assertLess(off, 30)
+
+    def test_busy_poll_ends_at_the_timeout(self):
+        # a 10ms spin with a 5ms timeout: the query fails at the timeout
+        # (the spin ends there), not after the spin
+        a = self.appd("database-busy-poll 10ms\n\tdatabase-timeout 5ms",
+                      "tmo").start()
+        a.wait_total(1)
+        c = Conn(a.port)
+        try:
+            for _ in range(5):      # connecting may take longer
+                r = c.request("GET", "/t/count?n=5")
+                if r.body == b"5\n":
+                    break
+            self.assertEqual((r.status, r.body), (200, b"5\n"))
+            took = []
+            for _ in range(3):
+                # the node counts on for a query given up on: let it end
+                time.sleep(0.4)
+                t0 = time.monotonic()
+                r = c.request("GET", f"/t/count?n={LONG_COUNT}")
+                took.append((time.monotonic() - t0) * 1000)
+                self.assertEqual(r.status, 200)
+                self.assertRegex(r.body, rb": Connection timed out")
+        finally:
+            c.close()
+            a.d.stop()
+        print("5ms timeout, 10ms busy-poll: failed after",
+              [round(x, 1) for x in took], "ms")
+        self.assertLess(sorted(took)[1], 9)
 
     def test_conf_errors(self):
         a = self.appd("database-busy-poll 300us", "conf")
         rc, out = a.d.run("-n")
         self.assertEqual((rc, out.strip()), (0, "configuration OK"))
         p = re.escape(a.d.conf_path)
+        for ok in ("10ms", "0"):
+            a.rewrite(appextra=f'database "primary={self.db1.client_addr}"'
+                      f"\n\tdatabase-busy-poll {ok}\n")
+            rc, out = a.d.run("-n")
+            self.assertEqual((rc, out.strip()), (0, "configuration OK"), ok)
+        a.rewrite(appextra=f'database "primary={self.db1.client_addr}"'
+                  "\n\tdatabase-busy-poll 300\n")
+        rc, out = a.d.run("-n")
+        self.assertEqual(rc, 1)
+        self.assertRegex(out, p + r":\d+: .*database-busy-poll.*unit")
         a.rewrite(appextra="database-busy-poll 11ms\n")
         rc, out = a.d.run("-n")
         self.assertEqual(rc, 1)

@@ -480,12 +480,14 @@ class DbrepTls(DbrepTest):
     def test_appd_database_over_tls(self):
         """appd's "database" nodes written tls://: the notes module
         writes to the primary and reads on the replica, both over TLS
-        (the client ports speak nothing else)."""
+        (the client ports speak nothing else), its worker busy-polling
+        for the answers (database-busy-poll) through OpenSSL."""
         p, r = self.tls_pair()
         nodes = f"primary={self.tcp(p)} replica={self.tcp(r)}"
         a = Appd(self, name="app1", module=NOTES,
                  appextra=f'database "{nodes}"\n\tdatabase-secret '
-                 f'"{SECRET}"\n\tlsn-wait 1500ms\n',
+                 f'"{SECRET}"\n\tlsn-wait 1500ms\n'
+                 "\tdatabase-busy-poll 1ms\n",
                  extra="name app1\npool static\nworkers 2\n",
                  routes='route "/api/" app test\n').start()
         resp = get(a.port, "/api/notes", method="POST",
