@@ -13,8 +13,9 @@ Those rows measure at saturation, where wrk (a closed loop of 50
 connections) queues on its own CPU, more so against the faster server.
 The "think" rows offer both a load below saturation (each connection
 waits 2 ms between keep-alive requests, 40 ms between new TLS
-connections): the rates are then nearly the same (a faster answer
-shortens the cycle) and the p99 is the proxy's own.
+connections): the rates are then nearly the same, set by wrk's
+millisecond timer more than by the proxy, and the latencies (p99, and
+the mean on the line under the row) are the proxy's own.
 """
 import os
 import shutil
@@ -132,10 +133,14 @@ def alternate(label, pairs, make_url, workers, headers=(), think_ms=0):
         for name, srv, ports in pairs:
             res[name].append(wrk(make_url(ports), headers=headers, cpu=cpu,
                                  think_ms=think_ms))
-    return (label, median([r[0] for r in res["lbd"]]),
-            median([r[0] for r in res["haproxy"]]),
-            median([r[1] for r in res["lbd"]]),
-            median([r[1] for r in res["haproxy"]]))
+    row = (label, median([r[0] for r in res["lbd"]]),
+           median([r[0] for r in res["haproxy"]]),
+           median([r[1] for r in res["lbd"]]),
+           median([r[1] for r in res["haproxy"]]))
+    if think_ms:
+        row += (median([r[3] for r in res["lbd"]]),
+                median([r[3] for r in res["haproxy"]]))
+    return row
 
 
 def main():

@@ -8,8 +8,10 @@ per request; 64 KiB and 1 MiB files; 10,000 idle keep-alive connections
 (RSS growth per 1,000 after one request each).  Each row alternates webd
 and nginx BENCH_ROUNDS times (default 3) and compares their medians.
 The "think" row offers both a load below saturation (each of wrk's
-connections waits 2 ms between requests), where the p99 is the server's
-own rather than the queue of a saturated wrk.
+connections waits 2 ms between requests), where the latencies (p99, and
+the mean on the line under the row) are the server's own rather than
+the queue of a saturated wrk; its rate is set by wrk's millisecond timer
+more than by the server.
 """
 import os
 import shutil
@@ -78,9 +80,12 @@ def row(label, servers, path, workers, headers=(), think_ms=0):
             r = wrk(f"http://127.0.0.1:{srv.port}{path}", headers=headers,
                     cpu=cpu, think_ms=think_ms)
             (ours if name == "webd" else theirs).append(r)
-    return (label, median([r[0] for r in ours]),
-            median([r[0] for r in theirs]), median([r[1] for r in ours]),
-            median([r[1] for r in theirs]))
+    out = (label, median([r[0] for r in ours]),
+           median([r[0] for r in theirs]), median([r[1] for r in ours]),
+           median([r[1] for r in theirs]))
+    if think_ms:
+        out += (median([r[3] for r in ours]), median([r[3] for r in theirs]))
+    return out
 
 
 def idle_row(servers, n=10000):

@@ -94,15 +94,24 @@ def cpu_ticks(pids):
 
 
 WRK_LAT = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$")
+WRK_MEAN = re.compile(r"^\s+Latency\s+([\d.]+)(us|ms|s)\s")
+
+
+def to_ms(v, unit):
+    return float(v) / 1000 if unit == "us" else \
+        float(v) * 1000 if unit == "s" else float(v)
 
 
 def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
         think_ms=0):
-    """Run wrk; returns (requests/s, p99 ms, errors).  With think_ms, each
-    connection waits that long between a response and its next request:
-    a fixed offered load below saturation, the same for both servers,
-    where latency is the server's own and not the queue of a saturated
-    client."""
+    """Run wrk; returns (requests/s, p99 ms, errors, mean latency ms).
+    With think_ms, each connection waits that long between a response and
+    its next request: a fixed offered load below saturation, the same for
+    both servers, where latency is the server's own and not the queue of
+    a saturated client.  There the rate says little: wrk's delay() is a
+    timer of millisecond granularity whose slack (0.3-0.5 ms a cycle,
+    measured) varies with the phase of the answers; the latencies are
+    what such a row compares."""
     cmd = pin_prefix(cpu) + ["wrk", f"-t{threads}", f"-c{conns}",
                              f"-d{seconds}s", "--latency"]
     for h in headers:
@@ -121,23 +130,24 @@ def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
     finally:
         if script:
             os.unlink(script)
-    rps = p99 = None
+    rps = p99 = mean = None
     errors = 0
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             rps = float(line.split()[1])
         m = WRK_LAT.match(line)
         if m and m.group(1) == "99":
-            v = float(m.group(2))
-            p99 = v / 1000 if m.group(3) == "us" else \
-                v * 1000 if m.group(3) == "s" else v
+            p99 = to_ms(m.group(2), m.group(3))
+        m = WRK_MEAN.match(line)
+        if m:
+            mean = to_ms(m.group(1), m.group(2))
         if "Socket errors" in line:
             errors += sum(int(x) for x in re.findall(r"\d+", line))
         if "Non-2xx" in line:
             errors += int(line.split()[-1])
     if rps is None:
         raise RuntimeError("wrk failed:\n" + out)
-    return rps, p99 or 0.0, errors
+    return rps, p99 or 0.0, errors, mean or 0.0
 
 
 class Server:
@@ -195,13 +205,21 @@ def median(xs):
 
 
 def table(rows, ours, anchor):
-    """Print rows of (label, ours_rps, anchor_rps, ours_p99, anchor_p99)."""
+    """Print rows of (label, ours_rps, anchor_rps, ours_p99, anchor_p99),
+    and for the rows with two more figures (the mean latencies of a row
+    with a think time) a line under them: the means, and their ratio
+    anchor / ours (above 1.0: ours answers sooner)."""
     print(f"{'row':<36} {ours:>10} {anchor:>10} {'ratio':>6} "
           f"{'p99 ' + ours:>12} {'p99 ' + anchor:>12}")
-    for label, a, b, pa, pb in rows:
+    for label, a, b, pa, pb, *means in rows:
         ratio = a / b if b else 0
         print(f"{label:<36} {a:>10.0f} {b:>10.0f} {ratio:>6.2f} "
               f"{pa:>10.2f}ms {pb:>10.2f}ms")
+        if means:
+            ma, mb = means
+            print(f"{'  mean latency (ratio ' + anchor + '/' + ours + ')':<36}"
+                  f" {ma:>8.3f}ms {mb:>8.3f}ms "
+                  f"{mb / ma if ma else 0:>6.2f}")
     sys.stdout.flush()
 
 
