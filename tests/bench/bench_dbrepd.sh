@@ -8,7 +8,9 @@
 #     on the primary's workers, 50us, on the client library, 300us, and
 #     on both) and quorum 1; then
 #     from 4 and 8 writers at once (processes on plain SQLite, clients
-#     of dbrepd, whose group commit shares flushes among them)
+#     of dbrepd, whose group commit shares flushes among them; also
+#     with the clients busy-polling, which more clients than spare CPUs
+#     should not do: the rows show what it costs)
 #   the commit latency quorum 1 adds (p50, p99)
 #   replication lag p50/p99 at half the primary's capacity
 #   the catch-up rate of a replica far behind (DBREPD_BENCH_CATCHUP
@@ -137,6 +139,8 @@ while [ $i -lt "$ROUNDS" ]; do
 		"$D" plain "$W/plain.db" "$N" $c >> "$W/rounds"
 		"$D" fill "unix:$W/p1.sock" "$N" $c |
 		    sed -n "s/^fill_rate/async${c}_rate/p" >> "$W/rounds"
+		"$D" fill "unix:$W/p1.sock" "$N" $c 300 |
+		    sed -n "s/^fill_rate/asynccl${c}_rate/p" >> "$W/rounds"
 	done
 	i=$((i + 1))
 done
@@ -208,6 +212,9 @@ awk '
 			printf "%-44s %12.0f %10.2f\n", "dbrepd async " \
 			    "commits/s, " c " clients", v["async" c "_rate"], \
 			    v["async" c "_rate"] / v["plain_rate"]
+			printf "%-44s %12.0f %10.2f\n", "  the same, " \
+			    "client busy-poll 300us", v["asynccl" c "_rate"], \
+			    v["asynccl" c "_rate"] / v["plain_rate"]
 		}
 		printf "%-44s %12.0f %10.2f\n", \
 		    "dbrepd async commits/s, replica on same disk", \

@@ -8,7 +8,9 @@
  *	write NODES N LABEL [BUSY_US]
  *				N one-row commits through dbrepd (the client
  *				busy-polling for up to BUSY_US for each answer)
- *	fill NODES N CONC	N one-row commits from CONC connections: rate
+ *	fill NODES N CONC [BUSY_US]
+ *				N one-row commits from CONC connections (each
+ *				busy-polling for up to BUSY_US): rate
  *	bulk NODES MB		about MB megabytes of 1 KiB rows, in big
  *				transactions
  *	lag PRIMARY REPLICA RATE SECONDS
@@ -219,6 +221,7 @@ struct filler {
 	const char	*nodes;
 	long		 n;
 	int		 big;
+	unsigned	 busy_us;
 };
 
 static void *
@@ -230,6 +233,7 @@ fill_thread(void *arg)
 	struct dbrep		*db = open_nodes(f->nodes);
 	long			 i;
 
+	dbrep_set_busy_poll(db, f->busy_us);
 	for (i = 0; i < f->n; i++) {
 		if (f->big)
 			must(dbrep_query(db, DBREP_PRIMARY, 0, &res, &e,
@@ -249,7 +253,7 @@ fill_thread(void *arg)
 }
 
 static int
-fill(const char *nodes, long n, int conc, int big)
+fill(const char *nodes, long n, int conc, int big, unsigned busy_us)
 {
 	struct filler	 f;
 	pthread_t	 th[64];
@@ -264,6 +268,7 @@ fill(const char *nodes, long n, int conc, int big)
 	f.nodes = nodes;
 	f.n = n / conc;
 	f.big = big;
+	f.busy_us = busy_us;
 	t0 = now_us();
 	for (i = 0; i < conc; i++)
 		pthread_create(&th[i], NULL, fill_thread, &f);
@@ -487,10 +492,11 @@ main(int argc, char *argv[])
 	if (strcmp(argv[1], "write") == 0 && (argc == 5 || argc == 6))
 		return (write_n(argv[2], atol(argv[3]), argv[4], argc == 6 ?
 		    (unsigned)atoi(argv[5]) : 0));
-	if (strcmp(argv[1], "fill") == 0 && argc == 5)
-		return (fill(argv[2], atol(argv[3]), atoi(argv[4]), 0));
+	if (strcmp(argv[1], "fill") == 0 && (argc == 5 || argc == 6))
+		return (fill(argv[2], atol(argv[3]), atoi(argv[4]), 0,
+		    argc == 6 ? (unsigned)atoi(argv[5]) : 0));
 	if (strcmp(argv[1], "bulk") == 0 && argc == 4)
-		return (fill(argv[2], (atol(argv[3]) + 7) / 8, 1, 1));
+		return (fill(argv[2], (atol(argv[3]) + 7) / 8, 1, 1, 0));
 	if (strcmp(argv[1], "lag") == 0 && argc == 6)
 		return (lag(argv[2], argv[3], atof(argv[4]), atof(argv[5])));
 	if (strcmp(argv[1], "catchup") == 0 && argc == 5)
