@@ -587,14 +587,17 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	struct fw	 w;
 	struct fr	 r;
 	size_t		 len, size;
-	int		 type, ms, rc, fd;
+	int		 type, ms, rc, fd, ours = 0;
 	char		 err[256];
 
 	if (n->sk.fd != -1 && !node_stale(n))
 		return (0);
 	node_disconnect(n);
-	if (deadline > ev_monotonic_ms() + db->ctimeout)
+	/* <ours>: the connect timeout, not the request's, bounds it */
+	if (deadline > ev_monotonic_ms() + db->ctimeout) {
 		deadline = ev_monotonic_ms() + db->ctimeout;
+		ours = 1;
+	}
 	ms = (int)(deadline - ev_monotonic_ms());
 	if (ms <= 0)
 		ms = 1;
@@ -698,8 +701,14 @@ node_connect(struct dbrep *db, struct node *n, uint64_t deadline,
 	return (0);
  fail:
 	node_disconnect(n);
-	if (e->code == DBREP_ECONNECT)
+	if (e->code == DBREP_ECONNECT) {
+		/* tried last for a while, whoever's time ran out */
 		n->down_until = ev_monotonic_ms() + DBREP_DOWN_TIME;
+		/* the request's time ran out: the caller tries no other */
+		if (!ours && ev_monotonic_ms() >= deadline)
+			seterr(e, DBREP_ETIMEOUT, "%s: the request's time ran "
+			    "out while connecting", n->addr.text);
+	}
 	return (-1);
 }
 
@@ -1119,9 +1128,15 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 	norder = candidates(db, route, order);
 	seterr(e, DBREP_ECONNECT, "no node to send it to");
 	for (i = 0; i < norder; i++) {
+		/* no time left for another node: say why the last failed */
+		if (i > 0 && ev_monotonic_ms() >= deadline)
+			break;
 		n = &db->nodes[order[i]];
-		if (node_connect(db, n, deadline, e) == -1)
+		if (node_connect(db, n, deadline, e) == -1) {
+			if (e->code == DBREP_ETIMEOUT)
+				break;
 			continue;
+		}
 		/*
 		 * A request for the primary that lands on another node (the
 		 * primary unreachable, or the list's roles out of date): if
@@ -1145,11 +1160,14 @@ dbrep_exec(struct dbrep *db, int route, uint64_t min_lsn,
 		    &sent, e);
 		if (rc == -1) {
 			if (sent && writes) {
-				if (e->code == DBREP_ELOST)
+				if (e->code == DBREP_ELOST ||
+				    e->code == DBREP_ETIMEOUT)
 					snprintf(e->msg, sizeof(e->msg), "%s: "
-					    "connection lost after the request "
-					    "was sent: its outcome is unknown",
-					    n->addr.text);
+					    "%s after the request was sent: "
+					    "its outcome is unknown",
+					    n->addr.text, e->code ==
+					    DBREP_ELOST ? "connection lost" :
+					    "no answer in time");
 				db->rediscover = 1;
 				return (-1);
 			}

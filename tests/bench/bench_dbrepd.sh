@@ -19,8 +19,8 @@
 #     (build + transfer + check + install)
 #   promotion time
 #
-# DBREPD_BENCH_N (3000) commits per rate and round (BENCH_ROUNDS, 3: the
-# three rates in turn, medians), DBREPD_BENCH_SNAPMB (128) MB of
+# DBREPD_BENCH_N (3000) commits per rate and round (BENCH_ROUNDS, 3:
+# every rate in turn, medians), DBREPD_BENCH_SNAPMB (128) MB of
 # data for the snapshot.  The machine's speed drifts: compare the ratios
 # of one run, not figures across runs.
 set -eu
@@ -113,12 +113,14 @@ lsn_of() {
 	"$B/dbrepctl" -n "unix:$W/$1.sock" status | awk '$1 == "lsn" { print $2 }'
 }
 
-# plain SQLite, a dbrepd primary alone (async), one with a replica
-# streaming (async, the replica's writes on the same disk) and one with
-# a replica (quorum 1) in turn, $ROUNDS rounds, so that the machine's drift weighs
-# on each alike; the medians of each figure are kept
-echo "-- one-row commits: plain SQLite, dbrepd async (alone, then with" \
-    "a replica), dbrepd quorum 1, then 4 and 8 writers at once;" \
+# plain SQLite, a dbrepd primary alone (async; also busy-polling on the
+# node, the client, both), one with a replica streaming (async, the
+# replica's writes on the same disk) and one with a replica (quorum 1) in
+# turn, $ROUNDS rounds, so that the machine's drift weighs on each alike;
+# the medians of each figure are kept
+echo "-- one-row commits: plain SQLite, dbrepd async (alone, busy-polling" \
+    "on the node, the client, both, then with a replica), dbrepd" \
+    "quorum 1, then 4 and 8 writers at once (also clients busy-polling);" \
     "$ROUNDS rounds, medians"
 node p1 primary "" ""
 node p2 primary "" "durability quorum 1 timeout 2s"
