@@ -289,14 +289,14 @@ enum wait_ev {
 static int
 spin_poll(struct pollfd *pfd, int np, uint64_t wake)
 {
-	int	n;
+	uint64_t	end = spin_until;
+	int		n;
 
-	if (spin_until != 0) {
-		while ((n = poll(pfd, np, 0)) == 0 &&
-		    ev_monotonic_us() < spin_until && now_ms() < wake)
-			;
+	if (end != 0) {
 		spin_until = 0;
-		if (n != 0)
+		if (end > wake * 1000)
+			end = wake * 1000;
+		if ((n = ev_poll_spin(pfd, np, end)) != 0)
 			return (n);
 	}
 	return (poll(pfd, np, left_ms(wake)));

@@ -3,6 +3,7 @@
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 
 #include <errno.h>
@@ -30,6 +31,22 @@ ev_monotonic_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+/*
+ * busy-poll for code that waits in poll(2) itself (appd's workers,
+ * dbrepd's client library): poll <pfd> without sleeping until one is
+ * ready or <end> (us of CLOCK_MONOTONIC) has passed.  Returns poll's
+ * count, 0 when the time ran out, -1 on error.
+ */
+int
+ev_poll_spin(struct pollfd *pfd, int np, uint64_t end)
+{
+	int	n;
+
+	while ((n = poll(pfd, np, 0)) == 0 && ev_monotonic_us() < end)
+		;
+	return (n);
 }
 
 int

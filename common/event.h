@@ -91,6 +91,8 @@ uint64_t	 ev_now(struct ev_loop *);
 uint64_t	 ev_time_update(struct ev_loop *);
 uint64_t	 ev_monotonic_ms(void);
 uint64_t	 ev_monotonic_us(void);
+struct pollfd;
+int		 ev_poll_spin(struct pollfd *, int, uint64_t);
 
 int		 ev_io_add(struct ev_loop *, struct ev_io *, int, uint32_t,
 		    ev_io_cb, void *);

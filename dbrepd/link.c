@@ -262,40 +262,22 @@ io_send(struct sock *s, const void *p, size_t n, uint64_t deadline)
 }
 
 /*
- * Until <end> (us of CLOCK_MONOTONIC), poll <fd> without sleeping until
- * it has something to read: 1 when it has, 0 when the time ran out.
- * Waking a sleeping process costs 20 to 40 us on this project's VM, as
- * much as a short query's whole round trip.
- */
-static int
-io_spin(int fd, uint64_t end)
-{
-	struct pollfd	pfd;
-
-	do {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, 0) > 0)
-			return (1);
-	} while (ev_monotonic_us() < end);
-	return (0);
-}
-
-/*
  * Read until a whole frame is at the head of <in>.  Returns 1 with its
  * type, payload and total size (consume it with buf_consume(in, size)),
  * 0 at end of file, -1 on error (errno ETIMEDOUT, EPROTO, ...).  With
  * <spin_us>, waiting for the peer's bytes polls without sleeping, for up
  * to that long in all from the first wait and never past the deadline
- * (dbrep_set_busy_poll()); then it sleeps.
+ * (dbrep_set_busy_poll()); then it sleeps.  Waking a sleeping process
+ * costs 20 to 40 us on this project's VM, as much as a short query's
+ * whole round trip.
  */
 int
 io_frame(struct sock *s, struct buf *in, size_t max, uint64_t deadline,
     unsigned spin_us, int *type, const uint8_t **payload, size_t *len,
     size_t *size)
 {
-	uint64_t	spin_end = 0, now;
+	struct pollfd	pfd;
+	uint64_t	spin_end = 0;
 	ssize_t		n;
 	int		rc;
 
@@ -322,13 +304,15 @@ io_frame(struct sock *s, struct buf *in, size_t max, uint64_t deadline,
 			return (-1);
 		/* not while OpenSSL waits to write (SOCK_WRITABLE off) */
 		if (spin_us > 0 && (s->flags & SOCK_WRITABLE)) {
-			now = ev_monotonic_us();
 			if (spin_end == 0) {
-				spin_end = now + spin_us;
+				spin_end = ev_monotonic_us() + spin_us;
 				if (deadline != 0 && spin_end > deadline * 1000)
 					spin_end = deadline * 1000;
 			}
-			if (now < spin_end && io_spin(s->fd, spin_end))
+			pfd.fd = s->fd;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if (ev_poll_spin(&pfd, 1, spin_end) > 0)
 				continue;
 		}
 		if (io_wait_sock(s, deadline) == -1)

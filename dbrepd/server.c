@@ -307,7 +307,8 @@ static void
 held_release(struct conn *c)
 {
 	if (c->tw != 0)
-		stats_observe(m.semisync_seconds, (ev_monotonic_us() - c->tw) / 1e6);
+		stats_observe(m.semisync_seconds,
+		    (ev_monotonic_us() - c->tw) / 1e6);
 	c->tw = 0;
 	stats_observe(m.commit_seconds, (ev_monotonic_us() - c->t0) / 1e6);
 	if (buf_append(&c->out, buf_head(&c->held), buf_used(&c->held)) ==
