@@ -282,6 +282,54 @@ run_timers(struct ev_loop *loop)
 	}
 }
 
+void
+ev_defer_init(struct ev_defer *d, ev_defer_cb cb, void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->cb = cb;
+	d->arg = arg;
+}
+
+/* Call d->cb once after this batch's events; queued twice, it runs once. */
+void
+ev_defer(struct ev_loop *loop, struct ev_defer *d)
+{
+	if (d->prevp != NULL)
+		return;
+	if (loop->defer_tail == NULL)
+		loop->defer_tail = &loop->defer_head;
+	d->next = NULL;
+	d->prevp = loop->defer_tail;
+	*loop->defer_tail = d;
+	loop->defer_tail = &d->next;
+}
+
+void
+ev_defer_cancel(struct ev_loop *loop, struct ev_defer *d)
+{
+	if (d->prevp == NULL)
+		return;
+	*d->prevp = d->next;
+	if (d->next != NULL)
+		d->next->prevp = d->prevp;
+	else
+		loop->defer_tail = d->prevp;
+	d->prevp = NULL;
+	d->next = NULL;
+}
+
+/* The deferred calls, in order; those they queue run in this pass too. */
+static void
+defer_run(struct ev_loop *loop)
+{
+	struct ev_defer	*d;
+
+	while ((d = loop->defer_head) != NULL) {
+		ev_defer_cancel(loop, d);
+		d->cb(d);
+	}
+}
+
 /* Keep a low watcher's event for its turn; 0 when the queue is full. */
 static int
 low_queue(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -338,7 +386,8 @@ ev_run(struct ev_loop *loop)
 
 	loop->stop = 0;
 	while (!loop->stop) {
-		timeout = loop->nlowq > 0 ? 0 : -1;
+		/* queued by a timer or a low watcher: run without sleeping */
+		timeout = loop->nlowq > 0 || loop->defer_head != NULL ? 0 : -1;
 		if (timeout != 0 && loop->nheap > 0) {
 			uint64_t	w = loop->heap[0]->when;
 
@@ -372,6 +421,8 @@ ev_run(struct ev_loop *loop)
 				continue;
 			io->cb(io, evs[i].events);
 		}
+		if (loop->defer_head != NULL)
+			defer_run(loop);
 		if (loop->nlowq > 0)
 			low_run(loop);
 		run_timers(loop);

@@ -59,6 +59,8 @@ struct up_conn {
 	int			 handshaking;
 	int			 dead;
 	int			 idle;		/* on its server's idle list */
+	int			 flush_now;	/* in its deferred flush */
+	struct ev_defer		 flushd;	/* the request goes out */
 	TAILQ_ENTRY(up_conn)	 entry;
 };
 
@@ -96,12 +98,14 @@ struct preq {
 
 static TAILQ_HEAD(, up_conn)	uc_dead = TAILQ_HEAD_INITIALIZER(uc_dead);
 static TAILQ_HEAD(, preq)	pr_dead = TAILQ_HEAD_INITIALIZER(pr_dead);
+static struct ev_loop		*ploop;
 static int			nidle;
 static int			draining;
 
 static void	uc_event(struct ev_io *, uint32_t);
 static void	uc_timeout(struct ev_timer *);
 static void	uc_close(struct up_conn *);
+static void	uc_flush_deferred(struct ev_defer *);
 static void	pr_dispatch(struct preq *);
 static void	pr_run(struct preq *);
 static void	pr_fail(struct preq *, int, const char *, int);
@@ -145,6 +149,7 @@ proxy_collect(void)
 
 	while ((uc = TAILQ_FIRST(&uc_dead)) != NULL) {
 		TAILQ_REMOVE(&uc_dead, uc, entry);
+		ev_defer_cancel(ploop, &uc->flushd);	/* the tunnel's, too */
 		free(uc);
 	}
 	while ((pr = TAILQ_FIRST(&pr_dead)) != NULL) {
@@ -152,8 +157,6 @@ proxy_collect(void)
 		free(pr);
 	}
 }
-
-static struct ev_loop	*ploop;
 
 /* Upstream connections */
 
@@ -172,6 +175,7 @@ uc_close(struct up_conn *uc)
 	} else if (uc->srv != NULL)
 		up_dropped(uc->srv);
 	ev_timer_del(ploop, &uc->timer);
+	ev_defer_cancel(ploop, &uc->flushd);
 	sock_close(ploop, &uc->s);
 	buf_free(&uc->in);
 	buf_free(&uc->out);
@@ -255,6 +259,7 @@ uc_connect(struct preq *pr, struct up_server *s)
 	buf_init(&uc->in, pr->req->conn->srv->lim->max_head + 16384);
 	buf_init(&uc->out, PROXY_OUTBUF + pr->head.len + 4096);
 	ev_timer_init(&uc->timer, uc_timeout, uc);
+	ev_defer_init(&uc->flushd, uc_flush_deferred, uc);
 	if (sock_watch_connect(ploop, &uc->s, uc_event, uc) == -1) {
 		close(fd);
 		free(uc);
@@ -853,6 +858,24 @@ uc_flush(struct up_conn *uc)
 	return (0);
 }
 
+/*
+ * The requests read in one batch of events go out together after it:
+ * a server then wakes once for all those it gets, not once for each
+ * (waking a sleeping process on another CPU is the dearest part of a
+ * send here), and reads them in one turn of its loop.
+ */
+static void
+uc_flush_deferred(struct ev_defer *d)
+{
+	struct up_conn	*uc = d->arg;
+
+	if (uc->dead || uc->pr == NULL)
+		return;
+	uc->flush_now = 1;
+	pr_run(uc->pr);
+	uc->flush_now = 0;
+}
+
 /* The buffered body (memory, then the spill file) goes out. */
 static void
 send_buffered_body(struct preq *pr)
@@ -1224,7 +1247,11 @@ pr_run(struct preq *pr)
 				http_req_resume(pr->req);
 		}
 		out = buf_used(&uc->out);
-		if (uc_flush(uc) == -1) {
+		if (out > 0 && !uc->flush_now &&
+		    (uc->s.flags & SOCK_WRITABLE)) {
+			/* with the batch's other requests: see uc_flush_deferred */
+			ev_defer(ploop, &uc->flushd);
+		} else if (uc_flush(uc) == -1) {
 			if (!pr->rhead_done) {
 				pr_retry_or_fail(pr, "upstream write failed");
 				return;

@@ -1026,3 +1026,115 @@ Test(event, low_watchers_budgeted, .init = loop_init, .fini = loop_fini,
 			close(p[i][1]);
 	}
 }
+
+/*
+ * Deferred calls: once after the batch's events (queued twice, run once),
+ * not when cancelled, those queued by a deferred call in the same pass,
+ * and one queued by a timer without the loop sleeping first.
+ */
+struct dcall {
+	struct ev_defer	 d;
+	int		 calls;
+	int		 order;
+	uint64_t	 turn;
+	uint64_t	 at;		/* ms */
+	struct dcall	*chain;		/* queued by this one */
+};
+
+static struct dcall	*dq_twice, *dq_cancel, *dq_timer;
+static struct watch	*dq_queuer;
+
+static void
+dcall_cb(struct ev_defer *d)
+{
+	struct dcall	*c = d->arg;
+
+	cr_assert_eq(&c->d, d);
+	c->calls++;
+	c->order = ++calls_so_far;
+	c->turn = loop.iterations;
+	c->at = ev_monotonic_ms();
+	if (c->chain != NULL)
+		ev_defer(&loop, &c->chain->d);
+}
+
+static void
+defer_timer_cb(struct ev_timer *t)
+{
+	ev_defer(&loop, &dq_timer->d);
+}
+
+/* The first watcher queues two calls, one twice; the second cancels one. */
+static void
+defer_watch_cb(struct ev_io *io, uint32_t events)
+{
+	watch_cb(io, events);
+	if (io->arg == dq_queuer) {
+		ev_defer(&loop, &dq_twice->d);
+		ev_defer(&loop, &dq_cancel->d);
+		ev_defer(&loop, &dq_twice->d);
+	} else
+		ev_defer_cancel(&loop, &dq_cancel->d);
+}
+
+Test(event, deferred_calls, .init = loop_init, .fini = loop_fini,
+    .timeout = 10)
+{
+	struct watch	w[3];
+	struct dcall	c[4];
+	struct ev_timer	tq, tb;
+	int		p[3][2], i;
+
+	memset(w, 0, sizeof(w));
+	memset(c, 0, sizeof(c));
+	calls_so_far = 0;
+	for (i = 0; i < 4; i++)
+		ev_defer_init(&c[i].d, dcall_cb, &c[i]);
+	dq_twice = &c[0];
+	dq_cancel = &c[1];
+	c[0].chain = &c[2];
+	dq_timer = &c[3];
+	dq_queuer = &w[0];
+	for (i = 0; i < 3; i++) {
+		cr_assert_eq(pipe(p[i]), 0);
+		nonblock(p[i][0]);
+		w[i].drain = 1;
+		cr_assert_eq(ev_io_add(&loop, &w[i].io, p[i][0], EPOLLIN |
+		    EPOLLET, i < 2 ? defer_watch_cb : watch_cb, &w[i]), 0);
+	}
+	w[2].io.low = 1;		/* a handshake: after the calls */
+	/* epoll reports them in this order */
+	cr_assert_eq(write(p[2][1], "z", 1), 1);
+	cr_assert_eq(write(p[0][1], "x", 1), 1);
+	cr_assert_eq(write(p[1][1], "y", 1), 1);
+	ev_timer_init(&tq, defer_timer_cb, NULL);
+	ev_timer_add(&loop, &tq, 100);
+	ev_timer_init(&tb, break_cb, NULL);
+	ev_timer_add(&loop, &tb, 600);
+	cr_assert_eq(ev_run(&loop), 0);
+
+	cr_assert_eq(w[0].calls, 1);
+	cr_assert_eq(w[1].calls, 1);
+	cr_assert_eq(w[0].order, 1);
+	cr_assert_eq(w[2].turn, w[0].turn);
+	cr_assert_gt(w[2].order, c[2].order, "a low watcher ran before the "
+	    "deferred calls");
+	cr_assert_eq(w[1].turn, w[0].turn, "the pipes were ready together");
+	cr_assert_eq(c[0].calls, 1, "queued twice, it ran %d times",
+	    c[0].calls);
+	cr_assert_eq(c[0].turn, w[0].turn, "not after its batch's events");
+	cr_assert_gt(c[0].order, w[1].order, "it ran before the batch ended");
+	cr_assert_eq(c[1].calls, 0, "a cancelled call ran");
+	cr_assert_eq(c[2].calls, 1, "a call queued by a deferred call");
+	cr_assert_eq(c[2].turn, c[0].turn);
+	cr_assert_eq(c[2].order, c[0].order + 1);
+	/* queued after the events of the timer's turn: no sleep before it */
+	cr_assert_eq(c[3].calls, 1, "the call a timer queued never ran");
+	cr_assert_lt(c[3].at + 100, tb.when, "it waited for the next event");
+	cr_assert_eq(loop.defer_head, NULL);
+	for (i = 0; i < 3; i++) {
+		ev_io_del(&loop, &w[i].io);
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+}
