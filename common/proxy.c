@@ -871,6 +871,9 @@ uc_flush_deferred(struct ev_defer *d)
 
 	if (uc->dead || uc->pr == NULL)
 		return;
+	/* all of a request without a body to follow went: nothing to run */
+	if (uc_flush(uc) == 0 && buf_used(&uc->out) == 0 && uc->pr->body_sent)
+		return;
 	uc->flush_now = 1;
 	pr_run(uc->pr);
 	uc->flush_now = 0;
