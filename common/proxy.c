@@ -77,6 +77,7 @@ struct preq {
 	int			 bodyfd;	/* spilled body, -1 */
 	uint64_t		 bodylen;
 	int			 chunked_out;	/* re-chunk the body */
+	size_t			 body_off;	/* of pr->body, sent */
 	int			 body_sent;	/* all of it is out */
 	int			 body_started;	/* bytes of it went out */
 	int			 idempotent;
@@ -824,6 +825,7 @@ pr_retry_or_fail(struct preq *pr, const char *why)
 		}
 		if (pr->bufferall && pr->bodyfd != -1)
 			(void)lseek(pr->bodyfd, 0, SEEK_SET);
+		pr->body_off = 0;	/* the body held in memory, again */
 		pr->body_sent = 0;
 		pr->body_started = 0;
 		pr->state = P_PICK;
@@ -888,13 +890,14 @@ send_buffered_body(struct preq *pr)
 	if (pr->body_sent)
 		return;
 	if (pr->bodyfd == -1) {
-		size_t	n = buf_used(&pr->body);
+		/* kept whole, not consumed: a retry sends it again */
+		size_t	n = buf_used(&pr->body) - pr->body_off;
 
 		if (buf_room(&uc->out) < n)
 			n = buf_room(&uc->out);
-		buf_append(&uc->out, buf_head(&pr->body), n);
-		buf_consume(&pr->body, n);
-		if (buf_used(&pr->body) == 0)
+		buf_append(&uc->out, buf_head(&pr->body) + pr->body_off, n);
+		pr->body_off += n;
+		if (pr->body_off == buf_used(&pr->body))
 			pr->body_sent = 1;
 		pr->body_started = 1;
 		return;

@@ -293,6 +293,22 @@ class ProxyTest(HttpTest):
         self.assertEqual(sum(h.startswith(b"POST") for h in f.heads),
                          got.count(502))
 
+    def test_buffered_body_sent_again_on_retry(self):
+        # the PUT's body, buffered whole in memory, went to f, which
+        # closed without a word; PUT may be repeated: b1 must get it all
+        # again (it got the head alone, and waited for the body)
+        f = self.fake(b"")
+        b1, = self.backends("b1")
+        self.proxy(f"server f {f.addr}\nserver b1 {b1.addr}\n"
+                   "fail-max 0\nbuffer-request 64k\nresponse-timeout 2s",
+                   workers=1)
+        for i in range(4):
+            body = b"put number %d " % i * 50
+            r = self.get("/echo", method="PUT", body=body)
+            self.assertEqual((r.status, r.body), (200, body))
+        self.assertGreaterEqual(sum(h.startswith(b"PUT") for h in f.heads),
+                                1, "f never had a PUT: nothing retried")
+
     def test_dead_server_retried_then_skipped(self):
         b1, = self.backends("b1")
         dead = f"127.0.0.1:{free_port()}"
