@@ -75,6 +75,8 @@ ev_free(struct ev_loop *loop)
 	free(loop->lowq);
 	loop->lowq = NULL;
 	loop->nlowq = 0;
+	loop->defer_head = NULL;
+	loop->defer_tail = NULL;
 	loop->nheap = loop->capheap = 0;
 }
 

@@ -21,7 +21,10 @@
  * A deferred call (ev_defer) runs once after the current batch's events,
  * before the low watchers' turn: the proxy sends its requests to the
  * servers there, so that a batch of requests reaches a server together
- * and wakes it once, not once per request.
+ * and wakes it once, not once per request.  A call queued while the
+ * deferred calls run runs in the same pass: a call must not queue itself
+ * again without end.  One queued by a timer or a low watcher runs at the
+ * next turn, which polls without sleeping.
  *
  * With busy_us set (the conf's busy-poll), the loop does not sleep for
  * busy_us microseconds after a batch of events: it polls epoll without
@@ -95,7 +98,7 @@ struct ev_loop {
 	struct epoll_event	*lowq;		/* low events waiting their turn */
 	int			 nlowq;
 	struct ev_defer		*defer_head;	/* due after this batch */
-	struct ev_defer		**defer_tail;	/* NULL: empty */
+	struct ev_defer		**defer_tail;	/* NULL before the first */
 	uint32_t		 busy_us;	/* busy-poll window, 0: off */
 	uint64_t		 spin_until;	/* us, CLOCK_MONOTONIC */
 };

@@ -1138,3 +1138,60 @@ Test(event, deferred_calls, .init = loop_init, .fini = loop_fini,
 		close(p[i][1]);
 	}
 }
+
+/* The queue itself: cancels from its middle, head and tail, from a call. */
+static struct dcall	*dq_victim;
+
+static void
+dcall_cancel_cb(struct ev_defer *d)
+{
+	dcall_cb(d);
+	ev_defer_cancel(&loop, &dq_victim->d);
+}
+
+Test(event, deferred_list, .init = loop_init, .fini = loop_fini,
+    .timeout = 10)
+{
+	struct dcall	c[7];
+	struct ev_timer	tb;
+	int		i;
+
+	memset(c, 0, sizeof(c));
+	calls_so_far = 0;
+	for (i = 0; i < 7; i++)
+		ev_defer_init(&c[i].d, i == 4 ? dcall_cancel_cb : dcall_cb,
+		    &c[i]);
+	dq_victim = &c[6];
+	for (i = 0; i < 3; i++)
+		ev_defer(&loop, &c[i].d);	/* 0 1 2 */
+	ev_defer_cancel(&loop, &c[1].d);	/* middle: 0 2 */
+	ev_defer_cancel(&loop, &c[0].d);	/* head: 2 */
+	ev_defer(&loop, &c[3].d);		/* 2 3 */
+	ev_defer(&loop, &c[1].d);		/* 2 3 1 */
+	ev_defer(&loop, &c[5].d);		/* 2 3 1 5 */
+	ev_defer_cancel(&loop, &c[5].d);	/* tail: 2 3 1 */
+	ev_defer(&loop, &c[4].d);		/* 2 3 1 4 */
+	ev_defer(&loop, &c[6].d);		/* 2 3 1 4 6, 4 cancels 6 */
+	ev_defer_cancel(&loop, &c[0].d);	/* not queued: nothing */
+	ev_timer_init(&tb, break_cb, NULL);
+	ev_timer_add(&loop, &tb, 50);
+	cr_assert_eq(ev_run(&loop), 0);
+
+	cr_assert_eq(c[0].calls, 0);
+	cr_assert_eq(c[5].calls, 0);
+	cr_assert_eq(c[6].calls, 0, "cancelled by a call before it, it ran");
+	cr_assert_eq(c[2].order, 1);
+	cr_assert_eq(c[3].order, 2);
+	cr_assert_eq(c[1].order, 3);
+	cr_assert_eq(c[4].order, 4);
+	for (i = 1; i <= 4; i++)
+		cr_assert_eq(c[i].calls, 1, "call %d ran %d times", i,
+		    c[i].calls);
+	cr_assert_eq(loop.defer_head, NULL);
+	/* the queue works again once emptied */
+	ev_defer(&loop, &c[0].d);
+	ev_timer_add(&loop, &tb, 20);
+	cr_assert_eq(ev_run(&loop), 0);
+	cr_assert_eq(c[0].calls, 1);
+	cr_assert_eq(c[0].order, 5);
+}
