@@ -11,7 +11,9 @@ The "think" row offers both a load below saturation (each of wrk's
 connections waits 2 ms between requests), where the latencies (p99, and
 the mean on the line under the row) are the server's own rather than
 the queue of a saturated wrk; its rate is set by wrk's millisecond timer
-more than by the server.
+more than by the server.  One more row, with one worker: the new
+connections again, webd with `busy-poll 50us` (not the default): that
+row is limited by wrk's CPU, part of which goes to waking the server.
 """
 import os
 import shutil
@@ -33,13 +35,14 @@ def setup(d):
     return root
 
 
-def webd(d, root, workers, port):
+def webd(d, root, workers, port, extra=""):
     conf = os.path.join(d, f"webd-{port}.conf")
     with open(conf, "w") as f:
         f.write(f"""workers {workers}
 pidfile "{d}/webd-{port}.pid"
 user nobody
 access-log off
+{extra}
 server "bench" {{
 	listen 127.0.0.1:{port}
 	root "{root}"
@@ -130,6 +133,19 @@ def main():
                 row(f"1 KiB keep-alive, 2 ms think, {workers} w", servers,
                     "/1k", workers, think_ms=2),
             ]
+            if workers == 1:
+                # The new-connection row is limited by wrk's CPU, which
+                # pays for waking a sleeping server at each connection
+                # (on loopback the handshake's last ACK wakes it in wrk's
+                # context): a server that busy-polls is not asleep.  Not
+                # the default (it costs the server's CPU): a row apart.
+                pb = free_port()
+                bp = Server("webd-bp", webd(d, root, 1, pb,
+                                            "busy-poll 50us"), pb, cpu)
+                rows.append(row("1 KiB new conn, busy-poll 50us, 1 w",
+                                [("webd", bp), servers[1]], "/1k", 1,
+                                headers=("Connection: close",)))
+                bp.stop()
             table(rows, "webd", "nginx")
             if workers == 1:
                 mem = idle_row(servers)
