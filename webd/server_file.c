@@ -620,13 +620,22 @@ redirect_slash(struct http_req *req, struct webd_server *s,
 	http_resp_end(req);
 }
 
-/* The path of the request relative to <l>'s root descriptor. */
+/*
+ * The path of the request relative to <l>'s root descriptor; NULL when
+ * it names nothing there: with location "/static" and an alias, the path
+ * "/static.git/config" or "/static../x" continues the location's name,
+ * not its folder (nginx's "off-by-slash" leak: beside the folder, or
+ * above it).
+ */
 static const char *
 relpath(struct webd_loc *l, const char *path, char *buf, size_t size)
 {
 	if (l->alias != NULL) {
 		const char	*rest = path + l->pathlen;
 
+		if (l->pathlen > 0 && l->path[l->pathlen - 1] != '/' &&
+		    *rest != '\0' && *rest != '/')
+			return (NULL);
 		while (*rest == '/')
 			rest++;
 		snprintf(buf, size, "%s", rest);
@@ -688,7 +697,10 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 		server_error(req, s, l, 404);
 		return;
 	}
-	relpath(l, t->path, rel, sizeof(rel));
+	if (relpath(l, t->path, rel, sizeof(rel)) == NULL) {
+		server_error(req, s, l, 404);
+		return;
+	}
 
 	if (l->ntry > 0) {
 		/* try-files: the first that exists answers */

@@ -101,6 +101,8 @@ class StaticTest(WebdClass):
         write(f"{d}/aliased/y.txt", b"aliased y\n")
         write(f"{d}/aliased/index.html", b"aliased index\n")
         write(f"{d}/aliased/sub/z.txt", b"z\n")
+        write(f"{d}/aliased/.git/config", b"[core] secret\n")
+        write(f"{d}/beside-alias.txt", b"beside the alias\n")
         write(f"{d}/mime.types", "# test types\n"
               "application/x-webd-test\twtest\n"
               "text/x-md-test md markdown\n")
@@ -141,6 +143,14 @@ server "main" default {{
 	}}
 	location "/static/" {{
 		alias "@DIR@/aliased"
+	}}
+	location "/assets" {{
+		alias "@DIR@/aliased"
+	}}
+	location "/up" {{
+		alias "@DIR@/aliased"
+		symlinks yes
+		autoindex yes
 	}}
 	location "/a/" {{
 		root "@DIR@/wwwA"
@@ -640,6 +650,27 @@ server "wild2" {{
         # the location path is replaced, not appended to
         self.assertEqual(self.get("/static/static/y.txt").status, 404)
         self.assertEqual(self.get("/y.txt").status, 404)
+
+    def test_alias_without_final_slash(self):
+        # location "/assets" (no slash) stands for the folder
+        self.assertEqual(self.get("/assets/y.txt").body, b"aliased y\n")
+        r = self.get("/assets")
+        self.assertEqual((r.status, r.header("Location")), (301, "/assets/"))
+        self.assertEqual(self.get("/assets/").body, b"aliased index\n")
+        # a path that continues the location's name is not in the folder:
+        # nginx's off-by-slash leak, a dotfile beside the rules...
+        for path in ("/assets.git/config", "/assets/.git/config",
+                     "/up.git/config"):
+            r = self.get(path)
+            self.assertEqual(r.status, 404, path)
+            self.assertNotIn(b"secret", r.body, path)
+        # ...and the folder above the alias, where symlinks may lead out
+        for path in ("/up../beside-alias.txt", "/up..%2fbeside-alias.txt",
+                     "/up../", "/up.."):
+            r = self.get(path)
+            self.assertIn(r.status, (400, 404), path)
+            self.assertNotIn(b"beside", r.body, path)
+        self.assertEqual(self.get("/up/y.txt").body, b"aliased y\n")
 
     def test_try_files(self):
         r = self.get("/spa/real.js")
