@@ -61,6 +61,11 @@ html(struct buf *b, const char *s)
 	}
 }
 
+/*
+ * A name as a relative reference.  ':' is encoded: a first segment with
+ * a colon reads as a scheme (RFC 3986 4.2), and a file named
+ * "javascript:alert(1)" would be a link that runs script.
+ */
 static void
 url(struct buf *b, const char *s)
 {
@@ -68,7 +73,7 @@ url(struct buf *b, const char *s)
 		unsigned char	c = *s;
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("-._~!$()*,;=:@", c))
+		    (c >= '0' && c <= '9') || strchr("-._~!$()*,;=@", c))
 			buf_putc(b, c);
 		else
 			buf_printf(b, "%%%02X", c);

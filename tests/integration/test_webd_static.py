@@ -23,7 +23,8 @@ JS = b"function f() { return 1; }\n" * 50
 OLD = 1_600_000_000                  # a fixed mtime, long ago
 NASTY = ['a<b>.txt', 'x&y.txt', 'q"uote.txt', "s'q.txt", 'with space.txt',
          'na\u00efve-\u65e5\u672c.txt', '<img src=x onerror=alert(1)>.txt',
-         '%41.txt', '#hash.txt', '?q.txt', 'plus+semi;.txt']
+         '%41.txt', '#hash.txt', '?q.txt', 'plus+semi;.txt',
+         'javascript:alert(1)']
 
 
 def httpdate(t):
@@ -544,6 +545,9 @@ server "wild2" {{
         for name, href in links.items():
             # every byte outside the unreserved set is encoded
             self.assertRegex(href, r"^[A-Za-z0-9._~!$()*,;=:@%+-]+$")
+            # no colon before the first slash: it would read as a scheme
+            # ("javascript:...", RFC 3986 4.2)
+            self.assertNotRegex(href, r"^[^/]*:", name)
             self.assertNotIn("#", href)
             self.assertNotIn("?", href)
             self.assertEqual(urllib.parse.unquote(href), name)
