@@ -34,6 +34,7 @@ void
 buf_reset(struct buf *b)
 {
 	b->off = b->len = 0;
+	b->lost = 0;
 }
 
 void
@@ -59,6 +60,7 @@ buf_reserve(struct buf *b, size_t n)
 	char	*p;
 
 	if (n > b->max || buf_used(b) > b->max - n) {
+		b->lost = 1;
 		errno = ENOBUFS;
 		return (-1);
 	}
@@ -80,6 +82,7 @@ buf_reserve(struct buf *b, size_t n)
 		ncap = need;
 	buf_compact(b);
 	if ((p = realloc(b->data, ncap)) == NULL) {
+		b->lost = 1;
 		errno = ENOMEM;
 		return (-1);
 	}
@@ -155,9 +158,12 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
+		b->lost = 1;
 		return (-1);
+	}
 	if ((size_t)n > buf_room(b)) {
+		b->lost = 1;
 		errno = ENOBUFS;
 		return (-1);
 	}

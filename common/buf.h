@@ -6,7 +6,9 @@
  * the limit fails with ENOBUFS and leaves the buffer unchanged, so that a
  * peer cannot make a connection use more memory than its configuration
  * allows.  Consumed bytes are reclaimed by moving the rest to the front
- * when that makes room.
+ * when that makes room.  A failed append sets <lost> (until buf_reset),
+ * so that a message built of many appends can be checked once at its
+ * end: a missing piece in its middle must not go unseen.
  */
 #ifndef COMMON_BUF_H
 #define COMMON_BUF_H
@@ -23,6 +25,7 @@ struct buf {
 	size_t	 len;			/* end of the bytes held */
 	size_t	 cap;			/* allocated */
 	size_t	 max;			/* hard limit on len - off */
+	int	 lost;			/* a write to it failed since init */
 };
 
 /* A view into bytes someone else owns; never NUL-terminated. */

@@ -389,7 +389,7 @@ client_addr(struct preq *pr)
 	return (http_req_peer(pr->req));
 }
 
-static void
+static int
 build_head(struct preq *pr)
 {
 	struct http_req		*req = pr->req;
@@ -526,6 +526,12 @@ build_head(struct preq *pr)
 	} else if ((m->flags & HTTP_F_CL) && m->content_length == 0)
 		buf_append(o, "Content-Length: 0\r\n", 19);
 	buf_append(o, "\r\n", 2);
+	/*
+	 * A field that did not fit is not left out: without its framing
+	 * (Content-Length), the body would reach the server as the next
+	 * request, one that was never routed, filtered or logged here.
+	 */
+	return (o->lost ? -1 : 0);
 }
 
 /* PROXY protocol header for a new connection */
@@ -671,7 +677,10 @@ proxy_start(struct http_req *req, struct proxy_conf *pc)
 		return;
 	}
 	pr->state = P_PICK;
-	build_head(pr);
+	if (build_head(pr) == -1) {
+		pr_fail(pr, 431, "request head too large to forward", 1);
+		return;
+	}
 	pr_dispatch(pr);
 }
 
@@ -1451,7 +1460,11 @@ p_body_end(struct http_req *req, int status)
 			return;
 		}
 		pr->state = P_PICK;
-		build_head(pr);
+		if (build_head(pr) == -1) {
+			pr_fail(pr, 431, "request head too large to forward",
+			    1);
+			return;
+		}
 		pr_dispatch(pr);
 		return;
 	}

@@ -309,6 +309,32 @@ class ProxyTest(HttpTest):
         self.assertGreaterEqual(sum(h.startswith(b"PUT") for h in f.heads),
                                 1, "f never had a PUT: nothing retried")
 
+    def test_head_grown_past_the_limit_refused(self):
+        # Each of the client's X-Forwarded-For lines gets the peer's
+        # address appended: a head near max-header-size outgrows the
+        # rewrite's room.  A field left out there (the Content-Length)
+        # made the body a second request to the server, one never
+        # routed, filtered or logged: 431, and nothing goes.  The
+        # padding sweeps the room left at the end over 30 bytes.
+        f = self.fake(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                      keep=True)
+        self.proxy(f"server f {f.addr}", workers=1, extra="max-headers 1000")
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        got = set()
+        for k in range(30):
+            hdrs = [("X-Pad", "p" * (24400 + k))] + \
+                [("X-Forwarded-For", "")] * 420
+            r = self.get("/post", method="POST", headers=hdrs,
+                         body=smuggled)
+            got.add(r.status)
+        self.assertEqual(got, {431})
+        self.assertEqual(f.heads, [])
+        # a head with room to grow still goes
+        r = self.get("/post", method="POST", headers=[
+            ("X-Forwarded-For", "")] * 420, body=b"fine")
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(len(f.heads), 1)
+
     def test_dead_server_retried_then_skipped(self):
         b1, = self.backends("b1")
         dead = f"127.0.0.1:{free_port()}"
