@@ -827,7 +827,13 @@ pr_retry_or_fail(struct preq *pr, const char *why)
 		uc->pr = NULL;
 		uc_close(uc);
 	}
-	if (pr->idempotent && (!pr->body_started || pr->bufferall)) {
+	/*
+	 * Not once the server began its answer: it acted on the request,
+	 * and the next server's head would meet this one's parser state.
+	 */
+	if (pr->rhdrs != NULL)
+		why = "server closed in the middle of its response head";
+	else if (pr->idempotent && (!pr->body_started || pr->bufferall)) {
 		if (reused && pr->tries > 0) {
 			pr->tries--;
 			pr->tried &= ~(1ULL << (pr->info.server->index & 63));

@@ -335,6 +335,27 @@ class ProxyTest(HttpTest):
         self.assertEqual((r.status, r.body), (200, b"ok"))
         self.assertEqual(len(f.heads), 1)
 
+    def test_half_a_response_head_is_not_retried(self):
+        # f begins its answer and closes: it acted on the request, and
+        # the next server's head met the parser where f's had stopped
+        # (a 502, charged to the healthy server).  Now: 502, f's fault
+        f = self.fake(b"HTTP/1.1 200 OK\r\nX-Partial: yes\r\n")
+        b1, = self.backends("b1")
+        self.proxy(f"server f {f.addr}\nserver b1 {b1.addr}\n"
+                   "fail-max 0", workers=1)
+        got = [self.get() for _ in range(4)]
+        self.assertEqual(sorted(r.status for r in got), [200, 200, 502, 502])
+        for r in got:
+            if r.status == 200:
+                self.assertEqual((r.header("Server"), r.body),
+                                 ("b1", b"hello\n"))
+        self.assertEqual(len(f.heads), 2)
+        time.sleep(0.3)
+        self.assertFalse([ln for ln in self.syslog.lines() if "up/b1" in ln],
+                         self.syslog.lines())
+        self.syslog.wait(r"up/f: server closed in the middle of its "
+                         r"response head")
+
     def test_dead_server_retried_then_skipped(self):
         b1, = self.backends("b1")
         dead = f"127.0.0.1:{free_port()}"
