@@ -15,7 +15,7 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for
-from httpc import Conn, request_bytes
+from httpc import Conn, request_bytes, tcp_conns
 from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
 
@@ -333,6 +333,14 @@ backend raw1 {{
         self.assertEqual(raw1.got[-1].split(b"\r\n", 2)[:2],
                          [f"PROXY TCP4 127.0.0.5 127.0.0.1 {cport} "
                           f"{self.port}".encode(), b"GET /y HTTP/1.1"])
+        # a connection that began with a client's PROXY header can serve
+        # no other client: it is closed, not kept idle (it was, never to
+        # be used again, until the server's keep-alive timeout)
+        for b in (s1, s2):
+            port = int(b.addr.rsplit(":", 1)[1])
+            wait_for(lambda: not [x for x in tcp_conns(port)
+                                  if x[0] == "ESTAB"], 3,
+                     what=f"lbd's connections to {b.name} to close")
 
     def test_accept_proxy_from_trusted_peers_only(self):
         b1, = self.backends("b1")
