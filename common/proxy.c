@@ -536,6 +536,18 @@ build_head(struct preq *pr)
 	return (o->lost ? -1 : 0);
 }
 
+/* Forwarding begins: the head rewritten once, then a server chosen. */
+static void
+pr_start(struct preq *pr)
+{
+	pr->state = P_PICK;
+	if (build_head(pr) == -1) {
+		pr_fail(pr, 431, "request head too large to forward", 1);
+		return;
+	}
+	pr_dispatch(pr);
+}
+
 /* PROXY protocol header for a new connection */
 static void
 proxy_proto(struct preq *pr, struct buf *o)
@@ -678,12 +690,7 @@ proxy_start(struct http_req *req, struct proxy_conf *pc)
 		http_req_read_body(req);
 		return;
 	}
-	pr->state = P_PICK;
-	if (build_head(pr) == -1) {
-		pr_fail(pr, 431, "request head too large to forward", 1);
-		return;
-	}
-	pr_dispatch(pr);
+	pr_start(pr);
 }
 
 static void
@@ -1467,13 +1474,7 @@ p_body_end(struct http_req *req, int status)
 			pr_fail(pr, 500, "body file", 0);
 			return;
 		}
-		pr->state = P_PICK;
-		if (build_head(pr) == -1) {
-			pr_fail(pr, 431, "request head too large to forward",
-			    1);
-			return;
-		}
-		pr_dispatch(pr);
+		pr_start(pr);
 		return;
 	}
 	if (pr->chunked_out && pr->uc != NULL)
