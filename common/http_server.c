@@ -460,6 +460,19 @@ conn_event(struct ev_io *io, uint32_t ev)
 	conn_run(c);
 }
 
+/*
+ * A write found the socket full.  Progress re-arms the send timeout; a
+ * response whose very first write finds the socket full (the previous
+ * one filled it exactly) arms it here, else a client that never reads
+ * would hold the connection for ever.
+ */
+static void
+conn_send_blocked(struct http_conn *c)
+{
+	if (c->state == CS_REQ && !ev_timer_pending(&c->timer))
+		conn_timer(c, c->srv->lim->send_timeout);
+}
+
 /* Write the output buffer, then the file; returns -1 when the socket failed. */
 static int
 conn_flush(struct http_conn *c)
@@ -489,9 +502,10 @@ conn_flush(struct http_conn *c)
 			buf_consume(c->out, n);
 			if (c->state == CS_REQ)
 				conn_timer(c, c->srv->lim->send_timeout);
-		} else if (n == -1 && errno == EAGAIN)
+		} else if (n == -1 && errno == EAGAIN) {
+			conn_send_blocked(c);
 			return (0);
-		else
+		} else
 			return (-1);
 	}
 	if (req == NULL || req->file == -1 ||
@@ -513,8 +527,10 @@ conn_flush(struct http_conn *c)
 				/* the file shrank under us */
 				return (-1);
 			}
-			if (errno == EAGAIN)
+			if (errno == EAGAIN) {
+				conn_send_blocked(c);
 				return (0);
+			}
 			return (-1);
 		} else {
 			/* TLS: copy through the output buffer */
@@ -540,8 +556,10 @@ conn_flush(struct http_conn *c)
 				buf_consume(c->out, n);
 			else if (n == -1 && errno != EAGAIN)
 				return (-1);
-			if (buf_used(c->out) > 0)
+			if (buf_used(c->out) > 0) {
+				conn_send_blocked(c);
 				return (0);
+			}
 		}
 	}
 	if (req->file_left == 0) {

@@ -529,6 +529,40 @@ class EngineTest(HttpTest):
                 time.sleep(0.5)
             self.assertEqual(c.request("GET", "/hello").status, 200)
 
+    def test_send_timeout_for_a_client_that_never_reads(self):
+        # pipelined small requests and no reading: the responses fill the
+        # socket buffers, and one of them finds them full before its
+        # first byte.  The send timeout must still close the connection
+        # (it used to be armed only by a write that moved bytes).
+        self.httpd(extra="send-timeout 1s")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.port))
+        s.settimeout(0.2)
+        one = request_bytes("GET", "/hello")
+        sent = 0
+        t_end = time.time() + 10 * SLOW
+        while time.time() < t_end:
+            try:
+                sent += s.send(one * 64)
+            except socket.timeout:
+                break       # the server stopped reading: it is stuck
+        self.assertGreater(sent, 0)
+
+        def established():
+            out = subprocess.run(
+                ["ss", "-tnH", "state", "established",
+                 f"( sport = :{self.port} )"],
+                stdout=subprocess.PIPE, text=True).stdout
+            return out.strip() != ""
+        self.assertTrue(established())
+        t0 = time.time()
+        wait_for(lambda: not established(), 6,
+                 what="the server to close a connection that never reads")
+        took = time.time() - t0
+        s.close()
+        print(f"{sent} request bytes sent; closed after {took:.1f}s")
+
     def test_graceful_stop_finishes_requests(self):
         d = self.httpd(workers=1)
         idle = self.conn()
