@@ -853,8 +853,12 @@ conn_body(struct http_conn *c, int discard)
 				c->flags |= CF_CLOSE_AFTER;
 				log_debug("%s: %s", __func__,
 				    req->chunked.errmsg);
-				if (discard || (req->rflags &
-				    HTTP_R_RESP_BEGUN)) {
+				if (discard) {
+					/* the answer is out: let it arrive */
+					conn_linger(c);
+					return (1);
+				}
+				if (req->rflags & HTTP_R_RESP_BEGUN) {
 					conn_close(c);
 					return (1);
 				}
@@ -883,7 +887,12 @@ conn_body(struct http_conn *c, int discard)
 			} else if (dlen > 0 && discard) {
 				req->body_in += dlen;
 				if (req->body_in > HTTP_DISCARD_MAX) {
-					conn_close(c);
+					/*
+					 * Not worth reading on.  A close with
+					 * bytes unread would reset the
+					 * connection under the answer.
+					 */
+					conn_linger(c);
 					return (1);
 				}
 			}

@@ -314,6 +314,28 @@ class EngineTest(HttpTest):
             r = c.read_response()
             self.assertEqual(r.body, b"hello\n")
             self.assertClosing(c, r)
+        # a large chunked one, found large only while skipping it: the
+        # answer is already out, the close must not reset it away
+        # (an answer bigger than the client's receive buffer, so that
+        # some of it still waits in the server's when it gives up)
+        n = 1000000
+        for bad in (False, True):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            s.connect(("127.0.0.1", self.port))
+            with Conn(self.port, sock=s) as c:
+                body = chunked(b"y" * 300000, 4096)[:-5]
+                if bad:
+                    body = (chunked(b"y" * 8000, 4096)[:-5] + b"zz\r\n" +
+                            b"x" * 100000)
+                c.send(request_bytes("POST", f"/source/{n}",
+                                     [("Transfer-Encoding", "chunked")]) +
+                       body)
+                time.sleep(0.5)     # the server is done with it by now
+                r = c.read_head()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(len(c.read_exact(n)), n)
+                self.assertTrue(c.closed_within(3 * SLOW))
 
     # HEAD, Date, framing
 
