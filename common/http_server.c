@@ -1314,12 +1314,25 @@ http_resp_headerf(struct http_req *req, const char *name, const char *fmt,
     ...)
 {
 	va_list	ap;
-	char	v[2048];
+	char	v[2048], *big;
+	int	n, rv;
 
 	va_start(ap, fmt);
-	vsnprintf(v, sizeof(v), fmt, ap);
+	n = vsnprintf(v, sizeof(v), fmt, ap);
 	va_end(ap);
-	return (http_resp_header(req, name, v));
+	if (n < 0)
+		return (-1);
+	if ((size_t)n < sizeof(v))
+		return (http_resp_header(req, name, v));
+	/* a long value (a Location): whole, never cut */
+	if ((big = malloc(n + 1)) == NULL)
+		return (-1);
+	va_start(ap, fmt);
+	vsnprintf(big, n + 1, fmt, ap);
+	va_end(ap);
+	rv = http_resp_header(req, name, big);
+	free(big);
+	return (rv);
 }
 
 /* A whole "Name: value\r\n" line, as it is. */

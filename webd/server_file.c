@@ -591,11 +591,11 @@ redirect_slash(struct http_req *req, struct webd_server *s,
     struct webd_loc *l, struct http_target *t)
 {
 	static const char	msg[] = "moved\n";
-	char			loc[HTTP_MAXPATH + 8];
+	char			loc[3 * HTTP_MAXPATH + 1];
 	size_t			i, o = 0;
 
-	/* re-encode what must be in a URL path */
-	for (i = 0; i < t->pathlen && o + 4 < sizeof(loc); i++) {
+	/* re-encode what must be in a URL path (room for all of it) */
+	for (i = 0; i < t->pathlen && o + 4 <= sizeof(loc); i++) {
 		unsigned char	c = t->path[i];
 
 		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '%' ||

@@ -523,6 +523,16 @@ server "wild2" {{
             r = self.get(path, method="HEAD")
             self.assertEqual(r.status, 301, path)
         self.assertEqual(self.get("/with%20space/").body, b"space\n")
+        # a long path whose encoded form is three times as long: the
+        # Location is whole (it was cut at 2047 bytes)
+        comp = "é" * 100        # 200 bytes, 600 encoded
+        path = "/long/" + "/".join([comp] * 6)
+        os.makedirs(os.path.join(self.dir, "www") + path, exist_ok=True)
+        want = urllib.parse.quote(path) + "/"
+        self.assertGreater(len(want), 3600)
+        r = self.get(urllib.parse.quote(path))
+        self.assertEqual(r.status, 301)
+        self.assertEqual(r.header("Location"), want)
 
     def test_autoindex_escapes_names(self):
         r = self.get("/files/")
