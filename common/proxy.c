@@ -92,6 +92,7 @@ struct preq {
 	int			 rhead_done;
 	int			 rbody_done;
 	int			 upstream_close;
+	int			 up_eof;	/* the server has closed */
 	struct buf		 rbuf;		/* decoded body not yet taken */
 	uint64_t		 hashkey;
 	TAILQ_ENTRY(preq)	 qentry;
@@ -1335,6 +1336,8 @@ pr_run(struct preq *pr)
 			}
 		}
 		if (pr->rhead_done) {
+			size_t	held = buf_used(&uc->in);
+
 			if (resp_body(pr) == -1) {
 				pr->info.term[0] = 's';
 				pr->info.term[1] = 'D';
@@ -1343,6 +1346,14 @@ pr_run(struct preq *pr)
 				return;
 			}
 			rbuf_flush(pr);
+			/*
+			 * Room made in a full uc->in: read on now.  The
+			 * socket's edge is spent, and when the client took it
+			 * all no drain call will come to do it.
+			 */
+			if (buf_used(&uc->in) < held &&
+			    (uc->s.flags & SOCK_READABLE))
+				progress = 1;
 		}
 		if (r < 0) {
 			/* the server closed (or failed) */
@@ -1352,10 +1363,20 @@ pr_run(struct preq *pr)
 				    "server reset before answering");
 				return;
 			}
+			pr->up_eof = 1;
+			pr->upstream_close = 1;
+		}
+		/*
+		 * After the server's end, judge the body once what came
+		 * before it is relayed, or can go no further: a slow client
+		 * may leave bytes in uc->in when the end is read.
+		 */
+		if (pr->up_eof && !pr->rbody_done &&
+		    (buf_used(&uc->in) == 0 || buf_room(&pr->rbuf) > 0)) {
 			if (pr->resp.framing == HTTP_BODY_CLOSE &&
 			    buf_used(&uc->in) == 0)
 				pr->rbody_done = 1;
-			else if (!pr->rbody_done) {
+			else {
 				pr->info.term[0] = 's';
 				pr->info.term[1] = 'D';
 				http_resp_close(pr->req);

@@ -476,6 +476,38 @@ class ProxyTest(HttpTest):
             self.assertTrue(c.closed_within(5 * SLOW))
             self.assertEqual(c.buf, b"x" * 5000)
 
+    def test_server_closing_after_its_answer_to_a_slow_client(self):
+        # the server writes its whole answer and closes while the client
+        # has not read yet.  A small response buffer makes the proxy hold
+        # bytes in uc->in often: the answer must arrive whole.  Before,
+        # room made in uc->in was not read into when the client took
+        # all (a hang, every framing), and the server's end read with
+        # bytes still held cut the answer ("server closed mid-body")
+        n = 6 * MB
+        body = os.urandom(n)
+        for framing in ("length", "chunked", "close"):
+            if framing == "length":
+                a = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n \
+                    + body
+            elif framing == "chunked":
+                a = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked" \
+                    b"\r\n\r\n" + chunked(body, 65536)
+            else:
+                a = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body
+            f = self.fake(a)
+            self.proxy(f"server f {f.addr}\nbuffer-response 1k", workers=1,
+                       name=f"proxy-{framing}")
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.connect(("127.0.0.1", self.port))
+            with Conn(self.port, sock=s, timeout=10) as c:
+                c.send(request_bytes("GET", "/big"))
+                time.sleep(1.0)     # the server is done and gone
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(len(r.body), n, framing)
+                self.assertTrue(r.body == body, framing)
+
     def test_interim_trailers_head_through_proxy(self):
         f = self.fake(lambda head: (
             b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
