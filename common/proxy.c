@@ -1272,7 +1272,15 @@ pr_run(struct preq *pr)
 				send_buffered_body(pr);
 			else if (!http_req_has_body(pr->req))
 				pr->body_sent = 1;
-			else if (!(pr->req->rflags & HTTP_R_READBODY))
+			else if (pr->req->rflags & HTTP_R_BODYENDED) {
+				/*
+				 * A retry of a body that ended with none of
+				 * it sent (an empty chunked one): end it again.
+				 */
+				if (pr->chunked_out)
+					buf_append(&uc->out, "0\r\n\r\n", 5);
+				pr->body_sent = 1;
+			} else if (!(pr->req->rflags & HTTP_R_READBODY))
 				http_req_read_body(pr->req);
 			else if (buf_room(&uc->out) > 0)
 				http_req_resume(pr->req);

@@ -309,6 +309,24 @@ class ProxyTest(HttpTest):
         self.assertGreaterEqual(sum(h.startswith(b"PUT") for h in f.heads),
                                 1, "f never had a PUT: nothing retried")
 
+    def test_empty_chunked_body_ends_again_on_retry(self):
+        # a streamed PUT whose chunked body is empty: nothing of it went
+        # to f, so it is retried; b1 must get the last chunk too (it got
+        # the head alone, and the client a 504 after the timeout)
+        f = self.fake(b"")
+        b1, = self.backends("b1")
+        self.proxy(f"server f {f.addr}\nserver b1 {b1.addr}\n"
+                   "fail-max 0\nresponse-timeout 2s", workers=1)
+        for _ in range(4):
+            with Conn(self.port) as c:
+                c.send(request_bytes("PUT", "/echo",
+                                     [("Transfer-Encoding", "chunked")]) +
+                       b"0\r\n\r\n")
+                r = c.read_response("PUT")
+                self.assertEqual((r.status, r.body), (200, b""))
+        self.assertGreaterEqual(sum(h.startswith(b"PUT") for h in f.heads),
+                                1, "f never had a PUT: nothing retried")
+
     def test_head_grown_past_the_limit_refused(self):
         # Each of the client's X-Forwarded-For lines gets the peer's
         # address appended: a head near max-header-size outgrows the
