@@ -526,6 +526,28 @@ class ProxyTest(HttpTest):
                 self.assertEqual(len(r.body), n, framing)
                 self.assertTrue(r.body == body, framing)
 
+    def test_early_answer_before_the_body_is_relayed(self):
+        # a server that refuses an upload from its head alone and closes
+        # with the body unread (its kernel then resets the connection):
+        # the client gets the server's 413, not a 502 for the write
+        f = self.fake(b"HTTP/1.1 413 Payload Too Large\r\n"
+                      b"Content-Length: 9\r\nConnection: close\r\n\r\n"
+                      b"too big\r\n")
+        self.proxy(f"server f {f.addr}\nretries 0\nfail-max 0", workers=1)
+        blk = b"u" * 65536
+        got = []
+        for _ in range(5):
+            with Conn(self.port, timeout=10) as c:
+                c.send(request_bytes("POST", "/upload",
+                                     [("Content-Length", str(200 * len(blk)))]))
+                try:
+                    for _ in range(200):
+                        c.s.sendall(blk)
+                except OSError:
+                    pass        # the proxy may stop reading: fine
+                got.append(c.read_response("POST").status)
+        self.assertEqual(got, [413] * 5)
+
     def test_interim_trailers_head_through_proxy(self):
         f = self.fake(lambda head: (
             b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
