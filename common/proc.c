@@ -518,6 +518,13 @@ child_main(struct proc_gen *g, int role, int id, int chan, int slot)
 	close(mloop.epfd);
 	TAILQ_FOREACH(c, &children, entry)
 		close(c->chan);
+	/*
+	 * The master passes SIGUSR1 (reopen the logs) and SIGHUP on to its
+	 * children at any time: until the child watches them, they must not
+	 * kill it (their default).  proc_worker_watch() gives them back.
+	 */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
 	sigemptyset(&mask);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	if (pfh != NULL)
@@ -1391,6 +1398,9 @@ proc_worker_watch(struct proc_worker *w, struct ev_loop *loop)
 		loop->busy_us = w->ps->busy_us;
 	if (ev_signal_add(loop, &w->sig, &mask, worker_signal, w) == -1)
 		return (-1);
+	/* blocked now, and read from the signalfd */
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGUSR1, SIG_DFL);
 	net_nonblock(w->chan);
 	if (ev_io_add(loop, &w->chanio, w->chan, EPOLLIN, worker_chan,
 	    w) == -1)
