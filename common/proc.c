@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <libutil.h>
 #include <pwd.h>
 #include <signal.h>
@@ -1173,6 +1174,18 @@ usage(void)
 	exit(1);
 }
 
+/* <path> from the current folder, made absolute (kept as is on error). */
+static const char *
+abspath(const char *path)
+{
+	char	cwd[PATH_MAX], *abs;
+
+	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL ||
+	    asprintf(&abs, "%s/%s", cwd, path) == -1)
+		return (path);
+	return (abs);
+}
+
 int
 proc_main(int argc, char **argv, const struct proc_ops *o)
 {
@@ -1221,6 +1234,13 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 	}
 	if (optind != argc)
 		usage();
+	/*
+	 * The master moves to / (daemon(3)): a reload must find the same
+	 * conf file, and the exit the same pidfile, as the start did.
+	 */
+	conffile = abspath(conffile);
+	if (pidfile_arg != NULL)
+		pidfile_arg = abspath(pidfile_arg);
 
 	log_init(1, LOG_DAEMON);
 	log_setverbose(verbose);

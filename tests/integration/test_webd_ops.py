@@ -10,6 +10,7 @@ import pwd
 import re
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
@@ -351,6 +352,38 @@ server "main" {{
                 d.stop()
             return w, [], request, stop
         busy_poll_check(self, start)
+
+    def test_reload_and_log_reopen_together_from_a_relative_conf(self):
+        # started as an operator would, from the conf's folder with a
+        # relative -f (the master then moves to /), reloaded over and
+        # over while SIGUSR1 (logrotate's reopen) comes many times a
+        # second: every reload must find its conf, and no child may die
+        # of a SIGUSR1 that came before it watched for it
+        d = self.webd(workers=2)
+        d.stop()
+        rel = os.path.basename(d.conf_path)
+        subprocess.run([d.prog, "-f", rel], cwd=self.dir, check=True,
+                       timeout=20 * SLOW)
+        d.pid = wait_for(d.read_pidfile, 5, what="the pidfile")
+        d.wait_workers()
+        self.syslog.mark()
+        stop = time.time() + 3 * SLOW
+        reloads = 0
+        while time.time() < stop:
+            d.signal(signal.SIGHUP)
+            reloads += 1
+            for _ in range(50):
+                d.signal(signal.SIGUSR1)
+                time.sleep(0.002)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reload done", 5)
+        time.sleep(0.5)
+        self.assertEqual(self.get("/ten.txt").body, b"0123456789")
+        mine = [x for x in self.syslog.lines() if f"webd[{d.pid}]" in x]
+        self.assertFalse([x for x in mine if "killed by signal" in x or
+                          "reload failed" in x], mine[-20:])
+        self.assertTrue([x for x in mine if "reload done" in x])
+        print(f"{reloads} reloads with SIGUSR1 every 2ms")
+        d.stop()
 
     def test_configtest(self):
         d = self.daemon("webd", webd_conf(
