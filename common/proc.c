@@ -991,6 +991,8 @@ stop(int fast)
 		gen_unlisten(g, NULL);
 	}
 	signal_gen(NULL, fast ? SIGINT : SIGTERM);
+	/* a fast stop after a graceful one: the timer is armed already */
+	ev_timer_del(&mloop, &stoptimer);
 	ev_timer_init(&stoptimer, stop_timeout, NULL);
 	ev_timer_add(&mloop, &stoptimer, fast ? PROC_FAST_GRACE :
 	    current->ps.grace_ms);
