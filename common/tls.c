@@ -206,14 +206,20 @@ sni_cb(SSL *ssl, int *ad, void *arg)
 {
 	struct tls_ctx	*t = arg;
 	const char	*host;
-	int		 i, j;
+	int		 i, j, wild;
 
 	host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	if (host == NULL)
 		return (SSL_TLSEXT_ERR_NOACK);
-	for (i = 0; i < t->ncerts; i++)
-		for (j = 0; j < t->certs[i].nnames; j++)
-			if (name_match(t->certs[i].names[j], host)) {
+	/* an exact name first, then a wildcard, whatever their order */
+	for (wild = 0; wild < 2; wild++)
+		for (i = 0; i < t->ncerts; i++)
+			for (j = 0; j < t->certs[i].nnames; j++) {
+				const char	*n = t->certs[i].names[j];
+
+				if ((n[0] == '*') != wild ||
+				    !name_match(n, host))
+					continue;
 				if (i != 0)
 					SSL_set_SSL_CTX(ssl, t->certs[i].ctx);
 				return (SSL_TLSEXT_ERR_OK);
@@ -430,6 +436,29 @@ tls_server_add(struct tls_ctx *t, struct conf *conf,
 	if (t == NULL)
 		return (-1);
 	return (certs_load(t, conf, block, conf_num(conf, block, "tickets")));
+}
+
+/* The number of certificates of a server context. */
+int
+tls_server_ncerts(const struct tls_ctx *t)
+{
+	return (t == NULL ? 0 : t->ncerts);
+}
+
+/*
+ * Make certificate <i> the default one (for clients that name no host,
+ * or one no certificate has), the others keeping their order.
+ */
+void
+tls_server_default(struct tls_ctx *t, int i)
+{
+	struct tls_cert	c;
+
+	if (t == NULL || i <= 0 || i >= t->ncerts)
+		return;
+	c = t->certs[i];
+	memmove(&t->certs[1], &t->certs[0], i * sizeof(t->certs[0]));
+	t->certs[0] = c;
 }
 
 struct tls_ctx *

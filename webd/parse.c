@@ -608,6 +608,8 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			}
 			wl->servers[wl->nservers++] = s;
 			if (tls) {
+				int	first = tls_server_ncerts(wl->tls);
+
 				s->tls = 1;
 				if (wl->tls == NULL) {
 					wl->tls = tls_server_load(c,
@@ -615,6 +617,9 @@ webd_load(struct conf *c, struct proc_settings *ps)
 				} else if (tls_server_add(wl->tls, c,
 				    conf_get(sn, "tls")) == -1)
 					continue;
+				/* the default server's certificate, too */
+				if (s->isdefault)
+					tls_server_default(wl->tls, first);
 			}
 		}
 	}

@@ -385,6 +385,44 @@ server "main" {{
         print(f"{reloads} reloads with SIGUSR1 every 2ms")
         d.stop()
 
+    def test_tls_default_server_certificate_and_exact_names_first(self):
+        # a client that names no host, or one no certificate has, gets the
+        # default server's certificate (not the first server's); a name
+        # with its own certificate gets it even after a wildcard one
+        from httpc import make_cert
+        for n, names in (("a", ["a.test"]), ("b", ["b.test"]),
+                         ("w", ["*.w.test"]), ("x", ["x.w.test"])):
+            make_cert(self.dir, n, "ec", names)
+        servers = "".join(f"""
+server "{n}" {dflt} {{{{
+	listen 127.0.0.1:{{port}} tls
+	tls {{{{
+		certificate "@DIR@/{n}.crt" key "@DIR@/{n}.key"
+	}}}}
+	name "{name}"
+	root "@DIR@/www"
+}}}}""" for n, dflt, name in (("a", "", "a.test"), ("w", "", "*.w.test"),
+                              ("x", "", "x.w.test"),
+                              ("b", "default", "b.test")))
+        self.webd(body=servers)
+
+        def subject(sni):
+            args = ["openssl", "s_client", "-connect",
+                    f"127.0.0.1:{self.port}"]
+            args += ["-servername", sni] if sni else ["-noservername"]
+            out = subprocess.run(args, input="", stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True,
+                                 timeout=20 * SLOW).stdout
+            m = re.search(r"^subject=.*CN ?= ?(\S+)", out, re.M)
+            self.assertIsNotNone(m, out)
+            return m.group(1)
+        self.assertEqual(subject(None), "b.test")
+        self.assertEqual(subject("unknown.test"), "b.test")
+        self.assertEqual(subject("a.test"), "a.test")
+        self.assertEqual(subject("b.test"), "b.test")
+        self.assertEqual(subject("y.w.test"), "*.w.test")
+        self.assertEqual(subject("x.w.test"), "x.w.test")
+
     def test_configtest(self):
         d = self.daemon("webd", webd_conf(
             f'server "a" {{\n\tlisten 127.0.0.1:{free_port()}\n'
