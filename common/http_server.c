@@ -60,6 +60,7 @@ enum {
 #define CF_ABORT	0x40	/* close without finishing the response */
 #define CF_COUNTED	0x80	/* in srv->shared_conns */
 #define CF_OPENED	0x100	/* srv->conn_open was called */
+#define CF_SHUT		0x200	/* our side is shut down (lingering) */
 
 static struct ev_loop		*loop;
 static TAILQ_HEAD(, http_conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -74,6 +75,7 @@ static void	conn_run(struct http_conn *);
 static void	conn_kick(struct http_conn *);
 static void	conn_close(struct http_conn *);
 static void	conn_error(struct http_conn *, int, const char *);
+static int	conn_pending(const struct http_conn *);
 static void	conn_event(struct ev_io *, uint32_t);
 static void	conn_timeout(struct ev_timer *);
 static void	req_finish(struct http_conn *);
@@ -401,7 +403,20 @@ conn_close(struct http_conn *c)
 	c->srv->mine--;
 }
 
-/* Shut our side and read what still comes for a while, then close. */
+/* Lingering: shut our side once the last of the output is out. */
+static void
+conn_linger_shut(struct http_conn *c)
+{
+	if (!(c->flags & CF_SHUT) && !conn_pending(c)) {
+		sock_shutdown(&c->s);
+		c->flags |= CF_SHUT;
+	}
+}
+
+/*
+ * Send what is left, shut our side and read what still comes for a
+ * while, then close.
+ */
 static void
 conn_linger(struct http_conn *c)
 {
@@ -411,9 +426,9 @@ conn_linger(struct http_conn *c)
 		conn_close(c);
 		return;
 	}
-	sock_shutdown(&c->s);
 	c->state = CS_LINGER;
 	conn_timer(c, HTTP_LINGER);
+	conn_linger_shut(c);
 }
 
 static void
@@ -1136,10 +1151,13 @@ conn_run(struct http_conn *c)
 				conn_close(c);
 				break;
 			}
+			conn_linger_shut(c);
 			while ((n = sock_read(&c->s, junk,
 			    sizeof(junk))) > 0)
 				;
-			if (n == 0 || (n == -1 && errno != EAGAIN))
+			/* (a client that shut its side may still read) */
+			if ((n == 0 && !conn_pending(c)) ||
+			    (n == -1 && errno != EAGAIN))
 				conn_close(c);
 			break;
 		}
