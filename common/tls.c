@@ -342,6 +342,9 @@ certs_load(struct tls_ctx *t, struct conf *conf, const struct conf_node *block,
 		const char	*key = conf_optstr(n, "key", NULL);
 		X509		*x;
 
+		/* the master lives long: no error of an earlier load shows */
+		ERR_clear_error();
+
 		if (t->ncerts >= TLS_MAXCERTS) {
 			conf_error(conf, n, "too many certificates (max %d)",
 			    TLS_MAXCERTS);

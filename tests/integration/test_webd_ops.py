@@ -423,6 +423,33 @@ server "{n}" {dflt} {{{{
         self.assertEqual(subject("y.w.test"), "*.w.test")
         self.assertEqual(subject("x.w.test"), "x.w.test")
 
+    def test_reload_tls_errors_name_their_own_cause(self):
+        # a reload refused for a key that does not match, then one for a
+        # certificate that is missing: the second error must say so (it
+        # said "key values mismatch", left over from the first)
+        from httpc import make_cert
+        make_cert(self.dir, "one", "ec", ["one.test"])
+        make_cert(self.dir, "two", "ec", ["two.test"])
+        site = """
+server "s" default {{{{
+	listen 127.0.0.1:{{port}} tls
+	tls {{{{
+		certificate "@DIR@/{crt}" key "@DIR@/{key}"
+	}}}}
+	root "@DIR@/www"
+}}}}"""
+        d = self.webd(body=site.format(crt="one.crt", key="one.key"))
+        port = self.port
+        for crt, key, want in (("one.crt", "two.key", "mismatch"),
+                               ("gone.crt", "one.key", "No such file")):
+            self.syslog.mark()
+            d.write_conf(webd_conf(site.format(crt=crt, key=key).format(
+                port=port), 1, ""))
+            d.signal(signal.SIGHUP)
+            self.syslog.wait(rf"webd\[{d.pid}\]: reload failed", 5)
+            err = [x for x in self.syslog.lines() if crt in x or key in x]
+            self.assertTrue(err and want in err[0], err)
+
     def test_configtest(self):
         d = self.daemon("webd", webd_conf(
             f'server "a" {{\n\tlisten 127.0.0.1:{free_port()}\n'
