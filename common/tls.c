@@ -278,6 +278,13 @@ server_ctx(struct tls_ctx *t, int tickets)
 		SSL_CTX_free(ctx);
 		return (NULL);
 	}
+	/*
+	 * A peer that closes without close_notify (most browsers) ends
+	 * its stream: SSL_ERROR_ZERO_RETURN, as sock.c expects, not an
+	 * error that drops what is still to be relayed.  HTTP's framing
+	 * tells a cut body.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* stateless tickets only: no session cache to share */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, tickets ? 1 : 0);
@@ -476,6 +483,7 @@ tls_client_new(const char *cafile, int verify, char *err, size_t errlen)
 		goto fail;
 	}
 	SSL_CTX_set_min_proto_version(t->client, TLS1_2_VERSION);
+	SSL_CTX_set_options(t->client, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(t->client, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

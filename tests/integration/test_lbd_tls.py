@@ -183,3 +183,77 @@ backend webs {{
                           for ln in lines},
                          {("www", "<NOSRV>", "LR"),
                           ("moved", "<NOSRV>", "LR")})
+
+    def test_tunnel_end_without_close_notify_keeps_the_bytes(self):
+        # a TLS client closes its tunnel without close_notify (as most
+        # do) while lbd still holds bytes for a slow server: they must
+        # all arrive, then the end
+        import socket
+        import ssl
+        import threading
+        import time
+        from webdtest import client_tls
+        got = {}
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        self.addCleanup(ls.close)
+
+        def server():
+            s, _ = ls.accept()
+            with s:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += s.recv(4096)
+                s.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                          b"Upgrade: raw\r\nConnection: upgrade\r\n\r\n")
+                time.sleep(1.0)      # slow: lbd holds what comes
+                n = len(buf.split(b"\r\n\r\n", 1)[1])
+                try:
+                    while True:
+                        d = s.recv(65536)
+                        if not d:
+                            got["end"] = "eof"
+                            break
+                        n += len(d)
+                except OSError as e:
+                    got["end"] = str(e)
+                got["n"] = n
+        t = threading.Thread(target=server, daemon=True)
+        t.start()
+        self.tls_port = free_port()
+        c = self.certs
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{self.tls_port} tls
+    tls {{
+        certificate {c}/a.crt key {c}/a.key
+    }}
+    backend raw
+}}
+backend raw {{
+    server raw 127.0.0.1:{ls.getsockname()[1]}
+}}
+""", wait=False)
+        wait_port("127.0.0.1", self.tls_port)
+        n = 16 * 1024 * 1024
+        raw = socket.create_connection(("127.0.0.1", self.tls_port),
+                                       timeout=10 * SLOW)
+        s = client_tls().wrap_socket(raw, server_hostname="a.test")
+        s.sendall(b"GET /up HTTP/1.1\r\nHost: a.test\r\n"
+                  b"Connection: upgrade\r\nUpgrade: raw\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        self.assertIn(b" 101 ", head.split(b"\r\n")[0])
+        s.sendall(b"x" * n)
+        # close the TCP connection under TLS: no close_notify
+        under = socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        under.shutdown(socket.SHUT_WR)
+        under.close()
+        s.close()
+        t.join(15 * SLOW)
+        self.assertEqual(got.get("n"), n, got)
+        self.assertEqual(got.get("end"), "eof", got)
+
