@@ -74,20 +74,36 @@ up_server_add(struct up_pool *p, const char *name, const struct net_addr *a,
 	snprintf(sk, sizeof(sk), "srv/%p/%s", (void *)p->sh, name);
 	if ((s->sh = shm_get(sk, sizeof(*s->sh), &created)) == NULL)
 		fatalx("%s: no shared memory for %s", __func__, sk);
-	/*
-	 * A weight set at run time (lbdctl) outlives a reload, unless the
-	 * reload changes the conf's weight for this server: then the conf
-	 * wins, as the operator just asked for it.  Weight 0 takes no new
-	 * requests.
-	 */
-	if (created || atomic_load(&s->sh->conf_weight) != s->weight) {
-		atomic_store(&s->sh->weight, s->weight);
-		atomic_store(&s->sh->conf_weight, s->weight);
-	}
+	s->created = created;
 	p->servers[p->nservers++] = s;
 	if (p->lb->init != NULL && p->nservers == 1)
 		p->lb->init(p);
 	return (s);
+}
+
+/*
+ * The conf's weights into the shared state, from the daemon's setup:
+ * once the conf is known good, so that a reload that fails leaves the
+ * running weights alone.  A weight set at run time (lbdctl) outlives a
+ * reload, unless the reload changes the conf's weight for this server:
+ * then the conf wins, as the operator just asked for it.  Weight 0
+ * takes no new requests.
+ */
+void
+up_pool_commit(struct up_pool *p)
+{
+	int	i;
+
+	for (i = 0; i < p->nservers; i++) {
+		struct up_server	*s = p->servers[i];
+
+		if (s->created ||
+		    atomic_load(&s->sh->conf_weight) != s->weight) {
+			atomic_store(&s->sh->weight, s->weight);
+			atomic_store(&s->sh->conf_weight, s->weight);
+		}
+		s->created = 0;
+	}
 }
 
 void

@@ -69,6 +69,7 @@ struct up_server {
 	int			 maxconn;	/* 0: no limit */
 	int			 backup;
 	int			 index;
+	int			 created;	/* its shared block is new */
 	struct up_pool		*pool;
 	struct up_shared	*sh;
 	TAILQ_HEAD(, up_conn)	 idle;		/* this worker's */
@@ -108,6 +109,7 @@ const struct lb_ops	*lb_find(const char *);
 struct up_pool	*up_pool_new(const char *, const char *, const struct lb_ops *);
 struct up_server *up_server_add(struct up_pool *, const char *,
 		    const struct net_addr *, int, int, int);
+void		 up_pool_commit(struct up_pool *);
 void		 up_pool_free(struct up_pool *);
 int		 up_usable(const struct up_server *, uint64_t);
 struct up_server *up_pick(struct up_pool *, uint64_t, uint64_t);

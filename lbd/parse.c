@@ -709,6 +709,7 @@ lbd_setup(void *p, struct proc_settings *ps)
 	TAILQ_FOREACH(be, &lc->backends, entry) {
 		struct up_pool	*pool = be->pc.pool;
 
+		up_pool_commit(pool);
 		if ((be->srvstats = calloc(pool->nservers,
 		    sizeof(*be->srvstats))) == NULL)
 			fatal("%s", __func__);

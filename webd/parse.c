@@ -763,6 +763,8 @@ webd_setup(void *p, struct proc_settings *ps)
 		    s->name, NULL);
 	}
 	TAILQ_FOREACH(u, &wc->upstreams, entry)
+		up_pool_commit(u->pc.pool);
+	TAILQ_FOREACH(u, &wc->upstreams, entry)
 		u->m_errors = stats_counter("webd_upstream_errors_total",
 		    "Requests an upstream failed (502, 503, 504).",
 		    "upstream", u->name, NULL);

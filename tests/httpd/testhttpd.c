@@ -507,11 +507,24 @@ t_worker(struct proc_worker *w)
 	return (http_worker_run(&hw));
 }
 
+/* Master, once the conf is known good: the weights go live. */
+static int
+t_setup(void *p, struct proc_settings *ps)
+{
+	struct tconf	*tc = p;
+
+	if (tc->proxying)
+		up_pool_commit(tc->pc.pool);
+	(void)ps;
+	return (0);
+}
+
 static const struct proc_ops ops = {
 	.name = "testhttpd",
 	.conffile = "/etc/testhttpd.conf",
 	.grammar = grammar,
 	.load = t_load,
+	.setup = t_setup,
 	.unload = t_unload,
 	.worker = t_worker,
 };

@@ -244,6 +244,23 @@ class CtlTest(LbdCase):
         self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "2")
         self.assertEqual(self.servers()["webs/web2"]["WEIGHT"], "1")
 
+    def test_failed_reload_leaves_the_weights(self):
+        """A reload refused for an error elsewhere in the conf does not
+        apply the new conf's weights (they went live while it was read)."""
+        import signal
+        self.setup_two()
+        conf = open(self.lb.conf_path).read()
+        self.lb.write_conf(conf.replace(f"{self.webs[0].addr} weight 1",
+                                        f"{self.webs[0].addr} weight 5") +
+                           "\nbackend broken {\nmode tcp\ncookie SRV\n"
+                           "server x 127.0.0.1:9\n}\n")
+        self.syslog.mark()
+        self.lb.signal(signal.SIGHUP)
+        self.syslog.wait(rf"lbd\[{self.lb.pid}\]: reload failed", 10)
+        self.assertEqual(self.servers()["webs/web1"]["WEIGHT"], "1")
+        got = self.who(8)
+        self.assertEqual(got.count("web1"), 4, got)
+
     def test_reloads_never_reset_a_command(self):
         """lbdctl running while lbd reloads gets its answer every time:
         the leaving checker answers what it accepted, the next one the
