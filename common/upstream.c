@@ -156,9 +156,11 @@ up_eligible(struct up_pool *p, struct up_server *s, uint64_t now, int *full)
 		for (i = 0; i < p->nservers; i++) {
 			struct up_server *o = p->servers[i];
 
+			/* (weight 0 takes no new requests: not up) */
 			if (!o->backup &&
 			    atomic_load(&o->sh->admin) == UP_READY &&
 			    atomic_load(&o->sh->health) == UP_HEALTHY &&
+			    atomic_load(&o->sh->weight) > 0 &&
 			    atomic_load(&o->sh->skip_until) <= now) {
 				normal_up = 1;
 				break;

@@ -261,6 +261,25 @@ class CtlTest(LbdCase):
         got = self.who(8)
         self.assertEqual(got.count("web1"), 4, got)
 
+    def test_backups_when_every_weight_is_zero(self):
+        """Weight 0 takes no new requests: with every normal server at 0
+        the backup takes them, as with drain (before: 503 for all)."""
+        ws = [self.backend(f"web{i}") for i in (1, 2, 3)]
+        ck = check("http", path="/hello", interval=f"{INTERVAL}ms",
+                   timeout="200ms", rise=2, fall=3)
+        self.lbd(f"backend webs {{\nserver web1 {ws[0].addr}\n"
+                 f"server web2 {ws[1].addr}\n"
+                 f"server web3 {ws[2].addr} backup\n{ck}\n}}")
+        self.wait_checked(["webs/web1", "webs/web2", "webs/web3"])
+        self.assertEqual(set(self.who(4)), {"web1", "web2"})
+        for w in ("web1", "web2"):
+            rc, _, _ = self.ctl("set", "server", f"webs/{w}", "weight", "0")
+            self.assertEqual(rc, 0)
+        self.assertEqual(set(self.who(4)), {"web3"})
+        rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "1")
+        self.assertEqual(rc, 0)
+        self.assertEqual(set(self.who(4)), {"web1"})
+
     def test_reloads_never_reset_a_command(self):
         """lbdctl running while lbd reloads gets its answer every time:
         the leaving checker answers what it accepted, the next one the
