@@ -710,6 +710,23 @@ lbd_setup(void *p, struct proc_settings *ps)
 		struct up_pool	*pool = be->pc.pool;
 
 		up_pool_commit(pool);
+		/*
+		 * Without a check the servers are taken as up: a check this
+		 * reload removed leaves none DOWN (only a checker sets it).
+		 */
+		for (i = 0; be->check.type == CHECK_NONE &&
+		    i < pool->nservers; i++) {
+			struct up_shared	*sh = pool->servers[i]->sh;
+
+			if (atomic_exchange(&sh->health, UP_HEALTHY) !=
+			    UP_HEALTHY) {
+				atomic_store(&sh->checked, 0);
+				atomic_store(&sh->rise, 0);
+				atomic_store(&sh->fall, 0);
+				log_info("server %s/%s is UP: no check any more",
+				    be->name, pool->servers[i]->name);
+			}
+		}
 		if ((be->srvstats = calloc(pool->nservers,
 		    sizeof(*be->srvstats))) == NULL)
 			fatal("%s", __func__);

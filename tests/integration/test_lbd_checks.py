@@ -470,3 +470,27 @@ server s {tls_addr}
         self.assertEqual(set(loop.by_server), {"web1"})
         self.assertEqual(self.metrics()[("lbd_server_check_up_down_total",
                                          "webs", "web2")], 1)
+
+    def test_removed_check_leaves_no_server_down(self):
+        # only the checker sets a server DOWN: a reload that removes the
+        # check must not leave one DOWN for good (it did, and lbdctl could
+        # not help: only a restart)
+        web1, web2 = self.backend("web1"), self.backend("web2")
+        ck = check("http", path="/hello", interval=f"{INTERVAL}ms",
+                   timeout="200ms", rise=RISE, fall=FALL)
+        d = self.lbd(f"backend webs {{\nserver web1 {web1.addr}\n"
+                     f"server web2 {web2.addr}\n{ck}\n}}")
+        self.wait_checked(["webs/web1", "webs/web2"])
+        kill_now(web2)
+        self.wait_state("webs/web2", "DOWN")
+        web2.start()
+        conf = open(d.conf_path).read()
+        self.assertIn(ck, conf)
+        d.write_conf(conf.replace(ck, ""))
+        self.syslog.mark()
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
+        self.wait_state("webs/web2", "UP")
+        got = {get(self.port, "/hello").header("Server") for _ in range(6)}
+        self.assertEqual(got, {"web1", "web2"})
+
