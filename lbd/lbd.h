@@ -153,6 +153,7 @@ struct lbd_listener {
 	int			 tls;
 	_Atomic int		*conns;		/* all workers, shared */
 	int			 mine;		/* this worker's */
+	char			 addr[96];	/* as in the conf */
 	TAILQ_ENTRY(lbd_listener) entry;
 };
 

@@ -569,6 +569,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			    conf_get(fn, "tls"))) == NULL)
 				continue;
 			l = listener_new(lc, fe, tls);
+			strlcpy(l->addr, n->args[0].str, sizeof(l->addr));
 			l->srv.tls = tls ? fe->tls : NULL;
 			if (fe->accept_proxy)
 				l->srv.proxy_from = &fe->proxy_from;
@@ -697,10 +698,19 @@ lbd_setup(void *p, struct proc_settings *ps)
 		}
 	}
 	TAILQ_FOREACH(l, &lc->listeners, entry) {
-		snprintf(key, sizeof(key), "lconns/%s/%p", l->fe->name,
-		    (void *)l);
-		/* per listener connection count, for maxconn */
-		l->conns = shm_get(key, sizeof(*l->conns), NULL);
+		/*
+		 * Per listener connection count, for maxconn: by name, so
+		 * that a reload's workers count with the old ones still
+		 * draining, and a reload does not take a new block.
+		 */
+		snprintf(key, sizeof(key), "lconns/%s/%s", l->fe->name,
+		    l->addr);
+		if ((l->conns = shm_get(key, sizeof(*l->conns),
+		    NULL)) == NULL) {
+			log_warnx("frontend %s: no shared memory left for the "
+			    "connections of %s", l->fe->name, l->addr);
+			return (-1);
+		}
 		if (l->fe->maxconn > 0) {
 			l->srv.maxconn = l->fe->maxconn;
 			l->srv.shared_conns = l->conns;
