@@ -16,7 +16,11 @@
 #include <stdatomic.h>
 #include "compat.h"
 
-#define SHM_SIZE	(8 * 1024 * 1024)
+/*
+ * Mapped, not taken: a page is real once a block on it is made.  Each
+ * lbd frontend with a rate or connection limit takes 3 MiB.
+ */
+#define SHM_SIZE	(64 * 1024 * 1024)
 #define SHM_NAMELEN	128
 #define SHM_MAXBLOCKS	4096
 

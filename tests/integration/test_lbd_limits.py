@@ -10,7 +10,7 @@ import select
 import socket
 import time
 
-from harness import SLOW, wait_for
+from harness import SLOW, free_port, wait_for, wait_port
 from httpc import Closed, Conn, only_worker, request_bytes, socket_owner
 from lbdtest import LbdTest, get, raw_closed
 
@@ -99,6 +99,29 @@ class LimitsTest(LbdTest):
         self.assertEqual(len(late), 3)
         self.assertEqual({(ln["backend"], ln["server"], ln["term"][:2])
                           for ln in late}, {("www", "<NOSRV>", "LR")})
+
+    def test_many_limited_frontends(self):
+        # each limited frontend has a 3 MiB table in the shared segment:
+        # a third one used not to fit ("shared memory full ... not
+        # starting", while lbd -n said OK); eight run now, each counting
+        # on its own
+        b1, = self.backends("b1")
+        ports = [free_port() for _ in range(8)]
+        fes = "".join(f"""
+frontend f{i} {{
+    listen 127.0.0.1:{p}
+    backend webs
+    rate-limit 2 60s
+    conn-limit 10
+}}""" for i, p in enumerate(ports))
+        self.lbd(fes + f"""
+backend webs {{
+{self.server_lines([b1])}
+}}""", wait=False)
+        for p in ports:
+            wait_port("127.0.0.1", p)
+            self.assertEqual([get(p, "/hello").status for _ in range(3)],
+                             [200, 200, 429])
 
     def test_conn_limit_503_per_source(self):
         b1, = self.backends("b1")
