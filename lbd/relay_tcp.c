@@ -254,8 +254,9 @@ sess_connect(struct tcp_sess *ts)
 		if (s == NULL && ts->tried != 0)
 			s = up_pick(be->pc.pool, key, 0);
 		if (s == NULL) {
+			/* no queue in tcp mode: no server could take it */
 			stats_inc(be->m_noserver);
-			sess_free(ts, "sQ--", 0);
+			sess_free(ts, "sC--", 0);
 			return;
 		}
 		ts->tries++;
