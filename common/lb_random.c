@@ -10,20 +10,15 @@
 #include "upstream.h"
 
 static struct up_server *
-draw(struct up_pool *p, uint64_t tried, uint64_t now, int total)
+draw(struct up_pool *p, const int w[UP_MAXSERVERS], int total)
 {
-	struct up_server	*s;
-	uint32_t		 r = arc4random_uniform(total);
-	int			 i;
+	uint32_t	r = arc4random_uniform(total);
+	int		i;
 
 	for (i = 0; i < p->nservers; i++) {
-		s = p->servers[i];
-		if ((tried & (1ULL << (i & 63))) ||
-		    !up_eligible(p, s, now, NULL))
-			continue;
-		if (r < (uint32_t)atomic_load(&s->sh->weight))
-			return (s);
-		r -= atomic_load(&s->sh->weight);
+		if (r < (uint32_t)w[i])
+			return (p->servers[i]);
+		r -= w[i];
 	}
 	return (NULL);
 }
@@ -32,17 +27,12 @@ static struct up_server *
 random_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 {
 	struct up_server	*a, *b;
-	uint64_t		 now = ev_monotonic_ms();
-	int			 i, total = 0;
+	int			 total, w[UP_MAXSERVERS];
 
-	for (i = 0; i < p->nservers; i++)
-		if (!(tried & (1ULL << (i & 63))) &&
-		    up_eligible(p, p->servers[i], now, NULL))
-			total += atomic_load(&p->servers[i]->sh->weight);
-	if (total <= 0)
+	if ((total = up_weights(p, tried, ev_monotonic_ms(), 1, w)) <= 0)
 		return (NULL);
-	a = draw(p, tried, now, total);
-	b = draw(p, tried, now, total);
+	a = draw(p, w, total);
+	b = draw(p, w, total);
 	if (a == NULL || b == NULL)
 		return (a ? a : b);
 	return (atomic_load(&b->sh->conns) < atomic_load(&a->sh->conns) ?

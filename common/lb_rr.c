@@ -44,25 +44,17 @@ rr_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 static struct up_server *
 static_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 {
-	struct up_server	*s;
-	uint64_t		 now = ev_monotonic_ms(), pos;
-	int			 i, total = 0;
+	uint64_t	pos;
+	int		i, total, w[UP_MAXSERVERS];
 
-	for (i = 0; i < p->nservers; i++)
-		if (!(tried & (1ULL << (i & 63))) &&
-		    up_eligible(p, p->servers[i], now, NULL))
-			total += p->servers[i]->weight;
-	if (total == 0)
+	/* the conf's weights: static */
+	if ((total = up_weights(p, tried, ev_monotonic_ms(), 0, w)) == 0)
 		return (NULL);
 	pos = atomic_fetch_add(&p->sh->seq, 1) % total;
 	for (i = 0; i < p->nservers; i++) {
-		s = p->servers[i];
-		if ((tried & (1ULL << (i & 63))) ||
-		    !up_eligible(p, s, now, NULL))
-			continue;
-		if (pos < (uint64_t)s->weight)
-			return (s);
-		pos -= s->weight;
+		if (pos < (uint64_t)w[i])
+			return (p->servers[i]);
+		pos -= w[i];
 	}
 	return (NULL);
 }

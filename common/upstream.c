@@ -180,6 +180,32 @@ up_eligible(struct up_pool *p, struct up_server *s, uint64_t now, int *full)
 }
 
 /*
+ * The weight of each server that may be chosen now (0 for the others)
+ * into <w>, read once: a choice made over two passes would otherwise
+ * see a server fill up (another worker) between them and find none.
+ * <runtime>: the weights set at run time, else the conf's.  Returns
+ * their sum.
+ */
+int
+up_weights(struct up_pool *p, uint64_t tried, uint64_t now, int runtime,
+    int w[UP_MAXSERVERS])
+{
+	int	i, total = 0;
+
+	for (i = 0; i < p->nservers; i++) {
+		struct up_server	*s = p->servers[i];
+
+		w[i] = 0;
+		if (!(tried & (1ULL << (i & 63))) &&
+		    up_eligible(p, s, now, NULL))
+			w[i] = runtime ? atomic_load(&s->sh->weight) :
+			    s->weight;
+		total += w[i];
+	}
+	return (total);
+}
+
+/*
  * Choose a server; <key> for the hashing algorithms, <tried> a bitmap of
  * servers (by index) not to choose again.  NULL when none can take it.
  */
