@@ -333,7 +333,10 @@ gen_load(void)
 	conf = conf_new(ops->grammar);
 	conf->quiet = 1;
 	for (i = 0; i < ndefines; i++)
-		conf_define(conf, defines[i]);
+		if (conf_define(conf, defines[i]) == -1)
+			conf_error(conf, NULL, "-D %s: not a macro name "
+			    "(letters, digits and _, not first a digit)",
+			    defines[i]);
 	if (conf_parse_file(conf, conffile) == 0 &&
 	    settings_load(conf, &g->ps) == 0 && conf->nerrors == 0) {
 		g->dconf = ops->load(conf, &g->ps);

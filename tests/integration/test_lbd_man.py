@@ -145,6 +145,11 @@ class ManTest(DaemonTest):
         rc, out = d.run("-n", *defines)
         self.assertEqual(rc, 1)
         self.assertIn('no backend "apx"', out)
+        # a -D whose name is not a macro's is an error, not dropped
+        d.write_conf(conf)
+        rc, out = d.run("-n", "-D", "1bad=x", *defines)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("-D 1bad=x: not a macro name", out)
 
     def test_samples_pass_configtest(self):
         defines = self.files()
