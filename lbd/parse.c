@@ -517,6 +517,17 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		    (fe->mode == MODE_TCP || conf_get(fn, "redirect") == NULL))
 			conf_error(c, fn, "frontend %s needs a backend",
 			    fe->name);
+		else if (fe->defbe == NULL && fe->nrules == 0) {
+			/* redirect https sends the clients to its tls ones */
+			CONF_FOREACH(n, fn, "listen")
+				if (conf_opt(n, "tls") != NULL) {
+					conf_error(c, n, "frontend %s: a tls "
+					    "listener needs a backend (redirect "
+					    "https sends clients there)",
+					    fe->name);
+					break;
+				}
+		}
 		if ((n = conf_get(fn, "redirect")) != NULL) {
 			fe->redirect_https = 1;
 			fe->redirect_code = conf_optnum(n, "code", 301);

@@ -257,3 +257,23 @@ backend raw {{
         self.assertEqual(got.get("n"), n, got)
         self.assertEqual(got.get("end"), "eof", got)
 
+    def test_redirect_only_frontend_with_tls_listener_refused(self):
+        # redirect https and no backend: its tls listener would answer
+        # every request 503; the conf says so instead
+        c = self.certs
+        self.stats = free_port()
+        d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    listen 127.0.0.1:{free_port()} tls
+    tls {{
+        certificate {c}/a.crt key {c}/a.key
+    }}
+    redirect https
+}}
+"""), name="bad")
+        rc, out = d.run("-n")
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"bad\.conf:\d+: frontend www: a tls listener "
+                              r"needs a backend")
+
