@@ -220,7 +220,7 @@ http_conn_accept(struct http_server *srv, int fd, const struct sockaddr *sa,
 	nconns++;
 	srv->mine++;
 	if (srv->shared_conns != NULL) {
-		atomic_fetch_add(srv->shared_conns, 1);
+		shm_count_add(srv->shared_conns, 1);
 		c->flags |= CF_COUNTED;
 	}
 	conn_timer(c, srv->lim->header_timeout);
@@ -319,7 +319,7 @@ http_accept(struct http_server *srv, int lfd, int max)
 
 	while (n < max) {
 		if (srv->maxconn > 0 && srv->shared_conns != NULL &&
-		    atomic_load(srv->shared_conns) >= srv->maxconn)
+		    shm_count_get(srv->shared_conns) >= srv->maxconn)
 			return (n > 0 ? n : -1);
 		sl = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
@@ -389,7 +389,7 @@ conn_close(struct http_conn *c)
 	}
 	if (c->flags & CF_COUNTED) {
 		c->flags &= ~CF_COUNTED;
-		atomic_fetch_sub(c->srv->shared_conns, 1);
+		shm_count_add(c->srv->shared_conns, -1);
 	}
 	ev_timer_del(loop, &c->timer);
 	sock_close(loop, &c->s);

@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include "buf.h"
+#include "shm.h"
 #include "event.h"
 #include "http.h"
 #include "net.h"
@@ -80,7 +81,7 @@ struct http_server {
 	struct net_acl			*proxy_from;
 	/* connections at once on this listener, all workers; 0: no limit */
 	int				 maxconn;
-	_Atomic int			*shared_conns;
+	struct shm_count		*shared_conns;
 	int				 mine;	/* this worker's */
 	/* a new connection (after PROXY): 0, or a status to answer its
 	 * first request with before closing (a limit was hit) */

@@ -23,7 +23,7 @@ lc_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 		if ((tried & (1ULL << (i & 63))) ||
 		    !up_eligible(p, s, now, NULL))
 			continue;
-		load = (double)atomic_load(&s->sh->conns) /
+		load = (double)shm_count_get(&s->sh->conns) /
 		    atomic_load(&s->sh->weight);
 		if (best == NULL || load < bestload) {
 			best = s;

@@ -35,7 +35,7 @@ random_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 	b = draw(p, w, total);
 	if (a == NULL || b == NULL)
 		return (a ? a : b);
-	return (atomic_load(&b->sh->conns) < atomic_load(&a->sh->conns) ?
+	return (shm_count_get(&b->sh->conns) < shm_count_get(&a->sh->conns) ?
 	    b : a);
 }
 

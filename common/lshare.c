@@ -22,7 +22,7 @@ budget(struct lshare_set *s, int i)
 
 	if (n <= 1 || l->all == NULL || l->mine == NULL)
 		return (LSHARE_BATCH);
-	all = atomic_load_explicit(l->all, memory_order_relaxed);
+	all = shm_count_get(l->all);
 	if ((others = all - *l->mine) < 0)
 		others = 0;
 	b = others / (n - 1) + 2 + all / 32 + 1 - *l->mine;
@@ -95,6 +95,26 @@ lshare_init(struct lshare_set *s, struct ev_loop *loop,
 	s->w = w;
 	for (i = 0; i < PROC_MAXLISTENERS; i++)
 		ev_timer_init(&s->paused[i], resume, s);
+}
+
+/*
+ * Master: take back the connections a gone process (stats slot <slot>)
+ * left counted on the listeners of <ps>.  Returns how many.
+ */
+int
+lshare_reap(const struct proc_settings *ps, int slot)
+{
+	char			 key[SHM_NAMELEN];
+	struct shm_count	*all;
+	int			 i, n = 0;
+
+	for (i = 0; i < ps->nlisteners; i++) {
+		snprintf(key, sizeof(key), "accept/%s",
+		    ps->listeners[i].addr.text);
+		if ((all = shm_get(key, sizeof(*all), NULL)) != NULL)
+			n += shm_count_reap(all, slot);
+	}
+	return (n);
 }
 
 /* Serve listener <i> of the worker's settings as <sh> says. */

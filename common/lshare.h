@@ -36,6 +36,7 @@
 
 #include "event.h"
 #include "proc.h"
+#include "shm.h"
 
 #define LSHARE_PAUSE	20	/* ms a full listener rests */
 #define LSHARE_YIELD	1	/* ms a worker over its share rests */
@@ -44,7 +45,7 @@
 struct lshare {
 	int		(*accept)(void *, int, int);
 	void		*arg;
-	_Atomic int	*all;
+	struct shm_count *all;
 	int		*mine;
 };
 
@@ -65,6 +66,7 @@ void		 lshare_init(struct lshare_set *, struct ev_loop *,
 struct lshare	*lshare_add(struct lshare_set *, int, const struct lshare *);
 void		 lshare_after(struct lshare_set *);
 void		 lshare_stop(struct lshare_set *);
+int		 lshare_reap(const struct proc_settings *, int);
 
 /* A connection of <l> opened (+1) or closed (-1) in this worker. */
 static inline void
@@ -72,7 +74,7 @@ lshare_count(struct lshare *l, int n)
 {
 	*l->mine += n;
 	if (l->all != NULL)
-		atomic_fetch_add(l->all, n);
+		shm_count_add(l->all, n);
 }
 
 #endif

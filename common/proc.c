@@ -879,6 +879,14 @@ child_exited(struct proc_child *c, int status)
 
 	ev_io_del(&mloop, &c->io);
 	close(c->chan);
+	if (ops->child_gone != NULL && g->dconf != NULL) {
+		int	n = ops->child_gone(g->dconf, &g->ps, c->slot);
+
+		if (n != 0)
+			log_warnx("%s %d (pid %d) left %d connection%s counted "
+			    "in shared memory: taken back", role_name(c->role),
+			    c->id + 1, c->pid, n, n == 1 ? "" : "s");
+	}
 	slot_put(c->slot);
 	TAILQ_REMOVE(&children, c, entry);
 	g->nchildren--;

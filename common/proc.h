@@ -145,6 +145,13 @@ struct proc_ops {
 	const struct ipc_type	*msgtypes;
 	void			 (*msg)(struct proc_worker *, struct ipc_msg *);
 	struct proc_role	 roles[PROC_MAXROLES];	/* name NULL ends */
+	/*
+	 * Master: a child of this conf's generation is gone; take back what
+	 * its stats slot holds in the shared counts (shm_count_reap()).
+	 * Returns how much that was (optional).
+	 */
+	int			 (*child_gone)(void *, const struct proc_settings *,
+				    int);
 	/* master, every PROC_TICK ms: the current conf and pool (optional) */
 	void			 (*tick)(void *, struct proc_pool *);
 };

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "shm.h"
+#include "stats.h"
 
 struct shm_entry {
 	char		name[SHM_NAMELEN];
@@ -94,3 +95,31 @@ shm_get(const char *name, size_t size, int *created)
 		*created = 1;
 	return (p);
 }
+
+_Static_assert(SHM_COUNT_SLOTS == STATS_SLOTS, "a part for each slot");
+
+/* Count <n> (negative to give back) as this process's. */
+void
+shm_count_add(struct shm_count *c, int n)
+{
+	atomic_fetch_add_explicit(&c->total, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->part[stats_get_slot()], n,
+	    memory_order_relaxed);
+}
+
+/*
+ * Master: the part of the process of stats slot <slot>, which is gone,
+ * taken out of the count.  Returns how much it held.
+ */
+int
+shm_count_reap(struct shm_count *c, int slot)
+{
+	int	n;
+
+	if (slot < 0 || slot >= SHM_COUNT_SLOTS)
+		return (0);
+	if ((n = atomic_exchange(&c->part[slot], 0)) != 0)
+		atomic_fetch_sub(&c->total, n);
+	return (n);
+}
+

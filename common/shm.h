@@ -23,6 +23,7 @@
 #define SHM_SIZE	(64 * 1024 * 1024)
 #define SHM_NAMELEN	128
 #define SHM_MAXBLOCKS	4096
+#define SHM_COUNT_SLOTS	128		/* STATS_SLOTS */
 
 int	 shm_init(size_t);
 void	*shm_get(const char *, size_t, int *);
@@ -43,6 +44,27 @@ static inline void
 shm_unlock(shm_lock_t *l)
 {
 	atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+/*
+ * A count the processes share (connections to a server, on a listener),
+ * with each process's part kept by its stats slot: when a process dies
+ * holding some (killed at the end of a reload's shutdown timeout, or a
+ * crash), the master takes its part back (shm_count_reap()), else the
+ * count would stay high for good.
+ */
+struct shm_count {
+	_Atomic int	total;
+	_Atomic int	part[SHM_COUNT_SLOTS];
+};
+
+void	shm_count_add(struct shm_count *, int);
+int	shm_count_reap(struct shm_count *, int);
+
+static inline int
+shm_count_get(struct shm_count *c)
+{
+	return (atomic_load_explicit(&c->total, memory_order_relaxed));
 }
 
 #endif

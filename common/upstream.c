@@ -135,7 +135,7 @@ up_usable(const struct up_server *s, uint64_t now)
 		return (0);
 	if (atomic_load(&sh->skip_until) > (now ? now : mono_ms()))
 		return (0);
-	if (s->maxconn > 0 && atomic_load(&sh->conns) >= s->maxconn)
+	if (s->maxconn > 0 && shm_count_get(&sh->conns) >= s->maxconn)
 		return (0);
 	return (atomic_load(&sh->weight) > 0);
 }
@@ -172,7 +172,7 @@ up_eligible(struct up_pool *p, struct up_server *s, uint64_t now, int *full)
 	if (up_usable(s, now))
 		return (1);
 	if (full != NULL && s->maxconn > 0 &&
-	    atomic_load(&s->sh->conns) >= s->maxconn &&
+	    shm_count_get(&s->sh->conns) >= s->maxconn &&
 	    atomic_load(&s->sh->admin) == UP_READY &&
 	    atomic_load(&s->sh->health) == UP_HEALTHY)
 		*full = 1;
@@ -230,7 +230,7 @@ up_nusable(struct up_pool *p)
 void
 up_taken(struct up_server *s)
 {
-	atomic_fetch_add(&s->sh->conns, 1);
+	shm_count_add(&s->sh->conns, 1);
 	if (s->pool->lb->taken != NULL)
 		s->pool->lb->taken(s->pool, s);
 }
@@ -238,7 +238,7 @@ up_taken(struct up_server *s)
 void
 up_dropped(struct up_server *s)
 {
-	atomic_fetch_sub(&s->sh->conns, 1);
+	shm_count_add(&s->sh->conns, -1);
 	if (s->pool->lb->dropped != NULL)
 		s->pool->lb->dropped(s->pool, s);
 }

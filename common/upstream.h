@@ -37,7 +37,7 @@ enum up_health { UP_HEALTHY = 0, UP_DOWN };
 struct up_shared {
 	_Atomic int		admin;		/* enum up_admin */
 	_Atomic int		health;		/* enum up_health */
-	_Atomic int		conns;		/* active, all workers */
+	struct shm_count	conns;		/* active, all workers */
 	_Atomic int		queued;		/* waiting for a slot */
 	_Atomic int		fails;		/* passive failures in a row */
 	_Atomic uint64_t	skip_until;	/* ms, CLOCK_MONOTONIC */

@@ -214,7 +214,7 @@ show_servers(struct lbd_conf *lc, const char *only, struct buf *out)
 			char		  res[sizeof(sh->check_desc)];
 
 			snprintf(w, sizeof(w), "%d", atomic_load(&sh->weight));
-			snprintf(c, sizeof(c), "%d", atomic_load(&sh->conns));
+			snprintf(c, sizeof(c), "%d", shm_count_get(&sh->conns));
 			if (be->check.type == CHECK_NONE || last == 0)
 				strlcpy(age, "-", sizeof(age));
 			else

@@ -94,7 +94,7 @@ be_conns(struct lbd_backend *be)
 	int	i, n = 0;
 
 	for (i = 0; i < be->pc.pool->nservers; i++)
-		n += atomic_load(&be->pc.pool->servers[i]->sh->conns);
+		n += shm_count_get(&be->pc.pool->servers[i]->sh->conns);
 	return (n);
 }
 
@@ -121,7 +121,7 @@ logline(struct lbd_frontend *fe, struct lbd_backend *be,
 	    (long long)ta, status > 0 ? status : -1, (unsigned long long)bytes,
 	    term[0] ? term[0] : '-', term[0] && term[1] ? term[1] : '-',
 	    http_server_nconns(), (long long)stats_gauge_value(fe->m_sessions),
-	    be ? be_conns(be) : 0, srv ? atomic_load(&srv->sh->conns) : 0,
+	    be ? be_conns(be) : 0, srv ? shm_count_get(&srv->sh->conns) : 0,
 	    retries, rl);
 }
 

@@ -126,6 +126,7 @@ static const struct proc_ops lbd_ops = {
 	.load = lbd_load,
 	.unload = lbd_unload,
 	.setup = lbd_setup,
+	.child_gone = lbd_child_gone,
 	.worker = lbd_worker,
 	.roles = {
 		{ "checker", checker_count, checker_main },

@@ -151,7 +151,7 @@ struct lbd_listener {
 	struct http_server	 srv;		/* first */
 	struct lbd_frontend	*fe;
 	int			 tls;
-	_Atomic int		*conns;		/* all workers, shared */
+	struct shm_count	*conns;		/* all workers, shared */
 	int			 mine;		/* this worker's */
 	char			 addr[96];	/* as in the conf */
 	TAILQ_ENTRY(lbd_listener) entry;
@@ -216,6 +216,7 @@ extern const struct conf_kw lbd_grammar[];
 void	*lbd_load(struct conf *, struct proc_settings *);
 void	 lbd_unload(void *);
 int	 lbd_setup(void *, struct proc_settings *);
+int	 lbd_child_gone(void *, const struct proc_settings *, int);
 struct lbd_backend *backend_find(struct lbd_conf *, const char *);
 
 /* relay_http.c */

@@ -805,3 +805,29 @@ lbd_setup(void *p, struct proc_settings *ps)
 	(void)ps;
 	return (0);
 }
+
+/*
+ * Master: the connections a gone worker (stats slot <slot>) left counted
+ * on the servers and listeners, taken back: a worker killed at the end
+ * of a reload's shutdown timeout, or one that crashed, would otherwise
+ * leave its servers looking busy (maxconn, leastconn) for good.
+ */
+int
+lbd_child_gone(void *p, const struct proc_settings *ps, int slot)
+{
+	struct lbd_conf		*lc = p;
+	struct lbd_backend	*be;
+	struct lbd_listener	*l;
+	int			 i, n = 0;
+
+	TAILQ_FOREACH(be, &lc->backends, entry)
+		for (i = 0; i < be->pc.pool->nservers; i++)
+			n += shm_count_reap(&be->pc.pool->servers[i]->sh->conns,
+			    slot);
+	TAILQ_FOREACH(l, &lc->listeners, entry)
+		if (l->conns != NULL)
+			n += shm_count_reap(l->conns, slot);
+	(void)ps;
+	return (n);
+}
+

@@ -81,7 +81,7 @@ sess_free(struct tcp_sess *ts, const char *term, uint64_t bytes)
 		up_dropped(ts->srv);
 	if (ts->counted)
 		rl_conn_close(fe, &ts->peer.sa);
-	atomic_fetch_sub(ts->l->conns, 1);
+	shm_count_add(ts->l->conns, -1);
 	ts->l->mine--;
 	stats_gauge_add(fe->m_sessions, -1);
 	if (!ts->nolog)
@@ -399,7 +399,7 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop,
 	int			 fd, n;
 
 	for (n = 0; n < max; n++) {
-		if (fe->maxconn > 0 && atomic_load(l->conns) >= fe->maxconn)
+		if (fe->maxconn > 0 && shm_count_get(l->conns) >= fe->maxconn)
 			return (n > 0 ? n : -1);
 		sl = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
@@ -420,7 +420,7 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop,
 		sock_init(&ts->client, fd);
 		sock_init(&ts->up, -1);
 		ev_timer_init(&ts->timer, connect_timeout, ts);
-		atomic_fetch_add(l->conns, 1);
+		shm_count_add(l->conns, 1);
 		l->mine++;
 		stats_gauge_add(fe->m_sessions, 1);
 		TAILQ_INSERT_TAIL(&sessions, ts, entry);

@@ -134,7 +134,7 @@ metrics(struct lbd_conf *lc, struct buf *b)
 					v = atomic_load(&s->sh->weight);
 					break;
 				case 3:
-					v = atomic_load(&s->sh->conns);
+					v = shm_count_get(&s->sh->conns);
 					break;
 				case 4:
 					v = atomic_load(&s->sh->last_check) /
@@ -220,7 +220,7 @@ page(struct lbd_conf *lc, struct buf *b)
 			    "</td><td>%d</td><td>%llu</td><td>%llu</td>"
 			    "<td>%s</td><td>", up_state_name(s),
 			    up_state_name(s), atomic_load(&s->sh->weight),
-			    atomic_load(&s->sh->conns), (unsigned long long)
+			    shm_count_get(&s->sh->conns), (unsigned long long)
 			    stats_counter_value(be->srvstats[i].requests),
 			    (unsigned long long)atomic_load(&s->sh->errors),
 			    ago);

@@ -777,3 +777,23 @@ webd_setup(void *p, struct proc_settings *ps)
 		return (-1);
 	return (0);
 }
+
+/*
+ * Master: the connections a gone worker (stats slot <slot>) left counted
+ * on the app servers and listeners, taken back (see lbd_child_gone()).
+ */
+int
+webd_child_gone(void *p, const struct proc_settings *ps, int slot)
+{
+	struct webd_conf	*wc = p;
+	struct webd_upstream	*u;
+	int			 i, n;
+
+	n = lshare_reap(ps, slot);
+	TAILQ_FOREACH(u, &wc->upstreams, entry)
+		for (i = 0; i < u->pc.pool->nservers; i++)
+			n += shm_count_reap(&u->pc.pool->servers[i]->sh->conns,
+			    slot);
+	return (n);
+}
+

@@ -67,6 +67,7 @@ static const struct proc_ops webd_ops = {
 	.load = webd_load,
 	.unload = webd_unload,
 	.setup = webd_setup,
+	.child_gone = webd_child_gone,
 	.worker = webd_worker,
 	.reopen = access_log_reopen,
 };

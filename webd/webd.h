@@ -156,6 +156,7 @@ extern const struct conf_kw webd_grammar[];
 void	*webd_load(struct conf *, struct proc_settings *);
 void	 webd_unload(void *);
 int	 webd_setup(void *, struct proc_settings *);
+int	 webd_child_gone(void *, const struct proc_settings *, int);
 
 /* server.c */
 extern const struct http_handler webd_handler;

@@ -280,6 +280,35 @@ class CtlTest(LbdCase):
         self.assertEqual(rc, 0)
         self.assertEqual(set(self.who(4)), {"web1"})
 
+    def test_killed_worker_gives_back_its_server_connections(self):
+        """A worker killed while it holds a server's only slot (maxconn
+        1): the master takes the connection back, else the server looks
+        full for good (every request queued, then 503)."""
+        import signal
+        from httpc import request_bytes
+        web1 = self.backend("web1")
+        self.lbd(f"backend webs {{\nserver web1 {web1.addr} maxconn 1\n"
+                 f"queue-timeout 1s\n}}")
+        c = Conn(self.port, timeout=30)
+        self.addCleanup(c.close)
+        c.send(request_bytes("GET", "/slow/20000"))
+        wait_for(lambda: self.servers()["webs/web1"]["CONNS"] == "1", 5,
+                 what="the slot taken")
+        old = set(self.lb.workers())
+        for w in old:
+            os.kill(w, signal.SIGKILL)
+        wait_for(lambda: len(set(self.lb.workers()) - old) == 2, 5,
+                 what="new workers")
+        time.sleep(0.3)
+        r = get(self.port, "/hello")
+        self.assertEqual((r.status, r.header("Server")), (200, "web1"))
+        self.assertEqual(self.servers()["webs/web1"]["CONNS"], "0")
+        self.syslog.wait(rf"lbd\[{self.lb.pid}\]: worker \d \(pid \d+\) "
+                         rf"left \d+ connections? counted in shared memory: "
+                         rf"taken back", 5)
+        # the workers' deaths were the test's own doing
+        self.syslog.mark()
+
     def test_reloads_never_reset_a_command(self):
         """lbdctl running while lbd reloads gets its answer every time:
         the leaving checker answers what it accepted, the next one the

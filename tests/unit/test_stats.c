@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "buf.h"
+#include "shm.h"
 #include "stats.h"
 
 /*
@@ -1343,3 +1344,37 @@ Test(stats, render_everything, .init = init)
 	    2);
 	free(pr);
 }
+
+/*
+ * A shared count keeps each process's part by its stats slot: the part
+ * of a process that died is taken back, the others' stay.
+ */
+Test(shm_count, parts_taken_back)
+{
+	struct shm_count	*c;
+	pid_t			 pid;
+	int			 st;
+
+	cr_assert_eq(shm_init(0), 0);
+	cr_assert_not_null(c = shm_get("count/test", sizeof(*c), NULL));
+	stats_set_slot(1);
+	shm_count_add(c, 2);
+	if ((pid = fork()) == 0) {
+		/* a worker of slot 3 takes 5 and dies holding them */
+		stats_set_slot(3);
+		shm_count_add(c, 5);
+		shm_count_add(c, -1);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(shm_count_get(c), 6);
+	cr_assert_eq(shm_count_reap(c, 3), 4);
+	cr_assert_eq(shm_count_get(c), 2);
+	cr_assert_eq(shm_count_reap(c, 3), 0);
+	cr_assert_eq(shm_count_reap(c, 200), 0);
+	/* ours is ours until given back */
+	shm_count_add(c, -2);
+	cr_assert_eq(shm_count_get(c), 0);
+	cr_assert_eq(shm_count_reap(c, 1), 0);
+}
+
