@@ -297,8 +297,14 @@ server_ctx(struct tls_ctx *t, int tickets)
 	return (ctx);
 }
 
-static int
-read_secret(const char *path, unsigned char *out, char *err, size_t errlen)
+/*
+ * A secret shared by hosts: a file of at least TLS_SECRETLEN random
+ * bytes, not readable by group or others, condensed into TLS_SECRETLEN
+ * bytes at <out>.  -1 with <err> set when it cannot be used.
+ */
+int
+tls_read_secret(const char *path, unsigned char *out, char *err,
+    size_t errlen)
 {
 	unsigned char	buf[512];
 	struct stat	st;
@@ -411,7 +417,7 @@ tls_server_load(struct conf *conf, const struct conf_node *block)
 		t->rotation = 1;
 	tickets = conf_num(conf, block, "tickets");
 	if ((s = conf_str(conf, block, "ticket-key-file")) != NULL) {
-		if (read_secret(s, t->secret, err, sizeof(err)) == -1) {
+		if (tls_read_secret(s, t->secret, err, sizeof(err)) == -1) {
 			conf_error(conf, conf_get(block, "ticket-key-file"),
 			    "%s", err);
 			goto fail;

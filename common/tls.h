@@ -47,6 +47,7 @@ int		 tls_server_add(struct tls_ctx *, struct conf *,
 		    const struct conf_node *);
 struct tls_ctx	*tls_client_new(const char *, int, char *, size_t);
 void		 tls_free(struct tls_ctx *);
+int		 tls_read_secret(const char *, unsigned char *, char *, size_t);
 int		 tls_server_ncerts(const struct tls_ctx *);
 void		 tls_server_default(struct tls_ctx *, int);
 SSL		*tls_server_ssl(struct tls_ctx *, int);

@@ -14,6 +14,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "http_worker.h"
@@ -85,6 +87,7 @@ const struct conf_kw lbd_grammar[] = {
 	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
 	    LBD_SOCKET },
 	{ "log", NULL, 0, 1, { { CONF_BOOL, "log" } }, log_opts, "yes" },
+	{ "cookie-key-file", NULL, 0, 1, { { CONF_PATH, "cookie-key-file" } } },
 	{ "frontend", NULL, CONF_BLOCK | CONF_MULTI | CONF_UNIQUE |
 	    CONF_REQUIRED, 1, { { CONF_NAME, "frontend name" } } },
 	{ "backend", NULL, CONF_BLOCK | CONF_MULTI | CONF_UNIQUE, 1,
@@ -379,15 +382,36 @@ errpage_read(struct conf *c, struct conf_node *n, struct lbd_frontend *fe)
 }
 
 /*
- * The sticky cookies' key: drawn once by the master, the same for every
- * conf it loads, so that a reload keeps the clients on their servers.
+ * The sticky cookies' key: from cookie-key-file, the same on every host
+ * that has the file (a client keeps its server when its address moves
+ * to the other load balancer); else drawn once by the master, the same
+ * for every conf it loads, so that a reload keeps the clients on their
+ * servers.
  */
 static void
-cookie_key(struct lbd_conf *lc)
+cookie_key(struct conf *c, struct lbd_conf *lc)
 {
 	static unsigned char	key[sizeof(lc->cookie_key)];
 	static int		drawn;
+	struct conf_node	*n;
 
+	if ((n = conf_get(&c->root, "cookie-key-file")) != NULL) {
+		unsigned char	secret[TLS_SECRETLEN];
+		char		err[512];
+		unsigned int	len = sizeof(lc->cookie_key);
+
+		if (tls_read_secret(n->args[0].str, secret, err,
+		    sizeof(err)) == -1) {
+			conf_error(c, n, "%s", err);
+			return;
+		}
+		/* its own key, even from the file of the ticket keys */
+		HMAC(EVP_sha256(), secret, sizeof(secret),
+		    (const unsigned char *)"lbd sticky cookie", 17,
+		    lc->cookie_key, &len);
+		explicit_bzero(secret, sizeof(secret));
+		return;
+	}
 	if (!drawn) {
 		if (RAND_bytes(key, sizeof(key)) != 1)
 			fatalx("%s: RAND_bytes", __func__);
@@ -442,7 +466,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 	lc->log = conf_num(c, &c->root, "log");
 	lc->logfacility = log_facility(n ? conf_optstr(n, "facility",
 	    "local0") : "local0");
-	cookie_key(lc);
+	cookie_key(c, lc);
 
 	CONF_FOREACH(bn, &c->root, "backend") {
 		char	key[128];

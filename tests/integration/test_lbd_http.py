@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 
-from harness import SLOW, free_port, wait_for
+from harness import SLOW, free_port, wait_for, wait_port
 from httpc import Conn, request_bytes, tcp_conns
 from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
@@ -149,6 +149,31 @@ backend img {{
             r = self.get(headers=[("Cookie", cookie)])
             self.assertEqual((r.header("Server"), r.all("Set-Cookie")),
                              (srv, []))
+
+    def test_sticky_cookie_key_from_a_file_outlives_the_master(self):
+        # load balancers with the same cookie-key-file take each other's
+        # cookies: here one lbd, stopped and started again (a new master,
+        # which without the file draws a new key)
+        key = os.path.join(self.dir, "cookie.key")
+        with open(key, "wb") as f:
+            f.write(os.urandom(64))
+        os.chmod(key, 0o600)
+        self.s1, self.s2 = self.backends("s1", "s2")
+        self.simple([self.s1, self.s2], backend="    cookie SRV",
+                    top=f'cookie-key-file "{key}"')
+        srv, cookie = self.cookie_of(self.get())
+        self.lb.stop()
+        self.lb.start()
+        wait_port("127.0.0.1", self.port)
+        for _ in range(4):
+            r = self.get(headers=[("Cookie", cookie)])
+            self.assertEqual((r.header("Server"), r.all("Set-Cookie")),
+                             (srv, []))
+        # a key others can read is refused, with the reason
+        os.chmod(key, 0o644)
+        rc, out = self.lb.run("-n")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("must not be readable by group or others", out)
 
     # header rules, error pages
 

@@ -55,9 +55,10 @@ class ManTest(DaemonTest):
             f.write("<p>back soon</p>\n")
         keys = os.path.join(self.dir, "keys")
         os.makedirs(keys)
-        with open(os.path.join(keys, "ticket.key"), "wb") as f:
-            f.write(os.urandom(64))
-        os.chmod(os.path.join(keys, "ticket.key"), 0o600)
+        for k in ("ticket.key", "cookie.key"):
+            with open(os.path.join(keys, k), "wb") as f:
+                f.write(os.urandom(64))
+            os.chmod(os.path.join(keys, k), 0o600)
         return ["-D", f"ssl={ssl}", "-D", f"errors={errors}", "-D",
                 f"keys={keys}"]
 
