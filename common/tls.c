@@ -258,6 +258,59 @@ cert_names(struct tls_cert *c, X509 *x)
 	}
 }
 
+/* Whether two certificates have the same names, in any order. */
+static int
+same_names(const struct tls_cert *a, const struct tls_cert *b)
+{
+	int	i, j;
+
+	if (a->nnames != b->nnames || a->nnames == 0)
+		return (0);
+	for (i = 0; i < a->nnames; i++) {
+		for (j = 0; j < b->nnames; j++)
+			if (strcasecmp(a->names[i], b->names[j]) == 0)
+				break;
+		if (j == b->nnames)
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * The last certificate loaded, <c> (<x>, from <path> and <key>), names
+ * what an earlier one names with another kind of key (RSA beside
+ * ECDSA): the earlier context takes it too, and OpenSSL gives each
+ * client the one its signature algorithms allow; <c> goes.  Else
+ * nothing changes.  -1 on an OpenSSL error.
+ */
+static int
+pair_up(struct tls_ctx *t, struct tls_cert *c, X509 *x, const char *path,
+    const char *key)
+{
+	struct tls_cert	*p;
+	X509		*px;
+	int		 i, type = EVP_PKEY_base_id(X509_get0_pubkey(x));
+
+	for (i = 0; i < t->ncerts - 1; i++) {
+		p = &t->certs[i];
+		if (!same_names(p, c) ||
+		    (px = SSL_CTX_get0_certificate(p->ctx)) == NULL ||
+		    EVP_PKEY_base_id(X509_get0_pubkey(px)) == type)
+			continue;
+		if (SSL_CTX_use_certificate_chain_file(p->ctx, path) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(p->ctx, key,
+		    SSL_FILETYPE_PEM) != 1)
+			return (-1);
+		SSL_CTX_free(c->ctx);
+		for (i = 0; i < c->nnames; i++)
+			free(c->names[i]);
+		memset(c, 0, sizeof(*c));
+		t->ncerts--;
+		return (0);
+	}
+	return (0);
+}
+
 static SSL_CTX *
 server_ctx(struct tls_ctx *t, int tickets)
 {
@@ -389,6 +442,12 @@ certs_load(struct tls_ctx *t, struct conf *conf, const struct conf_node *block,
 		}
 		if ((x = SSL_CTX_get0_certificate(c->ctx)) != NULL)
 			cert_names(c, x);
+		if (x != NULL && pair_up(t, c, x, n->args[0].str, key ? key :
+		    n->args[0].str) == -1) {
+			conf_error(conf, n, "certificate %s: %s",
+			    n->args[0].str, ssl_err());
+			return (-1);
+		}
 	}
 	return (0);
 }

@@ -277,3 +277,34 @@ frontend www {{
         self.assertRegex(out, r"bad\.conf:\d+: frontend www: a tls listener "
                               r"needs a backend")
 
+    def test_rsa_and_ecdsa_certificates_for_one_name(self):
+        # an RSA and an ECDSA certificate for the same names: each client
+        # gets the one its signature algorithms take (the second was
+        # never used: the first with a matching name won)
+        from httpc import make_cert
+        d = self.certs
+        make_cert(d, "dual-ec", "ec", ["dual.test"])
+        make_cert(d, "dual-rsa", "rsa", ["dual.test"])
+        b1, = self.backends("b1")
+        self.tls_port = free_port()
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{self.tls_port} tls
+    tls {{
+        certificate {d}/dual-ec.crt key {d}/dual-ec.key
+        certificate {d}/dual-rsa.crt key {d}/dual-rsa.key
+    }}
+    backend webs
+}}
+backend webs {{
+    server b1 {b1.addr}
+}}
+""", wait=False)
+        wait_port("127.0.0.1", self.tls_port)
+        for sigalgs, bits in (("ECDSA+SHA256", "256"),
+                              ("rsa_pss_rsae_sha256:RSA+SHA256", "2048")):
+            _, out = self.s_client("-servername", "dual.test", "-sigalgs",
+                                   sigalgs, data=HELLO)
+            self.assertIn(f"Server public key is {bits} bit", out)
+            self.assertRegex(out, r"HTTP/1\.1 200 OK\r?\n")
+
