@@ -106,6 +106,20 @@ up_pool_commit(struct up_pool *p)
 	}
 }
 
+/*
+ * Master: the connections a gone process (stats slot <slot>) left
+ * counted on the pool's servers, taken back.  Returns how many.
+ */
+int
+up_pool_reap(struct up_pool *p, int slot)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < p->nservers; i++)
+		n += shm_count_reap(&p->servers[i]->sh->conns, slot);
+	return (n);
+}
+
 void
 up_pool_free(struct up_pool *p)
 {
@@ -124,20 +138,27 @@ mono_ms(void)
 	return (ev_monotonic_ms());
 }
 
-/* Can <s> take a new connection now?  <now>: monotonic ms, 0 to read. */
-int
-up_usable(const struct up_server *s, uint64_t now)
+/*
+ * Is <s> up: ready, healthy, not skipped after failures, and of a weight
+ * that takes new requests?  <now>: monotonic ms, 0 to read.
+ */
+static int
+up_up(const struct up_server *s, uint64_t now)
 {
 	struct up_shared	*sh = s->sh;
 
-	if (atomic_load(&sh->admin) != UP_READY ||
-	    atomic_load(&sh->health) != UP_HEALTHY)
-		return (0);
-	if (atomic_load(&sh->skip_until) > (now ? now : mono_ms()))
-		return (0);
-	if (s->maxconn > 0 && shm_count_get(&sh->conns) >= s->maxconn)
-		return (0);
-	return (atomic_load(&sh->weight) > 0);
+	return (atomic_load(&sh->admin) == UP_READY &&
+	    atomic_load(&sh->health) == UP_HEALTHY &&
+	    atomic_load(&sh->skip_until) <= (now ? now : mono_ms()) &&
+	    atomic_load(&sh->weight) > 0);
+}
+
+/* Can <s> take a new connection now: up, and not at its maxconn? */
+int
+up_usable(const struct up_server *s, uint64_t now)
+{
+	return (up_up(s, now) && (s->maxconn == 0 ||
+	    shm_count_get(&s->sh->conns) < s->maxconn));
 }
 
 /*
@@ -156,12 +177,7 @@ up_eligible(struct up_pool *p, struct up_server *s, uint64_t now, int *full)
 		for (i = 0; i < p->nservers; i++) {
 			struct up_server *o = p->servers[i];
 
-			/* (weight 0 takes no new requests: not up) */
-			if (!o->backup &&
-			    atomic_load(&o->sh->admin) == UP_READY &&
-			    atomic_load(&o->sh->health) == UP_HEALTHY &&
-			    atomic_load(&o->sh->weight) > 0 &&
-			    atomic_load(&o->sh->skip_until) <= now) {
+			if (!o->backup && up_up(o, now)) {
 				normal_up = 1;
 				break;
 			}

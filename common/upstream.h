@@ -110,6 +110,7 @@ struct up_pool	*up_pool_new(const char *, const char *, const struct lb_ops *);
 struct up_server *up_server_add(struct up_pool *, const char *,
 		    const struct net_addr *, int, int, int);
 void		 up_pool_commit(struct up_pool *);
+int		 up_pool_reap(struct up_pool *, int);
 int		 up_weights(struct up_pool *, uint64_t, uint64_t, int,
 		    int [UP_MAXSERVERS]);
 void		 up_pool_free(struct up_pool *);

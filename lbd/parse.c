@@ -842,12 +842,10 @@ lbd_child_gone(void *p, const struct proc_settings *ps, int slot)
 	struct lbd_conf		*lc = p;
 	struct lbd_backend	*be;
 	struct lbd_listener	*l;
-	int			 i, n = 0;
+	int			 n = 0;
 
 	TAILQ_FOREACH(be, &lc->backends, entry)
-		for (i = 0; i < be->pc.pool->nservers; i++)
-			n += shm_count_reap(&be->pc.pool->servers[i]->sh->conns,
-			    slot);
+		n += up_pool_reap(be->pc.pool, slot);
 	TAILQ_FOREACH(l, &lc->listeners, entry)
 		if (l->conns != NULL)
 			n += shm_count_reap(l->conns, slot);

@@ -787,13 +787,11 @@ webd_child_gone(void *p, const struct proc_settings *ps, int slot)
 {
 	struct webd_conf	*wc = p;
 	struct webd_upstream	*u;
-	int			 i, n;
+	int			 n;
 
 	n = lshare_reap(ps, slot);
 	TAILQ_FOREACH(u, &wc->upstreams, entry)
-		for (i = 0; i < u->pc.pool->nservers; i++)
-			n += shm_count_reap(&u->pc.pool->servers[i]->sh->conns,
-			    slot);
+		n += up_pool_reap(u->pc.pool, slot);
 	return (n);
 }
 
