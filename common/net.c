@@ -318,7 +318,18 @@ net_listen(const struct net_addr *a, int backlog, int *clamped)
 	if (a->family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1)
+	if (a->family == AF_UNIX) {
+		/*
+		 * The file is made with mode 0600, and given its mode after
+		 * (net_unix_perms()): no one else can connect in between.
+		 */
+		mode_t	um = umask(077);
+		int	rv = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+
+		umask(um);
+		if (rv == -1)
+			goto fail;
+	} else if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1)
 		goto fail;
 	if (listen(fd, backlog) == -1)
 		goto fail;

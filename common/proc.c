@@ -384,17 +384,8 @@ gen_listen(struct proc_gen *g, struct proc_gen *old)
 			}
 		if (l->fd != -1)
 			continue;
-		{
-			/*
-			 * A unix socket is made under umask 077, then given
-			 * its mode: no one else can connect in between.
-			 */
-			mode_t	um = umask(077);
-
-			l->fd = net_listen(&l->addr, l->backlog, &clamped);
-			umask(um);
-		}
-		if (l->fd == -1) {
+		if ((l->fd = net_listen(&l->addr, l->backlog,
+		    &clamped)) == -1) {
 			log_warn("cannot listen on %s", l->addr.text);
 			goto fail;
 		}
