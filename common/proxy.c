@@ -906,6 +906,15 @@ uc_flush_deferred(struct ev_defer *d)
 	uc->flush_now = 0;
 }
 
+/* A streamed body has ended: its last chunk, when re-chunked, follows. */
+static void
+body_out_ended(struct preq *pr)
+{
+	if (pr->chunked_out && pr->uc != NULL)
+		buf_append(&pr->uc->out, "0\r\n\r\n", 5);
+	pr->body_sent = 1;
+}
+
 /* The buffered body (memory, then the spill file) goes out. */
 static void
 send_buffered_body(struct preq *pr)
@@ -1272,15 +1281,13 @@ pr_run(struct preq *pr)
 				send_buffered_body(pr);
 			else if (!http_req_has_body(pr->req))
 				pr->body_sent = 1;
-			else if (pr->req->rflags & HTTP_R_BODYENDED) {
+			else if (pr->req->rflags & HTTP_R_BODYENDED)
 				/*
 				 * A retry of a body that ended with none of
 				 * it sent (an empty chunked one): end it again.
 				 */
-				if (pr->chunked_out)
-					buf_append(&uc->out, "0\r\n\r\n", 5);
-				pr->body_sent = 1;
-			} else if (!(pr->req->rflags & HTTP_R_READBODY))
+				body_out_ended(pr);
+			else if (!(pr->req->rflags & HTTP_R_READBODY))
 				http_req_read_body(pr->req);
 			else if (buf_room(&uc->out) > 0)
 				http_req_resume(pr->req);
@@ -1371,8 +1378,8 @@ pr_run(struct preq *pr)
 				    "server reset before answering");
 				return;
 			}
+			/* (uc_release() will not keep it: SOCK_EOF or _ERROR) */
 			pr->up_eof = 1;
-			pr->upstream_close = 1;
 		}
 		/*
 		 * After the server's end, judge the body once what came
@@ -1506,9 +1513,7 @@ p_body_end(struct http_req *req, int status)
 		pr_start(pr);
 		return;
 	}
-	if (pr->chunked_out && pr->uc != NULL)
-		buf_append(&pr->uc->out, "0\r\n\r\n", 5);
-	pr->body_sent = 1;
+	body_out_ended(pr);
 	pr_run(pr);
 }
 

@@ -302,8 +302,8 @@ pair_up(struct tls_ctx *t, struct tls_cert *c, X509 *x, const char *path,
 		    SSL_FILETYPE_PEM) != 1)
 			return (-1);
 		SSL_CTX_free(c->ctx);
-		for (i = 0; i < c->nnames; i++)
-			free(c->names[i]);
+		while (c->nnames > 0)
+			free(c->names[--c->nnames]);
 		memset(c, 0, sizeof(*c));
 		t->ncerts--;
 		return (0);
