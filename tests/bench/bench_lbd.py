@@ -25,8 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BIN, ROUNDS, Server, free_port, hold_idle, machine,
-                      median, rss_kib, table, wrk)
+from benchlib import (BIN, ROUNDS, Server, free_port, idle_rss, machine,
+                      median, table, wrk)
 
 
 def backends(d):
@@ -196,25 +196,19 @@ def main():
                                       workers, headers=("Connection: close",),
                                       think_ms=40)]
                 table(rows, "lbd", "haproxy")
+                for _, s, _ in pairs:
+                    s.stop()
                 if workers == 1 and tickets:
-                    mem = {}
-                    for name, srv, ports in pairs:
-                        before = rss_kib(srv.pids())
-                        socks = hold_idle(ports[0], 10000,
-                                          b"GET /hello HTTP/1.1\r\nHost: b"
-                                          b"\r\n\r\n")
-                        time.sleep(1)
-                        mem[name] = (rss_kib(srv.pids()) - before) * 1000 / \
-                            10000 / 1024
-                        for s in socks:
-                            s.close()
-                        time.sleep(1)
+                    mem = idle_rss(
+                        [("lbd", lambda: Server("lbd", lbd(
+                            d, 1, *pl, be, tickets), pl[0], cpu)),
+                         ("haproxy", lambda: Server("haproxy", haproxy(
+                             d, 1, *ph, be, tickets), ph[0], cpu))],
+                        b"GET /hello HTTP/1.1\r\nHost: b\r\n\r\n")
                     print(f"{'RSS per 1k idle conns, 1 w':<36} "
                           f"{mem['lbd']:>9.2f}M {mem['haproxy']:>9.2f}M "
                           f"{mem['haproxy'] / mem['lbd'] if mem['lbd'] else 0:>6.2f}"
                           "  (ratio: haproxy / lbd, higher is better)")
-                for _, s, _ in pairs:
-                    s.stop()
     finally:
         for s in besrv:
             s.stop()

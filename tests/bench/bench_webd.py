@@ -22,8 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BIN, ROUNDS, Server, free_port, hold_idle, machine,
-                      median, rss_kib, table, wrk)
+from benchlib import (BIN, ROUNDS, Server, free_port, idle_rss, machine,
+                      median, table, wrk)
 
 
 def setup(d):
@@ -91,20 +91,6 @@ def row(label, servers, path, workers, headers=(), think_ms=0):
     return out
 
 
-def idle_row(servers, n=10000):
-    res = {}
-    for name, srv in servers:
-        before = rss_kib(srv.pids())
-        socks = hold_idle(srv.port, n, b"GET /1k HTTP/1.1\r\nHost: b\r\n\r\n")
-        time.sleep(1)
-        after = rss_kib(srv.pids())
-        for s in socks:
-            s.close()
-        res[name] = (after - before) * 1000 / n / 1024
-        time.sleep(1)
-    return res
-
-
 def main():
     d = tempfile.mkdtemp(prefix="bench-webd-")
     os.chmod(d, 0o755)
@@ -147,14 +133,19 @@ def main():
                                 headers=("Connection: close",)))
                 bp.stop()
             table(rows, "webd", "nginx")
+            for _, s in servers:
+                s.stop()
             if workers == 1:
-                mem = idle_row(servers)
+                mem = idle_rss(
+                    [("webd", lambda: Server("webd", webd(d, root, 1, pw),
+                                             pw, cpu)),
+                     ("nginx", lambda: Server("nginx", nginx(d, root, 1, pn),
+                                              pn, cpu))],
+                    b"GET /1k HTTP/1.1\r\nHost: b\r\n\r\n")
                 print(f"{'RSS per 1k idle conns, 1 w':<36} "
                       f"{mem['webd']:>9.2f}M {mem['nginx']:>9.2f}M "
                       f"{mem['nginx'] / mem['webd'] if mem['webd'] else 0:>6.2f}"
                       "  (ratio: nginx / webd, higher is better)")
-            for _, s in servers:
-                s.stop()
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

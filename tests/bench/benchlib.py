@@ -200,6 +200,41 @@ def hold_idle(port, n, request=None, tls_ctx=None):
     return socks
 
 
+def idle_rss(starts, request, n=10000):
+    """RSS per 1,000 idle keep-alive connections, in MB, for each of
+    starts: (name, start) pairs, start() giving a fresh Server.  Fresh,
+    because a server that has run the other rows may hold freed memory
+    that the idle connections then reuse without growing its RSS (a
+    figure below the connections' own state).  Each is warmed with one
+    request and measured alone; the count of established connections is
+    checked, so that connections left in a backlog count for nothing."""
+    res = {}
+    for name, start in starts:
+        srv = start()
+        try:
+            for s in hold_idle(srv.port, 1, request):
+                s.close()
+            time.sleep(0.5)
+            before = rss_kib(srv.pids())
+            socks = hold_idle(srv.port, n, request)
+            time.sleep(1)
+            after = rss_kib(srv.pids())
+            est = subprocess.run(
+                ["ss", "-Htn", "state", "established",
+                 f"( sport = :{srv.port} )"],
+                capture_output=True, text=True).stdout.count("\n")
+            for s in socks:
+                s.close()
+            if est < n:
+                print(f"{name}: only {est} of {n} connections established",
+                      file=sys.stderr)
+            res[name] = (after - before) * 1000 / n / 1024
+        finally:
+            srv.stop()
+        time.sleep(1)
+    return res
+
+
 def median(xs):
     return statistics.median(xs) if xs else 0.0
 
