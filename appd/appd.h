@@ -138,11 +138,6 @@ struct appd_route {
 	uint64_t		 timeout;	/* ROUTE_CGI, ms */
 };
 
-struct appd_trusted {
-	struct net_acl		 acl;
-	int			 unixpeers;	/* "trusted-proxy unix" */
-};
-
 struct appd_conf {
 	char			*name;		/* instance name */
 	struct http_limits	 lim;
@@ -161,7 +156,7 @@ struct appd_conf {
 	uint64_t		 kill_grace;	/* ms */
 	uint64_t		 slow_request;	/* ms */
 	uint64_t		 cgi_timeout;	/* ms, default of CGI routes */
-	struct appd_trusted	 trusted;
+	struct net_trusted	 trusted;
 	struct app_conf		*apps[APPD_MAXAPPS];
 	int			 napps;
 	struct appd_route	 routes[APPD_MAXROUTES];

@@ -232,26 +232,6 @@ route_read(struct conf *c, struct conf_node *n, struct appd_conf *ac)
 	r->timeout = conf_optnum(n, "timeout", ac->cgi_timeout);
 }
 
-/* "trusted-proxy": addresses, networks, or "unix" for unix socket peers */
-static void
-trusted_read(struct conf *c, struct appd_conf *ac)
-{
-	struct conf_node	*n;
-	struct net_cidr		 cidr;
-	int			 i;
-
-	CONF_FOREACH(n, &c->root, "trusted-proxy")
-		for (i = 0; i < n->nargs; i++) {
-			if (strcmp(n->args[i].str, "unix") == 0)
-				ac->trusted.unixpeers = 1;
-			else if (net_cidr_parse(n->args[i].str, &cidr) == -1)
-				conf_error(c, n, "trusted-proxy: invalid "
-				    "address \"%s\"", n->args[i].str);
-			else
-				net_acl_add(&ac->trusted.acl, 1, &cidr);
-		}
-}
-
 /* The pool's settings, and the relations between them. */
 static void
 pool_read(struct conf *c, struct appd_conf *ac, struct proc_settings *ps)
@@ -364,7 +344,7 @@ appd_load(struct conf *c, struct proc_settings *ps)
 	    ps->grace_ms && ps->grace_ms > 0)
 		log_debug("request-timeout + kill-grace exceed "
 		    "shutdown-timeout: a stop may cut long requests");
-	trusted_read(c, ac);
+	conf_trusted(c, "trusted-proxy", &ac->trusted);
 
 	CONF_FOREACH(n, root, "listen")
 		proc_listener_add(ps, c, n, n->args[0].str, ac);

@@ -16,6 +16,7 @@
 
 #include "appd.h"
 #include "log.h"
+#include "proxyproto.h"
 
 /* The arena: every allocation of a request, freed at once. */
 
@@ -414,103 +415,32 @@ app_body(const struct app_req *req, size_t *len)
 	return (req->body);
 }
 
-/* Is the address <a> (text) a trusted proxy? */
-static int
-trusted_text(const struct appd_trusted *t, const char *a, size_t n,
-    struct sockaddr_storage *ss)
-{
-	char			 tmp[INET6_ADDRSTRLEN + 2];
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-
-	if (n == 0 || n >= sizeof(tmp))
-		return (-1);
-	memcpy(tmp, a, n);
-	tmp[n] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, tmp, &sin->sin_addr) == 1)
-		sin->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, tmp, &sin6->sin6_addr) == 1)
-		sin6->sin6_family = AF_INET6;
-	else
-		return (-1);
-	return (t->acl.nrules > 0 && net_acl_allows(&t->acl,
-	    (struct sockaddr *)ss));
-}
-
-static int
-peer_trusted(const struct appd_trusted *t, const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_UNIX)
-		return (t->unixpeers);
-	return (t->acl.nrules > 0 && net_acl_allows(&t->acl, sa));
-}
-
 int
 req_peer_trusted(struct app_req *req)
 {
-	return (peer_trusted(&req->ac->trusted, req->peer));
+	return (net_trusted_peer(&req->ac->trusted, req->peer));
 }
 
 /*
  * The client's address: the peer's, or when the peer is a trusted
- * proxy, the last address of X-Forwarded-For that is not one (each
- * proxy appends the address it got the request from).
+ * proxy, the one X-Forwarded-For names (see xff_client()).
  */
 const char *
 app_client_addr(struct app_req *req)
 {
 	struct sockaddr_storage	 ss;
-	struct slice		 v;
 	char			 buf[INET6_ADDRSTRLEN];
-	const char		*p, *start, *end, *first = NULL;
-	size_t			 firstlen = 0;
-	int			 h, idx[64], n = 0, i, tr;
 
 	if (req->client != NULL)
 		return (req->client);
-	if (req->peer->sa_family == AF_UNIX)
+	if (req_peer_trusted(req) && xff_client(req->msg, req->head,
+	    &req->ac->trusted, &ss) == 0)
+		net_sockaddr_ip((struct sockaddr *)&ss, buf, sizeof(buf));
+	else if (req->peer->sa_family == AF_UNIX)
 		strlcpy(buf, "unix", sizeof(buf));
 	else
 		net_sockaddr_ip(req->peer, buf, sizeof(buf));
 	req->client = arena_strndup(req->arena, buf, strlen(buf));
-	if (!peer_trusted(&req->ac->trusted, req->peer))
-		return (req->client);
-	for (h = -1; n < (int)nitems(idx) &&
-	    (h = http_find(req->msg, req->head, "x-forwarded-for", h + 1)) !=
-	    -1;)
-		idx[n++] = h;
-	/* from the last element of the last field backwards */
-	for (i = n - 1; i >= 0; i--) {
-		v = http_hdr_value(req->head, &req->msg->hdrs[idx[i]]);
-		end = v.p + v.len;
-		while (end > v.p) {
-			p = end;
-			while (p > v.p && p[-1] != ',')
-				p--;
-			start = p;
-			while (start < end && (*start == ' ' || *start == '\t'))
-				start++;
-			while (end > start && (end[-1] == ' ' ||
-			    end[-1] == '\t'))
-				end--;
-			tr = trusted_text(&req->ac->trusted, start,
-			    end - start, &ss);
-			if (tr == 0) {
-				req->client = arena_strndup(req->arena, start,
-				    end - start);
-				return (req->client);
-			}
-			if (tr == 1) {
-				first = start;
-				firstlen = end - start;
-			} else
-				return (req->client);	/* garbage: stop */
-			end = p > v.p ? p - 1 : v.p;
-		}
-	}
-	if (first != NULL)
-		req->client = arena_strndup(req->arena, first, firstlen);
 	return (req->client);
 }
 

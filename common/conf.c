@@ -1631,3 +1631,27 @@ conf_optstr(const struct conf_node *n, const char *name, const char *def)
 
 	return (v ? v->str : def);
 }
+
+/*
+ * Every <kw> at the top level ("trusted-proxy"), CONF_STR arguments:
+ * addresses, networks, or "unix" for the peers of unix sockets.
+ */
+void
+conf_trusted(struct conf *c, const char *kw, struct net_trusted *t)
+{
+	struct conf_node	*n;
+	struct net_cidr		 cidr;
+	int			 i;
+
+	CONF_FOREACH(n, &c->root, kw)
+		for (i = 0; i < n->nargs; i++) {
+			if (strcmp(n->args[i].str, "unix") == 0)
+				t->unixpeers = 1;
+			else if (net_cidr_parse(n->args[i].str, &cidr) == -1)
+				conf_error(c, n, "%s: invalid address \"%s\": "
+				    "not an address, address/prefix or unix",
+				    kw, n->args[i].str);
+			else
+				net_acl_add(&t->acl, 1, &cidr);
+		}
+}

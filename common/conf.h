@@ -146,6 +146,9 @@ const char		*conf_optstr(const struct conf_node *, const char *,
 			    const char *);
 int			 conf_parse_value(const struct conf_arg *,
 			    const char *, long long *, char *, size_t);
+struct net_trusted;
+void			 conf_trusted(struct conf *, const char *,
+			    struct net_trusted *);
 
 #define CONF_FOREACH(n, block, name)					\
 	for ((n) = conf_get((block), (name)); (n) != NULL;		\

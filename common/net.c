@@ -529,6 +529,26 @@ net_acl_allows(const struct net_acl *acl, const struct sockaddr *sa)
 	return (!anyallow);
 }
 
+/* Does a rule of <acl> match <sa> (an IP address)?  Its verdict aside. */
+int
+net_acl_match(const struct net_acl *acl, const struct sockaddr *sa)
+{
+	int	i;
+
+	for (i = 0; i < acl->nrules; i++)
+		if (net_cidr_match(&acl->rules[i].cidr, sa))
+			return (1);
+	return (0);
+}
+
+int
+net_trusted_peer(const struct net_trusted *t, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_UNIX)
+		return (t->unixpeers);
+	return (net_acl_match(&t->acl, sa));
+}
+
 void
 net_acl_free(struct net_acl *acl)
 {

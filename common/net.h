@@ -45,6 +45,15 @@ struct net_acl {
 	int			 nrules;
 };
 
+/*
+ * The proxies whose word on the client is believed (X-Forwarded-For, a
+ * PROXY header): networks, and unix socket peers when <unixpeers>.
+ */
+struct net_trusted {
+	struct net_acl		 acl;
+	int			 unixpeers;
+};
+
 int	 net_addr_parse(const char *, struct net_addr *, char *, size_t);
 const char *net_sockaddr_str(const struct sockaddr *, socklen_t, char *,
 	    size_t);
@@ -63,5 +72,7 @@ int	 net_cidr_match(const struct net_cidr *, const struct sockaddr *);
 void	 net_acl_add(struct net_acl *, int, const struct net_cidr *);
 int	 net_acl_allows(const struct net_acl *, const struct sockaddr *);
 void	 net_acl_free(struct net_acl *);
+int	 net_acl_match(const struct net_acl *, const struct sockaddr *);
+int	 net_trusted_peer(const struct net_trusted *, const struct sockaddr *);
 
 #endif

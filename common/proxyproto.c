@@ -1,5 +1,6 @@
 /*
- * proxyproto.c: read a PROXY protocol header (see proxyproto.h).
+ * proxyproto.c: read a PROXY protocol header or X-Forwarded-For (see
+ * proxyproto.h).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
+#include "net.h"
 #include "proxyproto.h"
 
 static const char	v2sig[12] = "\r\n\r\n\0\r\nQUIT\n";
@@ -194,4 +197,62 @@ proxyproto_parse(const char *buf, size_t len, struct sockaddr_storage *ss,
 	}
 	*why = "no PROXY header from a peer that must send one";
 	return (-1);
+}
+
+/* One element of X-Forwarded-For, [p, e), as an address; -1 if not one. */
+static int
+xff_addr(const char *p, const char *e, struct sockaddr_storage *ss)
+{
+	char			 a[INET6_ADDRSTRLEN + 1];
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e == p || (size_t)(e - p) >= sizeof(a))
+		return (-1);
+	memcpy(a, p, e - p);
+	a[e - p] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, a, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, a, &sin6->sin6_addr) == 1)
+		sin6->sin6_family = AF_INET6;
+	else
+		return (-1);
+	return (0);
+}
+
+int
+xff_client(const struct http_msg *m, const char *head,
+    const struct net_trusted *t, struct sockaddr_storage *out)
+{
+	struct sockaddr_storage	 ss;
+	struct slice		 v;
+	const char		*p, *end;
+	int			 h, found = 0;
+
+	for (h = m->nhdrs - 1; h >= 0; h--) {
+		if (m->hdrs[h].namelen != 15 || !http_token_eq(head +
+		    m->hdrs[h].name, 15, "x-forwarded-for"))
+			continue;
+		v = http_hdr_value(head, &m->hdrs[h]);
+		end = v.p + v.len;
+		for (;;) {
+			for (p = end; p > v.p && p[-1] != ','; p--)
+				;
+			if (xff_addr(p, end, &ss) == -1)
+				return (-1);	/* the client is unknown */
+			*out = ss;
+			found = 1;
+			if (!net_acl_match(&t->acl, (struct sockaddr *)&ss))
+				return (0);
+			if (p == v.p)
+				break;
+			end = p - 1;
+		}
+	}
+	return (found ? 0 : -1);
 }

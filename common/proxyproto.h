@@ -1,5 +1,6 @@
 /*
- * proxyproto.h: the PROXY protocol header (HAProxy's PROXY protocol
+ * proxyproto.h: the client address that proxies pass on.  The PROXY
+ * protocol header (HAProxy's PROXY protocol
  * specification, versions 1 and 2), read from peers that are trusted to
  * send it, and only from those: the receiver never sniffs.
  *
@@ -28,5 +29,18 @@
 
 int	proxyproto_parse(const char *, size_t, struct sockaddr_storage *,
 	    size_t *, const char **);
+
+/*
+ * X-Forwarded-For, for a peer that is a trusted proxy: each proxy appends
+ * the address it got the request from, so the client is the last address
+ * that is not a trusted proxy's, read from the last element of the last
+ * field back across every field (RFC 9110 5.3), or the first address when
+ * all are trusted.  0 with <out> set; -1 when there is no field, or when
+ * an element met before the client is not an address.
+ */
+struct http_msg;
+struct net_trusted;
+int	xff_client(const struct http_msg *, const char *,
+	    const struct net_trusted *, struct sockaddr_storage *);
 
 #endif

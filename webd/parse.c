@@ -65,7 +65,7 @@ const struct conf_kw webd_grammar[] = {
 	{ "metrics-allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "trusted-proxy", NULL, CONF_MULTI | CONF_VARIADIC, 1,
-	    { { CONF_CIDR, "address" } } },
+	    { { CONF_STR, "address" } } },
 	{ "peer-allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "server-header", NULL, 0, 1, { { CONF_BOOL, "server-header" } },
@@ -441,10 +441,10 @@ listener_get(struct webd_conf *wc, struct conf *c, struct conf_node *n,
 		l->srv.acl = &wc->peer_acl;
 	/* a PROXY header is taken from the trusted proxies only */
 	if ((l->proxyproto = conf_opt(n, "proxy-protocol") != NULL)) {
-		if (wc->trusted.nrules == 0)
+		if (wc->trusted.acl.nrules == 0 && !wc->trusted.unixpeers)
 			conf_error(c, n, "listen ... proxy-protocol needs "
 			    "trusted-proxy");
-		l->srv.proxy_from = &wc->trusted;
+		l->srv.proxy_from = &wc->trusted.acl;
 	}
 	TAILQ_INSERT_TAIL(&wc->listeners, l, entry);
 	if (proc_listener_add(ps, c, n, n->args[0].str, l) == -1)
@@ -499,8 +499,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			    "absolute path");
 		wc->logfile = xstrdup(dst);
 	}
-	acl_read(c, "trusted-proxy", &wc->trusted);
-	wc->ntrusted = wc->trusted.nrules;
+	conf_trusted(c, "trusted-proxy", &wc->trusted);
 	acl_read(c, "peer-allow", &wc->peer_acl);
 
 	CONF_FOREACH(n, &c->root, "upstream") {
@@ -703,7 +702,7 @@ webd_unload(void *p)
 	}
 	http_metrics_free(wc->metrics);
 	net_acl_free(&wc->metrics_acl);
-	net_acl_free(&wc->trusted);
+	net_acl_free(&wc->trusted.acl);
 	net_acl_free(&wc->peer_acl);
 	if (wc->logdir != -1)
 		close(wc->logdir);

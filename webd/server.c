@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxyproto.h"
 #include "webd.h"
 
 static void	server_drain(struct http_req *);
@@ -95,7 +96,7 @@ location_find(struct webd_server *s, const char *path, size_t len)
 
 /*
  * The client's address: the peer, or, when the peer is a trusted proxy
- * (lbd), the last address of X-Forwarded-For that is not trusted.
+ * (lbd), the one its X-Forwarded-For names (see xff_client()).
  */
 const struct sockaddr *
 server_client(struct http_req *req)
@@ -104,71 +105,33 @@ server_client(struct http_req *req)
 	struct webd_listener		*wl = (struct webd_listener *)
 					    req->conn->srv;
 	const struct sockaddr		*peer = http_req_peer(req);
-	struct slice			 xff;
-	const char			*p, *end;
 
-	if (wl->wc->ntrusted == 0 || !net_acl_allows(&wl->wc->trusted, peer) ||
-	    wl->wc->trusted.nrules == 0)
+	if (!net_trusted_peer(&wl->wc->trusted, peer) ||
+	    xff_client(&req->msg, req->conn->in->data, &wl->wc->trusted,
+	    &ss) == -1)
 		return (peer);
-	/* net_acl_allows() also allows when nothing matched and no rule
-	 * allows; trusted lists are allow-only, so a match is needed */
-	{
-		int	i, m = 0;
+	return ((struct sockaddr *)&ss);
+}
 
-		for (i = 0; i < wl->wc->trusted.nrules; i++)
-			if (net_cidr_match(&wl->wc->trusted.rules[i].cidr,
-			    peer))
-				m = 1;
-		if (!m)
-			return (peer);
-	}
-	xff = http_req_header(req, "x-forwarded-for");
-	if (xff.p == NULL)
-		return (peer);
-	end = xff.p + xff.len;
-	while (end > xff.p) {
-		char			 a[INET6_ADDRSTRLEN + 1];
-		const char		*start;
-		struct net_cidr		 c;
-		struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
-		size_t			 l;
-		int			 i, trusted = 0;
+/*
+ * May the client reach location <l>?  A client known only as a unix
+ * socket's peer (no trusted-proxy unix, or no X-Forwarded-For) has no
+ * address: no rule matches it, and a list with "allow" rules refuses it.
+ */
+static int
+server_allowed(struct http_req *req, struct webd_loc *l)
+{
+	const struct sockaddr	*sa = server_client(req);
+	int			 i;
 
-		p = end;
-		while (p > xff.p && p[-1] != ',')
-			p--;
-		start = p;
-		while (start < end && (*start == ' ' || *start == '\t'))
-			start++;
-		l = end - start;
-		while (l > 0 && (start[l - 1] == ' ' || start[l - 1] == '\t'))
-			l--;
-		end = p > xff.p ? p - 1 : p;
-		if (l == 0 || l >= sizeof(a))
-			break;
-		memcpy(a, start, l);
-		a[l] = '\0';
-		if (net_cidr_parse(a, &c) == -1)
-			break;
-		memset(&ss, 0, sizeof(ss));
-		if (c.family == AF_INET) {
-			sin->sin_family = AF_INET;
-			memcpy(&sin->sin_addr, c.addr, 4);
-		} else {
-			sin6->sin6_family = AF_INET6;
-			memcpy(&sin6->sin6_addr, c.addr, 16);
-		}
-		for (i = 0; i < wl->wc->trusted.nrules; i++)
-			if (net_cidr_match(&wl->wc->trusted.rules[i].cidr,
-			    (struct sockaddr *)&ss))
-				trusted = 1;
-		if (!trusted)
-			return ((struct sockaddr *)&ss);
-		if (p == xff.p)
-			return ((struct sockaddr *)&ss);
-	}
-	return (peer);
+	if (!l->has_acl)
+		return (1);
+	if (sa->sa_family != AF_UNIX)
+		return (net_acl_allows(&l->acl, sa));
+	for (i = 0; i < l->acl.nrules; i++)
+		if (l->acl.rules[i].allow)
+			return (0);
+	return (1);
 }
 
 /* The configured fields, HSTS and caching fields of a response. */
@@ -384,7 +347,7 @@ server_request(struct http_req *req)
 		return;
 	}
 	l = location_find(s, t.path, t.pathlen);
-	if (l->has_acl && !net_acl_allows(&l->acl, server_client(req))) {
+	if (!server_allowed(req, l)) {
 		server_error(req, s, l, 403);
 		return;
 	}

@@ -124,9 +124,8 @@ struct webd_conf {
 	TAILQ_HEAD(, webd_listener)	 listeners;
 	struct http_server		*metrics;
 	struct net_acl			 metrics_acl;
-	struct net_acl			 trusted;	/* real IP sources */
+	struct net_trusted		 trusted;	/* real IP sources */
 	struct net_acl			 peer_acl;	/* who may connect */
-	int				 ntrusted;
 	enum webd_logfmt		 logfmt;
 	char				*logfile;	/* NULL: syslog */
 	const char			*logname;	/* its last component */

@@ -185,6 +185,72 @@ server "main" {{
         self.assertEqual(clf(self.log_line(d, "from-other"))["client"],
                          "127.0.0.3")
 
+    def test_client_from_the_last_of_several_forwarded_lines(self):
+        """A proxy that adds a line of its own (HAProxy's forwardfor)
+        rather than appending to the client's: the client's own line
+        must not decide, and the access list judges the right address."""
+        body = SITE.replace('root "@DIR@/www"\n\tlocation',
+                            'root "@DIR@/www"\n\tallow 10.0.0.0/8\n'
+                            '\tdeny 0.0.0.0/0\n\tlocation', 1)
+        d = self.webd(extra="trusted-proxy 127.0.0.2", body=body)
+        xff = [("X-Forwarded-For", "10.1.1.1"),
+               ("X-Forwarded-For", "198.51.100.7")]
+        r = self.get("/ten.txt?two-lines", source="127.0.0.2", headers=xff)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(clf(self.log_line(d, "two-lines"))["client"],
+                         "198.51.100.7")
+        # the trusted proxy's own address in the last line is skipped
+        xff = [("X-Forwarded-For", "10.2.2.2"),
+               ("X-Forwarded-For", "127.0.0.2")]
+        r = self.get("/ten.txt?skip-proxy", source="127.0.0.2", headers=xff)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(clf(self.log_line(d, "skip-proxy"))["client"],
+                         "10.2.2.2")
+
+    def unix_get(self, sock, target, headers=()):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(request_bytes("GET", target, headers))
+        data = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        s.close()
+        return parse_response(data)
+
+    def test_access_list_on_a_unix_listener(self):
+        """A client that comes through a unix socket is not let past an
+        allow list for want of an address; with trusted-proxy unix, its
+        X-Forwarded-For names it."""
+        sock = os.path.join(self.dir, "webd.sock")
+        body = SITE.replace("listen 127.0.0.1:{port}\n\troot",
+                            f'listen 127.0.0.1:{{port}}\n\tlisten '
+                            f'"unix:{sock}" mode 0666\n\troot', 1)
+        body = body.replace('root "@DIR@/www"\n\tlocation',
+                            'root "@DIR@/www"\n\tallow 10.0.0.0/8\n'
+                            '\tlocation', 1)
+        fwd = [("X-Forwarded-For", "10.9.9.9"), ("Connection", "close")]
+        d = self.webd(body=body)
+        self.assertEqual(self.unix_get(sock, "/ten.txt?u1", fwd).status, 403)
+        d.stop()
+        d = self.webd(extra="trusted-proxy unix", body=body)
+        r = self.unix_get(sock, "/ten.txt?u2", fwd)
+        self.assertEqual((r.status, r.body), (200, b"0123456789"))
+        self.assertEqual(clf(self.log_line(d, "u2"))["client"], "10.9.9.9")
+        r = self.unix_get(sock, "/ten.txt?u3",
+                          [("X-Forwarded-For", "198.51.100.7"),
+                           ("Connection", "close")])
+        self.assertEqual(r.status, 403)
+        r = self.unix_get(sock, "/ten.txt?u4", [("Connection", "close")])
+        self.assertEqual(r.status, 403)
+        # TCP peers are not trusted by "unix"
+        r = self.get("/ten.txt?u5", headers=[("X-Forwarded-For",
+                                               "10.9.9.9")])
+        self.assertEqual(r.status, 403)
+
     def test_peer_allow_judges_the_peer_not_the_client(self):
         """peer-allow closes a connection from another peer unread, even
         when it forwards an allowed client; the server's allow list

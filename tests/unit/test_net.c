@@ -21,7 +21,9 @@
 
 #include <criterion/criterion.h>
 
+#include "http.h"
 #include "net.h"
+#include "proxyproto.h"
 
 /* Address parsing */
 
@@ -1101,5 +1103,86 @@ Test(net, sockaddr_ip_v4_by_hand)
 		cr_assert_eq(inet_pton(AF_INET, ips[i], &sin.sin_addr), 1);
 		net_sockaddr_ip((struct sockaddr *)&sin, b, sizeof(b));
 		cr_expect_str_eq(b, ips[i]);
+	}
+}
+
+/* X-Forwarded-For from a trusted proxy (proxyproto.c) */
+
+static int
+xff_of(const char *req, const char *trusted, char *out, size_t outlen)
+{
+	struct http_msg		 m;
+	struct http_hdr		 hdrs[32];
+	struct net_trusted	 t;
+	struct sockaddr_storage	 ss;
+	struct net_cidr		 c;
+	char			 tr[128], *p, *last = NULL;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	strlcpy(tr, trusted, sizeof(tr));
+	for (p = strtok_r(tr, " ", &last); p; p = strtok_r(NULL, " ", &last)) {
+		cr_assert_eq(net_cidr_parse(p, &c), 0, "%s", p);
+		net_acl_add(&t.acl, 1, &c);
+	}
+	http_msg_init(&m, 0, &http_default_limits, hdrs);
+	cr_assert_eq(http_parse(&m, req, strlen(req)), HTTP_DONE, "%s", req);
+	rc = xff_client(&m, req, &t, &ss);
+	if (rc == 0)
+		net_sockaddr_ip((struct sockaddr *)&ss, out, outlen);
+	net_acl_free(&t.acl);
+	return (rc);
+}
+
+Test(net, xff_client)
+{
+	static const struct {
+		const char	*fields;	/* lines of the head */
+		const char	*trusted;
+		const char	*client;	/* NULL: none (the peer) */
+	} cases[] = {
+		{ "", "10.0.0.0/8", NULL },
+		{ "X-Forwarded-For: 1.2.3.4\r\n", "10.0.0.0/8", "1.2.3.4" },
+		{ "X-Forwarded-For: 1.2.3.4, 5.6.7.8\r\n", "10.0.0.0/8",
+		    "5.6.7.8" },
+		{ "X-Forwarded-For: 1.2.3.4, 10.1.1.1\r\n", "10.0.0.0/8",
+		    "1.2.3.4" },
+		/* every line, the last first (RFC 9110 5.3) */
+		{ "x-forwarded-for: 10.1.1.1\r\nX-Forwarded-For: 9.9.9.9\r\n",
+		    "10.0.0.0/8", "9.9.9.9" },
+		{ "X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-For: 10.1.1.1, "
+		    "10.2.2.2\r\n", "10.0.0.0/8", "9.9.9.9" },
+		/* all trusted: the first */
+		{ "X-Forwarded-For: 10.3.3.3,10.1.1.1\r\n", "10.0.0.0/8",
+		    "10.3.3.3" },
+		/* not an address before the client: unknown */
+		{ "X-Forwarded-For: 1.2.3.4, junk, 10.1.1.1\r\n", "10.0.0.0/8",
+		    NULL },
+		{ "X-Forwarded-For: 1.2.3.4,, 10.1.1.1\r\n", "10.0.0.0/8",
+		    NULL },
+		/* garbage left of the client is the client's own business */
+		{ "X-Forwarded-For: junk, 1.2.3.4\r\n", "10.0.0.0/8",
+		    "1.2.3.4" },
+		{ "X-Forwarded-For:  2001:db8::1 ,\t::ffff:10.1.1.1\r\n",
+		    "10.0.0.0/8", "2001:db8::1" },
+		{ "X-Forwarded-For:\r\n", "10.0.0.0/8", NULL },
+	};
+	char	req[512], got[64];
+	size_t	i;
+	int	rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\n%s"
+		    "\r\n", cases[i].fields);
+		rc = xff_of(req, cases[i].trusted, got, sizeof(got));
+		if (cases[i].client == NULL)
+			cr_expect_eq(rc, -1, "case %zu: got %s", i,
+			    rc == 0 ? got : "-");
+		else {
+			cr_expect_eq(rc, 0, "case %zu", i);
+			if (rc == 0)
+				cr_expect_str_eq(got, cases[i].client,
+				    "case %zu", i);
+		}
 	}
 }
