@@ -10,6 +10,7 @@
  * ASCII, the double quote and the backslash become \xHH.
  */
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,18 +163,30 @@ access_log_refused(struct http_conn *c, int status, const char *why)
 	emit(wc, "-", line, n);
 }
 
-/* Open (create) the log file beneath its folder's descriptor. */
+/*
+ * Open (create) the log file beneath its folder's descriptor.  The folder
+ * may be the workers' to write in: the master, root, follows no symlink,
+ * opens nothing but a regular file (a FIFO would hang it), and gives the
+ * workers only a file that root owns alone, such as the one it created.
+ */
 static int
 log_openat(struct webd_conf *wc, const char *what)
 {
-	int	fd;
+	struct stat	st;
+	int		fd;
 
 	if ((fd = openat(wc->logdir, wc->logname, O_WRONLY | O_APPEND |
-	    O_CREAT | O_CLOEXEC, 0640)) == -1) {
+	    O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640)) == -1) {
 		log_warn("%s %s", what, wc->logfile);
 		return (-1);
 	}
-	if (geteuid() == 0 && wc->uid != (uid_t)-1)
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		log_warnx("%s %s: not a regular file", what, wc->logfile);
+		close(fd);
+		return (-1);
+	}
+	if (geteuid() == 0 && wc->uid != (uid_t)-1 && st.st_uid == 0 &&
+	    st.st_nlink == 1)
 		(void)fchown(fd, wc->uid, (gid_t)-1);
 	if (logfd != -1)
 		close(logfd);

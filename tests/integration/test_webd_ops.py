@@ -333,6 +333,47 @@ server "main" {{
         # nothing went to syslog
         self.assertFalse([x for x in self.syslog.lines() if "three" in x])
 
+    def test_log_reopen_follows_no_link(self):
+        """The log's folder may be the workers' to write in: a link put
+        in the log's place must not make the master, root, open and give
+        the workers another file."""
+        logs = os.path.join(self.dir, "logs")
+        log = os.path.join(logs, "access.log")
+        os.makedirs(logs)
+        os.chown(logs, pwd.getpwnam("www-data").pw_uid, -1)
+        secret = os.path.join(self.dir, "secret")
+        with open(secret, "w") as f:
+            f.write("root only\n")
+        os.chmod(secret, 0o600)
+        d = self.webd(extra=f'user www-data\naccess-log "{log}"')
+        self.get("/ten.txt?before")
+        wait_for(lambda: os.path.exists(log) and
+                 b"before" in open(log, "rb").read(), 5, what="line one")
+        os.rename(log, log + ".1")
+        os.symlink(secret, log)
+        d.signal(signal.SIGUSR1)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reopen access log {log}: "
+                         "Too many levels of symbolic links")
+        self.get("/ten.txt?after")
+        # the lines go on to the old file; the link's target is untouched
+        wait_for(lambda: b"after" in open(log + ".1", "rb").read(), 5,
+                 what="the line after in the old file")
+        st = os.stat(secret)
+        self.assertEqual((st.st_uid, open(secret).read()), (0, "root only\n"))
+        # a FIFO in its place is refused, not waited on
+        os.unlink(log)
+        os.mkfifo(log)
+        d.signal(signal.SIGUSR1)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reopen access log {log}: "
+                         "(No such device or address|not a regular file)")
+        self.assertEqual(self.get("/ten.txt?fifo").status, 200)
+        # once a file can be made again, the reopen works
+        os.unlink(log)
+        d.signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(log), 5, what="the new log file")
+        self.assertEqual(os.stat(log).st_uid,
+                         pwd.getpwnam("www-data").pw_uid)
+
     # metrics
 
     def test_metrics_on_own_listener(self):
