@@ -346,6 +346,7 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 			continue;
 		l->errpages[l->nerrpages].status = s->errpages[i].status;
 		l->errpages[l->nerrpages].path = xstrdup(s->errpages[i].path);
+		l->errpages[l->nerrpages].inherited = 1;
 		l->nerrpages++;
 	}
 	if (l->charset == NULL)

@@ -251,8 +251,10 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 
 			if (l->errpages[i].status != status)
 				continue;
-			if ((fd = file_open_beneath(l, path + 1,
-			    O_RDONLY)) == -1)
+			/* an inherited page is the server's, beneath its
+			 * root, also in a location with a root of its own */
+			if ((fd = file_open_beneath(l->errpages[i].inherited ?
+			    &l->srv->base : l, path + 1, O_RDONLY)) == -1)
 				break;
 			if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 			    st.st_size > (off_t)sizeof(buf) ||

@@ -72,7 +72,8 @@ file_open_beneath(struct webd_loc *l, const char *rel, int flags)
 	if (*rel == '\0')
 		rel = ".";
 	memset(&how, 0, sizeof(how));
-	how.flags = flags | O_CLOEXEC | O_NOCTTY;
+	/* O_NONBLOCK: opening a FIFO must not wait for its writer */
+	how.flags = flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 	how.resolve = RESOLVE_NO_MAGICLINKS;
 	if (!l->symlinks)
 		how.resolve |= RESOLVE_BENEATH;

@@ -69,6 +69,7 @@ struct webd_loc {
 	struct {
 		int	 status;
 		char	*path;
+		int	 inherited;	/* the server's: beneath its root */
 	}			 errpages[WEBD_MAXERRPAGES];
 	int			 nerrpages;
 	char			*charset;

@@ -70,9 +70,12 @@ class StaticTest(WebdClass):
         write(f"{w}/order/b.html", "b\n")
         write(f"{w}/order/index.html", "index\n")
         write(f"{w}/noindex/x.txt", "x\n")
+        os.mkfifo(f"{w}/pipe")
         write(f"{w}/with space/index.html", "space\n")
         write(f"{w}/gz/app.js", JS)
         write(f"{w}/gz/app.js.gz", gzip.compress(JS))
+        write(f"{w}/gz/pipe.js", b"plain pipe.js\n")
+        os.mkfifo(f"{w}/gz/pipe.js.gz")
         write(f"{w}/gz/only.css", b"body{}\n")
         write(f"{w}/app.js", JS)
         write(f"{w}/app.js.gz", gzip.compress(JS))
@@ -772,11 +775,27 @@ server "wild2" {{
         r = self.get("/e403/noidx/")
         self.assertEqual((r.status, r.body),
                          (403, b"<p>location 403 page</p>\n"))
+        # the server's page, beneath the server's root, in a location
+        # with an alias of its own
+        r = self.get("/static/sub/")
+        self.assertEqual((r.status, r.body),
+                         (403, b"<p>custom 403 page</p>\n"))
         # elsewhere the built-in page
         r = self.get("/missing")
         self.assertEqual(r.status, 404)
         self.assertIn(b"404 Not Found", r.body)
         self.assertNotIn(b"custom", r.body)
+
+    def test_fifo_refused_without_waiting_for_a_writer(self):
+        """Opening a FIFO for reading waits for a writer: a worker that
+        did would serve nobody else."""
+        t = time.monotonic()
+        self.assertEqual(self.get("/pipe").status, 403)
+        # a FIFO in place of a precompressed sibling: the plain file
+        r = self.get("/gz/pipe.js", headers=[("Accept-Encoding", "gzip")])
+        self.assertEqual((r.status, r.body), (200, b"plain pipe.js\n"))
+        self.assertLess(time.monotonic() - t, 3)
+        self.assertEqual(self.get("/file.txt").status, 200)
 
     def test_dotfiles_and_types(self):
         self.assertEqual(self.get("/.secret").status, 404)
