@@ -158,6 +158,35 @@ loc_init(struct webd_loc *l)
 	l->expires = -1;
 }
 
+
+/*
+ * A try-files entry: "/path", "$uri", "$uri/", "$uri" and a suffix with
+ * no variable or ".." segment in it, or "=STATUS" (400-599) as the last.
+ */
+static int
+try_entry_bad(const char *t, int last)
+{
+	const char	*p;
+
+	if (t[0] == '=') {
+		for (p = t + 1; *p >= '0' && *p <= '9'; p++)
+			;
+		return (!last || *p != '\0' || p - t != 4 ||
+		    atoi(t + 1) < 400 || atoi(t + 1) > 599);
+	}
+	if (strncmp(t, "$uri", 4) == 0)
+		p = t + 4;
+	else if (t[0] == '/')
+		p = t;
+	else
+		return (1);
+	if (strchr(p, '$') != NULL || strcmp(p, "/..") == 0 ||
+	    strstr(p, "/../") != NULL || strncmp(p, "../", 3) == 0 ||
+	    (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0))
+		return (1);
+	return (0);
+}
+
 /* Read the settings a server and a location share. */
 static void
 loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
@@ -201,9 +230,11 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		for (i = 0; i < n->nargs && i < WEBD_MAXTRY; i++) {
 			const char	*t = n->args[i].str;
 
-			if (t[0] != '/' && t[0] != '$' && t[0] != '=')
+			if (try_entry_bad(t, i == n->nargs - 1))
 				conf_error(c, n, "try-files entry \"%s\": a "
-				    "path, $uri, $uri/ or =STATUS", t);
+				    "path from the root, $uri, $uri/, $uri "
+				    "followed by a suffix (\"$uri.html\"), or "
+				    "=STATUS (400-599) as the last", t);
 			l->try[l->ntry++] = xstrdup(t);
 		}
 	}

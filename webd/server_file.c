@@ -708,9 +708,8 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 		for (i = 0; i < l->ntry; i++) {
 			const char	*e = l->try[i];
 
-			if (e[0] == '=') {
-				server_error(req, s, l, atoi(e + 1) >= 400 &&
-				    atoi(e + 1) <= 599 ? atoi(e + 1) : 404);
+			if (e[0] == '=') {	/* checked by the parser */
+				server_error(req, s, l, atoi(e + 1));
 				return;
 			}
 			if (strcmp(e, "$uri") == 0) {
@@ -727,6 +726,21 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 				fd = try_open(l, rel, &st, &isdir);
 				if (fd != -1 && isdir)
 					goto directory;
+				if (fd != -1)
+					close(fd);
+				continue;
+			}
+			if (strncmp(e, "$uri", 4) == 0) {
+				/* "$uri.html", "$uri/index.html": a file */
+				if ((size_t)snprintf(irel, sizeof(irel), "%s%s",
+				    rel, e + 4) >= sizeof(irel))
+					continue;
+				fd = try_open(l, irel, &st, &isdir);
+				if (fd != -1 && !isdir) {
+					snprintf(rel, sizeof(rel), "%s", irel);
+					name = rel;
+					goto regular;
+				}
 				if (fd != -1)
 					close(fd);
 				continue;

@@ -608,8 +608,23 @@ server "s" default {{{{
              'server "a" needs a root, a proxy, a return or a location '
              '"/"'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
-             '\ttry-files foo\n}', 8, 'try-files entry "foo": a path, '
-             '$uri, $uri/ or =STATUS'),
+             '\ttry-files foo\n}', 8, 'try-files entry "foo": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"$url\"\n}', 8, 'try-files entry "$url": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"=200\"\n}', 8, 'try-files entry "=200": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"=404\" \"$uri\"\n}', 8, 'try-files entry "=404": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"$uri/../x\"\n}', 8, 'try-files entry "$uri/../x": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"$uri$args\"\n}', 8, 'try-files entry "$uri$args": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
             ('server "a" {\n\tlisten 127.0.0.1:1 tls\n\troot "/"\n}', 6,
              'listen ... tls needs a tls block in server "a"'),
             ('access-log "relative"\nserver "a" {\n\tlisten 127.0.0.1:1\n'

@@ -70,6 +70,9 @@ class StaticTest(WebdClass):
         write(f"{w}/order/b.html", "b\n")
         write(f"{w}/order/index.html", "index\n")
         write(f"{w}/noindex/x.txt", "x\n")
+        write(f"{w}/pretty/about.html", "<p>about</p>\n")
+        write(f"{w}/pretty/docs/index.html", "<p>docs</p>\n")
+        write(f"{w}/pretty/plain.txt", "plain\n")
         os.mkfifo(f"{w}/pipe")
         write(f"{w}/with space/index.html", "space\n")
         write(f"{w}/gz/app.js", JS)
@@ -182,6 +185,9 @@ server "main" default {{
 	}}
 	location "/strict/" {{
 		try-files "$uri" "=404"
+	}}
+	location "/pretty/" {{
+		try-files "$uri" "$uri.html" "$uri/index.html" "=410"
 	}}
 	location "/h/" {{
 		header X-Loc "h"
@@ -703,6 +709,16 @@ server "wild2" {{
         r = self.get("/strict/nope")
         self.assertEqual(r.status, 404)
         self.assertNotIn(b"strict", r.body)
+        # nginx's "$uri.html" and "$uri/index.html": the request's path
+        # with a suffix, typed by the file found
+        for path, body in (("/pretty/about", b"<p>about</p>\n"),
+                           ("/pretty/docs", b"<p>docs</p>\n"),
+                           ("/pretty/plain.txt", b"plain\n")):
+            r = self.get(path)
+            self.assertEqual((r.status, r.body), (200, body), path)
+        self.assertEqual(self.get("/pretty/about").header("Content-Type"),
+                         "text/html; charset=utf-8")
+        self.assertEqual(self.get("/pretty/nothing").status, 410)
 
     # response fields
 
