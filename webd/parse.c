@@ -278,8 +278,16 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		l->errpages[l->nerrpages].path = xstrdup(n->args[1].str);
 		l->nerrpages++;
 	}
-	if ((n = conf_get(b, "charset")) != NULL)
-		l->charset = xstrdup(n->args[0].str);
+	if ((n = conf_get(b, "charset")) != NULL) {
+		const char	*p = n->args[0].str;
+
+		/* it goes into Content-Type: a token, nothing else */
+		if (*p == '\0' || p[strspn(p, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")] !=
+		    '\0')
+			conf_error(c, n, "invalid charset \"%s\"", p);
+		l->charset = xstrdup(p);
+	}
 	TAILQ_FOREACH(n, &b->children, entry) {
 		int		allow = strcmp(n->kw->name, "allow") == 0;
 		struct net_cidr	cidr;
@@ -604,6 +612,21 @@ webd_load(struct conf *c, struct proc_settings *ps)
 				    "starting with \"/\": %s", p);
 				continue;
 			}
+			{
+				struct webd_loc	*o;
+				int		 ex = conf_opt(ln, "exact") != NULL;
+
+				TAILQ_FOREACH(o, &s->locs, entry)
+					if (o->exact == ex &&
+					    strcmp(o->path, p) == 0)
+						break;
+				if (o != NULL) {
+					conf_error(c, ln, "location \"%s\"%s "
+					    "twice in server \"%s\"", p,
+					    ex ? " exact" : "", s->name);
+					continue;
+				}
+			}
 			if ((l = calloc(1, sizeof(*l))) == NULL)
 				fatal("%s", __func__);
 			loc_init(l);
@@ -637,6 +660,15 @@ webd_load(struct conf *c, struct proc_settings *ps)
 				    n->args[0].str);
 				continue;
 			}
+			if (s->isdefault)
+				for (i = 0; i < wl->nservers; i++)
+					if (wl->servers[i]->isdefault &&
+					    wl->servers[i] != s)
+						conf_error(c, n, "server \"%s\" "
+						    "and server \"%s\" are both "
+						    "default on %s",
+						    wl->servers[i]->name,
+						    s->name, n->args[0].str);
 			wl->servers[wl->nservers++] = s;
 			if (tls) {
 				int	first = tls_server_ncerts(wl->tls);
@@ -659,19 +691,14 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		struct webd_listener	*wl;
 
 		TAILQ_FOREACH(wl, &wc->listeners, entry) {
-			int	ndef = 0;
-
 			for (i = 0; i < wl->nservers; i++)
 				if (wl->servers[i]->isdefault) {
 					struct webd_server *t = wl->servers[0];
 
 					wl->servers[0] = wl->servers[i];
 					wl->servers[i] = t;
-					ndef++;
+					break;
 				}
-			if (ndef > 1)
-				conf_error(c, NULL, "%d default servers on one "
-				    "listener", ndef);
 			wl->srv.tls = wl->tls;
 		}
 	}

@@ -625,6 +625,17 @@ server "s" default {{{{
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\ttry-files \"$uri$args\"\n}', 8, 'try-files entry "$uri$args": a '
              'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tcharset "utf-8\\nSet-Cookie: a=b"\n}', 8,
+             'invalid charset "utf-8'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tlocation "/x/" {\n\t}\n\tlocation "/x/" exact {\n\t}\n'
+             '\tlocation "/x/" {\n\t}\n}', 12,
+             'location "/x/" twice in server "a"'),
+            ('server "a" default {\n\tlisten 127.0.0.1:1\n\troot "/"\n}\n'
+             'server "b" default {\n\tlisten 127.0.0.1:2\n'
+             '\tlisten 127.0.0.1:1\n\troot "/"\n}', 11,
+             'server "a" and server "b" are both default on 127.0.0.1:1'),
             ('server "a" {\n\tlisten 127.0.0.1:1 tls\n\troot "/"\n}', 6,
              'listen ... tls needs a tls block in server "a"'),
             ('access-log "relative"\nserver "a" {\n\tlisten 127.0.0.1:1\n'
