@@ -1201,6 +1201,20 @@ http_req_header(const struct http_req *req, const char *lower)
 	return (http_hdr_value(req->conn->in->data, &req->msg.hdrs[i]));
 }
 
+/*
+ * The value of the next field line named <lower> after line *i (start
+ * with *i = -1), for list fields that may come in several lines (RFC 9110
+ * 5.3); a NULL slice when there is none left.
+ */
+struct slice
+http_req_header_next(const struct http_req *req, const char *lower, int *i)
+{
+	*i = http_find(&req->msg, req->conn->in->data, lower, *i + 1);
+	if (*i == -1)
+		return (slice_make(NULL, 0));
+	return (http_hdr_value(req->conn->in->data, &req->msg.hdrs[*i]));
+}
+
 /* The host the request is for: from an absolute target, else Host. */
 struct slice
 http_req_host(const struct http_req *req)

@@ -167,6 +167,8 @@ const char	*http_req_buf(const struct http_req *);
 struct slice	 http_req_target(const struct http_req *);
 struct slice	 http_req_method(const struct http_req *);
 struct slice	 http_req_header(const struct http_req *, const char *);
+struct slice	 http_req_header_next(const struct http_req *, const char *,
+		    int *);
 struct slice	 http_req_host(const struct http_req *);
 const struct sockaddr *http_req_peer(const struct http_req *);
 void		 http_req_read_body(struct http_req *);

@@ -166,14 +166,26 @@ etag_match(struct slice v, const char *etag, int weak)
 	return (0);
 }
 
+/* etag_match() over every line of the field <name>. */
 static int
-accepts_gzip(struct http_req *req)
+etag_fields_match(struct http_req *req, const char *name, const char *etag,
+    int weak)
 {
-	struct slice	ae = http_req_header(req, "accept-encoding");
+	struct slice	v;
+	int		i = -1;
+
+	while ((v = http_req_header_next(req, name, &i)).p != NULL)
+		if (etag_match(v, etag, weak))
+			return (1);
+	return (0);
+}
+
+/* gzip in one Accept-Encoding line: 1 taken, 0 refused, -1 not named. */
+static int
+gzip_in(struct slice ae)
+{
 	const char	*p, *end;
 
-	if (ae.p == NULL)
-		return (0);
 	p = ae.p;
 	end = ae.p + ae.len;
 	while (p < end) {
@@ -194,7 +206,7 @@ accepts_gzip(struct http_req *req)
 				while (q < el.p + el.len && *q == ' ')
 					q++;
 				if (el.p + el.len - q >= 3 &&
-				    strncmp(q, "q=0", 3) == 0 &&
+				    strncasecmp(q, "q=0", 3) == 0 &&
 				    (el.p + el.len - q == 3 ||
 				    strspn(q + 3, ".0") ==
 				    (size_t)(el.p + el.len - q - 3)))
@@ -204,6 +216,20 @@ accepts_gzip(struct http_req *req)
 		}
 		p = e + 1;
 	}
+	return (-1);
+}
+
+/* Does some line of Accept-Encoding take gzip (and not with q=0)? */
+static int
+accepts_gzip(struct http_req *req)
+{
+	struct slice	ae;
+	int		i = -1, r;
+
+	while ((ae = http_req_header_next(req, "accept-encoding", &i)).p !=
+	    NULL)
+		if ((r = gzip_in(ae)) != -1)
+			return (r);
 	return (0);
 }
 
@@ -227,6 +253,12 @@ range_parse(struct slice v, uint64_t size, struct range *r)
 
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
+		if (p < end && *p == ',') {
+			p++;		/* an empty element (RFC 9110 5.6.1) */
+			continue;
+		}
+		if (p == end)
+			break;
 		while (p < end && isdigit((unsigned char)*p)) {
 			if (a > (UINT64_MAX - 9) / 10)
 				return (-1);
@@ -453,16 +485,16 @@ serve(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	http_date_fmt(st->st_mtim.tv_sec, lm, sizeof(lm));
 
 	/* RFC 9110 section 13.2.2: the order of preconditions */
-	if ((v = http_req_header(req, "if-match")).p != NULL) {
-		if (!etag_match(v, etag, 0))
+	if (http_req_header(req, "if-match").p != NULL) {
+		if (!etag_fields_match(req, "if-match", etag, 0))
 			goto precondition_failed;
 	} else if ((v = http_req_header(req, "if-unmodified-since")).p !=
 	    NULL && (t = http_date_parse(v.p, v.len)) != -1) {
 		if (st->st_mtim.tv_sec > t)
 			goto precondition_failed;
 	}
-	if ((v = http_req_header(req, "if-none-match")).p != NULL) {
-		if (etag_match(v, etag, 1))
+	if (http_req_header(req, "if-none-match").p != NULL) {
+		if (etag_fields_match(req, "if-none-match", etag, 1))
 			goto not_modified;
 	} else if ((v = http_req_header(req, "if-modified-since")).p != NULL &&
 	    (t = http_date_parse(v.p, v.len)) != -1) {

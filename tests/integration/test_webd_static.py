@@ -277,6 +277,10 @@ server "wild2" {{
         for v in ('"other"', 'W/"other"', etag[:-2] + '"'):
             r = self.get("/file.txt", [("If-None-Match", v)])
             self.assertEqual((r.status, r.body), (200, FILE), v)
+        # a list may come in several lines (RFC 9110 5.3)
+        r = self.get("/file.txt", [("If-None-Match", '"other"'),
+                                   ("If-None-Match", etag)])
+        self.assertEqual(r.status, 304)
 
     def test_if_modified_since(self):
         etag, lm = self.validators()
@@ -295,6 +299,10 @@ server "wild2" {{
             self.assertEqual(r.status, want, v)
         r = self.get("/file.txt", [("If-Match", '"other"')])
         self.assertNotIn(FILE[:100], r.body)
+        r = self.get("/file.txt", [("If-Match", '"x"'), ("If-Match", etag)])
+        self.assertEqual(r.status, 200)
+        r = self.get("/file.txt", [("If-Match", '"x"'), ("If-Match", '"y"')])
+        self.assertEqual(r.status, 412)
 
     def test_if_unmodified_since(self):
         etag, lm = self.validators()
@@ -403,6 +411,9 @@ server "wild2" {{
                  [(0, 9), (100, 109), (9995, 9999)]),
                 ("/file.txt", FILE, "bytes=500-, 0-1",
                  [(500, 9999), (0, 1)]),
+                # empty list elements are skipped (RFC 9110 5.6.1)
+                ("/file.txt", FILE, "bytes=0-1,,5-6, ,",
+                 [(0, 1), (5, 6)]),
                 # pieces larger than the 16k read size, past the inline
                 # limit
                 ("/big.bin", BIG, "bytes=0-20000,50000-120000,199990-",
@@ -599,8 +610,11 @@ server "wild2" {{
             self.assertEqual(gzip.decompress(r.body), JS)
             self.assertEqual(int(r.header("Content-Length")), len(gz))
             self.assertNotEqual(r.header("ETag"), plain.header("ETag"))
+        r = self.get("/gz/app.js", [("Accept-Encoding", "br"),
+                                    ("Accept-Encoding", "gzip")])
+        self.assertEqual(r.header("Content-Encoding"), "gzip")
         for ae in ("gzip;q=0", "gzip; q=0.000", "deflate, br",
-                   "identity", "gzipx", "x-gzip2"):
+                   "identity", "gzipx", "x-gzip2", "GZIP;Q=0"):
             r = self.get("/gz/app.js", [("Accept-Encoding", ae)])
             self.assertEqual(r.body, JS, ae)
             self.assertIsNone(r.header("Content-Encoding"), ae)
