@@ -55,7 +55,9 @@ struct mime {
 	struct mime	*next;
 };
 
-static struct mime	*table[MIME_BUCKETS];
+struct mime_table {
+	struct mime	*b[MIME_BUCKETS];
+};
 
 static unsigned
 hash(const char *s)
@@ -68,12 +70,12 @@ hash(const char *s)
 }
 
 static void
-add(const char *ext, const char *type)
+add(struct mime_table *t, const char *ext, const char *type)
 {
 	struct mime	*m;
 	unsigned	 h = hash(ext);
 
-	for (m = table[h]; m != NULL; m = m->next)
+	for (m = t->b[h]; m != NULL; m = m->next)
 		if (strcasecmp(m->ext, ext) == 0) {
 			free(m->type);
 			if ((m->type = strdup(type)) == NULL)
@@ -83,52 +85,48 @@ add(const char *ext, const char *type)
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
 	    (m->ext = strdup(ext)) == NULL || (m->type = strdup(type)) == NULL)
 		fatal("%s", __func__);
-	m->next = table[h];
-	table[h] = m;
+	m->next = t->b[h];
+	t->b[h] = m;
 }
 
-static void
-clear(void)
+void
+mime_free(struct mime_table *t)
 {
 	struct mime	*m, *n;
 	int		 i;
 
-	for (i = 0; i < MIME_BUCKETS; i++) {
-		for (m = table[i]; m != NULL; m = n) {
+	if (t == NULL)
+		return;
+	for (i = 0; i < MIME_BUCKETS; i++)
+		for (m = t->b[i]; m != NULL; m = n) {
 			n = m->next;
 			free(m->ext);
 			free(m->type);
 			free(m);
 		}
-		table[i] = NULL;
-	}
+	free(t);
 }
 
-static void
-load_builtin(void)
-{
-	size_t	i;
-
-	for (i = 0; i < nitems(builtin); i++)
-		add(builtin[i][0], builtin[i][1]);
-}
-
-/* (Re)build the table: built-in types, then <path>'s.  -1 on errors. */
-int
+/* A table: the built-in types, then <path>'s.  NULL with <err> on errors. */
+struct mime_table *
 mime_load(const char *path, char *err, size_t errlen)
 {
-	FILE	*fp;
-	char	*line = NULL, *p, *type, *ext;
-	size_t	 cap = 0;
-	int	 lineno = 0;
+	struct mime_table	*t;
+	FILE			*fp;
+	char			*line = NULL, *p, *type, *ext;
+	size_t			 cap = 0, i;
+	int			 lineno = 0;
 
-	clear();
-	load_builtin();
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < nitems(builtin); i++)
+		add(t, builtin[i][0], builtin[i][1]);
 	if (path == NULL)
-		return (0);
+		return (t);
 	if ((fp = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return (-1);
+		mime_free(t);
+		return (NULL);
 	}
 	while (getline(&line, &cap, fp) != -1) {
 		lineno++;
@@ -142,28 +140,27 @@ mime_load(const char *path, char *err, size_t errlen)
 			    path, lineno, type);
 			free(line);
 			fclose(fp);
-			return (-1);
+			mime_free(t);
+			return (NULL);
 		}
 		while ((ext = strsep(&p, " \t\r\n;")) != NULL)
 			if (*ext != '\0')
-				add(ext, type);
+				add(t, ext, type);
 	}
 	free(line);
 	fclose(fp);
-	return (0);
+	return (t);
 }
 
 const char *
-mime_type(const char *name)
+mime_type(const struct mime_table *t, const char *name)
 {
 	const char	*dot = strrchr(name, '.'), *slash = strrchr(name, '/');
 	struct mime	*m;
 
-	if (table[hash("html")] == NULL)
-		load_builtin();
 	if (dot == NULL || (slash != NULL && dot < slash) || dot[1] == '\0')
 		return (WEBD_MIME_DEFAULT);
-	for (m = table[hash(dot + 1)]; m != NULL; m = m->next)
+	for (m = t->b[hash(dot + 1)]; m != NULL; m = m->next)
 		if (strcasecmp(m->ext, dot + 1) == 0)
 			return (m->type);
 	return (WEBD_MIME_DEFAULT);

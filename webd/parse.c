@@ -522,6 +522,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 	TAILQ_INIT(&wc->upstreams);
 	TAILQ_INIT(&wc->listeners);
 	wc->logdir = -1;
+	wc->logfd = -1;
 	http_limits_load(&c->root, &wc->lim, NULL);
 	wc->server_header = conf_num(c, &c->root, "server-header");
 	wc->tmpdir = xstrdup(conf_str(c, &c->root, "tmpdir"));
@@ -565,6 +566,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		if ((s = calloc(1, sizeof(*s))) == NULL)
 			fatal("%s", __func__);
 		TAILQ_INIT(&s->locs);
+		s->wc = wc;
 		TAILQ_INSERT_TAIL(&wc->servers, s, entry);
 		s->name = xstrdup(sn->args[0].str);
 		s->names[s->nnames++] = xstrdup(sn->args[0].str);
@@ -709,10 +711,12 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		    NULL);
 		proc_listener_add(ps, c, n, n->args[0].str, wc->metrics);
 	}
-	if (wc->mimefile != NULL) {
+	{
 		char	err[512];
 
-		if (mime_load(wc->mimefile, err, sizeof(err)) == -1)
+		/* this conf's own table: a refused reload changes nothing */
+		if ((wc->mime = mime_load(wc->mimefile, err, sizeof(err))) ==
+		    NULL)
 			conf_error(c, conf_get(&c->root, "mime-types"), "%s",
 			    err);
 	}
@@ -765,6 +769,9 @@ webd_unload(void *p)
 	net_acl_free(&wc->peer_acl);
 	if (wc->logdir != -1)
 		close(wc->logdir);
+	if (wc->logfd != -1)
+		close(wc->logfd);
+	mime_free(wc->mime);
 	free(wc->logfile);
 	free(wc->mimefile);
 	free(wc->tmpdir);

@@ -314,7 +314,7 @@ void
 file_content_type(struct webd_loc *l, const char *name, char *buf,
     size_t size)
 {
-	const char	*t = mime_type(name);
+	const char	*t = mime_type(l->srv->wc->mime, name);
 
 	if (strncmp(t, "text/", 5) == 0 && l->charset != NULL &&
 	    l->charset[0] != '\0')

@@ -25,7 +25,6 @@
 #include "log.h"
 #include "webd.h"
 
-static int	logfd = -1;
 
 static size_t
 esc(char *out, size_t size, const char *p, size_t len)
@@ -84,9 +83,9 @@ emit(struct webd_conf *wc, const char *site, char *line, int n)
 {
 	if (n >= WEBD_LOGLINE - 1)
 		n = WEBD_LOGLINE - 2;
-	if (wc->logfile != NULL && logfd != -1) {
+	if (wc->logfile != NULL && wc->logfd != -1) {
 		line[n++] = '\n';
-		(void)write(logfd, line, n);
+		(void)write(wc->logfd, line, n);
 		return;
 	}
 	line[n] = '\0';
@@ -188,9 +187,9 @@ log_openat(struct webd_conf *wc, const char *what)
 	if (geteuid() == 0 && wc->uid != (uid_t)-1 && st.st_uid == 0 &&
 	    st.st_nlink == 1)
 		(void)fchown(fd, wc->uid, (gid_t)-1);
-	if (logfd != -1)
-		close(logfd);
-	logfd = fd;
+	if (wc->logfd != -1)
+		close(wc->logfd);
+	wc->logfd = fd;
 	return (0);
 }
 

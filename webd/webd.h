@@ -97,6 +97,7 @@ struct webd_server {
 	int			 isdefault;
 	struct webd_loc		 base;		/* the server's own settings */
 	TAILQ_HEAD(, webd_loc)	 locs;
+	struct webd_conf	*wc;
 	int64_t			 hsts;		/* max-age seconds, -1: off */
 	int			 hsts_sub;
 	int			 hsts_preload;
@@ -131,9 +132,11 @@ struct webd_conf {
 	char				*logfile;	/* NULL: syslog */
 	const char			*logname;	/* its last component */
 	int				 logdir;	/* its folder, O_PATH */
+	int				 logfd;		/* the file, or -1 */
 	int				 logfacility;
 	int				 server_header;
 	char				*mimefile;
+	struct mime_table		*mime;
 	char				*tmpdir;
 	uid_t				 uid;		/* workers' */
 	struct stats_metric		*m_conns;
@@ -193,8 +196,9 @@ int	 access_log_open(struct webd_conf *);
 void	 access_log_reopen(void *);
 
 /* mime.c */
-int	 mime_load(const char *, char *, size_t);
-const char *mime_type(const char *);
+struct mime_table *mime_load(const char *, char *, size_t);
+void	 mime_free(struct mime_table *);
+const char *mime_type(const struct mime_table *, const char *);
 
 /* autoindex.c */
 void	 server_autoindex(struct http_req *, struct webd_server *,

@@ -570,6 +570,50 @@ server "s" default {{{{
             err = [x for x in self.syslog.lines() if crt in x or key in x]
             self.assertTrue(err and want in err[0], err)
 
+    def test_reload_mime_types_and_log_file_are_the_conf_s_own(self):
+        """A refused reload changes nothing, also in the workers the
+        master starts again afterwards; a conf without mime-types goes
+        back to the built-in types."""
+        write(f"{self.dir}/one.types", "application/x-one wtest\n")
+        write(f"{self.dir}/two.types", "application/x-two wtest\n")
+        write(f"{self.dir}/www/a.wtest", b"a")
+        log1 = os.path.join(self.dir, "one.log")
+        log2 = os.path.join(self.dir, "two.log")
+        d = self.webd(extra=f'mime-types "{self.dir}/one.types"\n'
+                      f'access-log "{log1}"')
+        port = self.port
+        self.assertEqual(self.get("/a.wtest").header("Content-Type"),
+                         "application/x-one")
+        # refused: its mime-types and log file would have been read and
+        # opened before the error
+        self.syslog.mark()
+        d.write_conf(webd_conf(SITE.format(port=port, dead=free_port()) +
+                               "\nserver \"x\" {\n\tlisten 127.0.0.1:1\n"
+                               "\tproxy nowhere\n}\n", 1,
+                               f'mime-types "{self.dir}/two.types"\n'
+                               f'access-log "{log2}"'))
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reload failed", 5)
+        old = d.workers()
+        self.killed = [old[0]]
+        os.kill(old[0], signal.SIGKILL)
+        wait_for(lambda: d.workers() and d.workers() != old, 5,
+                 what="a new worker")
+        wait_port("127.0.0.1", port)
+        r = self.get("/a.wtest?after-refused")
+        self.assertEqual(r.header("Content-Type"), "application/x-one")
+        wait_for(lambda: b"after-refused" in open(log1, "rb").read(), 5,
+                 what="the line in the running conf's log")
+        self.assertFalse(os.path.exists(log2) and
+                         b"after-refused" in open(log2, "rb").read())
+        # accepted, without mime-types: the built-in table only
+        d.write_conf(webd_conf(SITE.format(port=port, dead=free_port()),
+                               1, ""))
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reload done", 5)
+        wait_for(lambda: self.get("/a.wtest").header("Content-Type") ==
+                 "application/octet-stream", 5, what="the built-in type")
+
     def test_configtest(self):
         d = self.daemon("webd", webd_conf(
             f'server "a" {{\n\tlisten 127.0.0.1:{free_port()}\n'
