@@ -4,8 +4,13 @@
 #include <sys/types.h>
 #include <sys/mman.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "shm.h"
@@ -45,7 +50,7 @@ shm_init(size_t size)
 	hdr = p;
 	hdr->size = size;
 	hdr->used = (sizeof(*hdr) + 63) & ~63u;
-	atomic_flag_clear(&hdr->lock.f);
+	atomic_init(&hdr->lock.owner, 0);
 	return (0);
 }
 
@@ -94,6 +99,59 @@ shm_get(const char *name, size_t size, int *created)
 	if (created != NULL)
 		*created = 1;
 	return (p);
+}
+
+pid_t	shm_pid;
+
+static void
+forked(void)
+{
+	shm_pid = 0;
+}
+
+/* This process's pid, kept (getpid(2) is a system call) until a fork. */
+pid_t
+shm_self(void)
+{
+	static int	registered;
+
+	if (!registered) {
+		registered = 1;
+		(void)pthread_atfork(NULL, NULL, forked);
+	}
+	return (shm_pid = getpid());
+}
+
+/* The lock is taken: spin, yield, and take it over from a dead owner. */
+void
+shm_lock_wait(shm_lock_t *l)
+{
+	pid_t		owner, me = shm_pid != 0 ? shm_pid : shm_self();
+	unsigned	spins = 0;
+
+	for (;;) {
+		owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+		if (owner == 0) {
+			if (atomic_compare_exchange_weak_explicit(&l->owner,
+			    &owner, me, memory_order_acquire,
+			    memory_order_relaxed))
+				return;
+			continue;
+		}
+		if (++spins % 1024 != 0)
+			continue;
+		if (kill(owner, 0) == -1 && errno == ESRCH) {
+			if (atomic_compare_exchange_strong_explicit(&l->owner,
+			    &owner, me, memory_order_acquire,
+			    memory_order_relaxed)) {
+				log_warnx("shared memory lock taken over from "
+				    "pid %d, gone", (int)owner);
+				return;
+			}
+			continue;
+		}
+		sched_yield();
+	}
 }
 
 _Static_assert(SHM_COUNT_SLOTS == STATS_SLOTS, "a part for each slot");

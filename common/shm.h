@@ -28,22 +28,37 @@
 int	 shm_init(size_t);
 void	*shm_get(const char *, size_t, int *);
 
-/* A spin lock for short critical sections in shared memory. */
+/*
+ * A spin lock for short critical sections in shared memory.  It holds its
+ * owner's pid: a process that died inside one (a crash, a SIGKILL) would
+ * otherwise stop all the others for good, so a waiter that has spun a
+ * while asks whether the owner is still there, and takes the lock over
+ * from one that is gone.  A long wait yields the CPU, which the owner
+ * may need (more processes than CPUs).
+ */
 typedef struct {
-	atomic_flag	f;
+	_Atomic pid_t	owner;		/* 0: free */
 } shm_lock_t;
+
+extern pid_t	shm_pid;		/* this process's, 0 until known */
+pid_t		shm_self(void);
+void		shm_lock_wait(shm_lock_t *);
 
 static inline void
 shm_lock(shm_lock_t *l)
 {
-	while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
-		;
+	pid_t	none = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&l->owner, &none,
+	    shm_pid != 0 ? shm_pid : shm_self(), memory_order_acquire,
+	    memory_order_relaxed))
+		shm_lock_wait(l);
 }
 
 static inline void
 shm_unlock(shm_lock_t *l)
 {
-	atomic_flag_clear_explicit(&l->f, memory_order_release);
+	atomic_store_explicit(&l->owner, 0, memory_order_release);
 }
 
 /*

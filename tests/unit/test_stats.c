@@ -1378,3 +1378,48 @@ Test(shm_count, parts_taken_back)
 	cr_assert_eq(shm_count_reap(c, 1), 0);
 }
 
+
+/*
+ * The shared spin lock: a process that dies holding it does not stop the
+ * others for good; one that lives keeps it until it lets go.
+ */
+Test(shm_lock, taken_over_from_a_dead_owner_only, .timeout = 20)
+{
+	struct {
+		shm_lock_t	lock;
+		_Atomic int	done;
+	}		*s;
+	pid_t		 pid;
+	int		 st;
+
+	cr_assert_eq(shm_init(0), 0);
+	cr_assert_not_null(s = shm_get("lock/test", sizeof(*s), NULL));
+	shm_lock(&s->lock);		/* the pid known before the fork */
+	shm_unlock(&s->lock);
+	if ((pid = fork()) == 0) {
+		shm_lock(&s->lock);
+		/* the child's own pid, not its parent's */
+		_exit(s->lock.owner == getpid() ? 0 : 1);	/* holding it */
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_eq(s->lock.owner, pid);
+	shm_lock(&s->lock);
+	cr_assert_eq(s->lock.owner, getpid());
+	shm_unlock(&s->lock);
+
+	/* a live owner keeps it: the waiter gets it after its section */
+	if ((pid = fork()) == 0) {
+		shm_lock(&s->lock);
+		usleep(300000);
+		s->done = 1;
+		shm_unlock(&s->lock);
+		_exit(0);
+	}
+	while (s->lock.owner != pid && !s->done)
+		usleep(1000);
+	shm_lock(&s->lock);
+	cr_assert_eq(s->done, 1);
+	shm_unlock(&s->lock);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+}
