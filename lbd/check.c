@@ -145,20 +145,6 @@ check_printable(const char *s, char *out, size_t len)
 }
 
 static int
-nbackup(struct lbd_backend *be)
-{
-	struct up_pool	*p = be->pc.pool;
-	int		 i, n = 0;
-
-	for (i = 0; i < p->nservers; i++)
-		if (p->servers[i]->backup &&
-		    atomic_load(&p->servers[i]->sh->health) == UP_HEALTHY &&
-		    atomic_load(&p->servers[i]->sh->admin) == UP_READY)
-			n++;
-	return (n);
-}
-
-static int
 has_backups(struct lbd_backend *be)
 {
 	int	i;
@@ -224,16 +210,16 @@ check_result(struct lbd_backend *be, struct up_server *srv, int ok, int code,
 		stats_inc(ss->updowns);
 	if (has_backups(be))
 		snprintf(left, sizeof(left), "%d active and %d backup left",
-		    lbd_nup(be), nbackup(be));
+		    lbd_nup(be, 0), lbd_nup(be, 1));
 	else
-		snprintf(left, sizeof(left), "%d active left", lbd_nup(be));
+		snprintf(left, sizeof(left), "%d active left", lbd_nup(be, 0));
 	if (ok)
 		log_info("server %s/%s%s is UP: %s, %s", be->name, srv->name,
 		    srv->backup ? " (backup)" : "", desc, left);
 	else {
 		log_warnx("server %s/%s%s is DOWN: %s, %s", be->name,
 		    srv->name, srv->backup ? " (backup)" : "", desc, left);
-		if (lbd_nup(be) == 0 && nbackup(be) == 0)
+		if (lbd_nup(be, 0) == 0 && lbd_nup(be, 1) == 0)
 			log_warnx("backend %s has no server available",
 			    be->name);
 	}

@@ -85,20 +85,6 @@ answer_error(struct buf *out, const char *fmt, ...)
 	return (-1);
 }
 
-static int
-nbackups_up(struct lbd_backend *be)
-{
-	struct up_pool	*p = be->pc.pool;
-	int		 i, n = 0;
-
-	for (i = 0; i < p->nservers; i++)
-		if (p->servers[i]->backup &&
-		    atomic_load(&p->servers[i]->sh->health) == UP_HEALTHY &&
-		    atomic_load(&p->servers[i]->sh->admin) == UP_READY)
-			n++;
-	return (n);
-}
-
 static int64_t
 unix_ms(void)
 {
@@ -252,8 +238,8 @@ show_backends(struct lbd_conf *lc, struct buf *out)
 		char	ns[16], na[16], nb[16], ck[CTL_CELLLEN];
 
 		snprintf(ns, sizeof(ns), "%d", be->pc.pool->nservers);
-		snprintf(na, sizeof(na), "%d", lbd_nup(be));
-		snprintf(nb, sizeof(nb), "%d", nbackups_up(be));
+		snprintf(na, sizeof(na), "%d", lbd_nup(be, 0));
+		snprintf(nb, sizeof(nb), "%d", lbd_nup(be, 1));
 		check_text(&be->check, ck, sizeof(ck));
 		table_row(&t, be->name, be->mode == MODE_TCP ? "tcp" : "http",
 		    be->pc.pool->lb->name, ns, na, nb, ck);
@@ -303,9 +289,9 @@ left_text(struct lbd_backend *be, char *out, size_t len)
 		backups |= be->pc.pool->servers[i]->backup;
 	if (backups)
 		snprintf(out, len, "%d active and %d backup left",
-		    lbd_nup(be), nbackups_up(be));
+		    lbd_nup(be, 0), lbd_nup(be, 1));
 	else
-		snprintf(out, len, "%d active left", lbd_nup(be));
+		snprintf(out, len, "%d active left", lbd_nup(be, 0));
 }
 
 static int

@@ -250,7 +250,7 @@ void	 tcplog(struct lbd_frontend *, struct lbd_backend *, struct up_server *,
 /* stats_page.c */
 struct http_server *stats_server(struct lbd_conf *);
 void	 stats_server_free(struct http_server *);
-int	 lbd_nup(struct lbd_backend *);
+int	 lbd_nup(struct lbd_backend *, int);
 
 /* check.c (the checker process) */
 /* A check's verdict, once known. */

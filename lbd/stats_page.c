@@ -61,18 +61,26 @@ label(struct buf *b, const char *s)
 	}
 }
 
+/*
+ * The servers of <be> (its backups when <backup>) that take traffic: up,
+ * ready, of a weight above 0, as HAProxy counts the "active servers
+ * left".  Those passively set aside for a moment after errors count: it
+ * is not a state.
+ */
 int
-lbd_nup(struct lbd_backend *be)
+lbd_nup(struct lbd_backend *be, int backup)
 {
-	int	i, n = 0;
+	struct up_shared	*sh;
+	int			 i, n = 0;
 
-	for (i = 0; i < be->pc.pool->nservers; i++)
-		if (!be->pc.pool->servers[i]->backup &&
-		    atomic_load(&be->pc.pool->servers[i]->sh->health) ==
-		    UP_HEALTHY &&
-		    atomic_load(&be->pc.pool->servers[i]->sh->admin) ==
-		    UP_READY)
+	for (i = 0; i < be->pc.pool->nservers; i++) {
+		sh = be->pc.pool->servers[i]->sh;
+		if (!be->pc.pool->servers[i]->backup == !backup &&
+		    atomic_load(&sh->health) == UP_HEALTHY &&
+		    atomic_load(&sh->admin) == UP_READY &&
+		    atomic_load(&sh->weight) > 0)
 			n++;
+	}
 	return (n);
 }
 
@@ -199,7 +207,7 @@ page(struct lbd_conf *lc, struct buf *b)
 		    "<th>address</th><th>state</th><th>weight</th>"
 		    "<th>sessions</th><th>requests</th><th>errors</th>"
 		    "<th>last check</th><th>result</th></tr>\n",
-		    be->pc.pool->lb->name, lbd_nup(be));
+		    be->pc.pool->lb->name, lbd_nup(be, 0));
 		for (i = 0; i < be->pc.pool->nservers; i++) {
 			struct up_server *s = be->pc.pool->servers[i];
 			int64_t		  lc_ms = atomic_load(

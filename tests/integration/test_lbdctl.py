@@ -276,6 +276,13 @@ class CtlTest(LbdCase):
             rc, _, _ = self.ctl("set", "server", f"webs/{w}", "weight", "0")
             self.assertEqual(rc, 0)
         self.assertEqual(set(self.who(4)), {"web3"})
+        # a server of weight 0 takes no traffic: not "active", as HAProxy
+        # counts them
+        rc, out, _ = self.ctl("set", "server", "webs/web2", "state", "maint")
+        self.assertEqual((rc, out), (0, "server webs/web2 is now maint (was "
+                                        "ready), 0 active and 1 backup "
+                                        "left\n"))
+        rc, _, _ = self.ctl("set", "server", "webs/web2", "state", "ready")
         rc, _, _ = self.ctl("set", "server", "webs/web1", "weight", "1")
         self.assertEqual(rc, 0)
         self.assertEqual(set(self.who(4)), {"web1"})
