@@ -197,6 +197,8 @@ int	 http_pct_decode(const char *, size_t, char *, size_t, size_t *, int);
 size_t	 http_path_normalize(char *, size_t);
 int	 http_target_parse(const char *, size_t, struct http_target *,
 	    const char **);
+void	 http_absolute_split(const char *, size_t, struct slice *,
+	    struct slice *);
 int	 http_authority_parse(const char *, size_t, struct slice *,
 	    int *);
 int	 http_host_valid(const char *, size_t);

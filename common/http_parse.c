@@ -85,7 +85,9 @@ ctab_init(void)
 		if ((c > 0x20 && c < 0x7f) || c >= 0x80 || c == ' ' ||
 		    c == '\t')
 			v |= C_VCHAR | C_REASON;
-		if (c > 0x20 && c < 0x7f)
+		/* no "#": a fragment is never sent (RFC 9112 3.2), and a
+		 * target with one would be read two ways */
+		if (c > 0x20 && c < 0x7f && c != '#')
 			v |= C_TARGET;
 		if (isxdigit(c) && c < 128)
 			v |= C_HEX;
@@ -295,8 +297,12 @@ field_done(struct http_msg *m, const char *buf, struct http_hdr *h)
 				else if (http_token_eq(e.p, e.len,
 				    "keep-alive"))
 					m->flags |= HTTP_F_KEEPALIVE;
-				else if (http_token_eq(e.p, e.len, "upgrade"))
-					m->flags |= HTTP_F_UPGRADE;
+				else if (http_token_eq(e.p, e.len,
+				    "upgrade")) {
+					/* ignored in HTTP/1.0 (RFC 9110 7.8) */
+					if (m->response || m->minor == 1)
+						m->flags |= HTTP_F_UPGRADE;
+				}
 				else
 					m->flags |= HTTP_F_CONN_OTHER;
 			}
@@ -484,11 +490,30 @@ target_form(struct http_msg *m, const char *t, size_t len)
 	t += i + 3;
 	len -= i + 3;
 	for (n = 0; n < len; n++)
-		if (t[n] == '/' || t[n] == '?' || t[n] == '#')
+		if (t[n] == '/' || t[n] == '?')
 			break;
 	if (http_authority_parse(t, n, &host, &port) == -1 || host.len == 0)
 		return (-1);
 	return (HTTP_T_ABSOLUTE);
+}
+
+/*
+ * An absolute-form target (one the parser took as HTTP_T_ABSOLUTE) cut in
+ * two: the authority, and the rest (path and query, empty when none).
+ * Everything that reads such a target cuts it here, so that none reads it
+ * another way.
+ */
+void
+http_absolute_split(const char *t, size_t len, struct slice *auth,
+    struct slice *rest)
+{
+	const char	*s = memchr(t, ':', len), *e = t + len, *p;
+
+	s = s != NULL && e - s >= 3 ? s + 3 : e;
+	for (p = s; p < e && *p != '/' && *p != '?'; p++)
+		;
+	*auth = slice_make(s, p - s);
+	*rest = slice_make(p, e - p);
 }
 
 /*

@@ -1224,18 +1224,11 @@ http_req_host(const struct http_req *req)
 	int		 port;
 
 	if (req->msg.form == HTTP_T_ABSOLUTE) {
-		const char	*t = b + req->msg.target_off;
-		const char	*s = memchr(t, ':', req->msg.target_len);
-		size_t		 n;
+		struct slice	auth, rest;
 
-		s += 3;
-		n = req->msg.target_len - (s - t);
-		for (size_t i = 0; i < n; i++)
-			if (s[i] == '/' || s[i] == '?') {
-				n = i;
-				break;
-			}
-		if (http_authority_parse(s, n, &h, &port) == 0)
+		http_absolute_split(b + req->msg.target_off,
+		    req->msg.target_len, &auth, &rest);
+		if (http_authority_parse(auth.p, auth.len, &h, &port) == 0)
 			return (h);
 		return (slice_make(NULL, 0));
 	}
@@ -1376,17 +1369,22 @@ http_resp_header_raw(struct http_req *req, const char *line, size_t len)
 
 /*
  * End the head.  <len> is the body length, or -1 when unknown: chunked
- * for HTTP/1.1 clients, close-delimited for HTTP/1.0 ones.
+ * for HTTP/1.1 clients, close-delimited for HTTP/1.0 ones; or, for a
+ * HEAD answer, HTTP_RESP_UNSAID: no framing field (the GET's unknown).
  */
 int
 http_resp_body(struct http_req *req, int64_t len)
 {
 	struct http_conn	*c = req->conn;
 	struct buf		*o = c->out;
-	int			 nobody, keep;
+	int			 nobody, keep, unsaid = 0;
 
 	if (req->rflags & HTTP_R_RESP_HEADDONE)
 		return (-1);
+	if (len == HTTP_RESP_UNSAID) {
+		unsaid = 1;
+		len = 0;
+	}
 	req->rflags |= HTTP_R_RESP_HEADDONE;
 	nobody = req->status < 200 || req->status == 204 ||
 	    req->status == 304;
@@ -1396,8 +1394,8 @@ http_resp_body(struct http_req *req, int64_t len)
 			buf_append(o, "Transfer-Encoding: chunked\r\n", 28);
 		} else
 			req->rflags |= HTTP_R_RESP_CLOSEDLM;
-	} else if (len >= 0 && req->status != 204 && req->status >= 200 &&
-	    !(req->status == 304)) {
+	} else if (len >= 0 && !unsaid && req->status != 204 &&
+	    req->status >= 200 && !(req->status == 304)) {
 		buf_append(o, "Content-Length: ", 16);
 		buf_put_u64(o, (uint64_t)len);
 		buf_append(o, "\r\n", 2);

@@ -176,6 +176,7 @@ void		 http_req_resume(struct http_req *);
 int		 http_req_has_body(const struct http_req *);
 
 /* Answering */
+#define HTTP_RESP_UNSAID	(-2)	/* http_resp_body(): see there */
 int	 http_resp_begin(struct http_req *, int);
 int	 http_resp_header(struct http_req *, const char *, const char *);
 int	 http_resp_headerf(struct http_req *, const char *, const char *, ...)

@@ -202,12 +202,13 @@ http_target_parse(const char *t, size_t len, struct http_target *out,
 			*why = "invalid request target";
 			return (-1);
 		}
-		s += 3;
-		path = memchr(s, '/', len - (s - t));
-		if (path == NULL) {
-			const char	*qq = memchr(s, '?', len - (s - t));
+		{
+			struct slice	auth, rest;
 
-			path = qq ? qq : t + len;
+			/* the path starts at the first "/" or "?" after
+			 * the authority, as everywhere else */
+			http_absolute_split(t, len, &auth, &rest);
+			path = rest.p;
 		}
 	}
 	plen = len - (path - t);

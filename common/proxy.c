@@ -353,8 +353,8 @@ is_hop_field(const struct http_msg *m, const char *b, const struct http_hdr *h,
 		return (1);
 	if (h->flags & HTTP_H_UPGRADE)
 		return (0);
-	/* fields the Connection field names */
-	if (m->flags & HTTP_F_CONN_OTHER) {
+	/* fields the Connection field names; never Host, which we routed on */
+	if ((m->flags & HTTP_F_CONN_OTHER) && !(h->flags & HTTP_H_HOST)) {
 		for (i = 0; i < m->nhdrs; i++) {
 			struct slice	v, e;
 			const char	*p;
@@ -401,10 +401,10 @@ build_head(struct preq *pr)
 	const char		*b = http_req_buf(req);
 	struct buf		*o = &pr->head;
 	struct slice		 t = http_req_target(req);
-	struct slice		 auth = slice_make(NULL, 0);
+	struct slice		 auth = slice_make(NULL, 0), a, rest;
 	char			 ip[INET6_ADDRSTRLEN + 2];
 	int			 i, tunnel = (m->flags & HTTP_F_UPGRADE) != 0;
-	int			 have_xff = 0;
+	int			 xfp_sent = 0;
 	const char		*proto = req->conn->srv->scheme_https ?
 				    "https" : "http";
 
@@ -414,32 +414,19 @@ build_head(struct preq *pr)
 	 * (RFC 9112 3.2.2), so that the server sees the host we routed on
 	 */
 	if (m->form == HTTP_T_ABSOLUTE) {
-		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
-		const char	*e = p;
 		struct slice	 hs;
 		int		 port;
 
-		while (e < t.p + t.len && *e != '/' && *e != '?')
-			e++;
-		if (http_authority_parse(p, e - p, &hs, &port) == 0)
-			auth = slice_make(p, e - p);
+		http_absolute_split(t.p, t.len, &a, &rest);
+		if (http_authority_parse(a.p, a.len, &hs, &port) == 0)
+			auth = a;
 	}
 	/* absolute-form becomes origin-form */
-	if (m->form == HTTP_T_ABSOLUTE) {
-		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
-		const char	*e = t.p + t.len;
-
-		while (p < e && *p != '/' && *p != '?')
-			p++;
-		if (p == e || *p == '?') {
-			buf_printf(o, "%.*s /%.*s HTTP/1.1\r\n",
-			    (int)m->method_len, b + m->method_off,
-			    (int)(e - p), p);
-		} else
-			buf_printf(o, "%.*s %.*s HTTP/1.1\r\n",
-			    (int)m->method_len, b + m->method_off,
-			    (int)(e - p), p);
-	} else {
+	if (m->form == HTTP_T_ABSOLUTE)
+		buf_printf(o, "%.*s %s%.*s HTTP/1.1\r\n", (int)m->method_len,
+		    b + m->method_off, rest.len == 0 || rest.p[0] == '?' ?
+		    "/" : "", (int)rest.len, rest.p);
+	else {
 		buf_append(o, b + m->method_off, m->method_len);
 		buf_putc(o, ' ');
 		buf_append(o, t.p, t.len);
@@ -455,16 +442,10 @@ build_head(struct preq *pr)
 			continue;
 		if (auth.p != NULL && (h->flags & HTTP_H_HOST))
 			continue;
-		if (h->namelen == 15 && slice_caseeq(name, "x-forwarded-for")) {
-			if (pc->xff == PROXY_XFF_REPLACE)
-				continue;
-			if (pc->xff == PROXY_XFF_APPEND) {
-				buf_printf(o, "X-Forwarded-For: %.*s, %s\r\n",
-				    (int)val.len, val.p, ip);
-				have_xff = 1;
-				continue;
-			}
-		}
+		/* appended to, or replaced: one line of ours below */
+		if (h->namelen == 15 && pc->xff != PROXY_XFF_OFF &&
+		    slice_caseeq(name, "x-forwarded-for"))
+			continue;
 		/* at an edge, what the client says of itself goes */
 		if (pc->xff == PROXY_XFF_REPLACE && h->namelen == 9 &&
 		    slice_caseeq(name, "forwarded"))
@@ -476,6 +457,8 @@ build_head(struct preq *pr)
 		if (pc->req_filter != NULL &&
 		    !pc->req_filter(pc->arg, req, name, val))
 			continue;
+		if (h->namelen == 17 && slice_caseeq(name, "x-forwarded-proto"))
+			xfp_sent = 1;
 		buf_append(o, b + h->name, h->namelen);
 		buf_append(o, ": ", 2);
 		buf_append(o, val.p, val.len);
@@ -483,28 +466,39 @@ build_head(struct preq *pr)
 	}
 	if (auth.p != NULL)
 		buf_printf(o, "Host: %.*s\r\n", (int)auth.len, auth.p);
-	else if (m->host == -1 && m->form == HTTP_T_ABSOLUTE) {
-		struct slice	host = http_req_host(req);
-
-		buf_printf(o, "Host: %.*s\r\n", (int)host.len, host.p);
-	}
-	if (pc->xff != PROXY_XFF_OFF && !have_xff)
-	{
+	else if (m->host == -1)
+		/* HTTP/1.0 without one; HTTP/1.1 needs one: nginx's
+		 * $proxy_host, the upstream's name */
+		buf_printf(o, "Host: %s\r\n", pc->pool->name);
+	/*
+	 * X-Forwarded-For: what came, in all its lines, joined in one (a
+	 * reader of one line sees it all, as with nginx's
+	 * $proxy_add_x_forwarded_for), then the peer, once.
+	 */
+	if (pc->xff != PROXY_XFF_OFF) {
 		buf_append(o, "X-Forwarded-For: ", 17);
+		if (pc->xff == PROXY_XFF_APPEND)
+			for (i = -1; (i = http_find(m, b, "x-forwarded-for",
+			    i + 1)) != -1;) {
+				struct slice	v = http_hdr_value(b,
+						    &m->hdrs[i]);
+
+				if (v.len > 0)
+					buf_printf(o, "%.*s, ", (int)v.len,
+					    v.p);
+			}
 		buf_puts(o, ip);
 		buf_append(o, "\r\n", 2);
 	}
-	if (pc->xfp && (pc->xff != PROXY_XFF_APPEND ||
-	    http_find(m, b, "x-forwarded-proto", 0) == -1))
+	if (pc->xfp && (pc->xff != PROXY_XFF_APPEND || !xfp_sent))
 	{
 		buf_append(o, "X-Forwarded-Proto: ", 19);
 		buf_puts(o, proto);
 		buf_append(o, "\r\n", 2);
 	}
 	if (pc->forwarded) {
-		const struct sockaddr *sa = client_addr(pr);
-
-		if (sa->sa_family == AF_INET6)
+		/* brackets for IPv6 only, not a v4-mapped address */
+		if (strchr(ip, ':') != NULL)
 			buf_printf(o, "Forwarded: for=\"[%s]\";proto=%s\r\n",
 			    ip, proto);
 		else
@@ -1085,6 +1079,8 @@ resp_head(struct preq *pr)
 		else if (req->msg.method == HTTP_M_HEAD &&
 		    (m->flags & HTTP_F_TE))
 			http_resp_body(req, -1);
+		else if (req->msg.method == HTTP_M_HEAD)
+			http_resp_body(req, HTTP_RESP_UNSAID);
 		else
 			http_resp_body(req, 0);
 		pr->rbody_done = 1;

@@ -93,13 +93,15 @@ route(struct lbd_frontend *fe, struct http_req *req)
 		host.len--;
 	/* the path of an absolute-form target */
 	if (req->msg.form == HTTP_T_ABSOLUTE) {
-		const char	*p = memchr(t.p, ':', t.len);
+		struct slice	auth, rest;
 
-		p = p ? p + 3 : t.p;
-		while (p < t.p + t.len && *p != '/')
-			p++;
-		path = p;
-		plen = t.p + t.len - p;
+		http_absolute_split(t.p, t.len, &auth, &rest);
+		path = rest.p;
+		plen = rest.len;
+		if (plen == 0 || *path == '?') {
+			path = "/";	/* as it goes to the server */
+			plen = 1;
+		}
 	}
 	for (i = 0; i < fe->nrules; i++) {
 		const struct lbd_rule	*r = &fe->rules[i];

@@ -205,6 +205,39 @@ backend img {{
         self.assertEqual(r.all("Server"), [])
         self.assertEqual(r.status, 200)
 
+    def test_head_grown_past_the_limit_refused(self):
+        """Header rules can make the head lbd sends outgrow its room.  A
+        field left out there (the Content-Length) would make the body a
+        second request to the server, one never routed, filtered or
+        logged: 431, and nothing goes."""
+        raw = RawServer()
+        self.addCleanup(raw.close)
+        big = "v" * 3000
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    header add X-Big1 {big}
+    header add X-Big2 {big}
+    backend webs
+}}
+backend webs {{
+    server raw {raw.addr}
+}}
+""")
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        base = len(request_bytes("POST", "/post", [("X-Pad", "")],
+                                 body=smuggled)) - len(smuggled)
+        for k in (10, 1000):
+            r = self.get("/post", method="POST", body=smuggled,
+                         headers=[("X-Pad", "p" * (32768 - base - k))])
+            self.assertEqual(r.status, 431, k)
+        self.assertEqual(raw.got, [])
+        # a head with room to grow still goes, with both fields
+        r = self.get("/post", method="POST", body=b"fine")
+        self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        self.assertEqual(len(raw.got), 1)
+        self.assertIn(b"X-Big2: " + big.encode(), raw.got[0])
+
     def test_error_page_for_503(self):
         page = b"<!doctype html><title>Down</title><p>Back soon.</p>\n"
         path = os.path.join(self.dir, "503.html")
@@ -289,8 +322,9 @@ backend trusting {{
                 host="append.test")
         line, h = head_fields(r)
         self.assertEqual(r.header("Server"), "b2")
+        # the lines joined in one, the peer once at its end
         self.assertEqual(h["x-forwarded-for"],
-                         ["6.6.6.6, 127.0.0.2", "7.7.7.7, 127.0.0.2"])
+                         ["6.6.6.6, 7.7.7.7, 127.0.0.2"])
         self.assertEqual(h["x-forwarded-proto"], ["https"])
         self.assertEqual(h["forwarded"], ["for=6.6.6.6;proto=https"])
 
