@@ -32,6 +32,7 @@
 #include "http.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxyproto.h"
 #include "tls.h"
 #include "tunnel.h"
 
@@ -549,67 +550,12 @@ proxy_proto(struct preq *pr, struct buf *o)
 {
 	struct sockaddr_storage	 local;
 	socklen_t		 sl = sizeof(local);
-	const struct sockaddr	*peer = client_addr(pr);
-	char			 a[INET6_ADDRSTRLEN], bb[INET6_ADDRSTRLEN];
-	uint16_t		 sp, dp;
 
 	if (getsockname(pr->req->conn->s.fd, (struct sockaddr *)&local,
-	    &sl) == -1 || peer->sa_family != local.ss_family ||
-	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)) {
-		if (pr->pc->proxy_protocol == 1)
-			buf_append(o, "PROXY UNKNOWN\r\n", 15);
-		else
-			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",
-			    16);
-		return;
-	}
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)peer;
-		const struct sockaddr_in *d = (const void *)&local;
-
-		sp = ntohs(s->sin_port);
-		dp = ntohs(d->sin_port);
-		if (pr->pc->proxy_protocol == 1) {
-			inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-			inet_ntop(AF_INET, &d->sin_addr, bb, sizeof(bb));
-			buf_printf(o, "PROXY TCP4 %s %s %u %u\r\n", a, bb, sp,
-			    dp);
-		} else {
-			uint16_t	len = htons(12);
-
-			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
-			buf_append(o, &len, 2);
-			buf_append(o, &s->sin_addr, 4);
-			buf_append(o, &d->sin_addr, 4);
-			sp = htons(sp);
-			dp = htons(dp);
-			buf_append(o, &sp, 2);
-			buf_append(o, &dp, 2);
-		}
-	} else {
-		const struct sockaddr_in6 *s = (const void *)peer;
-		const struct sockaddr_in6 *d = (const void *)&local;
-
-		sp = ntohs(s->sin6_port);
-		dp = ntohs(d->sin6_port);
-		if (pr->pc->proxy_protocol == 1) {
-			inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-			inet_ntop(AF_INET6, &d->sin6_addr, bb, sizeof(bb));
-			buf_printf(o, "PROXY TCP6 %s %s %u %u\r\n", a, bb, sp,
-			    dp);
-		} else {
-			uint16_t	len = htons(36);
-
-			buf_append(o, "\r\n\r\n\0\r\nQUIT\n\x21\x21", 14);
-			buf_append(o, &len, 2);
-			buf_append(o, &s->sin6_addr, 16);
-			buf_append(o, &d->sin6_addr, 16);
-			sp = htons(sp);
-			dp = htons(dp);
-			buf_append(o, &sp, 2);
-			buf_append(o, &dp, 2);
-		}
-	}
+	    &sl) == -1)
+		local.ss_family = AF_UNSPEC;
+	proxyproto_write(o, pr->pc->proxy_protocol, client_addr(pr),
+	    (struct sockaddr *)&local);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "http.h"
 #include "net.h"
 #include "proxyproto.h"
@@ -255,4 +256,81 @@ xff_client(const struct http_msg *m, const char *head,
 		}
 	}
 	return (found ? 0 : -1);
+}
+
+/* <sa> (IPv4 or IPv6) as IPv6, an IPv4 address v4-mapped. */
+static void
+as_ipv6(const struct sockaddr *sa, struct sockaddr_in6 *out)
+{
+	const struct sockaddr_in	*s = (const void *)sa;
+
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, sa, sizeof(*out));
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	out->sin6_family = AF_INET6;
+	out->sin6_port = s->sin_port;
+	out->sin6_addr.s6_addr[10] = 0xff;
+	out->sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&out->sin6_addr.s6_addr[12], &s->sin_addr, 4);
+}
+
+void
+proxyproto_write(struct buf *b, int version, const struct sockaddr *src,
+    const struct sockaddr *dst)
+{
+	struct sockaddr_in6	 s6, d6;
+	char			 a[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+	uint16_t		 len;
+
+	if ((src->sa_family != AF_INET && src->sa_family != AF_INET6) ||
+	    (dst->sa_family != AF_INET && dst->sa_family != AF_INET6)) {
+		if (version == 1)
+			buf_append(b, "PROXY UNKNOWN\r\n", 15);
+		else {
+			buf_append(b, v2sig, sizeof(v2sig));
+			buf_append(b, "\x20\x00\x00\x00", 4);	/* LOCAL */
+		}
+		return;
+	}
+	if (src->sa_family == AF_INET && dst->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)src;
+		const struct sockaddr_in *t = (const void *)dst;
+
+		if (version == 1) {
+			inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+			inet_ntop(AF_INET, &t->sin_addr, d, sizeof(d));
+			buf_printf(b, "PROXY TCP4 %s %s %u %u\r\n", a, d,
+			    ntohs(s->sin_port), ntohs(t->sin_port));
+			return;
+		}
+		len = htons(12);
+		buf_append(b, v2sig, sizeof(v2sig));
+		buf_append(b, "\x21\x11", 2);
+		buf_append(b, &len, 2);
+		buf_append(b, &s->sin_addr, 4);
+		buf_append(b, &t->sin_addr, 4);
+		buf_append(b, &s->sin_port, 2);
+		buf_append(b, &t->sin_port, 2);
+		return;
+	}
+	/* IPv6, or one of each: the IPv4 one v4-mapped, as HAProxy does */
+	as_ipv6(src, &s6);
+	as_ipv6(dst, &d6);
+	if (version == 1) {
+		inet_ntop(AF_INET6, &s6.sin6_addr, a, sizeof(a));
+		inet_ntop(AF_INET6, &d6.sin6_addr, d, sizeof(d));
+		buf_printf(b, "PROXY TCP6 %s %s %u %u\r\n", a, d,
+		    ntohs(s6.sin6_port), ntohs(d6.sin6_port));
+		return;
+	}
+	len = htons(36);
+	buf_append(b, v2sig, sizeof(v2sig));
+	buf_append(b, "\x21\x21", 2);
+	buf_append(b, &len, 2);
+	buf_append(b, &s6.sin6_addr, 16);
+	buf_append(b, &d6.sin6_addr, 16);
+	buf_append(b, &s6.sin6_port, 2);
+	buf_append(b, &d6.sin6_port, 2);
 }

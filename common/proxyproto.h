@@ -38,6 +38,15 @@ int	proxyproto_parse(const char *, size_t, struct sockaddr_storage *,
  * all are trusted.  0 with <out> set; -1 when there is no field, or when
  * an element met before the client is not an address.
  */
+/*
+ * Write the PROXY header of <version> (1 or 2) for a connection from
+ * <src> to <dst>: TCP4 when both are IPv4, else TCP6 with an IPv4 one
+ * v4-mapped; UNKNOWN (version 1) or LOCAL (2) when one is not IP.
+ */
+struct buf;
+void	proxyproto_write(struct buf *, int, const struct sockaddr *,
+	    const struct sockaddr *);
+
 struct http_msg;
 struct net_trusted;
 int	xff_client(const struct http_msg *, const char *,

@@ -91,8 +91,7 @@ shm_get(const char *name, size_t size, int *created)
 	strlcpy(hdr->blocks[hdr->nblocks].name, name, SHM_NAMELEN);
 	hdr->blocks[hdr->nblocks].off = hdr->used;
 	hdr->blocks[hdr->nblocks].size = size;
-	p = (char *)hdr + hdr->used;
-	memset(p, 0, need);
+	p = (char *)hdr + hdr->used;	/* never used: zero (see SHM_SIZE) */
 	hdr->used += need;
 	hdr->nblocks++;
 	shm_unlock(&hdr->lock);

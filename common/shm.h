@@ -17,10 +17,13 @@
 #include "compat.h"
 
 /*
- * Mapped, not taken: a page is real once a block on it is made.  Each
- * lbd frontend with a rate or connection limit takes 3 MiB.
+ * Mapped, not taken: a page is real once something is written on it (the
+ * mapping is zero to begin with, and blocks are never freed, so a new one
+ * needs no clearing).  Each lbd frontend with a rate or connection limit
+ * takes 3 MiB, and with a connection limit 4 MiB more for the workers'
+ * ledgers, of which a worker touches only its own.
  */
-#define SHM_SIZE	(64 * 1024 * 1024)
+#define SHM_SIZE	(256 * 1024 * 1024)
 #define SHM_NAMELEN	128
 #define SHM_MAXBLOCKS	4096
 #define SHM_COUNT_SLOTS	128		/* STATS_SLOTS */

@@ -42,6 +42,7 @@
 #include "event.h"
 #include "log.h"
 #include "lbd.h"
+#include "proxyproto.h"
 
 #define CHECK_MAXRUN	1000000		/* rise, fall: counted up to this */
 
@@ -317,6 +318,30 @@ run_step(struct check_run *run)
 			run_end(run);
 			return;
 		}
+		/*
+		 * A backend that sends servers a PROXY header sends one on
+		 * its checks too (as HAProxy does), before any TLS: LOCAL
+		 * (v2) or UNKNOWN (v1), what the protocol has for checks.
+		 * It fits a new connection's socket buffer whole.
+		 */
+		if (run->be->pc.proxy_protocol != 0) {
+			struct buf		pp;
+			struct sockaddr		none = { .sa_family = AF_UNSPEC };
+
+			buf_init(&pp, 64);
+			proxyproto_write(&pp, run->be->pc.proxy_protocol,
+			    &none, &none);
+			n = send(run->sock.fd, buf_head(&pp), buf_used(&pp),
+			    MSG_NOSIGNAL);
+			err = n == (ssize_t)buf_used(&pp) ? 0 : n == -1 ?
+			    errno : EAGAIN;
+			buf_free(&pp);
+			if (err != 0) {
+				errdesc(run, "send", err);
+				run_end(run);
+				return;
+			}
+		}
 		if (run->sock.ssl != NULL) {
 			run->state = CR_HANDSHAKE;
 			run->sock.flags |= SOCK_TLS_HS;
@@ -530,6 +555,7 @@ int
 checker_main(struct proc_worker *w)
 {
 	struct lbd_backend	*be;
+	int64_t			 now;
 	int			 i, n = 0, k;
 
 	lconf = w->conf;
@@ -551,10 +577,22 @@ checker_main(struct proc_worker *w)
 			ev_timer_init(&cs->next, check_start, cs);
 		}
 	}
-	/* the first checks spread over the interval, not all at once */
-	for (k = 0; k < nchecks; k++)
-		ev_timer_add(&loop, &checks[k].next,
-		    (uint64_t)checks[k].be->check.interval * k / nchecks);
+	/*
+	 * The first checks: when each server is due by its last check (in
+	 * shared memory, kept across reloads: a checker of a reload every
+	 * 30 s must not put a 1 min check off for ever), and those overdue
+	 * or never checked spread over the interval, not all at once.
+	 */
+	now = unix_ms();
+	for (k = 0; k < nchecks; k++) {
+		uint32_t	iv = checks[k].be->check.interval;
+		int64_t		last = atomic_load(&checks[k].srv->sh->last_check);
+		int64_t		due = last > 0 ? last + iv - now : 0;
+
+		ev_timer_add(&loop, &checks[k].next, due > 0 ?
+		    (uint64_t)(due < iv ? due : iv) :
+		    (uint64_t)iv * k / nchecks);
+	}
 	if (lconf->control_index >= 0 &&
 	    control_init(&loop, lconf,
 	    w->ps->listeners[lconf->control_index].fd) == -1)

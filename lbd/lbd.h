@@ -32,6 +32,7 @@
 #define LBD_MAXERRPAGE		(64 * 1024)	/* an error page file */
 #define LBD_RL_ENTRIES		65536		/* sources tracked per frontend */
 #define LBD_RL_PROBE		8		/* slots tried per source */
+#define LBD_RL_HELD		4096		/* a worker's ledger, per frontend */
 #define LBD_COOKIE_MACLEN	16		/* hex digits of the cookie MAC */
 #define LBD_CHECK_MAXRESP	16384		/* bytes of a check reply read */
 #define LBD_CTL_MAXLINE		1024		/* a control command */
@@ -141,7 +142,25 @@ struct rl_entry {
 
 struct rl_table {
 	shm_lock_t		 lock;
+	uint64_t		 seed;		/* of the hash, drawn once */
 	struct rl_entry		 e[LBD_RL_ENTRIES];
+};
+
+/*
+ * The connections one worker (stats slot) holds open in a frontend's
+ * table, by entry (index + 1; 0: free), so that the master takes them
+ * back when the worker dies holding them: written by that worker only,
+ * under the table's lock, and read by the master once it is gone.  Three
+ * quarters full, it takes no more sources (those are not taken back).
+ */
+struct rl_ledger {
+	uint32_t		 used;
+	uint32_t		 idx[LBD_RL_HELD];
+	int32_t			 n[LBD_RL_HELD];
+};
+
+struct rl_held {
+	struct rl_ledger	 slot[STATS_SLOTS];
 };
 
 struct lbd_frontend;
@@ -182,6 +201,7 @@ struct lbd_frontend {
 	uint32_t		 conn_max;	/* per source, 0 off */
 	int			 conn_status;
 	struct rl_table		*rl;		/* shared */
+	struct rl_held		*held;		/* shared, with conn_max */
 	uint32_t		 tunnel_timeout;	/* TCP mode idle */
 	struct stats_metric	*m_req[6];
 	struct stats_metric	*m_bytes_in;
@@ -233,6 +253,7 @@ void	 relay_tcp_collect(void);
 int	 rl_request(struct lbd_frontend *, const struct sockaddr *, uint64_t);
 int	 rl_conn_open(struct lbd_frontend *, const struct sockaddr *);
 void	 rl_conn_close(struct lbd_frontend *, const struct sockaddr *);
+int	 rl_reap(struct lbd_frontend *, int);
 
 /* sticky.c */
 struct up_server *sticky_find(struct lbd_backend *, struct http_req *);

@@ -252,6 +252,30 @@ unescape(const char *s, size_t *len)
 	return (out);
 }
 
+/*
+ * Keywords of the proxy grammar that a tcp backend has no use for: each
+ * would be silently ignored (TLS to the servers would even go plain).
+ */
+static void
+tcp_backend_check(struct conf *c, struct conf_node *bn)
+{
+	static const char	*http_only[] = { "response-timeout",
+	    "queue-timeout", "keepalive", "keepalive-timeout",
+	    "x-forwarded-for", "x-forwarded-proto", "forwarded", "via",
+	    "buffer-request", "buffer-response", "tls", "tls-ca",
+	    "tls-verify", "tls-name" };
+	struct conf_node	*n;
+	size_t			 i;
+
+	for (i = 0; i < nitems(http_only); i++)
+		if ((n = conf_get(bn, http_only[i])) != NULL)
+			conf_error(c, n, "%s needs mode http (a tcp backend "
+			    "relays bytes as they come)", http_only[i]);
+	if ((n = conf_get(bn, "tunnel-timeout")) != NULL)
+		conf_error(c, n, "tunnel-timeout of a tcp backend: set it in "
+		    "the frontend, whose connections it times");
+}
+
 static void
 check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 {
@@ -487,6 +511,13 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		if (be->mode == MODE_TCP && be->pc.pool->lb == &lb_uri)
 			conf_error(c, conf_get(bn, "balance"), "balance uri "
 			    "needs mode http");
+		if (be->mode == MODE_TCP)
+			tcp_backend_check(c, bn);
+		/* a check speaks TLS to servers that the backend does */
+		if (be->pc.tls != NULL && (n = conf_get(bn, "check")) != NULL &&
+		    (be->check.type == CHECK_HTTP ||
+		    be->check.type == CHECK_SEND))
+			be->check.tls = 1;
 		/* an edge: what clients say about themselves is dropped */
 		if (conf_get(bn, "x-forwarded-for") == NULL)
 			be->pc.xff = PROXY_XFF_REPLACE;
@@ -533,6 +564,16 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			if (r->type == RULE_PATH && r->value[0] != '/')
 				conf_error(c, n, "a path route starts with "
 				    "\"/\"");
+			/* the request's host is matched without port or
+			 * final dot: a rule with either would never match */
+			if (r->type == RULE_HOST && r->len > 1 &&
+			    r->value[r->len - 1] == '.')
+				r->value[--r->len] = '\0';
+			if (r->type == RULE_HOST && (r->len == 0 ||
+			    (strchr(r->value, ':') != NULL &&
+			    r->value[0] != '[')))
+				conf_error(c, n, "a host route is a name or "
+				    "\"*.name\", without a port: %s", r->value);
 			if ((r->be = backend_find(lc, bname)) == NULL)
 				conf_error(c, n, "no backend \"%s\"", bname);
 			fe->nrules++;
@@ -584,6 +625,18 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		    fe->redirect_https || fe->nhdr > 0 || fe->rate_max > 0))
 			conf_error(c, fn, "routes, redirects, header rules and "
 			    "rate limits need mode http");
+		/* what the other mode would silently ignore */
+		if (fe->mode == MODE_TCP) {
+			if ((n = conf_get(fn, "error-page")) != NULL)
+				conf_error(c, n, "error pages need mode http "
+				    "(a tcp frontend answers nothing)");
+			if ((n = conf_get(fn, "conn-limit")) != NULL &&
+			    conf_opt(n, "status") != NULL)
+				conf_error(c, n, "conn-limit status needs mode "
+				    "http (a tcp frontend closes at once)");
+		} else if ((n = conf_get(fn, "tunnel-timeout")) != NULL)
+			conf_error(c, n, "tunnel-timeout of an http frontend: "
+			    "set it in the backend, whose tunnels it times");
 		/* listeners */
 		CONF_FOREACH(n, fn, "listen") {
 			struct lbd_listener	*l;
@@ -726,8 +779,21 @@ lbd_setup(void *p, struct proc_settings *ps)
 		    "Requests and connections refused by a rate or "
 		    "connection limit.", "frontend", fe->name, NULL);
 		if (fe->rate_max > 0 || fe->conn_max > 0) {
+			int	made = 0;
+
 			snprintf(key, sizeof(key), "rl/%s", fe->name);
 			if ((fe->rl = shm_get(key, sizeof(*fe->rl),
+			    &made)) == NULL)
+				return (-1);
+			/* unforeseeable slots, so that no one can aim at a
+			 * source's with addresses of his own */
+			if (made)
+				fe->rl->seed = (uint64_t)arc4random() << 32 |
+				    arc4random();
+		}
+		if (fe->conn_max > 0) {
+			snprintf(key, sizeof(key), "rlheld/%s", fe->name);
+			if ((fe->held = shm_get(key, sizeof(*fe->held),
 			    NULL)) == NULL)
 				return (-1);
 		}
@@ -832,7 +898,7 @@ lbd_setup(void *p, struct proc_settings *ps)
 
 /*
  * Master: the connections a gone worker (stats slot <slot>) left counted
- * on the servers and listeners, taken back: a worker killed at the end
+ * on the servers, the listeners and the per-source limits, taken back: a worker killed at the end
  * of a reload's shutdown timeout, or one that crashed, would otherwise
  * leave its servers looking busy (maxconn, leastconn) for good.
  */
@@ -842,10 +908,13 @@ lbd_child_gone(void *p, const struct proc_settings *ps, int slot)
 	struct lbd_conf		*lc = p;
 	struct lbd_backend	*be;
 	struct lbd_listener	*l;
+	struct lbd_frontend	*fe;
 	int			 n = 0;
 
 	TAILQ_FOREACH(be, &lc->backends, entry)
 		n += up_pool_reap(be->pc.pool, slot);
+	TAILQ_FOREACH(fe, &lc->frontends, entry)
+		n += rl_reap(fe, slot);
 	TAILQ_FOREACH(l, &lc->listeners, entry)
 		if (l->conns != NULL)
 			n += shm_count_reap(l->conns, slot);

@@ -8,6 +8,10 @@
  * sliding window made of two fixed ones (the previous window counts in
  * proportion to how much of it still overlaps), as nginx's limit_req and
  * HAProxy's http_req_rate approximate it.
+ *
+ * A source's open connections are one count that every worker adds to;
+ * each worker also keeps a ledger of its own part (struct rl_ledger), so
+ * that the master takes back what a worker killed or crashed left open.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "lbd.h"
+#include "log.h"
 
 static void
 key_of(const struct sockaddr *sa, uint8_t *addr, uint8_t *fam)
@@ -51,7 +56,7 @@ entry_of(struct rl_table *t, const struct sockaddr *sa, uint64_t window)
 	key_of(sa, addr, &fam);
 	if (fam == 0)
 		return (NULL);
-	h = up_hash(addr, 16, fam);
+	h = up_hash(addr, 16, fam ^ t->seed);
 	for (i = 0; i < LBD_RL_PROBE; i++) {
 		e = &t->e[(h + i) % LBD_RL_ENTRIES];
 		if (e->used && e->family == fam &&
@@ -72,6 +77,113 @@ entry_of(struct rl_table *t, const struct sockaddr *sa, uint64_t window)
 	memcpy(victim->addr, addr, 16);
 	victim->window = window;
 	return (victim);
+}
+
+/* The home of entry <idx1> (index + 1) in a ledger. */
+static uint32_t
+held_home(uint32_t idx1)
+{
+	return ((idx1 * 2654435761u) & (LBD_RL_HELD - 1));
+}
+
+/* Entry <idx1>'s place in <lg>, made if <make> and there is room; -1. */
+static int
+held_find(struct rl_ledger *lg, uint32_t idx1, int make)
+{
+	uint32_t	h = held_home(idx1), i;
+
+	for (i = 0; i < LBD_RL_HELD; i++, h = (h + 1) & (LBD_RL_HELD - 1)) {
+		if (lg->idx[h] == idx1)
+			return ((int)h);
+		if (lg->idx[h] == 0)
+			break;
+	}
+	if (!make || lg->used >= LBD_RL_HELD / 4 * 3)
+		return (-1);
+	lg->idx[h] = idx1;
+	lg->n[h] = 0;
+	lg->used++;
+	return ((int)h);
+}
+
+/* Free place <h> of <lg>, moving back the ones its use pushed on. */
+static void
+held_free(struct rl_ledger *lg, uint32_t h)
+{
+	uint32_t	j = h, k;
+
+	lg->idx[h] = 0;
+	lg->used--;
+	for (;;) {
+		j = (j + 1) & (LBD_RL_HELD - 1);
+		if (lg->idx[j] == 0)
+			return;
+		k = held_home(lg->idx[j]);
+		/* j may move to h unless its home lies in (h, j] */
+		if (h < j ? (k <= h || k > j) : (k <= h && k > j)) {
+			lg->idx[h] = lg->idx[j];
+			lg->n[h] = lg->n[j];
+			lg->idx[j] = 0;
+			h = j;
+		}
+	}
+}
+
+/* This worker's part of entry <e>'s connections moves by <d>. */
+static void
+held_add(struct lbd_frontend *fe, struct rl_entry *e, int d)
+{
+	static int	 warned;
+	struct rl_ledger *lg;
+	int		 h;
+
+	if (fe->held == NULL)
+		return;
+	lg = &fe->held->slot[stats_get_slot()];
+	if ((h = held_find(lg, (uint32_t)(e - fe->rl->e) + 1, d > 0)) == -1) {
+		if (d > 0 && !warned) {
+			warned = 1;
+			log_warnx("frontend %s: more than %d sources with open "
+			    "connections in this worker: the others are not "
+			    "taken back if it dies", fe->name,
+			    LBD_RL_HELD / 4 * 3);
+		}
+		return;
+	}
+	if ((lg->n[h] += d) <= 0)
+		held_free(lg, h);
+}
+
+/*
+ * Master: the connections the gone worker of stats slot <slot> held open,
+ * taken out of the sources' counts.  Returns how many.
+ */
+int
+rl_reap(struct lbd_frontend *fe, int slot)
+{
+	struct rl_ledger	*lg;
+	struct rl_entry		*e;
+	int			 h, n = 0;
+
+	if (fe->held == NULL || fe->rl == NULL || slot < 0 ||
+	    slot >= STATS_SLOTS)
+		return (0);
+	lg = &fe->held->slot[slot];
+	if (lg->used == 0)
+		return (0);
+	shm_lock(&fe->rl->lock);
+	for (h = 0; h < LBD_RL_HELD; h++) {
+		if (lg->idx[h] == 0)
+			continue;
+		e = &fe->rl->e[lg->idx[h] - 1];
+		e->conns = e->conns > lg->n[h] ? e->conns - lg->n[h] : 0;
+		n += lg->n[h];
+		lg->idx[h] = 0;
+		lg->n[h] = 0;
+	}
+	lg->used = 0;
+	shm_unlock(&fe->rl->lock);
+	return (n);
 }
 
 /* Count a request; -1 when the source is over the frontend's rate. */
@@ -118,6 +230,7 @@ rl_conn_open(struct lbd_frontend *fe, const struct sockaddr *sa)
 		if ((uint32_t)e->conns >= fe->conn_max)
 			over = 1;
 		e->conns++;	/* counted either way: closed the same way */
+		held_add(fe, e, 1);
 	}
 	shm_unlock(&fe->rl->lock);
 	return (over ? -1 : 0);
@@ -131,7 +244,9 @@ rl_conn_close(struct lbd_frontend *fe, const struct sockaddr *sa)
 	if (fe->rl == NULL || fe->conn_max == 0)
 		return;
 	shm_lock(&fe->rl->lock);
-	if ((e = entry_of(fe->rl, sa, 0)) != NULL && e->conns > 0)
+	if ((e = entry_of(fe->rl, sa, 0)) != NULL && e->conns > 0) {
 		e->conns--;
+		held_add(fe, e, -1);
+	}
 	shm_unlock(&fe->rl->lock);
 }

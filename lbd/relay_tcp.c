@@ -115,64 +115,16 @@ proxy_header(struct tcp_sess *ts)
 {
 	struct sockaddr_storage	 local;
 	socklen_t		 sl = sizeof(local);
-	const struct sockaddr	*peer = &ts->peer.sa;
 	struct buf		*b;
-	char			 a[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
-	uint16_t		 sp, dp, len;
-	int			 v1 = ts->be->pc.proxy_protocol == 1;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return (NULL);
 	buf_init(b, 256);
 	if (getsockname(ts->client.fd, (struct sockaddr *)&local,
-	    &sl) == -1 || local.ss_family != peer->sa_family ||
-	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)) {
-		if (v1)
-			buf_append(b, "PROXY UNKNOWN\r\n", 15);
-		else
-			buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",
-			    16);
-		return (b);
-	}
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)peer;
-		const struct sockaddr_in *l = (const void *)&local;
-
-		sp = s->sin_port;
-		dp = l->sin_port;
-		if (v1) {
-			inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-			inet_ntop(AF_INET, &l->sin_addr, d, sizeof(d));
-			buf_printf(b, "PROXY TCP4 %s %s %u %u\r\n", a, d,
-			    ntohs(sp), ntohs(dp));
-			return (b);
-		}
-		len = htons(12);
-		buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
-		buf_append(b, &len, 2);
-		buf_append(b, &s->sin_addr, 4);
-		buf_append(b, &l->sin_addr, 4);
-	} else {
-		const struct sockaddr_in6 *s = (const void *)peer;
-		const struct sockaddr_in6 *l = (const void *)&local;
-
-		sp = s->sin6_port;
-		dp = l->sin6_port;
-		if (v1) {
-			inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-			inet_ntop(AF_INET6, &l->sin6_addr, d, sizeof(d));
-			buf_printf(b, "PROXY TCP6 %s %s %u %u\r\n", a, d,
-			    ntohs(sp), ntohs(dp));
-			return (b);
-		}
-		len = htons(36);
-		buf_append(b, "\r\n\r\n\0\r\nQUIT\n\x21\x21", 14);
-		buf_append(b, &len, 2);
-		buf_append(b, &s->sin6_addr, 16);
-		buf_append(b, &l->sin6_addr, 16);
-	}
-	buf_append(b, &sp, 2);
-	buf_append(b, &dp, 2);
+	    &sl) == -1)
+		local.ss_family = AF_UNSPEC;
+	proxyproto_write(b, ts->be->pc.proxy_protocol, &ts->peer.sa,
+	    (struct sockaddr *)&local);
 	return (b);
 }
 

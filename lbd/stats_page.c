@@ -94,7 +94,10 @@ state_code(const struct up_server *s)
 	case UP_DRAIN:
 		return (3);
 	}
-	return (atomic_load(&s->sh->health) == UP_DOWN ? 0 : 1);
+	if (atomic_load(&s->sh->health) == UP_DOWN)
+		return (0);
+	/* weight 0 takes no new requests: HAProxy shows it as DRAIN */
+	return (atomic_load(&s->sh->weight) == 0 ? 3 : 1);
 }
 
 static void

@@ -401,6 +401,65 @@ backend raw1 {{
                                   if x[0] == "ESTAB"], 3,
                      what=f"lbd's connections to {b.name} to close")
 
+    def test_proxy_header_across_families_and_on_checks(self):
+        """A client an incoming PROXY header names as IPv6, on an IPv4
+        listener: the server's header keeps it (TCP6, the listener's
+        address v4-mapped, as HAProxy does) instead of LOCAL, which made
+        every such client look like lbd.  And the checks of a backend
+        that sends PROXY headers send one too (v2 LOCAL, v1 UNKNOWN): a
+        server that requires one refused them all."""
+        raw2, raw1 = RawServer(), RawServer()
+        self.addCleanup(raw2.close)
+        self.addCleanup(raw1.close)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    accept-proxy 127.0.0.1
+    route host raw1.test backend raw1
+    backend raw2
+}}
+backend raw2 {{
+    server r {raw2.addr}
+    proxy-protocol v2
+    check http path /hc interval 5s
+}}
+backend raw1 {{
+    server r {raw1.addr}
+    proxy-protocol v1
+    check http path /hc interval 5s
+}}
+""")
+        # the first checks, before any client
+        for raw, start in ((raw2, PP2_SIG + b"\x20\x00\x00\x00GET /hc "),
+                           (raw1, b"PROXY UNKNOWN\r\nGET /hc ")):
+            wait_for(lambda raw=raw: raw.got, 5, what="a check")
+            self.assertTrue(raw.got[0].startswith(start), raw.got[0])
+        self.wait_state("raw2/r", "UP")
+        six = socket.inet_pton(socket.AF_INET6, "2001:db8::7")
+        hdr = PP2_SIG + b"\x21\x21" + struct.pack(
+            "!H16s16sHH", 36, six, socket.inet_pton(socket.AF_INET6,
+                                                    "2001:db8::1"),
+            40007, 443)
+        req = request_bytes("GET", "/six", [("Connection", "close")])
+        with Conn(self.port) as c:
+            c.send(hdr + req)
+            self.assertEqual(c.read_response().status, 200)
+        got = [g for g in raw2.got if b"GET /six" in g][0]
+        mapped = socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1")
+        self.assertEqual(got[:16], PP2_SIG + b"\x21\x21\x00\x24")
+        self.assertEqual(got[16:48], six + mapped)
+        self.assertEqual(struct.unpack("!HH", got[48:52]),
+                         (40007, self.port))
+        req = request_bytes("GET", "/six1", [("Connection", "close")],
+                            host="raw1.test")
+        with Conn(self.port) as c:
+            c.send(hdr + req)
+            self.assertEqual(c.read_response().status, 200)
+        got = [g for g in raw1.got if b"GET /six1" in g][0]
+        self.assertTrue(got.startswith(
+            f"PROXY TCP6 2001:db8::7 ::ffff:127.0.0.1 40007 "
+            f"{self.port}\r\n".encode()), got)
+
     def test_accept_proxy_from_trusted_peers_only(self):
         b1, = self.backends("b1")
         self.lbd(f"""

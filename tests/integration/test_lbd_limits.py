@@ -159,6 +159,33 @@ backend webs {{
         self.assertEqual((ln[0]["server"], ln[0]["term"][:2]),
                          ("<NOSRV>", "LR"))
 
+    def test_conn_limit_counts_of_a_killed_worker_taken_back(self):
+        """A worker killed holding a source's connections (a reload's
+        shutdown timeout, a crash): the master takes its part of the
+        count back, else the source stays refused until lbd restarts.
+        The other worker's part stays counted."""
+        import signal
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="    conn-limit 2")
+        a, b = self.lb.wait_workers(2)
+        c1 = self.on_worker(a)
+        c2 = self.on_worker(b)
+        for c in (c1, c2):
+            self.assertEqual(c.request("GET", "/hello").status, 200)
+        self.assertEqual(get(self.port, "/hello").status, 503)
+        self.killed = [a]
+        os.kill(a, signal.SIGKILL)
+        self.syslog.wait(rf"lbd\[{self.lb.pid}\]: worker \d \(pid {a}\) left "
+                         r"[1-9]\d* connections? counted in shared memory: "
+                         r"taken back", 5)
+        wait_for(lambda: len(self.lb.workers()) == 2 and
+                 a not in self.lb.workers(), 5, what="a new worker")
+        # c2 still counts: one more fits, not two
+        with Conn(self.port) as c3:
+            self.assertEqual(c3.request("GET", "/hello").status, 200)
+            self.assertEqual(get(self.port, "/hello").status, 503)
+        self.assertEqual(c2.request("GET", "/hello").status, 200)
+
     def test_body_size_unlimited_by_default_and_limited_when_set(self):
         """lbd streams bodies: by default a 3 MiB upload passes whole (the
         servers have their own limits); max-body-size gives a 413 before

@@ -152,6 +152,45 @@ class ManTest(DaemonTest):
         self.assertEqual(rc, 1, out)
         self.assertIn("-D 1bad=x: not a macro name", out)
 
+    def test_keywords_the_mode_would_ignore_refused(self):
+        """A keyword that a frontend's or backend's mode would silently
+        ignore is an error naming its line (TLS to a tcp backend's
+        servers used to go plain); so is a host route that could never
+        match."""
+        tcp_fe = ("frontend f {\n\tmode tcp\n\tlisten 127.0.0.1:1\n"
+                  "\tbackend b\n%s}\nbackend b {\n\tmode tcp\n"
+                  "\tserver s 127.0.0.1:2\n%s}\n")
+        http_fe = ("frontend f {\n\tlisten 127.0.0.1:1\n\tbackend b\n%s}"
+                   "\nbackend b {\n\tserver s 127.0.0.1:2\n%s}\n")
+        cases = [
+            (tcp_fe % ("", "\ttls yes\n"), 9,
+             "tls needs mode http (a tcp backend relays bytes"),
+            (tcp_fe % ("", "\tresponse-timeout 5s\n"), 9,
+             "response-timeout needs mode http"),
+            (tcp_fe % ("", "\ttunnel-timeout 5s\n"), 9,
+             "tunnel-timeout of a tcp backend: set it in the frontend"),
+            (tcp_fe % ("\terror-page 503 /etc/hostname\n", ""), 5,
+             "error pages need mode http"),
+            (tcp_fe % ("\tconn-limit 5 status 429\n", ""), 5,
+             "conn-limit status needs mode http"),
+            (http_fe % ("\ttunnel-timeout 5s\n", ""), 4,
+             "tunnel-timeout of an http frontend: set it in the backend"),
+            (http_fe % ("\troute host example.org:8080 backend b\n", ""),
+             4, "a host route is a name or \"*.name\", without a port: "
+             "example.org:8080"),
+        ]
+        d = self.daemon("lbd", "", name="broken")
+        for conf, line, msg in cases:
+            d.write_conf(conf)
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1, (conf, out))
+            self.assertIn(f"{d.conf_path}:{line}: {msg}", out, conf)
+        # a final dot is taken off, and the rule matches as written
+        d.write_conf(http_fe % ("\troute host example.org. backend b\n",
+                                ""))
+        rc, out = d.run("-n")
+        self.assertEqual((rc, out.strip()), (0, "configuration OK"), out)
+
     def test_samples_pass_configtest(self):
         defines = self.files()
         for s in SAMPLES:

@@ -72,6 +72,27 @@ def wait_for(pred, timeout=5.0, step=0.02, what="condition"):
                          f"waiting for {what}")
 
 
+_held = []
+
+
+def dead_port():
+    """A loopback port where nothing listens: kept bound, not listening,
+    for the life of the run, so that no daemon of another test module
+    running beside this one can be given it (a connect to it is refused
+    all the same)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    return s.getsockname()[1]
+
+
+def log_time(line):
+    """The time (epoch seconds) rsyslog gave a line of our syslog file:
+    taken where the line was made, it leaves out the test's own delays."""
+    import datetime
+    return datetime.datetime.fromisoformat(line.split()[0]).timestamp()
+
+
 def wait_port(host, port, timeout=5.0):
     def ok():
         try:
