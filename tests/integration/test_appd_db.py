@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from harness import cpu_ms  # noqa: E402
+from harness import SLOW, cpu_ms  # noqa: E402
 from dbreptest import SECRET, DbrepTest  # noqa: E402
 from appdtest import Appd, Conn  # noqa: E402
 
@@ -103,7 +103,9 @@ class DatabaseBusyPollTest(DbrepTest):
               [round(x, 1) for x in took], "ms")
         # with the spin run to its end every try would take 10ms or more;
         # the fastest one shows the code, the others the machine's noise
-        self.assertLess(min(took), 9)
+        # (under the sanitizers the round trip alone can take that long:
+        # the normal build's run is the one that shows it)
+        self.assertLess(min(took), 9 if SLOW == 1 else 30)
 
     def test_time_spent_on_a_silent_node(self):
         # reads go to the replica first: a listener that never greets.

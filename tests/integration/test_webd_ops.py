@@ -14,8 +14,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (SLOW, busy_poll_check, free_port, proc_status,
-                     wait_for, wait_port)
+from harness import (SLOW, busy_poll_check, dead_port, free_port,
+                     proc_status, wait_for, wait_port)
 from httpc import Closed, Conn, HttpTest, get, request_bytes
 from webdtest import (clf, metric, metrics, parse_response, raw,
                       raw_request, webd_conf, write)
@@ -48,7 +48,7 @@ class OpsTest(HttpTest):
         write(f"{w}/ten.txt", b"0123456789")
         write(f"{w}/big.txt", b"x" * 50000)
         write(f"{w}/huge.bin", b"h" * 4 * 1024 * 1024)
-        body = (body or SITE).format(port=self.port, dead=free_port())
+        body = (body or SITE).format(port=self.port, dead=dead_port())
         d = self.daemon("webd", webd_conf(body, workers, extra))
         d.start()
         wait_port("127.0.0.1", self.port)
@@ -587,7 +587,7 @@ server "s" default {{{{
         # refused: its mime-types and log file would have been read and
         # opened before the error
         self.syslog.mark()
-        d.write_conf(webd_conf(SITE.format(port=port, dead=free_port()) +
+        d.write_conf(webd_conf(SITE.format(port=port, dead=dead_port()) +
                                "\nserver \"x\" {\n\tlisten 127.0.0.1:1\n"
                                "\tproxy nowhere\n}\n", 1,
                                f'mime-types "{self.dir}/two.types"\n'
@@ -607,7 +607,7 @@ server "s" default {{{{
         self.assertFalse(os.path.exists(log2) and
                          b"after-refused" in open(log2, "rb").read())
         # accepted, without mime-types: the built-in table only
-        d.write_conf(webd_conf(SITE.format(port=port, dead=free_port()),
+        d.write_conf(webd_conf(SITE.format(port=port, dead=dead_port()),
                                1, ""))
         d.signal(signal.SIGHUP)
         self.syslog.wait(rf"webd\[{d.pid}\]: reload done", 5)

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import SLOW, free_port, wait_for, wait_port
+from harness import SLOW, dead_port, free_port, wait_for, wait_port
 from httpc import (Conn, HttpTest, get, make_cert, request_bytes,
                    source_bytes, tcp_conns)
 from webdtest import raw_request, tls_get, webd_conf, write
@@ -320,7 +320,7 @@ class ProxyTest(HttpTest):
         write(os.path.join(self.dir, "www", "err", "502.html"),
               b"<p>our 502 page</p>\n")
         return self.webd(f"127.0.0.1:{up.port}", more=MORE.format(
-            tport=self.tport, dead=free_port()))
+            tport=self.tport, dead=dead_port()))
 
     def test_headers_and_hsts_on_proxied_answers(self):
         up = self.upstream()

@@ -13,7 +13,8 @@ import struct
 import subprocess
 import threading
 
-from harness import SLOW, alive, children, free_port, wait_for, wait_port
+from harness import (SLOW, alive, children, dead_port, free_port, wait_for,
+                     wait_port)
 from httpc import Closed, Conn, HttpTest, get, request_bytes
 
 BACKEND = """
@@ -36,8 +37,8 @@ stats 127.0.0.1:{stats}{stats_opts}
 
 
 def dead_addr():
-    """An address where nothing listens."""
-    return f"127.0.0.1:{free_port()}"
+    """An address where nothing listens (see harness.dead_port)."""
+    return f"127.0.0.1:{dead_port()}"
 
 
 def kill_now(d):
