@@ -332,6 +332,14 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 			    "check http");
 		if (ck->type != CHECK_SEND && conf_opt(n, "send"))
 			conf_error(c, n, "\"send\" is for check send");
+		/* options the kind would silently ignore */
+		if (ck->type == CHECK_TCP && (conf_opt(n, "host") ||
+		    conf_opt(n, "tls") || conf_opt(n, "expect")))
+			conf_error(c, n, "check tcp only connects: host, tls "
+			    "and expect are for check http, tls or send");
+		if (ck->type == CHECK_TLS && conf_opt(n, "expect"))
+			conf_error(c, n, "check tls only completes a "
+			    "handshake: \"expect\" is for check http or send");
 		break;
 	}
 }

@@ -175,6 +175,10 @@ class ManTest(DaemonTest):
              "conn-limit status needs mode http"),
             (http_fe % ("\ttunnel-timeout 5s\n", ""), 4,
              "tunnel-timeout of an http frontend: set it in the backend"),
+            (http_fe % ("", "\tcheck tcp tls\n"), 7,
+             "check tcp only connects: host, tls and expect"),
+            (http_fe % ("", "\tcheck tls expect x\n"), 7,
+             "check tls only completes a handshake"),
             (http_fe % ("\troute host example.org:8080 backend b\n", ""),
              4, "a host route is a name or \"*.name\", without a port: "
              "example.org:8080"),
