@@ -497,7 +497,7 @@ class RawServer:
                 s.settimeout(5)
                 buf = b""
                 try:
-                    while b"\r\n\r\n" not in buf:
+                    while not self.whole(buf):
                         d = s.recv(4096)
                         if not d:
                             break
@@ -507,6 +507,17 @@ class RawServer:
                               b"Connection: close\r\n\r\nok\n")
                 except OSError:
                     pass
+
+    @staticmethod
+    def whole(buf):
+        """A request head after any PROXY header: the v2 signature holds
+        a CRLFCRLF of its own, and may come in a segment alone."""
+        start = 0
+        if buf[:12] == PP2_SIG[:len(buf[:12])] and buf:
+            if len(buf) < 16:
+                return False
+            start = 16 + struct.unpack("!H", buf[14:16])[0]
+        return b"\r\n\r\n" in buf[start:]
 
     def close(self):
         try:
