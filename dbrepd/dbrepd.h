@@ -461,6 +461,8 @@ int		 apply_epoch(sqlite3 *, uint64_t, const char *, struct meta *,
 		    char *, size_t);
 
 /* snapshot.c */
+int		 snap_tmpname(const struct dbrepd_conf *, pid_t, int, char *,
+		    size_t);
 int		 snap_make(const struct dbrepd_conf *, struct meta *,
 		    uint64_t *, char *, size_t);
 int		 snap_verify(const char *, struct meta *, char *, size_t);

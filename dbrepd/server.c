@@ -888,10 +888,17 @@ conn_process(struct conn *c)
 	int		 type, rc;
 
 	while (!c->dead && (c->state == C_READY || c->state == C_AUTH)) {
+		/* before it has proven the secret, a client gets no room
+		 * for more than the AUTH frame (a nonce and a MAC) */
 		rc = frame_peek(buf_head(&c->in), buf_used(&c->in),
-		    conf->max_request, &type, &size);
+		    c->state == C_AUTH ? 256 : conf->max_request, &type, &size);
 		if (rc == 0)
 			break;
+		if (rc == -1 && c->state == C_AUTH) {
+			reply_errorf(c, DBREP_EAUTH, "authenticate first");
+			c->dead = 1;
+			break;
+		}
 		if (rc == -1) {
 			reply_errorf(c, DBREP_ETOOBIG, "request larger than "
 			    "max-request-size (%llu bytes)",

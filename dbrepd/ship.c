@@ -83,6 +83,9 @@ struct peer {
 	struct ev_io		 snap_io;
 	int			 snap_fd;
 	uint64_t		 snap_off;
+	uint64_t		 snap_seen;	/* snap_off at the last tick */
+	uint64_t		 snap_end;	/* mono ms, SNAP_END queued */
+	int			 snap_pending;	/* not installed: not acked */
 	struct snapmsg		 snap;
 	uint64_t		 fork;
 	char			 reason[64];
@@ -181,8 +184,9 @@ ship_slowest(void)
 	TAILQ_FOREACH(p, &peers, entry) {
 		if (p->state < P_STREAM)
 			continue;
-		need = p->state == P_STREAM ? p->acked + 1 : p->snap.mt.lsn ?
-		    p->snap.mt.lsn + 1 : p->sent + 1;
+		need = p->state == P_STREAM && !p->snap_pending ?
+		    p->acked + 1 : p->snap.mt.lsn ? p->snap.mt.lsn + 1 :
+		    p->sent + 1;
 		if (need < slow)
 			slow = need;
 	}
@@ -362,6 +366,10 @@ peer_close(struct peer *p, const char *why)
 	if (p->snap_pid > 0) {
 		kill(p->snap_pid, SIGKILL);
 		waitpid(p->snap_pid, NULL, 0);
+		/* killed before it told us its file: the one it makes */
+		if (p->snap.path[0] == '\0')
+			snap_tmpname(conf, p->snap_pid, 1, p->snap.path,
+			    sizeof(p->snap.path));
 		unlink(p->snap.path);
 	}
 	if (p->snap_fd != -1)
@@ -539,6 +547,18 @@ do_start(struct peer *p, const uint8_t *pl, size_t len)
 		    "itself (or two nodes have the same name)");
 		return;
 	}
+	/*
+	 * A replica that comes back replaces its old link (half-open, not
+	 * yet timed out): one name, one vote in the quorum.
+	 */
+	{
+		struct peer	*q, *t;
+
+		TAILQ_FOREACH_SAFE(q, &peers, entry, t)
+			if (q != p && q->state >= P_STREAM &&
+			    strcmp(q->name, p->name) == 0)
+				peer_close(q, "replaced by its new connection");
+	}
 	if (version / 1000 != (uint32_t)sqlite3_libversion_number() / 1000) {
 		snprintf(msg, sizeof(msg), "SQLite %u on the replica, %d "
 		    "here: major and minor versions must match", version,
@@ -619,6 +639,16 @@ do_ack(struct peer *p, const uint8_t *pl, size_t len)
 	}
 	if (p->slot >= 0)
 		atomic_store(&board->replicas[p->slot].seen, now_ms());
+	/*
+	 * A snapshot on its way: the replica holds nothing of it until it
+	 * has installed it, and acks only then (in F_STREAM; an ack that
+	 * was on its way before is from history we share).
+	 */
+	if (p->snap_pending) {
+		if (p->state != P_STREAM)
+			return;
+		p->snap_pending = 0;
+	}
 	if (lsn <= p->acked)
 		return;
 	p->acked = lsn;
@@ -788,6 +818,7 @@ snap_fill(struct peer *p)
 		/* records follow the snapshot */
 		p->sent = p->snap.mt.lsn;
 		p->state = P_STREAM;
+		p->snap_end = ev_now(loop);
 		send_heartbeat(p);
 		if (p->slot >= 0) {
 			atomic_store(&board->replicas[p->slot].snapshot, 0);
@@ -934,7 +965,17 @@ snap_start(struct peer *p, uint64_t forklsn, const char *reason)
 	memset(&p->snap, 0, sizeof(p->snap));
 	p->sent = atomic_load(&board->lsn);
 	p->state = P_SNAPMAKE;
+	/*
+	 * What it said it had (START) is not what it will have: it counts
+	 * for the quorum again once it has installed the snapshot.  (A
+	 * diverged replica's LSN, ahead of ours, made the quorum count
+	 * records it never held.)
+	 */
+	p->acked = 0;
+	p->snap_pending = 1;
+	p->snap_seen = 0;
 	if (p->slot >= 0) {
+		atomic_store(&board->replicas[p->slot].acked, 0);
 		atomic_store(&board->replicas[p->slot].snapshot, 1);
 		atomic_store(&board->replicas[p->slot].streaming, 0);
 	}
@@ -1052,6 +1093,19 @@ ship_tick(void)
 	/* gauges: set by this process only (they sum over processes) */
 	stats_gauge_set(m.semisync_degraded, atomic_load(&board->degraded));
 	TAILQ_FOREACH_SAFE(p, &peers, entry, t) {
+		/*
+		 * A replica says nothing while a snapshot is made, sent and
+		 * installed: alive while the child works, while it takes
+		 * the bytes, and for some time to install them.
+		 */
+		if (p->state == P_SNAPMAKE)
+			p->last_rx = now;
+		else if (p->state == P_SNAPSEND && p->snap_off != p->snap_seen) {
+			p->snap_seen = p->snap_off;
+			p->last_rx = now;
+		} else if (p->state == P_STREAM && p->snap_pending &&
+		    now - p->snap_end < 6 * (uint64_t)conf->repl_timeout)
+			p->last_rx = now;
 		if (now - p->last_rx > conf->repl_timeout) {
 			peer_close(p, "timed out");
 			continue;

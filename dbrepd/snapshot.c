@@ -31,6 +31,18 @@
 #include "dbrepd.h"
 
 /*
+ * The file the <n>-th snap_make() of process <pid> makes (the first of a
+ * child forked for one snapshot: a parent that kills it unlinks it).
+ */
+int
+snap_tmpname(const struct dbrepd_conf *conf, pid_t pid, int n, char *buf,
+    size_t len)
+{
+	return (snprintf(buf, len, "%s.snap-%d-%d", conf->data, (int)pid,
+	    n) >= (int)len ? -1 : 0);
+}
+
+/*
  * Make a snapshot of conf->data.  Returns 0 with its path in <path>, its
  * position in <mt> and its size, or -1 with a message in <path>.
  */
@@ -45,8 +57,7 @@ snap_make(const struct dbrepd_conf *conf, struct meta *mt, uint64_t *size,
 	char		 err[256], tmp[PATH_MAX];
 	int		 rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.snap-%d-%d", conf->data,
-	    (int)getpid(), ++n) >= (int)sizeof(tmp)) {
+	if (snap_tmpname(conf, getpid(), ++n, tmp, sizeof(tmp)) == -1) {
 		snprintf(path, pathlen, "snapshot path too long");
 		return (-1);
 	}

@@ -201,6 +201,17 @@ class Basic(DbrepTest):
         t, pl = c.recv()
         self.assertEqual(t, ERROR)
         s.close()
+        # nor room for a big frame: refused at its header, not buffered
+        # up to max-request-size (16 MB a connection, unauthenticated)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        c = Client.__new__(Client)
+        c.s, c.buf = s, b""
+        c.recv()
+        s.sendall(struct.pack(">IB", 1 << 20, 10) + b"x" * 100)
+        t, pl = c.recv()
+        self.assertEqual(t, ERROR)
+        self.assertIn(b"authenticate first", pl)
+        s.close()
         with Client(("127.0.0.1", p.port)) as c:
             self.assertEqual(c.q("SELECT 1").rows, [(1,)])
         rc, out, err = ctl("query", "SELECT 1", nodes=p.client_addr,
