@@ -483,15 +483,18 @@ do_query(struct conn *c, const uint8_t *p, size_t n)
 			sync_want = lsn;
 	}
 	if (rc == 1) {
-		/* committed, but its answer is too large: said once durable */
+		/*
+		 * Committed, but its answer is too large: that error is its
+		 * answer, held as any other until the commit is durable and,
+		 * with a quorum, held by the replicas too.
+		 */
 		buf_reset(&c->held);
-		if (gc && group_sync() == -1)
-			reply_unflushed(c, lsn);
-		else
-			reply_error(c, &err);
-		return (1);
-	}
-	stats_inc(m.queries);
+		stats_inc(m.query_errors);
+		if (frame_error(&c->held, err.code, err.extended, err.msg, "",
+		    err.lsn) == -1)
+			c->dead = 1;
+	} else
+		stats_inc(m.queries);
 	if (bytes == 0)
 		held_release(c);	/* nothing to wait for */
 	else if (gc) {
