@@ -241,7 +241,10 @@ class Client:
 
 
 def sqlite3_cli(path, sql, timeout=30):
-    p = subprocess.run(["sqlite3", "-readonly", "-batch", path, sql],
+    # a lock the node holds a moment (a checkpoint, a snapshot's copy)
+    # is waited for, as any client of the database would
+    p = subprocess.run(["sqlite3", "-readonly", "-batch", "-cmd",
+                        ".timeout 5000", path, sql],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout)
     if p.returncode != 0:
