@@ -3,7 +3,6 @@
 behind replica brought back by a snapshot under load, retention held by
 the slowest replica."""
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -298,41 +297,6 @@ class Replication(DbrepTest):
         self.assertEqual(integrity(r.db), "ok")
         wait_for(lambda: p.lsn() - int(p.status()["log"].split()[1]) + 1
                  <= 100, 5, what="the log to shrink to log-max-records")
-
-    def test_snapshot_longer_than_the_replication_timeout(self):
-        """A replica says nothing while its snapshot is made, sent and
-        installed: one that took longer than replication-timeout was
-        cut off and sent a new snapshot, for ever, and each try left its
-        partial copy on the primary's disk."""
-        p, r = self.pair(pextra="log-min-records 20\nlog-max-records 100",
-                         heartbeat="100ms", timeout="300ms")
-        with p.client() as c:
-            c.q("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")
-        self.converge(p, r)
-        r.kill9()
-        with p.client() as c:
-            for i in range(40):
-                c.q("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT "
-                    "i + 1 FROM s WHERE i < 250) INSERT INTO big(b) "
-                    "SELECT randomblob(4000) FROM s")
-        writer_storm(p.sock, 300, 0)
-        self.syslog.mark()
-        r.start()
-        wait_for(lambda: r.status()["snapshots_installed"] != "0", 60,
-                 what="a snapshot on the replica")
-        self.converge(p, r)
-        # this primary's lines only: the syslog is shared with the other
-        # modules running beside, whose nodes have the same names
-        mine = [ln for ln in self.syslog.lines()
-                if any(f"dbrepd[{c}]: " in ln for c in children(p.d.pid))]
-        sent = [ln for ln in mine
-                if re.search(r"replica db2: snapshot at LSN \d+ sent", ln)]
-        self.assertEqual(len(sent), 1, sent)
-        self.assertEqual([ln for ln in mine
-                          if "replica db2" in ln and "timed out" in ln], [])
-        left = [f for f in os.listdir(os.path.dirname(p.db))
-                if ".snap-" in f]
-        self.assertEqual(left, [])
 
     def test_min_lsn_read_of_a_table_not_received_yet(self):
         """Read-your-writes right after a CREATE TABLE: a read with the
