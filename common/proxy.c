@@ -402,7 +402,7 @@ build_head(struct preq *pr)
 	const char		*b = http_req_buf(req);
 	struct buf		*o = &pr->head;
 	struct slice		 t = http_req_target(req);
-	struct slice		 auth = slice_make(NULL, 0), a, rest;
+	struct slice		 auth = slice_make(NULL, 0), rest;
 	char			 ip[INET6_ADDRSTRLEN + 2];
 	int			 i, tunnel = (m->flags & HTTP_F_UPGRADE) != 0;
 	int			 xfp_sent = 0;
@@ -415,19 +415,13 @@ build_head(struct preq *pr)
 	 * (RFC 9112 3.2.2), so that the server sees the host we routed on
 	 */
 	if (m->form == HTTP_T_ABSOLUTE) {
-		struct slice	 hs;
-		int		 port;
-
-		http_absolute_split(t.p, t.len, &a, &rest);
-		if (http_authority_parse(a.p, a.len, &hs, &port) == 0)
-			auth = a;
-	}
-	/* absolute-form becomes origin-form */
-	if (m->form == HTTP_T_ABSOLUTE)
+		/* (the parser took its authority only if it is one) */
+		http_absolute_split(t.p, t.len, &auth, &rest);
+		/* absolute-form becomes origin-form */
 		buf_printf(o, "%.*s %s%.*s HTTP/1.1\r\n", (int)m->method_len,
 		    b + m->method_off, rest.len == 0 || rest.p[0] == '?' ?
 		    "/" : "", (int)rest.len, rest.p);
-	else {
+	} else {
 		buf_append(o, b + m->method_off, m->method_len);
 		buf_putc(o, ' ');
 		buf_append(o, t.p, t.len);
