@@ -517,16 +517,26 @@ net_acl_add(struct net_acl *acl, int allow, const struct net_cidr *c)
 int
 net_acl_allows(const struct net_acl *acl, const struct sockaddr *sa)
 {
-	int	i, anyallow = 0;
+	int	i;
 
 	if (sa->sa_family == AF_UNIX)
 		return (1);	/* file permissions guard those */
-	for (i = 0; i < acl->nrules; i++) {
+	for (i = 0; i < acl->nrules; i++)
 		if (net_cidr_match(&acl->rules[i].cidr, sa))
 			return (acl->rules[i].allow);
-		anyallow |= acl->rules[i].allow;
-	}
-	return (!anyallow);
+	return (net_acl_unmatched(acl));
+}
+
+/* The verdict for an address no rule matches (or none at all). */
+int
+net_acl_unmatched(const struct net_acl *acl)
+{
+	int	i;
+
+	for (i = 0; i < acl->nrules; i++)
+		if (acl->rules[i].allow)
+			return (0);
+	return (1);
 }
 
 /* Does a rule of <acl> match <sa> (an IP address)?  Its verdict aside. */

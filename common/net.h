@@ -71,6 +71,7 @@ int	 net_cidr_parse(const char *, struct net_cidr *);
 int	 net_cidr_match(const struct net_cidr *, const struct sockaddr *);
 void	 net_acl_add(struct net_acl *, int, const struct net_cidr *);
 int	 net_acl_allows(const struct net_acl *, const struct sockaddr *);
+int	 net_acl_unmatched(const struct net_acl *);
 void	 net_acl_free(struct net_acl *);
 int	 net_acl_match(const struct net_acl *, const struct sockaddr *);
 int	 net_trusted_peer(const struct net_trusted *, const struct sockaddr *);

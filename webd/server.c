@@ -122,16 +122,11 @@ static int
 server_allowed(struct http_req *req, struct webd_loc *l)
 {
 	const struct sockaddr	*sa = server_client(req);
-	int			 i;
 
 	if (!l->has_acl)
 		return (1);
-	if (sa->sa_family != AF_UNIX)
-		return (net_acl_allows(&l->acl, sa));
-	for (i = 0; i < l->acl.nrules; i++)
-		if (l->acl.rules[i].allow)
-			return (0);
-	return (1);
+	return (sa->sa_family == AF_UNIX ? net_acl_unmatched(&l->acl) :
+	    net_acl_allows(&l->acl, sa));
 }
 
 /* The configured fields, HSTS and caching fields of a response. */
