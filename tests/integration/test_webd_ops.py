@@ -208,18 +208,8 @@ server "main" {{
                          "10.2.2.2")
 
     def unix_get(self, sock, target, headers=()):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(request_bytes("GET", target, headers))
-        data = b""
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-        s.close()
-        return parse_response(data)
+        return parse_response(raw(sock, request_bytes("GET", target,
+                                                      headers)))
 
     def test_access_list_on_a_unix_listener(self):
         """A client that comes through a unix socket is not let past an

@@ -38,8 +38,14 @@ def write(path, data, mode=None, mtime=None):
 
 def raw(port, data, timeout=5.0, host="127.0.0.1", tls=False):
     """Send <data> as is on a new connection and return every byte the
-    server sends until it closes (or stays silent <timeout> s)."""
-    s = socket.create_connection((host, port), timeout=timeout * SLOW)
+    server sends until it closes (or stays silent <timeout> s).  A <port>
+    that is a string is a unix socket's path."""
+    if isinstance(port, str):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout * SLOW)
+        s.connect(port)
+    else:
+        s = socket.create_connection((host, port), timeout=timeout * SLOW)
     if tls:
         s = client_tls().wrap_socket(s, server_hostname="localhost")
     out = b""
