@@ -21,6 +21,12 @@ from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
 
 CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
 class HttpFrontendTest(LbdTest):
+    def raw_server(self):
+        """A RawServer, closed when the test ends."""
+        r = RawServer()
+        self.addCleanup(r.close)
+        return r
+
     def test_routes_by_host_and_path(self):
         web, api, img = self.backends("web", "api", "img")
         self.lbd(f"""
@@ -210,8 +216,7 @@ backend img {{
         field left out there (the Content-Length) would make the body a
         second request to the server, one never routed, filtered or
         logged: 431, and nothing goes."""
-        raw = RawServer()
-        self.addCleanup(raw.close)
+        raw = self.raw_server()
         big = "v" * 3000
         self.lbd(f"""
 frontend www {{
@@ -332,9 +337,7 @@ backend trusting {{
         pp = "127.0.0.0/8"
         s2, = self.backends("pp2", listen_extra=f" proxy-from {pp}")
         s1, = self.backends("pp1", listen_extra=f" proxy-from {pp}")
-        raw2, raw1 = RawServer(), RawServer()
-        self.addCleanup(raw2.close)
-        self.addCleanup(raw1.close)
+        raw2, raw1 = self.raw_server(), self.raw_server()
         self.lbd(f"""
 frontend www {{
     listen 127.0.0.1:{{port}}
@@ -408,9 +411,7 @@ backend raw1 {{
         every such client look like lbd.  And the checks of a backend
         that sends PROXY headers send one too (v2 LOCAL, v1 UNKNOWN): a
         server that requires one refused them all."""
-        raw2, raw1 = RawServer(), RawServer()
-        self.addCleanup(raw2.close)
-        self.addCleanup(raw1.close)
+        raw2, raw1 = self.raw_server(), self.raw_server()
         self.lbd(f"""
 frontend www {{
     listen 127.0.0.1:{{port}}
