@@ -1287,7 +1287,7 @@ pr_run(struct preq *pr)
 			}
 		}
 		if (pr->rhead_done) {
-			size_t	held = buf_used(&uc->in);
+			size_t	held = buf_used(&uc->in), moved;
 
 			if (resp_body(pr) == -1) {
 				pr->info.term[0] = 's';
@@ -1296,7 +1296,16 @@ pr_run(struct preq *pr)
 				pr_fail(pr, 502, "bad response body", 0);
 				return;
 			}
+			moved = buf_used(&pr->rbuf);
 			rbuf_flush(pr);
+			/*
+			 * The client took some of a full rbuf while uc->in
+			 * still holds more: relay on now, before the server's
+			 * end is judged below.
+			 */
+			if (buf_used(&pr->rbuf) < moved && !pr->rbody_done &&
+			    buf_used(&uc->in) > 0)
+				progress = 1;
 			/*
 			 * Room made in a full uc->in: read on now.  The
 			 * socket's edge is spent, and when the client took it
@@ -1323,7 +1332,8 @@ pr_run(struct preq *pr)
 		 * may leave bytes in uc->in when the end is read.
 		 */
 		if (pr->up_eof && !pr->rbody_done &&
-		    (buf_used(&uc->in) == 0 || buf_room(&pr->rbuf) > 0)) {
+		    (buf_used(&uc->in) == 0 ||
+		    (buf_room(&pr->rbuf) > 0 && !progress))) {
 			if (pr->resp.framing == HTTP_BODY_CLOSE &&
 			    buf_used(&uc->in) == 0)
 				pr->rbody_done = 1;
