@@ -68,6 +68,7 @@ struct tls_ctx;
 #define DBREP_BATCH_RECORDS	2000		/* records per apply txn */
 #define DBREP_BATCH_BYTES	(32 * 1024 * 1024)
 #define DBREP_SEND_HIGH		(4 * 1024 * 1024) /* sender's buffer */
+#define DBREP_READ_BATCH	(1024 * 1024)	/* replica: read, then apply */
 #define DBREP_FILL_ROWS		256		/* log rows read at once */
 #define DBREP_TSRING		8192		/* (lsn, commit time) kept */
 #define DBREP_RECONNECT_MIN	100		/* ms, replica back-off */

@@ -618,23 +618,43 @@ link_event(struct ev_io *e, uint32_t events)
 	/* set by the event, or still set by a TLS read that waited for a
 	 * write (sock.c) */
 	if (kick || (sk.flags & SOCK_READABLE)) {
+		size_t	got = 0;
+
 		for (;;) {
 			n = link_read(&sk, &in);
 			if (n == 0 || (n == -1 && errno != EAGAIN &&
 			    errno != ENOBUFS)) {
+				/*
+				 * What came whole before the end is the
+				 * primary's, and is applied (the end of a
+				 * snapshot among it).
+				 */
+				if (n == 0) {
+					process();
+					if (state == F_IDLE)
+						return;
+				}
 				link_close(n == 0 && !(sk.flags &
 				    SOCK_TLS_HS) ? "disconnected" :
 				    link_error(&sk, n == 0 ? 0 : errno, why,
 				    sizeof(why)), 1);
 				return;
 			}
-			if (n > 0)
+			if (n > 0) {
 				last_rx = ev_now(loop);
+				got += n;
+			}
 			if (n == -1 && errno == EAGAIN)
 				break;
-			if (n == -1 || buf_room(&in) == 0) {
-				/* full: make room by applying */
+			/*
+			 * Full, or a while read: apply, so that no long
+			 * pass over megabytes holds the loop (and its
+			 * answers) at once.
+			 */
+			if (n == -1 || buf_room(&in) == 0 ||
+			    got >= DBREP_READ_BATCH) {
 				process();
+				got = 0;
 				if (state == F_IDLE)
 					return;
 			}

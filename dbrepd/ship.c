@@ -84,7 +84,11 @@ struct peer {
 	int			 snap_fd;
 	uint64_t		 snap_off;
 	uint64_t		 snap_seen;	/* snap_off at the last tick */
-	uint64_t		 snap_end;	/* mono ms, SNAP_END queued */
+	uint64_t		 snap_mark;	/* txd once SNAP_END is written */
+	uint64_t		 snap_t0;	/* mono ms, sending began */
+	uint64_t		 snap_end;	/* mono ms, all of it written */
+	uint64_t		 txd;		/* bytes the socket took */
+	uint64_t		 tx_seen;	/* txd at the last tick */
 	int			 snap_pending;	/* not installed: not acked */
 	struct snapmsg		 snap;
 	uint64_t		 fork;
@@ -641,11 +645,12 @@ do_ack(struct peer *p, const uint8_t *pl, size_t len)
 		atomic_store(&board->replicas[p->slot].seen, now_ms());
 	/*
 	 * A snapshot on its way: the replica holds nothing of it until it
-	 * has installed it, and acks only then (in F_STREAM; an ack that
-	 * was on its way before is from history we share).
+	 * has installed it, and acks only then, with the snapshot's LSN.
+	 * An ack sent before the snapshot began (by a replica that fell
+	 * behind the log mid-stream) is below it, and is not that one.
 	 */
 	if (p->snap_pending) {
-		if (p->state != P_STREAM)
+		if (p->state != P_STREAM || lsn < p->snap.mt.lsn)
 			return;
 		p->snap_pending = 0;
 	}
@@ -755,6 +760,8 @@ peer_flush(struct peer *p)
 		if (buf_used(&p->out) == 0)
 			break;
 		n = link_write(&p->sk, &p->out);
+		if (n > 0)
+			p->txd += n;
 		if (n == -1) {
 			char	why[256];
 
@@ -818,7 +825,9 @@ snap_fill(struct peer *p)
 		/* records follow the snapshot */
 		p->sent = p->snap.mt.lsn;
 		p->state = P_STREAM;
-		p->snap_end = ev_now(loop);
+		/* the install grace starts once all of it has left */
+		p->snap_mark = p->txd + buf_used(&p->out);
+		p->snap_end = 0;
 		send_heartbeat(p);
 		if (p->slot >= 0) {
 			atomic_store(&board->replicas[p->slot].snapshot, 0);
@@ -944,6 +953,7 @@ snap_done(struct ev_io *io, uint32_t events)
 	if (fw_end(&w) == -1)
 		p->dead = 1;
 	p->state = P_SNAPSEND;
+	p->snap_t0 = ev_now(loop);
 	peer_flush(p);
 }
 
@@ -1084,6 +1094,21 @@ ship_bell(void)
 			peer_flush(p);
 }
 
+/*
+ * How long a replica may take to install a snapshot once all of it has
+ * left us: the bytes still in the kernels' buffers (no more than the
+ * whole, at the pace the whole went: as long again as the sending
+ * took), then a check of the file and its copy into the database (each
+ * a pass over it, with an fsync: a millisecond per 4 KiB, 4 MB/s), and
+ * six timeouts besides.
+ */
+static uint64_t
+snap_grace(const struct peer *p)
+{
+	return (6 * (uint64_t)conf->repl_timeout + p->snap.size / 4096 +
+	    (p->snap_end - p->snap_t0));
+}
+
 void
 ship_tick(void)
 {
@@ -1096,16 +1121,27 @@ ship_tick(void)
 		/*
 		 * A replica says nothing while a snapshot is made, sent and
 		 * installed: alive while the child works, while it takes
-		 * the bytes, and for some time to install them.
+		 * the bytes (to the end of them, which may wait in our
+		 * buffer long after SNAP_END is queued), and then for a time
+		 * to install them that grows with their size.
 		 */
 		if (p->state == P_SNAPMAKE)
 			p->last_rx = now;
 		else if (p->state == P_SNAPSEND && p->snap_off != p->snap_seen) {
 			p->snap_seen = p->snap_off;
 			p->last_rx = now;
-		} else if (p->state == P_STREAM && p->snap_pending &&
-		    now - p->snap_end < 6 * (uint64_t)conf->repl_timeout)
-			p->last_rx = now;
+		} else if (p->state == P_STREAM && p->snap_pending) {
+			if (p->txd < p->snap_mark) {
+				if (p->txd != p->tx_seen)
+					p->last_rx = now;
+			} else {
+				if (p->snap_end == 0)
+					p->snap_end = now;
+				if (now - p->snap_end < snap_grace(p))
+					p->last_rx = now;
+			}
+		}
+		p->tx_seen = p->txd;
 		if (now - p->last_rx > conf->repl_timeout) {
 			peer_close(p, "timed out");
 			continue;

@@ -3,6 +3,7 @@
 behind replica brought back by a snapshot under load, retention held by
 the slowest replica."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -297,6 +298,58 @@ class Replication(DbrepTest):
         self.assertEqual(integrity(r.db), "ok")
         wait_for(lambda: p.lsn() - int(p.status()["log"].split()[1]) + 1
                  <= 100, 5, what="the log to shrink to log-max-records")
+
+    def test_snapshot_longer_than_the_replication_timeout(self):
+        """A replica says nothing while its snapshot is made, sent and
+        installed.  Here the snapshot crawls at 2 MB/s through a fault
+        proxy, past 6 replication timeouts after its end is queued (4 MB
+        of it wait in the primary's buffer then), and is installed after:
+        the replica is not cut off, nor sent a new snapshot, and no
+        partial copy is left on the primary's disk."""
+        p, r, to_p, _ = self.cut_pair(
+            pextra="log-min-records 20\nlog-max-records 100",
+            heartbeat="100ms", timeout="300ms")
+        with p.client() as c:
+            c.q("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")
+        self.converge(p, r)
+        gone = r.lsn()
+        r.kill9()
+        with p.client() as c:
+            for i in range(5):
+                c.q("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT "
+                    "i + 1 FROM s WHERE i < 250) INSERT INTO big(b) "
+                    "SELECT randomblob(4000) FROM s")
+        writer_storm(p.sock, 150, 0)
+        # the replica's place is gone from the log: a snapshot it is
+        wait_for(lambda: int(p.status()["log"].split()[1]) > gone + 1, 10,
+                 what="the primary to prune its log")
+        to_p.set("throttle", bps=2000000)
+        self.syslog.mark()
+        r.start()
+        wait_for(lambda: r.status()["snapshots_installed"] != "0", 90,
+                 what="a snapshot on the replica")
+        to_p.set("pass")
+        self.converge(p, r)
+        # each node's own lines: the syslog is shared with the modules
+        # running beside, whose nodes have the same names
+        pl = self.syslog.lines()
+        mine = [ln for ln in pl
+                if any(f"dbrepd[{c}]: " in ln for c in children(p.d.pid))]
+        theirs = [ln for ln in pl
+                  if any(f"dbrepd[{c}]: " in ln for c in children(r.d.pid))]
+        sent = [ln for ln in mine
+                if re.search(r"replica db2: snapshot at LSN \d+ sent", ln)]
+        self.assertEqual(len(sent), 1, sent)
+        self.assertGreater(int(re.search(r"\((\d+) bytes\)",
+                                         sent[0]).group(1)), 8 * 1000000)
+        self.assertEqual([ln for ln in mine
+                          if "replica db2" in ln and "timed out" in ln], [])
+        self.assertEqual([ln for ln in theirs
+                          if "replication link" in ln and "timed out" in ln],
+                         [])
+        left = [f for f in os.listdir(os.path.dirname(p.db))
+                if ".snap-" in f]
+        self.assertEqual(left, [])
 
     def test_min_lsn_read_of_a_table_not_received_yet(self):
         """Read-your-writes right after a CREATE TABLE: a read with the

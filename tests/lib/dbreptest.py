@@ -409,15 +409,15 @@ class DbrepTest(DaemonTest):
         return p, r
 
     def cut_pair(self, names=("db1", "db2"), pextra="", rextra="",
-                 replica_peers=True):
+                 replica_peers=True, **kw):
         """A primary and its replica with a fault proxy (faultproxy.py)
         on each way between them: to_p carries the replica's stream (and
         its votes and probes) to the primary, to_r the primary's probes
-        to the replica.  Both started, with a table w(id, v).  Returns
-        (p, r, to_p, to_r)."""
+        to the replica.  Both started, with a table w(id, v); <kw> go to
+        both nodes.  Returns (p, r, to_p, to_r)."""
         from faultproxy import FaultProxy
-        p = self.node(names[0], extra=pextra)
-        r = self.node(names[1], role="replica", extra=rextra)
+        p = self.node(names[0], extra=pextra, **kw)
+        r = self.node(names[1], role="replica", extra=rextra, **kw)
         to_p = FaultProxy(p.repl).start()
         to_r = FaultProxy(r.repl).start()
         self.addCleanup(to_p.stop)
