@@ -119,6 +119,38 @@ tls_result(struct sock *s, int n, int wantread_flag)
 }
 
 /*
+ * What OpenSSL's last read(2) of a socket found, for sock_read(): each
+ * process has one loop, and this is set and read around one SSL_read().
+ */
+enum { TLS_R_NONE, TLS_R_SHORT, TLS_R_FULL };
+static int	tls_rstate;
+
+static long
+tls_rbio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+    long argl, int ret, size_t *processed)
+{
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+		tls_rstate = (ret > 0 && processed != NULL &&
+		    *processed >= len) ? TLS_R_FULL : TLS_R_SHORT;
+	return (ret);
+}
+
+/*
+ * Prepare a TLS connection's reads: OpenSSL reads ahead (a record in one
+ * read(2), not its header and then its body), and sock_read() learns
+ * from its reads when the socket is drained, as for a plain socket.
+ */
+void
+sock_tls_setup(SSL *ssl)
+{
+	BIO	*rb;
+
+	SSL_set_read_ahead(ssl, 1);
+	if ((rb = SSL_get_rbio(ssl)) != NULL)
+		BIO_set_callback_ex(rb, tls_rbio_cb);
+}
+
+/*
  * Read up to <len> bytes.  Returns >0, 0 at EOF, or -1 (errno EAGAIN
  * when nothing is there now).
  */
@@ -133,9 +165,18 @@ sock_read(struct sock *s, void *p, size_t len)
 		if (len > INT32_MAX)
 			len = INT32_MAX;
 		ERR_clear_error();
+		tls_rstate = TLS_R_NONE;
 		r = SSL_read(s->ssl, p, (int)len);
 		if (r > 0) {
-			/* more may wait in OpenSSL's or the kernel's buffer */
+			/*
+			 * The plain rule (below) through OpenSSL: when its
+			 * last read of the socket was short and it holds
+			 * nothing more, the socket is drained, and reading
+			 * again would only say EAGAIN.  Else more may wait.
+			 */
+			if (tls_rstate == TLS_R_SHORT &&
+			    !SSL_has_pending(s->ssl) && !(s->flags & SOCK_HUP))
+				s->flags &= ~SOCK_READABLE;
 			return (r);
 		}
 		return (tls_result(s, r, 1));
@@ -310,6 +351,9 @@ sock_handshake(struct sock *s)
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1) {
 		s->flags &= ~SOCK_TLS_HS;
+		/* a request read ahead with the handshake's end */
+		if (SSL_has_pending(s->ssl))
+			s->flags |= SOCK_READABLE;
 		s->io.low = 0;		/* its requests are not budgeted */
 		return (1);
 	}

@@ -45,5 +45,6 @@ ssize_t	 sock_sendfile(struct sock *, int, off_t *, size_t);
 int	 sock_shutdown(struct sock *);
 void	 sock_close(struct ev_loop *, struct sock *);
 int	 sock_handshake(struct sock *);
+void	 sock_tls_setup(SSL *);
 
 #endif

@@ -601,6 +601,7 @@ tls_server_ssl(struct tls_ctx *t, int fd)
 		SSL_free(ssl);
 		return (NULL);
 	}
+	sock_tls_setup(ssl);
 	SSL_set_accept_state(ssl);
 	return (ssl);
 }
@@ -624,6 +625,7 @@ tls_client_ssl(struct tls_ctx *t, int fd, const char *sni,
 		return (NULL);
 	if (SSL_set_fd(ssl, fd) != 1)
 		goto fail;
+	sock_tls_setup(ssl);
 	verify = (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0;
 	if (sni != NULL) {
 		SSL_set_tlsext_host_name(ssl, sni);

@@ -349,6 +349,53 @@ class TlsTest(HttpTest):
               f"{w.base // 1024} MB, peak +{w.growth_mb:.1f} MB")
         self.assertLess(w.growth_mb, 30)
 
+    def test_records_arriving_together_all_read(self):
+        """OpenSSL reads ahead: one read(2) may take several records,
+        and the socket is then drained while requests wait in OpenSSL's
+        buffer (and with the handshake's last flight, before any request
+        is read).  Every one must still be answered, with no new event
+        from the kernel to say so."""
+        self.httpd(workers=1)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx.minimum_version = ctx.maximum_version = version
+            inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(inb, outb, server_hostname="ec.test")
+            s = socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=10 * SLOW)
+            self.addCleanup(s.close)
+
+            def pump():
+                d = outb.read()
+                if d:
+                    s.sendall(d)
+
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pump()
+                    # for TLS 1.3 the client's Finished and the first
+                    # requests leave together, below
+                    inb.write(s.recv(65536))
+            n = 5
+            for i in range(n):
+                # each write is a record of its own
+                tls.write(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            pump()
+            got = b""
+            while got.count(b"hello\n") < n:
+                try:
+                    got += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    d = s.recv(65536)
+                    self.assertTrue(d, (version, got))
+                    inb.write(d)
+            self.assertEqual(got.count(b"HTTP/1.1 200 "), n, version)
+
     def test_plaintext_to_tls_port_and_half_handshakes(self):
         d = self.httpd(workers=1)
         w = d.workers()
