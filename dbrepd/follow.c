@@ -85,14 +85,38 @@ snap_abort(void)
 }
 
 static void
-send_ack(void)
+send_ack_of(uint64_t lsn)
 {
 	struct fw	w;
 
 	fw_begin(&w, &out, MSG_ACK);
-	fw_u64(&w, mt.lsn);
+	fw_u64(&w, lsn);
 	fw_u64(&w, now_ms());
 	fw_end(&w);
+}
+
+static void
+send_ack(void)
+{
+	send_ack_of(mt.lsn);
+}
+
+/*
+ * Receiving a snapshot: say so each heartbeat, with an ACK of LSN 0 (it
+ * holds nothing of the snapshot yet, and a primary takes no LSN from
+ * it), so that a slow one is not taken for a dead one.
+ */
+static void
+snap_alive(void)
+{
+	static uint64_t	last;
+	uint64_t	now = ev_time_update(loop);
+
+	if (state == F_SNAP && now - last >= conf->heartbeat) {
+		last = now;
+		send_ack_of(0);
+		flush_out();
+	}
 }
 
 static void
@@ -619,6 +643,7 @@ link_event(struct ev_io *e, uint32_t events)
 	 * write (sock.c) */
 	if (kick || (sk.flags & SOCK_READABLE)) {
 		size_t	got = 0;
+		int	saved;
 
 		for (;;) {
 			n = link_read(&sk, &in);
@@ -629,11 +654,11 @@ link_event(struct ev_io *e, uint32_t events)
 				 * primary's, and is applied (the end of a
 				 * snapshot among it).
 				 */
-				if (n == 0) {
-					process();
-					if (state == F_IDLE)
-						return;
-				}
+				saved = errno;
+				process();
+				if (state == F_IDLE)
+					return;
+				errno = saved;
 				link_close(n == 0 && !(sk.flags &
 				    SOCK_TLS_HS) ? "disconnected" :
 				    link_error(&sk, n == 0 ? 0 : errno, why,
@@ -655,6 +680,9 @@ link_event(struct ev_io *e, uint32_t events)
 			    got >= DBREP_READ_BATCH) {
 				process();
 				got = 0;
+				if (state == F_IDLE)
+					return;
+				snap_alive();
 				if (state == F_IDLE)
 					return;
 			}
@@ -819,6 +847,7 @@ follow_tick(void)
 	atomic_store(&board->lag_ms, lag);
 	stats_gauge_set(m.lag_ms, lag);
 	stats_gauge_set(m.lag_records, plsn > mt.lsn ? plsn - mt.lsn : 0);
+	snap_alive();
 	if (state != F_IDLE)
 		flush_out();
 }

@@ -351,6 +351,54 @@ class Replication(DbrepTest):
                 if ".snap-" in f]
         self.assertEqual(left, [])
 
+    def test_replica_stopped_during_its_snapshot_is_cut_off(self):
+        """The other side of the test above: a replica that stops (here
+        SIGSTOP: its kernel still takes bytes, then holds a full window)
+        while it receives a snapshot stops saying so, and the primary
+        closes its link within a few timeouts; once it runs again it
+        gets a snapshot and catches up."""
+        p, r, to_p, _ = self.cut_pair(
+            pextra="log-min-records 20\nlog-max-records 100",
+            heartbeat="100ms", timeout="300ms")
+        with p.client() as c:
+            c.q("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")
+        self.converge(p, r)
+        gone = r.lsn()
+        r.kill9()
+        with p.client() as c:
+            for i in range(5):
+                c.q("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT "
+                    "i + 1 FROM s WHERE i < 250) INSERT INTO big(b) "
+                    "SELECT randomblob(4000) FROM s")
+        writer_storm(p.sock, 150, 0)
+        wait_for(lambda: int(p.status()["log"].split()[1]) > gone + 1, 10,
+                 what="the primary to prune its log")
+        to_p.set("throttle", bps=2000000)
+        self.syslog.mark()
+        r.start()
+        # each node's own lines (the syslog is shared with the modules
+        # running beside, whose nodes have the same names)
+        rp = "|".join(str(c) for c in children(r.d.pid))
+        pp = "|".join(str(c) for c in children(p.d.pid))
+        self.syslog.wait(rf"dbrepd\[({rp})\]: .*receiving a snapshot", 20)
+        t0 = time.monotonic()
+        for c in children(r.d.pid) + [r.d.pid]:
+            os.kill(c, signal.SIGSTOP)
+        try:
+            self.syslog.wait(rf"dbrepd\[({pp})\]: .*replica db2 "
+                             r"\([^)]*\): timed out", 20)
+            took = time.monotonic() - t0
+        finally:
+            for c in children(r.d.pid) + [r.d.pid]:
+                os.kill(c, signal.SIGCONT)
+        # 300 ms, and 6 x 300 ms + 1 ms per 16 KiB once it has all
+        print(f"stopped replica cut off after {took:.1f} s")
+        self.assertLess(took, 12)
+        to_p.set("pass")
+        wait_for(lambda: r.status()["snapshots_installed"] != "0", 60,
+                 what="a snapshot on the replica")
+        self.converge(p, r)
+
     def test_min_lsn_read_of_a_table_not_received_yet(self):
         """Read-your-writes right after a CREATE TABLE: a read with the
         write's LSN waits on a replica that has not received the table,
