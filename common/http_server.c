@@ -353,7 +353,7 @@ http_server_drain(void)
 		if (c->state != CS_IDLE || c->nreq == 0)
 			continue;
 		/* a request already in the kernel is answered, then closed */
-		if ((c->s.ssl != NULL && SSL_has_pending(c->s.ssl)) ||
+		if (sock_pending(&c->s) ||
 		    recv(c->s.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
 			c->s.flags |= SOCK_READABLE;
 			conn_kick(c);

@@ -196,8 +196,8 @@ uc_release(struct up_conn *uc, int reusable, struct proxy_conf *pc)
 	/* one that began with a client's PROXY header serves no other */
 	if (!reusable || pc->proxy_protocol || draining ||
 	    s->nidle >= pc->max_idle ||
-	    buf_used(&uc->in) > 0 || (uc->s.flags & (SOCK_EOF | SOCK_ERROR |
-	    SOCK_HUP))) {
+	    buf_used(&uc->in) > 0 || sock_pending(&uc->s) ||
+	    (uc->s.flags & (SOCK_EOF | SOCK_ERROR | SOCK_HUP))) {
 		uc_close(uc);
 		return;
 	}

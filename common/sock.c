@@ -150,6 +150,13 @@ sock_tls_setup(SSL *ssl)
 		BIO_set_callback_ex(rb, tls_rbio_cb);
 }
 
+/* Bytes read from the socket that wait in OpenSSL (read ahead). */
+int
+sock_pending(const struct sock *s)
+{
+	return (s->ssl != NULL && SSL_has_pending(s->ssl));
+}
+
 /*
  * Read up to <len> bytes.  Returns >0, 0 at EOF, or -1 (errno EAGAIN
  * when nothing is there now).
@@ -254,6 +261,7 @@ sock_writev(struct sock *s, struct iovec *iov, int cnt)
 		want += iov[i].iov_len;
 	if (s->ssl != NULL) {
 		ssize_t	total = 0;
+		int	saved;
 
 		for (i = 0; i < cnt; i++) {
 			int	r;
@@ -265,14 +273,23 @@ sock_writev(struct sock *s, struct iovec *iov, int cnt)
 			    iov[i].iov_len > INT32_MAX ? INT32_MAX :
 			    (int)iov[i].iov_len);
 			if (r <= 0) {
-				if (total > 0)
-					return (total);
-				return (tls_result(s, r, 0));
+				if (total == 0)
+					total = tls_result(s, r, 0);
+				break;
 			}
 			total += r;
 			if ((size_t)r < iov[i].iov_len)
 				break;
 		}
+		/*
+		 * A write may read (a renegotiation the server asked for),
+		 * and reading ahead take the peer's next bytes with it: they
+		 * wait in OpenSSL, and no event will come for them.
+		 */
+		saved = errno;
+		if (SSL_has_pending(s->ssl))
+			s->flags |= SOCK_READABLE;
+		errno = saved;
 		return (total);
 	}
 	do {

@@ -46,5 +46,6 @@ int	 sock_shutdown(struct sock *);
 void	 sock_close(struct ev_loop *, struct sock *);
 int	 sock_handshake(struct sock *);
 void	 sock_tls_setup(SSL *);
+int	 sock_pending(const struct sock *);
 
 #endif
