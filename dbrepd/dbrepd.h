@@ -69,6 +69,7 @@ struct tls_ctx;
 #define DBREP_BATCH_BYTES	(32 * 1024 * 1024)
 #define DBREP_SEND_HIGH		(4 * 1024 * 1024) /* sender's buffer */
 #define DBREP_READ_BATCH	(1024 * 1024)	/* replica: read, then apply */
+#define DBREP_EPOCH_LEAP	1000000		/* a client's epoch past ours */
 #define DBREP_FILL_ROWS		256		/* log rows read at once */
 #define DBREP_TSRING		8192		/* (lsn, commit time) kept */
 #define DBREP_RECONNECT_MIN	100		/* ms, replica back-off */

@@ -220,6 +220,11 @@ promote(uint64_t want, char *msg, size_t msglen)
 		epoch = atomic_load(&board->epoch);
 	if (atomic_load(&board->fence_hint) > epoch)
 		epoch = atomic_load(&board->fence_hint);
+	if (epoch == UINT64_MAX) {
+		snprintf(msg, msglen, "promotion failed: epoch %llu is the "
+		    "last", (unsigned long long)epoch);
+		goto fail;
+	}
 	epoch++;
 	if (want != 0 && want < epoch) {
 		snprintf(msg, msglen, "promotion to epoch %llu abandoned: "

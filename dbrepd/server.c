@@ -320,12 +320,28 @@ held_release(struct conn *c)
 /*
  * A client has seen a writable primary at <epoch>, later than ours: a
  * primary stops taking writes at once, and its replication process
- * fences it.
+ * fences it.  An epoch no cluster could have reached since ours (each
+ * promotion adds one) is a client's mistake, not news: believed, it
+ * would fence every node for good, and the next promotion's epoch
+ * would wrap around to 0.
  */
 static void
 epoch_hint(uint64_t epoch)
 {
+	static uint64_t	said;
 	uint64_t	cur = atomic_load(&board->fence_hint);
+	uint64_t	ours = atomic_load(&board->epoch);
+
+	if (epoch - ours > DBREP_EPOCH_LEAP) {
+		if (said == 0 || mono() - said >= 60000) {
+			said = mono();
+			log_warnx("a client says it saw a primary of epoch "
+			    "%llu, more than %d past this node's %llu: not "
+			    "believed", (unsigned long long)epoch,
+			    DBREP_EPOCH_LEAP, (unsigned long long)ours);
+		}
+		return;
+	}
 
 	while (cur < epoch && !atomic_compare_exchange_weak(
 	    &board->fence_hint, &cur, epoch))

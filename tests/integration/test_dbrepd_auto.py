@@ -26,12 +26,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dbreptest import (  # noqa: E402
-    BIN, SECRET, SLOW, DbrepError, DbrepTest, Client, QUERY,
+    BIN, SECRET, SLOW, DbrepError, DbrepTest, Client, QUERY, QUERY_EPOCH,
     SQLITE_READONLY, DBREP_EINDETERMINATE, children, pstr, wait_for,
     writer_storm)
 from faultproxy import FaultProxy  # noqa: E402
-
-QUERY_EPOCH = 0x02
 
 
 def auto(after="1s", quorum=1, timeout="1s", alone=False):

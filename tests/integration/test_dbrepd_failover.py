@@ -5,6 +5,7 @@ kept aside, then a resynchronization."""
 import glob
 import os
 import random
+import struct
 import sys
 import threading
 import time
@@ -12,7 +13,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dbreptest import (  # noqa: E402
-    DbrepError, DbrepTest, PROMOTE, REPOINT, SQLITE_READONLY,
+    Client, DbrepError, DbrepTest, PROMOTE, QUERY, QUERY_EPOCH, REPOINT,
+    RESULT, SQLITE_READONLY,
     DBREP_EINDETERMINATE, integrity, pstr, sqlite3_cli, wait_for,
     writer_storm)
 
@@ -178,6 +180,39 @@ class Failover(DbrepTest):
             with self.assertRaises(DbrepError) as e:
                 c.q("INSERT INTO w VALUES(3, 'c')")
             self.assertEqual(e.exception.code, SQLITE_READONLY)
+
+    def test_client_epoch_hint_out_of_reach_not_believed(self):
+        """A client that says it saw a primary of a later epoch fences
+        this one (test_dbrepd_auto); one that says 2^64-1, an epoch no
+        cluster reaches, is not believed: believed, it fenced the node
+        for good and the next promotion's epoch wrapped around to 0."""
+        p, r = self.pair()
+        with p.client() as c:
+            c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
+        self.syslog.mark()
+        stmt = pstr("INSERT INTO w(id, v) VALUES(1, 'x')") + \
+            struct.pack(">I", 0)
+        for epoch in (2 ** 64 - 1, 1000002):
+            with Client(p.sock) as c:
+                c.send(QUERY, struct.pack(">IQIQI", QUERY_EPOCH, 0, 0,
+                                          epoch, 1) + stmt)
+                t, pl = c.recv()
+                self.assertEqual(t, RESULT, Client.error(pl).msg
+                                 if t != RESULT else "")
+            stmt = pstr("INSERT INTO w(id, v) VALUES(2, 'y')") + \
+                struct.pack(">I", 0)
+        self.syslog.wait(r"a client says it saw a primary of epoch "
+                         r"18446744073709551615, more than 1000000 past "
+                         r"this node's 1: not believed")
+        self.assertEqual(p.status()["writable"], "yes")
+        self.assertEqual(p.status()["epoch"], "1")
+        # one within reach is news: no more writes here
+        with Client(p.sock) as c:
+            c.send(QUERY, struct.pack(">IQIQI", QUERY_EPOCH, 0, 0,
+                                      1000001, 1) + stmt)
+            t, pl = c.recv()
+            self.assertEqual(Client.error(pl).code, SQLITE_READONLY)
+        self.assertEqual(p.status()["writable"], "no")
 
     def test_repoint_without_restart(self):
         p = self.node("db1").start()

@@ -26,6 +26,7 @@ cmdline_of = cmdline
 SECRET = "test-secret"
 HELLO, AUTH, AUTH_OK, ERROR = 1, 2, 3, 4
 QUERY, RESULT = 10, 11
+QUERY_EPOCH = 0x02      # a QUERY's flag: the client says an epoch it saw
 STATUS, PROMOTE, REPOINT, ADMIN_OK, SNAPSHOT = 20, 21, 22, 23, 24
 SNAP_BEGIN, SNAP_DATA, SNAP_END = 45, 46, 47
 
