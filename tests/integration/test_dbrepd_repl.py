@@ -299,13 +299,10 @@ class Replication(DbrepTest):
         wait_for(lambda: p.lsn() - int(p.status()["log"].split()[1]) + 1
                  <= 100, 5, what="the log to shrink to log-max-records")
 
-    def test_snapshot_longer_than_the_replication_timeout(self):
-        """A replica says nothing while its snapshot is made, sent and
-        installed.  Here the snapshot crawls at 2 MB/s through a fault
-        proxy, past 6 replication timeouts after its end is queued (4 MB
-        of it wait in the primary's buffer then), and is installed after:
-        the replica is not cut off, nor sent a new snapshot, and no
-        partial copy is left on the primary's disk."""
+    def slow_snapshot(self):
+        """A replica (replication-timeout 300ms) restarted after its place
+        in the primary's log is gone, so that it needs a 10 MB snapshot,
+        which a fault proxy lets through at 2 MB/s.  (p, r, to_p)."""
         p, r, to_p, _ = self.cut_pair(
             pextra="log-min-records 20\nlog-max-records 100",
             heartbeat="100ms", timeout="300ms")
@@ -320,12 +317,21 @@ class Replication(DbrepTest):
                     "i + 1 FROM s WHERE i < 250) INSERT INTO big(b) "
                     "SELECT randomblob(4000) FROM s")
         writer_storm(p.sock, 150, 0)
-        # the replica's place is gone from the log: a snapshot it is
         wait_for(lambda: int(p.status()["log"].split()[1]) > gone + 1, 10,
                  what="the primary to prune its log")
         to_p.set("throttle", bps=2000000)
         self.syslog.mark()
         r.start()
+        return p, r, to_p
+
+    def test_snapshot_longer_than_the_replication_timeout(self):
+        """A replica says nothing while its snapshot is made, sent and
+        installed.  Here the snapshot crawls at 2 MB/s through a fault
+        proxy, past 6 replication timeouts after its end is queued (4 MB
+        of it wait in the primary's buffer then), and is installed after:
+        the replica is not cut off, nor sent a new snapshot, and no
+        partial copy is left on the primary's disk."""
+        p, r, to_p = self.slow_snapshot()
         wait_for(lambda: r.status()["snapshots_installed"] != "0", 90,
                  what="a snapshot on the replica")
         to_p.set("pass")
@@ -357,25 +363,7 @@ class Replication(DbrepTest):
         while it receives a snapshot stops saying so, and the primary
         closes its link within a few timeouts; once it runs again it
         gets a snapshot and catches up."""
-        p, r, to_p, _ = self.cut_pair(
-            pextra="log-min-records 20\nlog-max-records 100",
-            heartbeat="100ms", timeout="300ms")
-        with p.client() as c:
-            c.q("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")
-        self.converge(p, r)
-        gone = r.lsn()
-        r.kill9()
-        with p.client() as c:
-            for i in range(5):
-                c.q("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT "
-                    "i + 1 FROM s WHERE i < 250) INSERT INTO big(b) "
-                    "SELECT randomblob(4000) FROM s")
-        writer_storm(p.sock, 150, 0)
-        wait_for(lambda: int(p.status()["log"].split()[1]) > gone + 1, 10,
-                 what="the primary to prune its log")
-        to_p.set("throttle", bps=2000000)
-        self.syslog.mark()
-        r.start()
+        p, r, to_p = self.slow_snapshot()
         # each node's own lines (the syslog is shared with the modules
         # running beside, whose nodes have the same names)
         rp = "|".join(str(c) for c in children(r.d.pid))
