@@ -472,10 +472,6 @@ class Replication(DbrepTest):
             with r.client() as c:
                 c.q("INSERT INTO w VALUES(-1, 'x')")
 
-    @unittest.skipIf(os.environ.get("SANITIZE") == "1",
-                     "common/proc.c frees a child while ev_run may still "
-                     "dispatch its channel's event (ASan: heap-use-after-free "
-                     "in the master at reload); reported to the lead")
     def test_reload_under_load(self):
         """SIGHUP on both nodes while writes flow: new processes take
         over, nothing is lost, nothing diverges."""

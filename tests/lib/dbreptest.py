@@ -38,6 +38,7 @@ DBREP_EINDETERMINATE = 1005
 DBREP_ELSNWAIT = 1006
 DBREP_ENOTREPLICABLE = 1007
 DBREP_ETOOBIG = 1008
+DBREP_EUNAVAIL = 1009    # a leaving worker: not run, ask again
 
 
 class DbrepError(Exception):
@@ -329,8 +330,16 @@ class Node:
         return Client(self.sock, timeout=timeout)
 
     def status(self):
-        with self.client() as c:
-            return c.status()
+        # a worker of the generation a reload replaces answers "leaving,
+        # not run" to what it accepted meanwhile: a client asks again
+        for i in range(20):
+            try:
+                with self.client() as c:
+                    return c.status()
+            except DbrepError as e:
+                if e.code != DBREP_EUNAVAIL or i == 19:
+                    raise
+                time.sleep(0.05)
 
     def lsn(self):
         return int(self.status()["lsn"])
