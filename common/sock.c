@@ -119,19 +119,18 @@ tls_result(struct sock *s, int n, int wantread_flag)
 }
 
 /*
- * What OpenSSL's last read(2) of a socket found, for sock_read(): each
- * process has one loop, and this is set and read around one SSL_read().
+ * Was OpenSSL's last read(2) of a socket short (the socket drained)?  For
+ * sock_read(): each process has one loop, and this is cleared and read
+ * around one SSL_read().
  */
-enum { TLS_R_NONE, TLS_R_SHORT, TLS_R_FULL };
-static int	tls_rstate;
+static int	tls_short;
 
 static long
 tls_rbio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
     long argl, int ret, size_t *processed)
 {
 	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
-		tls_rstate = (ret > 0 && processed != NULL &&
-		    *processed >= len) ? TLS_R_FULL : TLS_R_SHORT;
+		tls_short = ret <= 0 || processed == NULL || *processed < len;
 	return (ret);
 }
 
@@ -172,7 +171,7 @@ sock_read(struct sock *s, void *p, size_t len)
 		if (len > INT32_MAX)
 			len = INT32_MAX;
 		ERR_clear_error();
-		tls_rstate = TLS_R_NONE;
+		tls_short = 0;
 		r = SSL_read(s->ssl, p, (int)len);
 		if (r > 0) {
 			/*
@@ -181,8 +180,8 @@ sock_read(struct sock *s, void *p, size_t len)
 			 * nothing more, the socket is drained, and reading
 			 * again would only say EAGAIN.  Else more may wait.
 			 */
-			if (tls_rstate == TLS_R_SHORT &&
-			    !SSL_has_pending(s->ssl) && !(s->flags & SOCK_HUP))
+			if (tls_short && !sock_pending(s) &&
+			    !(s->flags & SOCK_HUP))
 				s->flags &= ~SOCK_READABLE;
 			return (r);
 		}
@@ -287,7 +286,7 @@ sock_writev(struct sock *s, struct iovec *iov, int cnt)
 		 * wait in OpenSSL, and no event will come for them.
 		 */
 		saved = errno;
-		if (SSL_has_pending(s->ssl))
+		if (sock_pending(s))
 			s->flags |= SOCK_READABLE;
 		errno = saved;
 		return (total);
@@ -369,7 +368,7 @@ sock_handshake(struct sock *s)
 	if (r == 1) {
 		s->flags &= ~SOCK_TLS_HS;
 		/* a request read ahead with the handshake's end */
-		if (SSL_has_pending(s->ssl))
+		if (sock_pending(s))
 			s->flags |= SOCK_READABLE;
 		s->io.low = 0;		/* its requests are not budgeted */
 		return (1);
