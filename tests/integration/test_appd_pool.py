@@ -105,9 +105,14 @@ class PoolTest(AppdTest):
         for t in ts:
             t.start()
         # the status process answers while both workers are busy, and
-        # sees the two other requests in the listen queue
-        st = wait_for(lambda: (lambda s: s if s["active_processes"] == 2
-                               and s["listen_queue"] == 2 else None)(
+        # sees the two other requests in the listen queue.  A worker that
+        # has accepted but not yet read the head is active and "reading":
+        # wait until both are past that.
+        def both_busy(s):
+            busy = [w for w in s["workers"] if w["state"] == "busy"]
+            return (s["active_processes"] == 2 and s["listen_queue"] == 2
+                    and len(busy) == 2)
+        st = wait_for(lambda: (lambda s: s if both_busy(s) else None)(
             a.status()), 5, what="2 busy and 2 queued")
         self.assertEqual(st["idle_processes"], 0)
         self.assertEqual(st["listen_queue_len"], 511)
