@@ -267,8 +267,9 @@ ev_timer_add(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
 
 /*
  * Fire what is due, at most as many timers as were armed on entry: a
- * callback that re-arms its timer for now gets it on the next iteration
- * instead of keeping the loop here forever.
+ * callback that re-arms its timer for now may fire again in this pass
+ * (as often as that bound allows), but cannot keep the loop here for
+ * ever, and I/O is polled between passes.
  */
 static void
 run_timers(struct ev_loop *loop)
