@@ -187,6 +187,23 @@ try_entry_bad(const char *t, int last)
 	return (0);
 }
 
+/*
+ * A root or alias must be a directory now: the master opens it before
+ * the workers fork (webd_setup()), and a start or reload would fail
+ * there, without a line number.  Said here, `webd -n` says it too.
+ */
+static void
+check_dir(struct conf *c, struct conf_node *n, const char *what)
+{
+	const char	*dir = n->args[0].str;
+	struct stat	 st;
+
+	if (stat(dir, &st) == -1)
+		conf_error(c, n, "%s %s: %s", what, dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		conf_error(c, n, "%s %s: not a directory", what, dir);
+}
+
 /* Read the settings a server and a location share. */
 static void
 loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
@@ -195,14 +212,17 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 	struct conf_node	*n;
 	int			 i;
 
-	if ((n = conf_get(b, "root")) != NULL)
+	if ((n = conf_get(b, "root")) != NULL) {
 		l->root = xstrdup(n->args[0].str);
+		check_dir(c, n, "root");
+	}
 	if (b->kw != NULL && strcmp(b->kw->name, "location") == 0 &&
 	    (n = conf_get(b, "alias")) != NULL) {
 		if (l->root != NULL)
 			conf_error(c, n, "a location has root or alias, not "
 			    "both");
 		l->alias = xstrdup(n->args[0].str);
+		check_dir(c, n, "alias");
 	}
 	if ((n = conf_get(b, "index")) != NULL) {
 		if (n->nargs > WEBD_MAXINDEX)

@@ -76,18 +76,30 @@ class ManTest(DaemonTest):
         cert, key = make_cert(ssl, "example.org", "ec", ["example.org"])
         os.rename(key, os.path.join(ssl, "private", "example.org.key"))
         d = self.daemon("webd", conf, name="example")
-        # the certificates are the only files -n reads
-        rc, out = d.run("-n", "-D", f"ssl={ssl}")
+        # -n reads the certificates and the document roots
+        www, files = (os.path.join(self.dir, n) for n in ("www", "files"))
+        os.makedirs(files)
+        macros = ["-D", f"ssl={ssl}", "-D", f"www={www}", "-D",
+                  f"files={files}"]
+        rc, out = d.run("-n", *macros)
+        self.assertEqual(rc, 1)
+        line = next(i + 1 for i, t in enumerate(conf.splitlines())
+                    if re.match(r"\s*root \$www$", t))
+        self.assertRegex(out, rf":{line}: root {re.escape(www)}: No such "
+                         "file or directory")
+        os.makedirs(www)
+        rc, out = d.run("-n", *macros)
         self.assertEqual((rc, out.strip()), (0, "configuration OK"), conf)
         # and the check is real: a broken example fails
         d.write_conf(conf.replace("proxy app", "proxy apx"))
-        rc, out = d.run("-n", "-D", f"ssl={ssl}")
+        rc, out = d.run("-n", *macros)
         self.assertEqual(rc, 1)
         self.assertIn('no upstream "apx"', out)
 
     def test_sample_conf_passes_configtest(self):
         sample = os.path.join(TOP, "webd", "webd.conf.sample")
-        r = subprocess.run([os.path.join(BIN, "webd"), "-n", "-f", sample],
+        r = subprocess.run([os.path.join(BIN, "webd"), "-n", "-D",
+                            f"docroot={self.dir}", "-f", sample],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=10)
         self.assertEqual((r.returncode, r.stdout.strip()),

@@ -560,6 +560,35 @@ server "s" default {{{{
             err = [x for x in self.syslog.lines() if crt in x or key in x]
             self.assertTrue(err and want in err[0], err)
 
+    def test_reload_to_a_missing_root_refused_on_its_line(self):
+        # the master opens the roots before forking: a root that is not
+        # there is the conf's error, with its line, and the old conf
+        # goes on serving
+        site = """
+server "s" default {{{{
+	listen 127.0.0.1:{{port}}
+	root "@DIR@/{root}"
+}}}}"""
+        d = self.webd(body=site.format(root="www"))
+        self.assertEqual(self.get("/ten.txt").body, b"0123456789")
+        for root, want in (("gone", "No such file or directory"),
+                           ("www/ten.txt", "not a directory")):
+            self.syslog.mark()
+            conf = webd_conf(site.format(root=root).format(port=self.port),
+                             1, "")
+            line = next(i + 1 for i, t in enumerate(conf.splitlines())
+                        if t.strip().startswith("root "))
+            d.write_conf(conf)
+            d.signal(signal.SIGHUP)
+            self.syslog.wait(rf"webd\[{d.pid}\]: reload failed", 5)
+            self.syslog.wait(rf"webd\[{d.pid}\]: \S+:{line}: root "
+                             rf"{re.escape(self.dir)}/{re.escape(root)}: "
+                             rf"{want}", 1)
+            self.assertEqual(self.get("/ten.txt").body, b"0123456789")
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1)
+            self.assertIn(f":{line}: root ", out)
+
     def test_reload_mime_types_and_log_file_are_the_conf_s_own(self):
         """A refused reload changes nothing, also in the workers the
         master starts again afterwards; a conf without mime-types goes
