@@ -22,11 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BIN, ROUNDS, Server, free_port, idle_rss, machine,
-                      median, table, wrk)
+from benchlib import (BIN, ROUNDS, Server, alternate, free_port, idle_rss,
+                      machine, table)
 
 
 def backends(d):
@@ -126,21 +125,10 @@ def cert(d):
         f.write(open(f"{d}/cert.pem").read() + open(f"{d}/key.pem").read())
 
 
-def alternate(label, pairs, make_url, workers, headers=(), think_ms=0):
-    res = {"lbd": [], "haproxy": []}
-    cpu = 1 if workers == 1 else None
-    for _ in range(ROUNDS):
-        for name, srv, ports in pairs:
-            res[name].append(wrk(make_url(ports), headers=headers, cpu=cpu,
-                                 think_ms=think_ms))
-    row = (label, median([r[0] for r in res["lbd"]]),
-           median([r[0] for r in res["haproxy"]]),
-           median([r[1] for r in res["lbd"]]),
-           median([r[1] for r in res["haproxy"]]))
-    if think_ms:
-        row += (median([r[3] for r in res["lbd"]]),
-                median([r[3] for r in res["haproxy"]]))
-    return row
+def row(label, pairs, make_url, workers, headers=(), think_ms=0):
+    return alternate(label, [(n, srv, make_url(ports))
+                             for n, srv, ports in pairs], workers,
+                     headers=headers, think_ms=think_ms)
 
 
 def main():
@@ -165,32 +153,32 @@ def main():
                 ]
                 if tickets:
                     rows = [
-                        alternate(f"HTTP keep-alive rr, {workers} w", pairs,
+                        row(f"HTTP keep-alive rr, {workers} w", pairs,
                                   lambda p: f"http://127.0.0.1:{p[0]}/hello",
                                   workers),
-                        alternate(f"HTTP new conn/request, {workers} w",
+                        row(f"HTTP new conn/request, {workers} w",
                                   pairs, lambda p:
                                   f"http://127.0.0.1:{p[0]}/hello", workers,
                                   headers=("Connection: close",)),
-                        alternate(f"TLS keep-alive, {workers} w", pairs,
+                        row(f"TLS keep-alive, {workers} w", pairs,
                                   lambda p: f"https://127.0.0.1:{p[1]}/hello",
                                   workers),
-                        alternate(f"TCP mode 1 MiB, {workers} w", pairs,
+                        row(f"TCP mode 1 MiB, {workers} w", pairs,
                                   lambda p:
                                   f"http://127.0.0.1:{p[2]}/source/1048576",
                                   workers),
-                        alternate(f"TLS keep-alive, 2 ms think, {workers} w",
+                        row(f"TLS keep-alive, 2 ms think, {workers} w",
                                   pairs, lambda p:
                                   f"https://127.0.0.1:{p[1]}/hello", workers,
                                   think_ms=2),
                     ]
                 else:
-                    rows = [alternate(f"TLS handshakes/s (full), {workers} w",
+                    rows = [row(f"TLS handshakes/s (full), {workers} w",
                                       pairs, lambda p:
                                       f"https://127.0.0.1:{p[1]}/hello",
                                       workers,
                                       headers=("Connection: close",)),
-                            alternate(f"TLS handshakes, 40 ms think, "
+                            row(f"TLS handshakes, 40 ms think, "
                                       f"{workers} w", pairs, lambda p:
                                       f"https://127.0.0.1:{p[1]}/hello",
                                       workers, headers=("Connection: close",),

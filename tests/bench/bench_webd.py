@@ -19,11 +19,10 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BIN, ROUNDS, Server, free_port, idle_rss, machine,
-                      median, table, wrk)
+from benchlib import (BIN, ROUNDS, Server, alternate, free_port, idle_rss,
+                      machine, table)
 
 
 def setup(d):
@@ -76,19 +75,9 @@ http {{
 
 
 def row(label, servers, path, workers, headers=(), think_ms=0):
-    ours, theirs = [], []
-    cpu = 1 if workers == 1 else None
-    for _ in range(ROUNDS):
-        for name, srv in servers:
-            r = wrk(f"http://127.0.0.1:{srv.port}{path}", headers=headers,
-                    cpu=cpu, think_ms=think_ms)
-            (ours if name == "webd" else theirs).append(r)
-    out = (label, median([r[0] for r in ours]),
-           median([r[0] for r in theirs]), median([r[1] for r in ours]),
-           median([r[1] for r in theirs]))
-    if think_ms:
-        out += (median([r[3] for r in ours]), median([r[3] for r in theirs]))
-    return out
+    return alternate(label, [(n, srv, f"http://127.0.0.1:{srv.port}{path}")
+                             for n, srv in servers], workers,
+                     headers=headers, think_ms=think_ms)
 
 
 def main():

@@ -104,7 +104,8 @@ def to_ms(v, unit):
 
 def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
         think_ms=0):
-    """Run wrk; returns (requests/s, p99 ms, errors, mean latency ms).
+    """Run wrk; returns (requests/s, p99 ms, errors, mean latency ms,
+    wrk's own CPU use in CPUs: 1.0 is a core kept busy).
     With think_ms, each connection waits that long between a response and
     its next request: a fixed offered load below saturation, the same for
     both servers, where latency is the server's own and not the queue of
@@ -123,6 +124,8 @@ def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
             f.write(f"function delay() return {think_ms} end\n")
         cmd += ["-s", script]
     cmd.append(url)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     try:
         out = subprocess.run(cmd, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, timeout=seconds + 30
@@ -130,6 +133,9 @@ def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
     finally:
         if script:
             os.unlink(script)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / \
+        max(time.monotonic() - t0, 1e-3)
     rps = p99 = mean = None
     errors = 0
     for line in out.splitlines():
@@ -147,7 +153,7 @@ def wrk(url, conns=50, seconds=SECONDS, threads=1, headers=(), cpu=1,
             errors += int(line.split()[-1])
     if rps is None:
         raise RuntimeError("wrk failed:\n" + out)
-    return rps, p99 or 0.0, errors, mean or 0.0
+    return rps, p99 or 0.0, errors, mean or 0.0, busy
 
 
 class Server:
@@ -239,22 +245,57 @@ def median(xs):
     return statistics.median(xs) if xs else 0.0
 
 
+def alternate(label, servers, workers, headers=(), think_ms=0):
+    """One row: wrk against each of servers, [(name, Server, url)] with
+    ours first and the anchor second, in turn ROUNDS times (pinned to
+    CPU 1 with one worker).  Returns (label, ours_rps, anchor_rps,
+    ours_p99, anchor_p99, extra), extra holding the medians of
+    "mean" (latency, ms; rows with a think time), "cpu" (each server's
+    CPU time per request, us, all its processes) and "client" (wrk's
+    CPU use: near 1.0, wrk and not the server set the rate)."""
+    res = {name: [] for name, _, _ in servers}
+    cpu = 1 if workers == 1 else None
+    for _ in range(ROUNDS):
+        for name, srv, url in servers:
+            pids = srv.pids()
+            t0 = cpu_ticks(pids)
+            r = wrk(url, headers=headers, cpu=cpu, think_ms=think_ms)
+            used = (cpu_ticks(pids) - t0) / os.sysconf("SC_CLK_TCK")
+            res[name].append(r + (used * 1e6 / max(r[0] * SECONDS, 1),))
+    (a, ra), (b, rb) = ((n, res[n]) for n, _, _ in servers)
+
+    def m(rs, i):
+        return median([x[i] for x in rs])
+    extra = {"cpu": (m(ra, 5), m(rb, 5)), "client": (m(ra, 4), m(rb, 4))}
+    if think_ms:
+        extra["mean"] = (m(ra, 3), m(rb, 3))
+    return (label, m(ra, 0), m(rb, 0), m(ra, 1), m(rb, 1), extra)
+
+
 def table(rows, ours, anchor):
-    """Print rows of (label, ours_rps, anchor_rps, ours_p99, anchor_p99),
-    and for the rows with two more figures (the mean latencies of a row
-    with a think time) a line under them: the means, and their ratio
-    anchor / ours (above 1.0: ours answers sooner)."""
+    """Print rows of (label, ours_rps, anchor_rps, ours_p99, anchor_p99,
+    extra) as alternate() makes them, with lines under each: the mean
+    latencies of a row with a think time and their ratio anchor / ours
+    (above 1.0: ours answers sooner); each server's CPU time per request
+    and its ratio anchor / ours (above 1.0: ours spends less), with
+    wrk's CPU use (a row where wrk keeps a core busy measures wrk)."""
     print(f"{'row':<36} {ours:>10} {anchor:>10} {'ratio':>6} "
           f"{'p99 ' + ours:>12} {'p99 ' + anchor:>12}")
-    for label, a, b, pa, pb, *means in rows:
+    for label, a, b, pa, pb, extra in rows:
         ratio = a / b if b else 0
         print(f"{label:<36} {a:>10.0f} {b:>10.0f} {ratio:>6.2f} "
               f"{pa:>10.2f}ms {pb:>10.2f}ms")
-        if means:
-            ma, mb = means
+        if "mean" in extra:
+            ma, mb = extra["mean"]
             print(f"{'  mean latency (ratio ' + anchor + '/' + ours + ')':<36}"
                   f" {ma:>8.3f}ms {mb:>8.3f}ms "
                   f"{mb / ma if ma else 0:>6.2f}")
+        if "cpu" in extra:
+            ca, cb = extra["cpu"]
+            wa, wb = extra["client"]
+            print(f"{'  server CPU/request (' + anchor + '/' + ours + ')':<36}"
+                  f" {ca:>8.1f}us {cb:>8.1f}us "
+                  f"{cb / ca if ca else 0:>6.2f}   wrk CPU {wa:.2f} / {wb:.2f}")
     sys.stdout.flush()
 
 
