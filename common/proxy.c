@@ -1002,7 +1002,8 @@ resp_head(struct preq *pr)
 			uc->dead = 1;
 			TAILQ_INSERT_TAIL(&uc_dead, uc, entry);
 			if (tunnel_new(ploop, &cs, &us, cin, cout,
-			    pr->pc->tunnel_timeout, tunnel_done, NULL) == NULL) {
+			    pr->pc->tunnel_timeout, NULL, tunnel_done,
+			    NULL) == NULL) {
 				sock_close(ploop, &cs);
 				sock_close(ploop, &us);
 			}

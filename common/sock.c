@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,6 +67,24 @@ want_write(struct sock *s)
 	if (s->loop != NULL && s->io.active && !(s->io.events & EPOLLOUT) &&
 	    ev_io_mod(s->loop, &s->io, s->io.events | EPOLLOUT) == -1)
 		s->flags |= SOCK_ERROR;
+}
+
+/*
+ * What a plain write of <len> bytes that returned <n> says of <s>: a
+ * short count or EAGAIN, that it is full (watched until it drains);
+ * another error, that it failed.  Returns <n>.
+ */
+static ssize_t
+wrote(struct sock *s, ssize_t n, size_t len)
+{
+	if (n >= 0) {
+		if ((size_t)n < len)
+			want_write(s);
+	} else if (errno == EAGAIN)
+		want_write(s);
+	else
+		s->flags |= SOCK_ERROR;
+	return (n);
 }
 
 /* Note what the loop reported. */
@@ -236,16 +255,7 @@ sock_write_more(struct sock *s, const void *p, size_t len)
 	do {
 		n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_MORE);
 	} while (n == -1 && errno == EINTR);
-	if (n >= 0) {
-		if ((size_t)n < len)
-			want_write(s);
-		return (n);
-	}
-	if (errno == EAGAIN)
-		want_write(s);
-	else
-		s->flags |= SOCK_ERROR;
-	return (-1);
+	return (wrote(s, n, len));
 }
 
 /* Write what the kernel takes now; -1 with EAGAIN when nothing fits. */
@@ -295,16 +305,7 @@ sock_writev(struct sock *s, struct iovec *iov, int cnt)
 		n = cnt == 1 ? send(s->fd, iov[0].iov_base, iov[0].iov_len,
 		    MSG_NOSIGNAL) : writev(s->fd, iov, cnt);
 	} while (n == -1 && errno == EINTR);
-	if (n >= 0) {
-		if ((size_t)n < want)
-			want_write(s);
-		return (n);
-	}
-	if (errno == EAGAIN)
-		want_write(s);
-	else
-		s->flags |= SOCK_ERROR;
-	return (-1);
+	return (wrote(s, n, want));
 }
 
 /* sendfile(2) for plain sockets; callers copy through memory for TLS. */
@@ -316,16 +317,52 @@ sock_sendfile(struct sock *s, int fd, off_t *off, size_t len)
 	do {
 		n = sendfile(s->fd, fd, off, len);
 	} while (n == -1 && errno == EINTR);
-	if (n >= 0) {
-		if ((size_t)n < len)
-			want_write(s);
+	return (wrote(s, n, len));
+}
+
+/*
+ * splice(2) from plain socket <s> into the pipe whose write end is
+ * <pipefd>, at most <len> bytes.  A short count says nothing (the pipe
+ * may have run out of slots); EAGAIN says the socket is drained only
+ * when the pipe was empty (<pipe_empty>), else the pipe may be full.
+ */
+ssize_t
+sock_splice_in(struct sock *s, int pipefd, size_t len, int pipe_empty)
+{
+	ssize_t	n;
+
+	do {
+		n = splice(s->fd, NULL, pipefd, NULL, len,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	} while (n == -1 && errno == EINTR);
+	if (n > 0)
 		return (n);
+	if (n == 0) {
+		s->flags |= SOCK_EOF;
+		s->flags &= ~SOCK_READABLE;
+		return (0);
 	}
-	if (errno == EAGAIN)
-		want_write(s);
-	else
+	if (errno == EAGAIN) {
+		if (pipe_empty)
+			s->flags &= ~SOCK_READABLE;
+	} else if (errno != EINVAL)
 		s->flags |= SOCK_ERROR;
 	return (-1);
+}
+
+/* splice(2) from the pipe whose read end is <pipefd> to plain <s>. */
+ssize_t
+sock_splice_out(struct sock *s, int pipefd, size_t len)
+{
+	ssize_t	n;
+
+	do {
+		n = splice(pipefd, NULL, s->fd, NULL, len,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == EINVAL)
+		return (-1);	/* cannot splice: the caller copies */
+	return (wrote(s, n, len));
 }
 
 /* Our side is done sending (close_notify for TLS, then FIN). */

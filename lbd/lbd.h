@@ -210,6 +210,7 @@ struct lbd_frontend {
 	struct stats_metric	*m_conns;	/* counter: accepted */
 	struct stats_metric	*m_denied;
 	struct stats_metric	*m_limited;
+	struct stats_metric	*m_spliced;	/* tcp mode */
 	struct lbd_conf		*lc;
 	TAILQ_ENTRY(lbd_frontend) entry;
 };

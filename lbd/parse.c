@@ -786,6 +786,12 @@ lbd_setup(void *p, struct proc_settings *ps)
 		fe->m_limited = stats_counter("lbd_frontend_limited_total",
 		    "Requests and connections refused by a rate or "
 		    "connection limit.", "frontend", fe->name, NULL);
+		if (fe->mode == MODE_TCP)
+			fe->m_spliced = stats_counter(
+			    "lbd_frontend_spliced_bytes_total",
+			    "Bytes of TCP-mode connections moved with "
+			    "splice(2), not copied.", "frontend", fe->name,
+			    NULL);
 		if (fe->rate_max > 0 || fe->conn_max > 0) {
 			int	made = 0;
 

@@ -162,7 +162,8 @@ up_event(struct ev_io *io, uint32_t ev)
 		return;
 	}
 	if (tunnel_new(ts->loop, &ts->client, &ts->up, pp, NULL,
-	    ts->l->fe->tunnel_timeout, tunnel_done, ts) == NULL) {
+	    ts->l->fe->tunnel_timeout, ts->l->fe->m_spliced, tunnel_done,
+	    ts) == NULL) {
 		if (pp != NULL) {
 			buf_free(pp);
 			free(pp);
