@@ -322,12 +322,14 @@ sock_sendfile(struct sock *s, int fd, off_t *off, size_t len)
 
 /*
  * splice(2) from plain socket <s> into the pipe whose write end is
- * <pipefd>, at most <len> bytes.  A short count says nothing (the pipe
- * may have run out of slots); EAGAIN says the socket is drained only
- * when the pipe was empty (<pipe_empty>), else the pipe may be full.
+ * <pipefd>, at most <len> bytes.  Only a count is sure: TCP splicing
+ * stops at urgent data (EAGAIN, or 0 once the FIN is in) and at a full
+ * pipe, so 0 and EAGAIN both come back as -1 with EAGAIN and leave the
+ * flags alone; the caller read(2)s to learn (which passes urgent data).
+ * EINVAL: these sockets cannot be spliced.
  */
 ssize_t
-sock_splice_in(struct sock *s, int pipefd, size_t len, int pipe_empty)
+sock_splice_in(struct sock *s, int pipefd, size_t len)
 {
 	ssize_t	n;
 
@@ -337,15 +339,9 @@ sock_splice_in(struct sock *s, int pipefd, size_t len, int pipe_empty)
 	} while (n == -1 && errno == EINTR);
 	if (n > 0)
 		return (n);
-	if (n == 0) {
-		s->flags |= SOCK_EOF;
-		s->flags &= ~SOCK_READABLE;
-		return (0);
-	}
-	if (errno == EAGAIN) {
-		if (pipe_empty)
-			s->flags &= ~SOCK_READABLE;
-	} else if (errno != EINVAL)
+	if (n == 0)
+		errno = EAGAIN;
+	else if (errno != EAGAIN && errno != EINVAL)
 		s->flags |= SOCK_ERROR;
 	return (-1);
 }
@@ -361,7 +357,7 @@ sock_splice_out(struct sock *s, int pipefd, size_t len)
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	} while (n == -1 && errno == EINTR);
 	if (n == -1 && errno == EINVAL)
-		return (-1);	/* cannot splice: the caller copies */
+		return (-1);	/* cannot splice: the caller gives up */
 	return (wrote(s, n, len));
 }
 

@@ -42,7 +42,7 @@ ssize_t	 sock_write(struct sock *, const void *, size_t);
 ssize_t	 sock_write_more(struct sock *, const void *, size_t);
 ssize_t	 sock_writev(struct sock *, struct iovec *, int);
 ssize_t	 sock_sendfile(struct sock *, int, off_t *, size_t);
-ssize_t	 sock_splice_in(struct sock *, int, size_t, int);
+ssize_t	 sock_splice_in(struct sock *, int, size_t);
 ssize_t	 sock_splice_out(struct sock *, int, size_t);
 int	 sock_shutdown(struct sock *);
 void	 sock_close(struct ev_loop *, struct sock *);

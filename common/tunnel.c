@@ -3,6 +3,7 @@
  */
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -57,13 +58,23 @@ static void	tunnel_run(struct tunnel *);
 static int
 pipe_get(int p[2])
 {
+	static int	max;
+	struct rlimit	rl;
+
+	/* pipes take fds: an eighth of the limit at most, say */
+	if (max == 0) {
+		max = TUNNEL_PIPES;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 16 < (rlim_t)max)
+			max = rl.rlim_cur / 16 > 0 ? (int)(rl.rlim_cur / 16) : 1;
+	}
 	if (npool > 0) {
 		npool--;
 		p[0] = pool[npool][0];
 		p[1] = pool[npool][1];
 		return (0);
 	}
-	if (npipes >= TUNNEL_PIPES || pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+	if (npipes >= max || pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
 		return (-1);
 	npipes++;
 	return (0);
@@ -202,14 +213,9 @@ splice_in(struct tunnel *t, struct side *from, struct side *to)
 		return (0);
 	if (to->inpipe >= TUNNEL_PIPE)
 		return (0);
-	n = sock_splice_in(&from->s, to->pipe[1], TUNNEL_PIPE - to->inpipe,
-	    to->inpipe == 0);
+	n = sock_splice_in(&from->s, to->pipe[1], TUNNEL_PIPE - to->inpipe);
 	if (n > 0) {
 		to->inpipe += n;
-		return (1);
-	}
-	if (n == 0) {
-		from->rdone = 1;
 		return (1);
 	}
 	if (errno == EAGAIN)
@@ -276,12 +282,14 @@ pump(struct tunnel *t, struct side *from, struct side *to, uint64_t *count)
 				progress = 1;
 				continue;
 			}
-			if (to->inpipe > 0 || !t->splice ||
-			    !(from->s.flags & SOCK_READABLE) || from->rdone)
-				break;
-			/* no pipe to be had: copy */
+			/*
+			 * No pipe to be had, or splicing stopped and cannot
+			 * say why (a drained socket, urgent data, the end):
+			 * read(2) says, and passes urgent data.  Never while
+			 * the pipe holds bytes: they go out first.
+			 */
 		}
-		if (buf_room(to->out) == 0)
+		if (to->inpipe > 0 || buf_room(to->out) == 0)
 			break;
 		want = 16 * 1024 < buf_room(to->out) ? 16 * 1024 :
 		    buf_room(to->out);
@@ -305,6 +313,8 @@ pump(struct tunnel *t, struct side *from, struct side *to, uint64_t *count)
 			break;
 		return (-1);
 	}
+	if (to->inpipe == 0)
+		pipe_put(to->pipe, 1);
 	/* the end of <from> reaches <to> once its bytes are out */
 	if (from->rdone && buf_used(to->out) == 0 && to->inpipe == 0 &&
 	    !to->wdone) {

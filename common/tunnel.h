@@ -6,8 +6,8 @@
  * reading from one side stops while the other side has not taken what
  * was read (backpressure).  A direction whose reads fill the buffer is
  * a bulk transfer: between two plain sockets its bytes then go through
- * a pipe with splice(2), never copied to user space (TUNNEL_PIPE bytes
- * at most in flight, the same backpressure).  A side's end of stream is passed on as a
+ * a pipe with splice(2), never copied to user space (TUNNEL_PIPE more
+ * bytes at most in flight).  A side's end of stream is passed on as a
  * shutdown of the other side once its buffered bytes are written; the
  * tunnel closes when both directions are done, on an error, or after
  * <idle> ms without traffic.
@@ -21,7 +21,8 @@
 
 #define TUNNEL_BUF	(64 * 1024)
 #define TUNNEL_PIPE	(64 * 1024)	/* bytes spliced into a pipe */
-#define TUNNEL_PIPES	1024		/* pipes a process may hold */
+#define TUNNEL_PIPES	1024		/* pipes a process may hold (and
+					   no more than RLIMIT_NOFILE / 16) */
 #define TUNNEL_PIPES_IDLE 16		/* of which kept unused */
 
 struct tunnel;

@@ -356,8 +356,11 @@ relay_tcp_accept(struct lbd_listener *l, int lfd, struct ev_loop *loop,
 			return (n > 0 ? n : -1);
 		sl = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("frontend %s: accept", fe->name);
 			return (n);
+		}
 		stats_inc(fe->m_conns);
 		net_nodelay(fd, ss.ss_family);
 		if ((ts = calloc(1, sizeof(*ts))) == NULL) {

@@ -6,11 +6,13 @@ PROXY protocol sent to servers and accepted from trusted peers."""
 import hashlib
 import os
 import socket
+import threading
 import time
 
 from harness import SLOW, free_port, socket_in, wait_for
 from httpc import Conn, request_bytes, source_bytes
-from lbdtest import PP2_SIG, LbdTest, RawServer, dead_addr, pp2, raw_closed
+from lbdtest import (PP2_SIG, EchoServer, LbdTest, RawServer, dead_addr, pp2,
+                     raw_closed)
 
 MB = 1024 * 1024
 
@@ -119,6 +121,48 @@ backend tcpbe {{
         self.assertEqual(hashlib.sha256(body).digest(),
                          hashlib.sha256(source_bytes(6 * MB)).digest())
         self.assertGreater(spliced(), 15 * MB)
+
+    def urgent_after_bulk(self, mode):
+        """A megabyte through lbd (that direction goes bulk, and spliced),
+        then "abc", an urgent "X", "def" to an EchoServer(<mode>)."""
+        srv = EchoServer(mode)
+        self.addCleanup(srv.close)
+        self.tcp_site(f"    server s1 {srv.addr}")
+        c = socket.create_connection(("127.0.0.1", self.port),
+                                     timeout=5 * SLOW)
+        self.addCleanup(c.close)
+        data = os.urandom(MB)
+        t = threading.Thread(target=c.sendall, args=(data,))
+        t.start()
+        if mode == "echo":
+            got = 0
+            while got < len(data):
+                got += len(c.recv(65536))
+        t.join()
+        time.sleep(0.3)
+        c.send(b"abc")
+        time.sleep(0.1)
+        c.send(b"X", socket.MSG_OOB)
+        time.sleep(0.1)
+        c.send(b"def")
+        return c
+
+    # TCP splicing stops at urgent data (EAGAIN, and 0 once the FIN is
+    # in): read(2) must take over, else the direction hangs, or its end
+    # is taken for the end of the stream and the bytes after the mark are
+    # lost.  The urgent byte itself is not passed on (read(2) skips it, as
+    # it always did), the bytes around it are.
+    def test_urgent_data_in_a_spliced_direction(self):
+        c = self.urgent_after_bulk("echo")
+        back = b""
+        while len(back) < 6:
+            back += c.recv(100)
+        self.assertEqual(back, b"abcdef")
+
+    def test_urgent_data_then_the_end_in_a_spliced_direction(self):
+        c = self.urgent_after_bulk("count")
+        c.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.recv(100), b"%d\n" % (MB + 6))
 
     def test_client_sockets_send_at_once(self):
         # With Nagle's algorithm on lbd's client socket, a piece smaller

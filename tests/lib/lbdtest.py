@@ -473,17 +473,17 @@ def head_fields(r):
     return lines[0], out
 
 
-class RawServer:
-    """A server that records the first bytes of each connection and
-    answers one HTTP response, so that what lbd sends before the request
-    (a PROXY header) can be read as it is."""
+class ListenServer:
+    """A TCP server on a free loopback port (self.addr) that hands each
+    connection to self.serve(), in a thread of its own if <threaded>,
+    else one after the other (their order kept)."""
+    threaded = True
 
     def __init__(self):
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(16)
         self.addr = "127.0.0.1:%d" % self.ls.getsockname()[1]
-        self.got = []
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
 
@@ -493,20 +493,69 @@ class RawServer:
                 s, _ = self.ls.accept()
             except OSError:
                 return
-            with s:
-                s.settimeout(5)
-                buf = b""
-                try:
-                    while not self.whole(buf):
-                        d = s.recv(4096)
-                        if not d:
-                            break
-                        buf += d
-                    self.got.append(buf)
-                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
-                              b"Connection: close\r\n\r\nok\n")
-                except OSError:
-                    pass
+            if self.threaded:
+                threading.Thread(target=self.serve, args=(s,),
+                                 daemon=True).start()
+            else:
+                self.serve(s)
+
+    def close(self):
+        self.ls.close()
+
+
+class EchoServer(ListenServer):
+    """Echoes each connection's bytes back ("echo"), or counts them and
+    answers the count at their end ("count"); at the end of the client's
+    bytes it shuts down its side."""
+
+    def __init__(self, mode="echo"):
+        self.mode = mode
+        super().__init__()
+
+    def serve(self, s):
+        total = 0
+        with s:
+            s.settimeout(30)
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    total += len(d)
+                    if self.mode == "echo":
+                        s.sendall(d)
+                if self.mode == "count":
+                    s.sendall(b"%d\n" % total)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+class RawServer(ListenServer):
+    """A server that records the first bytes of each connection and
+    answers one HTTP response, so that what lbd sends before the request
+    (a PROXY header) can be read as it is."""
+    threaded = False
+
+    def __init__(self):
+        self.got = []
+        super().__init__()
+
+    def serve(self, s):
+        with s:
+            s.settimeout(5)
+            buf = b""
+            try:
+                while not self.whole(buf):
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                self.got.append(buf)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                          b"Connection: close\r\n\r\nok\n")
+            except OSError:
+                pass
 
     @staticmethod
     def whole(buf):
