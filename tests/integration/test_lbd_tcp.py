@@ -5,6 +5,7 @@ per-source connection limit at accept, the listener's maxconn, and the
 PROXY protocol sent to servers and accepted from trusted peers."""
 import hashlib
 import os
+import random
 import socket
 import threading
 import time
@@ -163,6 +164,64 @@ backend tcpbe {{
         c = self.urgent_after_bulk("count")
         c.shutdown(socket.SHUT_WR)
         self.assertEqual(c.recv(100), b"%d\n" % (MB + 6))
+
+    def test_random_writes_reads_and_half_closes_echoed_exactly(self):
+        # both directions at once, bulk and not, spliced and copied, slow
+        # readers with small buffers, each ended by a half-close: every
+        # byte comes back in order, then the end
+        srv = EchoServer("echo")
+        self.addCleanup(srv.close)
+        self.tcp_site(f"    server s1 {srv.addr}")
+        errs = []
+
+        def one(seed):
+            rnd = random.Random(seed)
+            try:
+                c = socket.socket()
+                if rnd.random() < 0.5:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 rnd.choice((4096, 16384, 65536)))
+                c.settimeout(20 * SLOW)
+                c.connect(("127.0.0.1", self.port))
+                total = rnd.randint(1, 4 * MB)
+                data = rnd.randbytes(total)
+                h, n = hashlib.sha256(), [0]
+
+                def reader():
+                    while True:
+                        d = c.recv(rnd.choice((100, 4096, 70000, MB)))
+                        if not d:
+                            return
+                        n[0] += len(d)
+                        h.update(d)
+                        if rnd.random() < 0.05:
+                            time.sleep(rnd.random() * 0.02)
+                rt = threading.Thread(target=reader)
+                rt.start()
+                off = 0
+                while off < total:
+                    k = rnd.choice((1, 100, 1500, 16384, 16385, 65536,
+                                    300000))
+                    c.sendall(data[off:off + k])
+                    off += k
+                    if rnd.random() < 0.1:
+                        time.sleep(rnd.random() * 0.01)
+                c.shutdown(socket.SHUT_WR)
+                rt.join(30 * SLOW)
+                if n[0] != total or \
+                        h.digest() != hashlib.sha256(data).digest():
+                    errs.append((seed, total, n[0]))
+                c.close()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errs.append((seed, repr(e)))
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60 * SLOW)
+        self.assertEqual(errs, [])
+        self.assertGreater(self.metrics()("lbd_frontend_spliced_bytes_total",
+                                          frontend="tcpfe"), MB)
 
     def test_client_sockets_send_at_once(self):
         # With Nagle's algorithm on lbd's client socket, a piece smaller
