@@ -242,13 +242,24 @@ class Syslog:
         except OSError:
             return []
 
-    def wait(self, pattern, timeout=5.0):
+    def wait(self, pattern, timeout=5.0, tree=None):
+        """The first line since the mark that matches <pattern>; with
+        <tree> (a daemon's pid), only one its master or a child of it
+        at the time wrote: the syslog is shared by the modules running
+        side by side, and a child may be forked after the call."""
         rx = re.compile(pattern)
+        pid_rx = re.compile(r"\[(\d+)\]: ")
 
         def find():
             for ln in self.lines():
-                if rx.search(ln):
-                    return ln
+                if not rx.search(ln):
+                    continue
+                if tree is not None:
+                    m = pid_rx.search(ln)
+                    if m is None or int(m.group(1)) not in \
+                            [tree] + children(tree):
+                        continue
+                return ln
             return None
         try:
             return wait_for(find, timeout, what=f"syslog /{pattern}/")
