@@ -66,6 +66,7 @@ static struct ev_loop		 loop;
 static struct check_srv		*checks;
 static int			 nchecks;
 static int			 stopping;
+static int			 ctl_busy;	/* draining: control clients left */
 
 static void	 run_event(struct ev_io *, uint32_t);
 static void	 run_step(struct check_run *);
@@ -237,6 +238,8 @@ run_free(struct check_run *run)
 }
 
 /* The verdict is in: apply it, schedule the next check. */
+static void	drain_check(void);
+
 static void
 run_end(struct check_run *run)
 {
@@ -250,6 +253,8 @@ run_end(struct check_run *run)
 	ev_timer_at(&loop, &cs->next, MAX(cs->started + run->ck->interval,
 	    ev_now(&loop) + 1));
 	run_free(run);
+	if (stopping)
+		drain_check();
 }
 
 static void
@@ -512,24 +517,44 @@ check_now(struct lbd_backend *be, struct up_server *srv)
 		}
 }
 
+/*
+ * Draining: the loop ends once the control clients have their answers
+ * and the checks in flight their results (each within its timeout).  A
+ * check dropped at a reload left the server's last check where it was,
+ * and the next checker found it overdue again.
+ */
+static void
+drain_check(void)
+{
+	int	i;
+
+	if (ctl_busy)
+		return;
+	for (i = 0; i < nchecks; i++)
+		if (checks[i].run != NULL)
+			return;
+	ev_break(&loop);
+}
+
 static void
 drained(void)
 {
-	ev_break(&loop);
+	ctl_busy = 0;
+	drain_check();
 }
 
 /*
  * SIGTERM: no new check starts; the control clients already accepted
- * get their answer, then the loop ends (after that round of events:
- * objects are freed after it, not while other events of the round may
- * still point at them).
+ * get their answer and the checks started their result, then the loop
+ * ends (after that round of events: objects are freed after it, not
+ * while other events of the round may still point at them).
  */
 static void
 drain(struct proc_worker *w)
 {
 	stopping = 1;
-	if (control_drain(drained) == 0)
-		ev_break(&loop);
+	ctl_busy = control_drain(drained);
+	drain_check();
 }
 
 static void
@@ -581,17 +606,24 @@ checker_main(struct proc_worker *w)
 	 * The first checks: when each server is due by its last check (in
 	 * shared memory, kept across reloads: a checker of a reload every
 	 * 30 s must not put a 1 min check off for ever), and those overdue
-	 * or never checked spread over the interval, not all at once.
+	 * or never checked spread over the interval, not all at once: the
+	 * k-th of n after k/n of an interval, or at the k-th of n slots of
+	 * the interval by the clock if that comes first.  The slot is the
+	 * same in every generation: counted from each checker's start
+	 * alone, reloads closer than k/n of an interval would put the k-th
+	 * server off for ever.
 	 */
 	now = unix_ms();
 	for (k = 0; k < nchecks; k++) {
-		uint32_t	iv = checks[k].be->check.interval;
+		int64_t		iv = checks[k].be->check.interval;
 		int64_t		last = atomic_load(&checks[k].srv->sh->last_check);
 		int64_t		due = last > 0 ? last + iv - now : 0;
 
-		ev_timer_add(&loop, &checks[k].next, due > 0 ?
-		    (uint64_t)(due < iv ? due : iv) :
-		    (uint64_t)iv * k / nchecks);
+		if (due <= 0)
+			due = MIN(iv * k / nchecks,
+			    (iv * k / nchecks - now % iv + iv) % iv);
+		ev_timer_add(&loop, &checks[k].next,
+		    (uint64_t)(due < iv ? due : iv));
 	}
 	if (lconf->control_index >= 0 &&
 	    control_init(&loop, lconf,

@@ -15,6 +15,7 @@ import time
 from harness import (workdir, SLOW, alive, children, cmdline, free_port,
                      wait_for, wait_port)
 from httpc import HttpTest, get, make_cert
+from lbdtest import ListenServer
 
 BACKEND = """
 workers 1
@@ -502,6 +503,48 @@ server s {tls_addr}
                      what="the reload")
             time.sleep(0.4)
         self.assertGreaterEqual(checks("web2") - first, 1.5,
+                                "web2 was not checked during the reloads")
+
+    def test_a_check_in_flight_at_a_reload_is_not_dropped(self):
+        """A checker retired by a reload dropped the check it had in
+        flight: the server's last check stayed where it was, the next
+        checker found it overdue and put it off by its slot, and with
+        reloads closer than that it was never checked again.  Here web2
+        answers its checks after 300 ms, and lbd reloads every 400 ms."""
+        web1 = self.backend("web1")
+        web2 = ListenServer()
+        n = [0]
+
+        def slow(c):
+            with c:
+                try:
+                    c.recv(4096)
+                    n[0] += 1
+                    if n[0] > 1:
+                        time.sleep(0.3)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                              b"Connection: close\r\n\r\nok")
+                except OSError:
+                    pass
+        web2.serve = slow
+        self.addCleanup(web2.close)
+        ck = check("http", path="/hello", interval="1500ms",
+                   timeout="400ms", rise=1, fall=1)
+        d = self.lbd(f"backend webs {{\nserver web1 {web1.addr}\n"
+                     f"server web2 {web2.addr}\n{ck}\n}}")
+        self.wait_checked(["webs/web1", "webs/web2"])
+
+        def last(srv):
+            return self.metrics()[("lbd_server_last_check_timestamp_"
+                                   "seconds", "webs", srv)]
+        first = last("web2")
+        end = time.monotonic() + 6
+        while time.monotonic() < end:
+            self.syslog.mark()
+            d.signal(signal.SIGHUP)
+            self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
+            time.sleep(0.4)
+        self.assertGreaterEqual(last("web2") - first, 3,
                                 "web2 was not checked during the reloads")
 
     def test_removed_check_leaves_no_server_down(self):
