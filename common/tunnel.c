@@ -61,7 +61,7 @@ pipe_get(int p[2])
 	static int	max;
 	struct rlimit	rl;
 
-	/* pipes take fds: an eighth of the limit at most, say */
+	/* pipes take two fds each: a sixteenth of the limit at most */
 	if (max == 0) {
 		max = TUNNEL_PIPES;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
@@ -271,8 +271,6 @@ pump(struct tunnel *t, struct side *from, struct side *to, uint64_t *count)
 			else
 				return (-1);
 		}
-		if (to->inpipe == 0)
-			pipe_put(to->pipe, 1);
 		if (from->rdone || !(from->s.flags & SOCK_READABLE))
 			break;
 		if (to->bulk && t->splice) {
@@ -313,6 +311,7 @@ pump(struct tunnel *t, struct side *from, struct side *to, uint64_t *count)
 			break;
 		return (-1);
 	}
+	/* an empty pipe goes back to the pool until the next bulk read */
 	if (to->inpipe == 0)
 		pipe_put(to->pipe, 1);
 	/* the end of <from> reaches <to> once its bytes are out */
