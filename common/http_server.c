@@ -61,6 +61,18 @@ enum {
 #define CF_COUNTED	0x80	/* in srv->shared_conns */
 #define CF_OPENED	0x100	/* srv->conn_open was called */
 #define CF_SHUT		0x200	/* our side is shut down (lingering) */
+#define CF_LOWAT	0x400	/* TCP_NOTSENT_LOWAT is set */
+
+/*
+ * The unsent bytes a socket sending a file may hold.  Without a bound,
+ * sendfile(2) queues as much as the send buffer takes (megabytes once
+ * autotuned), and that queue is then sent from wherever the peer's ACKs
+ * are processed, in softirq on another CPU (on loopback, the client's).
+ * With it, the worker is woken to send the next part itself, and idle
+ * queues hold less memory.  32 KiB measured best on 1 MiB files: +13%
+ * requests/s on loopback against 16 and 64 KiB's +1-3% (README).
+ */
+#define FILE_NOTSENT_LOWAT	(32 * 1024)
 
 static struct ev_loop		*loop;
 static TAILQ_HEAD(, http_conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -526,6 +538,15 @@ conn_flush(struct http_conn *c)
 	if (req == NULL || req->file == -1 ||
 	    (c->out != NULL && buf_used(c->out) > 0))
 		return (0);
+	if (c->s.ssl == NULL && !(c->flags & CF_LOWAT) &&
+	    req->file_left > FILE_NOTSENT_LOWAT) {
+		int	lowat = FILE_NOTSENT_LOWAT;
+
+		/* fails, harmlessly, on a Unix socket */
+		(void)setsockopt(c->s.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+		    &lowat, sizeof(lowat));
+		c->flags |= CF_LOWAT;
+	}
 	while (req->file_left > 0 && (c->s.flags & SOCK_WRITABLE)) {
 		if (c->s.ssl == NULL) {
 			size_t	chunk = req->file_left > 1024 * 1024 ?

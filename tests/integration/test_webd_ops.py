@@ -445,6 +445,39 @@ server "main" {{
             denied = True
         self.assertTrue(denied, "metrics served to a peer not allowed")
 
+    def test_a_stalled_client_holds_little_unsent(self):
+        """A file body is queued a little at a time (TCP_NOTSENT_LOWAT),
+        not megabytes deep in the send buffer: a client that stops
+        reading holds little kernel memory, and gets every byte when it
+        reads again."""
+        self.webd()
+        s = socket.socket()
+        s.connect(("127.0.0.1", self.port))
+        lp = s.getsockname()[1]
+
+        def notsent():
+            out = subprocess.run(
+                ["ss", "-tinH", "state", "established",
+                 f"( sport = :{self.port} and dport = :{lp} )"],
+                stdout=subprocess.PIPE, text=True, timeout=5).stdout
+            m = re.search(r"notsent:(\d+)", out)
+            return int(m.group(1)) if m else 0
+
+        with Conn(self.port, sock=s) as c:
+            c.send(request_bytes("GET", "/huge.bin"))
+            # the peer's window fills, then the unsent queue stops growing
+            seen = []
+            for _ in range(10):
+                time.sleep(0.1)
+                seen.append(notsent())
+            self.assertGreater(max(seen), 0, "nothing waited unsent")
+            # the bound, plus the one segment (64 KiB on loopback) that
+            # may be queued past it
+            self.assertLessEqual(max(seen), 96 * 1024, seen)
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"h" * 4 * 1024 * 1024)
+
     # the conf
 
     def test_busy_poll(self):
