@@ -106,6 +106,40 @@ class TlsTest(HttpTest):
             # the server's alert 70, not a client that did not try
             self.assertIn("alert protocol version", out)
 
+    def test_client_renegotiation_refused(self):
+        """A TLS 1.2 client asking to renegotiate is told no (alert
+        no_renegotiation, RFC 5746's attack surface and a CPU lever), and
+        the request it sends after is not served; other clients are."""
+        self.httpd(workers=1)
+        # "R" on its own line: s_client renegotiates (commands are off
+        # with -ign_eof), then sends the GET while its input stays open
+        p = subprocess.Popen(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{self.port}",
+             "-tls1_2"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5 * SLOW)
+            p.stdin.write(b"R\n")
+            p.stdin.flush()
+            time.sleep(0.5 * SLOW)
+            try:
+                p.stdin.write(GET_PID)
+                p.stdin.flush()
+                time.sleep(0.5 * SLOW)
+                p.stdin.close()
+            except BrokenPipeError:
+                pass            # s_client gave up at the refusal
+            out = p.stdout.read().decode(errors="replace")
+            p.wait(timeout=15 * SLOW)
+        finally:
+            p.kill()
+            p.wait()
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out, out)
+        self.assertNotIn("200 OK", out)
+        pid, _, proto, _ = self.fetch_pid("-tls1_2")
+        self.assertEqual(proto, "TLSv1.2")
+
     def test_only_forward_secret_aead_ciphers(self):
         self.httpd()
         refused = [
