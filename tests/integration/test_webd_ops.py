@@ -452,6 +452,8 @@ server "main" {{
         reads again."""
         self.webd()
         s = socket.socket()
+        # a fixed window, so that the file cannot all fit in it
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         s.connect(("127.0.0.1", self.port))
         lp = s.getsockname()[1]
 
