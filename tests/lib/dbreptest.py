@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from harness import (DaemonTest, alive, children, cmdline,  # noqa: E402
-                     free_port, wait_for, BIN, SLOW)
+                     free_port, kill_tree, wait_for, BIN, SLOW)
 
 cmdline_of = cmdline
 
@@ -345,17 +345,10 @@ class Node:
         return int(self.status()["lsn"])
 
     def kill9(self):
-        # the master first: a master that saw its children die would
+        # the master stopped first: one that saw its children die would
         # respawn them (and common/proc.c frees a child while its event
         # may still be dispatched: ASan reports it)
-        pids = [self.d.pid] + children(self.d.pid)
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        wait_for(lambda: not any(alive(p) for p in pids), 5,
-                 what=f"{self.name} to die")
+        kill_tree(self.d.pid)
         for f in (self.d.pidfile, self.sock):
             try:
                 os.unlink(f)

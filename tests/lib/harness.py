@@ -174,6 +174,39 @@ def children(pid):
     return sorted(out)
 
 
+def kill_tree(pid, timeout=5.0):
+    """SIGKILL <pid> and every process under it, and wait until all are
+    gone; returns their pids.  It is stopped first: a master that forked
+    between the listing and its kill would leave the new child behind,
+    holding its listening sockets until it noticed (seen: a restart on
+    the same port failed with EADDRINUSE)."""
+    try:
+        os.kill(pid, _signal.SIGSTOP)
+    except OSError:
+        return []
+
+    def stopped():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "TtZX"
+        except OSError:
+            return True
+    wait_for(stopped, timeout, step=0.002, what=f"{pid} to stop")
+    pids, todo = [pid], [pid]
+    while todo:
+        kids = children(todo.pop())
+        pids += kids
+        todo += kids
+    for p in pids:
+        try:
+            os.kill(p, _signal.SIGKILL)
+        except OSError:
+            pass
+    wait_for(lambda: not any(alive(p) for p in pids), timeout,
+             what=f"{pid} and its children to die")
+    return pids
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -358,11 +391,7 @@ class Daemon:
     def kill_all(self):
         if self.pid is None:
             return
-        for p in children(self.pid) + [self.pid]:
-            try:
-                os.kill(p, _signal.SIGKILL)
-            except OSError:
-                pass
+        kill_tree(self.pid)
         if self.proc is not None:
             self.proc.wait()
 
