@@ -72,6 +72,7 @@ static void	 run_event(struct ev_io *, uint32_t);
 static void	 run_step(struct check_run *);
 static void	 run_end(struct check_run *);
 static void	 check_start(struct ev_timer *);
+static void	 drain_check(void);
 
 int
 checker_count(void *p)
@@ -238,8 +239,6 @@ run_free(struct check_run *run)
 }
 
 /* The verdict is in: apply it, schedule the next check. */
-static void	drain_check(void);
-
 static void
 run_end(struct check_run *run)
 {

@@ -112,6 +112,21 @@ class LbdCase(HttpTest):
                              for n in names), 5,
                  what=f"first checks of {names}")
 
+    def last_check(self, srv):
+        """webs/<srv>'s last check, from /metrics (Unix time, s)."""
+        return self.metrics()[("lbd_server_last_check_timestamp_seconds",
+                               "webs", srv)]
+
+    def reload_every(self, d, gap, seconds):
+        """Reload lbd <d> every <gap> s (after each is done) for
+        <seconds> s."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.syslog.mark()
+            d.signal(signal.SIGHUP)
+            self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
+            time.sleep(gap)
+
     def wait_state(self, name, state, timeout=5.0):
         wait_for(lambda: self.servers()[name]["STATE"] == state, timeout,
                  what=f"{name} {state}")
@@ -487,22 +502,11 @@ server s {tls_addr}
         d = self.lbd("backend webs {\n" + "\n".join(
             f"server {w.name} {w.addr}" for w in webs) + f"\n{ck}\n}}")
         self.wait_checked(["webs/web1", "webs/web2"])
-
-        def checks(srv):
-            return self.metrics()[("lbd_server_last_check_timestamp_"
-                                   "seconds", "webs", srv)]
-        first = checks("web2")
+        first = self.last_check("web2")
         # a reload every 400 ms, for 4 s: web2's first check in each new
         # checker used to come 750 ms after its start
-        end = time.monotonic() + 4
-        while time.monotonic() < end:
-            self.syslog.mark()
-            d.signal(signal.SIGHUP)
-            wait_for(lambda: [ln for ln in self.syslog.lines()
-                              if f"lbd[{d.pid}]: reload done" in ln], 10,
-                     what="the reload")
-            time.sleep(0.4)
-        self.assertGreaterEqual(checks("web2") - first, 1.5,
+        self.reload_every(d, 0.4, 4)
+        self.assertGreaterEqual(self.last_check("web2") - first, 1.5,
                                 "web2 was not checked during the reloads")
 
     def test_a_check_in_flight_at_a_reload_is_not_dropped(self):
@@ -533,18 +537,9 @@ server s {tls_addr}
         d = self.lbd(f"backend webs {{\nserver web1 {web1.addr}\n"
                      f"server web2 {web2.addr}\n{ck}\n}}")
         self.wait_checked(["webs/web1", "webs/web2"])
-
-        def last(srv):
-            return self.metrics()[("lbd_server_last_check_timestamp_"
-                                   "seconds", "webs", srv)]
-        first = last("web2")
-        end = time.monotonic() + 6
-        while time.monotonic() < end:
-            self.syslog.mark()
-            d.signal(signal.SIGHUP)
-            self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
-            time.sleep(0.4)
-        self.assertGreaterEqual(last("web2") - first, 3,
+        first = self.last_check("web2")
+        self.reload_every(d, 0.4, 6)
+        self.assertGreaterEqual(self.last_check("web2") - first, 3,
                                 "web2 was not checked during the reloads")
 
     def test_removed_check_leaves_no_server_down(self):

@@ -176,14 +176,14 @@ def children(pid):
 
 def kill_tree(pid, timeout=5.0):
     """SIGKILL <pid> and every process under it, and wait until all are
-    gone; returns their pids.  It is stopped first: a master that forked
+    gone.  It is stopped first: a master that forked
     between the listing and its kill would leave the new child behind,
     holding its listening sockets until it noticed (seen: a restart on
     the same port failed with EADDRINUSE)."""
     try:
         os.kill(pid, _signal.SIGSTOP)
     except OSError:
-        return []
+        return
 
     def stopped():
         try:
@@ -204,7 +204,6 @@ def kill_tree(pid, timeout=5.0):
             pass
     wait_for(lambda: not any(alive(p) for p in pids), timeout,
              what=f"{pid} and its children to die")
-    return pids
 
 
 def cmdline(pid):
