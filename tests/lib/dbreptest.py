@@ -346,8 +346,7 @@ class Node:
 
     def kill9(self):
         # the master stopped first: one that saw its children die would
-        # respawn them (and common/proc.c frees a child while its event
-        # may still be dispatched: ASan reports it)
+        # respawn them
         kill_tree(self.d.pid)
         for f in (self.d.pidfile, self.sock):
             try:
@@ -389,8 +388,8 @@ class DbrepTest(DaemonTest):
         os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
 
     def tearDown(self):
-        # kill -9, the master first: a master that reaps its children
-        # can hit common/proc.c's use-after-free (ASan aborts it)
+        # kill -9, the master first (kill_tree): a master that saw its
+        # children die would respawn them
         for n in self.nodes:
             if n.d.pid and alive(n.d.pid):
                 n.kill9()
