@@ -212,6 +212,34 @@ list_next(struct slice *v, struct slice *elem)
 	}
 }
 
+/*
+ * Whether a request's Upgrade field asks for h2c.  Such a request is
+ * never a tunnel: a server that switched would read HTTP/2 requests
+ * that no proxy in front of it routed, filtered or logged (RFC 9113
+ * 3.1 deprecates the upgrade), so the field is dropped as hop-by-hop
+ * and the request goes on as a plain one (RFC 9110 7.8 lets a server
+ * ignore Upgrade).
+ */
+static int
+upgrade_h2c(const struct http_msg *m, const char *buf)
+{
+	struct slice	v, e;
+	int		i;
+
+	for (i = 0; (i = http_find(m, buf, "upgrade", i)) != -1; i++) {
+		v = slice_make(buf + m->hdrs[i].value, m->hdrs[i].valuelen);
+		while (list_next(&v, &e)) {
+			const char	*sl = memchr(e.p, '/', e.len);
+			size_t		 n = sl != NULL ? (size_t)(sl - e.p) :
+					    e.len;
+
+			if (n == 3 && http_token_eq(e.p, 3, "h2c"))
+				return (1);
+		}
+	}
+	return (0);
+}
+
 int
 http_list_has(struct slice v, const char *lower)
 {
@@ -393,10 +421,15 @@ head_done(struct http_msg *m, const char *buf)
 			return (HTTP_DONE);
 		}
 		if (m->flags & HTTP_F_TE) {
-			if ((te & TE_CHUNKED_LAST) && !(te & TE_BAD))
-				m->framing = HTTP_BODY_CHUNKED;
-			else
-				m->framing = HTTP_BODY_CLOSE;
+			/*
+			 * Only chunked: another coding would reach the
+			 * client undone and unnamed, as the field is
+			 * hop-by-hop (nginx refuses them too)
+			 */
+			if (te & (TE_OTHER | TE_BAD))
+				return (fail(m, 502,
+				    "unsupported transfer coding"));
+			m->framing = HTTP_BODY_CHUNKED;
 			/* chunked wins over a Content-Length; close after */
 			if ((m->flags & HTTP_F_CL) || m->minor == 0)
 				m->flags |= HTTP_F_BADFRAMING;
@@ -446,8 +479,8 @@ head_done(struct http_msg *m, const char *buf)
 			return (fail(m, 413, "body too large"));
 	} else
 		m->framing = HTTP_BODY_NONE;
-	if ((m->flags & HTTP_F_UPGRADE) &&
-	    http_find(m, buf, "upgrade", 0) == -1)
+	if ((m->flags & HTTP_F_UPGRADE) && (http_find(m, buf, "upgrade",
+	    0) == -1 || (!m->response && upgrade_h2c(m, buf))))
 		m->flags &= ~HTTP_F_UPGRADE;
 	return (HTTP_DONE);
 }

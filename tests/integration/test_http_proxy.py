@@ -514,6 +514,9 @@ class ProxyTest(HttpTest):
             b"NOT HTTP AT ALL\r\n\r\n",
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
             b"Connection: upgrade\r\n\r\n",
+            # a coding we would pass on as if it were none (RFC 9112 6.1)
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n",
             b"",            # closes without answering
         ]
         for i, answer in enumerate(bad):
@@ -784,6 +787,42 @@ class ProxyTest(HttpTest):
         # an Upgrade the server refuses is a plain answer
         r = self.get("/ws")
         self.assertEqual(r.status, 426)
+
+    def test_h2c_upgrade_is_not_a_tunnel(self):
+        # a server that switched to h2c would read HTTP/2 requests that
+        # the proxy never routed, filtered or logged (RFC 9113 3.1): the
+        # Upgrade field is dropped and the request goes on as a plain one
+        def answer(head):
+            if b"\r\nupgrade:" in head.lower():
+                return (b"HTTP/1.1 101 Switching Protocols\r\n"
+                        b"Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        f = self.fake(answer, keep=True)
+        self.proxy(f"server f {f.addr}\nretries 0", workers=1)
+        for up in ("h2c", "H2C", "websocket, h2c", "h2c/1.0"):
+            with Conn(self.port) as c:
+                c.send(request_bytes("GET", "/a", [
+                    ("Connection", "Upgrade, HTTP2-Settings"),
+                    ("Upgrade", up), ("HTTP2-Settings", "AAMAAABkAARAAAAA")]))
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, b"ok"), up)
+                self.assertIsNone(r.header("Upgrade"))
+                # still HTTP/1.1 on both sides: the next request is routed
+                c.send(request_bytes("GET", "/b"))
+                self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(len(f.heads), 8)
+        for h in f.heads:
+            self.assertNotIn(b"upgrade", h.lower())
+            self.assertNotIn(b"http2-settings", h.lower())
+        # and a server that switches anyway is not followed
+        f2 = self.fake(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c"
+                       b"\r\nConnection: Upgrade\r\n\r\n")
+        self.proxy(f"server f {f2.addr}\nretries 0\nfail-max 0",
+                   workers=1, name="proxy2")
+        with Conn(self.port) as c:
+            c.send(request_bytes("GET", "/", [("Connection", "Upgrade"),
+                                              ("Upgrade", "h2c")]))
+            self.assertEqual(c.read_response().status, 502)
 
     def test_tunnel_idle_timeout(self):
         self.backends("b1")
