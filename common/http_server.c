@@ -1545,6 +1545,21 @@ http_resp_file(struct http_req *req, int fd, off_t off, uint64_t len)
 	return (0);
 }
 
+/*
+ * Send what the response holds so far once this round of events is
+ * handled, not only when half the buffer is full or the response ends:
+ * for a relay, whose bytes may be all there is for a while (a stream of
+ * events, a long poll, a slow server).
+ */
+void
+http_resp_push(struct http_req *req)
+{
+	struct http_conn	*c = req->conn;
+
+	if (buf_used(c->out) > 0)
+		conn_kick(c);
+}
+
 int
 http_resp_end(struct http_req *req)
 {

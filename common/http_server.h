@@ -21,6 +21,7 @@
  *	http_resp_body(req, length)	Content-Length, or -1 for chunked
  *					(close-delimited for HTTP/1.0)
  *	http_resp_write(req, data, n) / http_resp_file(req, fd, off, n)
+ *	http_resp_push(req)		send what is written so far (a relay)
  *	http_resp_end(req)
  * or in one call http_resp_simple(req, status, type, body, len), or
  * http_resp_error(req, status).  The engine adds Date, Connection and the
@@ -185,6 +186,7 @@ int	 http_resp_header_raw(struct http_req *, const char *, size_t);
 int	 http_resp_body(struct http_req *, int64_t);
 size_t	 http_resp_write(struct http_req *, const void *, size_t);
 int	 http_resp_file(struct http_req *, int, off_t, uint64_t);
+void	 http_resp_push(struct http_req *);
 int	 http_resp_end(struct http_req *);
 int	 http_resp_simple(struct http_req *, int, const char *, const void *,
 	    size_t);

@@ -1356,6 +1356,9 @@ pr_run(struct preq *pr)
 			return;
 		}
 	} while (progress);
+	/* what came of the response goes now, not when more comes */
+	if (pr->rhead_done)
+		http_resp_push(pr->req);
 }
 
 /* The response is all with the client's engine: end it. */

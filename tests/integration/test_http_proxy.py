@@ -527,6 +527,41 @@ class ProxyTest(HttpTest):
             self.assertEqual(r.status, 502, answer)
             self.assertEqual(r.header("Connection"), "close")
 
+    def test_response_streams_as_it_comes(self):
+        # what a server sends reaches the client as it comes, not when the
+        # response ends or fills half a buffer: a stream of events, a long
+        # poll, a slow server
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        self.addCleanup(ls.close)
+        go = threading.Event()
+        self.addCleanup(go.set)
+
+        def serve():
+            s, _ = ls.accept()
+            with s:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += s.recv(4096)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                          b"text/event-stream\r\nTransfer-Encoding: "
+                          b"chunked\r\n\r\n8\r\nevent: 1\r\n")
+                go.wait(20)
+                s.sendall(b"8\r\nevent: 2\r\n0\r\n\r\n")
+        threading.Thread(target=serve, daemon=True).start()
+        self.proxy(f"server f 127.0.0.1:{ls.getsockname()[1]}\nretries 0",
+                   workers=1)
+        with Conn(self.port, timeout=5 * SLOW) as c:
+            c.send(request_bytes("GET", "/events"))
+            # the head and the first event while the server holds the rest
+            got = c.read_until(b"event: 1")
+            self.assertIn(b"200 OK", got)
+            self.assertNotIn(b"event: 2", got)
+            go.set()
+            r = c.read_until(b"0\r\n\r\n")
+            self.assertIn(b"event: 2", r)
+
     def test_server_cut_mid_body_cuts_client(self):
         f = self.fake(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
                       + b"x" * 5000)
