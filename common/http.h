@@ -177,6 +177,7 @@ int	 http_hdr_is(const char *, const struct http_hdr *, const char *);
 int	 http_find(const struct http_msg *, const char *, const char *, int);
 struct slice http_hdr_value(const char *, const struct http_hdr *);
 int	 http_list_has(struct slice, const char *);
+const char *http_conf_field_check(const char *, const char *);
 const char *http_method_name(enum http_method);
 const char *http_reason(int);
 int	 http_token_eq(const char *, size_t, const char *);

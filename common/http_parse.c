@@ -240,6 +240,42 @@ upgrade_h2c(const struct http_msg *m, const char *buf)
 	return (0);
 }
 
+/*
+ * Whether a configuration may add, set or delete the field <name> (with
+ * <value>, unless NULL): a token for a name, VCHAR, obs-text, SP and HTAB
+ * for a value, and none of the fields that frame a message or belong to
+ * one connection, which the engine and the proxy write themselves (a
+ * second Content-Length would split a response in two for a cache in
+ * front).  NULL when it may, else why not.
+ */
+const char *
+http_conf_field_check(const char *name, const char *value)
+{
+	static const char	*own[] = { "connection", "content-length",
+				    "keep-alive", "proxy-connection", "te",
+				    "trailer", "transfer-encoding", "upgrade" };
+	const char		*p;
+	size_t			 i, len = strlen(name);
+
+	if (!ctab_ready)
+		ctab_init();
+	if (len == 0)
+		return ("an empty field name");
+	for (p = name; *p != '\0'; p++)
+		if (!(ctab[(unsigned char)*p] & C_TCHAR))
+			return ("a field name is a token: letters, digits and "
+			    "!#$%&'*+-.^_`|~");
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strlen(own[i]) == len && http_token_eq(name, len, own[i]))
+			return ("a field the server writes itself (framing "
+			    "and connection)");
+	if (value != NULL)
+		for (p = value; *p != '\0'; p++)
+			if (!(ctab[(unsigned char)*p] & C_VCHAR))
+				return ("control characters in the value");
+	return (NULL);
+}
+
 int
 http_list_has(struct slice v, const char *lower)
 {

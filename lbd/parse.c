@@ -352,6 +352,7 @@ hdr_read(struct conf *c, struct conf_node *fn, struct lbd_frontend *fe,
 
 	CONF_FOREACH(n, fn, kw) {
 		struct lbd_hdrrule	*h;
+		const char		*why;
 
 		if (fe->nhdr >= LBD_MAXHDRRULES) {
 			conf_error(c, n, "too many header rules (max %d)",
@@ -361,19 +362,21 @@ hdr_read(struct conf *c, struct conf_node *fn, struct lbd_frontend *fe,
 		h = &fe->hdr[fe->nhdr];
 		h->op = n->args[0].num;
 		h->response = response;
+		if (h->op != HDR_DEL && n->nargs < 3) {
+			conf_error(c, n, "%s %s needs a value", kw,
+			    n->args[0].str);
+			continue;
+		}
+		if ((why = http_conf_field_check(n->args[1].str,
+		    h->op != HDR_DEL ? n->args[2].str : NULL)) != NULL) {
+			conf_error(c, n, "%s \"%s\": %s", kw, n->args[1].str,
+			    why);
+			continue;
+		}
 		h->name = xstrdup(n->args[1].str);
-		if (h->op != HDR_DEL) {
-			if (n->nargs < 3) {
-				conf_error(c, n, "%s %s needs a value", kw,
-				    n->args[0].str);
-				free(h->name);
-				continue;
-			}
+		if (h->op != HDR_DEL)
 			h->value = xstrdup(n->args[2].str);
-			if (strpbrk(h->value, "\r\n") != NULL)
-				conf_error(c, n, "a header value cannot hold "
-				    "a line break");
-		} else if (n->nargs > 2)
+		else if (n->nargs > 2)
 			conf_error(c, n, "%s delete takes no value", kw);
 		fe->nhdr++;
 	}

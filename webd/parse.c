@@ -124,24 +124,12 @@ xstrdup(const char *s)
 	return (p);
 }
 
-static int
-field_name_ok(const char *s)
-{
-	if (*s == '\0')
-		return (0);
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~",
-		    *s) != NULL))
-			return (0);
-	return (1);
-}
-
+/* a field value: no control characters but HTAB (RFC 9110 5.5) */
 static int
 field_value_ok(const char *s)
 {
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
 			return (0);
 	return (1);
 }
@@ -259,14 +247,12 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		}
 	}
 	CONF_FOREACH(n, b, "header") {
-		if (!field_name_ok(n->args[0].str)) {
-			conf_error(c, n, "invalid field name \"%s\"",
-			    n->args[0].str);
-			continue;
-		}
-		if (!field_value_ok(n->args[1].str)) {
-			conf_error(c, n, "control characters in the value "
-			    "of %s", n->args[0].str);
+		const char	*why;
+
+		if ((why = http_conf_field_check(n->args[0].str,
+		    n->args[1].str)) != NULL) {
+			conf_error(c, n, "header \"%s\": %s", n->args[0].str,
+			    why);
 			continue;
 		}
 		if (l->nheaders >= WEBD_MAXHEADERS) {

@@ -211,6 +211,58 @@ backend img {{
         self.assertEqual(r.all("Server"), [])
         self.assertEqual(r.status, 200)
 
+    def test_header_rules_checked_in_the_conf(self):
+        """A rule's name is a token, its value has no line break, and it
+        never touches a field lbd writes itself (framing, connection):
+        each refused at its line."""
+        self.stats = free_port()
+        cases = [
+            ('header add "X-A\\nInjected" v', 'header "X-A\nInjected": '
+             'a field name is a token'),
+            ('header add "Bad Name" v', 'header "Bad Name": a field name '
+             'is a token'),
+            ('header add "" v', 'header "": an empty field name'),
+            ('response-header set "X-B:c" v', 'response-header "X-B:c": a '
+             'field name is a token'),
+            ('header set X-V "a\\nb"', 'header "X-V": control characters '
+             'in the value'),
+            ('response-header set Content-Length 5', 'response-header '
+             '"Content-Length": a field the server writes itself'),
+            ('header delete transfer-encoding', 'header '
+             '"transfer-encoding": a field the server writes itself'),
+            ('header add Connection close', 'header "Connection": a field '
+             'the server writes itself'),
+        ]
+        for i, (rule, want) in enumerate(cases):
+            d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    {rule}
+    backend webs
+}}
+backend webs {{
+    server gone {dead_addr()}
+}}
+"""), name=f"bad{i}")
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1, rule)
+            line = next(n for n, ln in enumerate(
+                open(d.conf_path).read().splitlines(), 1) if rule in ln)
+            self.assertIn(f"{d.conf_path}:{line}: {want}", out)
+        # HTAB is a field value's byte (RFC 9110 5.5)
+        d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    header set X-Tab "a\tb"
+    backend webs
+}}
+backend webs {{
+    server gone {dead_addr()}
+}}
+"""), name="tab")
+        rc, out = d.run("-n")
+        self.assertEqual(rc, 0, out)
+
     def test_head_grown_past_the_limit_refused(self):
         """Header rules can make the head lbd sends outgrow its room.  A
         field left out there (the Content-Length) would make the body a

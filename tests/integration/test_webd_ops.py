@@ -692,8 +692,14 @@ server "s" default {{{{
              '\tindex a/b\n}', 8, 'an index file is a name, not a path: '
              'a/b'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
-             '\theader "Bad Name" x\n}', 8, 'invalid field name '
-             '"Bad Name"'),
+             '\theader "Bad Name" x\n}', 8, 'header "Bad Name": a field '
+             'name is a token'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\theader Content-Length 5\n}', 8, 'header "Content-Length": '
+             'a field the server writes itself'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\theader X-A "a\\nb"\n}', 8, 'header "X-A": control '
+             'characters in the value'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tlocation "x" {\n\t}\n}', 8, 'a location is a path '
              'starting with "/": x'),
