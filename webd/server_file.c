@@ -180,57 +180,59 @@ etag_fields_match(struct http_req *req, const char *name, const char *etag,
 	return (0);
 }
 
-/* gzip in one Accept-Encoding line: 1 taken, 0 refused, -1 not named. */
+/* Whether what follows a coding in Accept-Encoding is a weight of 0. */
 static int
-gzip_in(struct slice ae)
+weight_zero(const char *p, const char *end)
 {
-	const char	*p, *end;
-
-	p = ae.p;
-	end = ae.p + ae.len;
-	while (p < end) {
-		const char	*e = memchr(p, ',', end - p);
-		struct slice	 el;
-		const char	*semi;
-
-		if (e == NULL)
-			e = end;
-		el = slice_trim(slice_make(p, e - p));
-		semi = memchr(el.p, ';', el.len);
-		if ((semi ? (size_t)(semi - el.p) : el.len) == 4 &&
-		    strncasecmp(el.p, "gzip", 4) == 0) {
-			/* gzip;q=0 refuses it */
-			if (semi != NULL) {
-				const char *q = semi + 1;
-
-				while (q < el.p + el.len && *q == ' ')
-					q++;
-				if (el.p + el.len - q >= 3 &&
-				    strncasecmp(q, "q=0", 3) == 0 &&
-				    (el.p + el.len - q == 3 ||
-				    strspn(q + 3, ".0") ==
-				    (size_t)(el.p + el.len - q - 3)))
-					return (0);
-			}
-			return (1);
-		}
-		p = e + 1;
-	}
-	return (-1);
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p++ != ';')
+		return (0);
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (end - p < 3 || (*p != 'q' && *p != 'Q') || p[1] != '=' ||
+	    p[2] != '0')
+		return (0);
+	for (p += 3; p < end; p++)
+		if (*p != '.' && *p != '0')
+			return (0);
+	return (1);
 }
 
-/* Does some line of Accept-Encoding take gzip (and not with q=0)? */
+/*
+ * Does the client take gzip (RFC 9110 12.5.3)?  Named with a weight
+ * above 0 on any Accept-Encoding line, or else taken by a "*" of such a
+ * weight; "gzip;q=0" refuses it whatever "*" says.
+ */
 static int
 accepts_gzip(struct http_req *req)
 {
-	struct slice	ae;
-	int		i = -1, r;
+	struct slice	ae, v, el;
+	int		i = -1, star = 0;
 
 	while ((ae = http_req_header_next(req, "accept-encoding", &i)).p !=
-	    NULL)
-		if ((r = gzip_in(ae)) != -1)
-			return (r);
-	return (0);
+	    NULL) {
+		v = ae;
+		while (v.len > 0) {
+			const char	*c = memchr(v.p, ',', v.len);
+			size_t		 n = c != NULL ? (size_t)(c - v.p) :
+					    v.len, name;
+
+			el = slice_trim(slice_make(v.p, n));
+			v.p += c != NULL ? n + 1 : n;
+			v.len -= c != NULL ? n + 1 : n;
+			for (name = 0; name < el.len && el.p[name] != ';' &&
+			    el.p[name] != ' ' && el.p[name] != '\t'; name++)
+				;
+			if (name == 4 && strncasecmp(el.p, "gzip", 4) == 0)
+				return (!weight_zero(el.p + 4,
+				    el.p + el.len));
+			if (name == 1 && el.p[0] == '*')
+				star = weight_zero(el.p + 1, el.p + el.len) ?
+				    -1 : 1;
+		}
+	}
+	return (star == 1);
 }
 
 /*
@@ -260,18 +262,20 @@ range_parse(struct slice v, uint64_t size, struct range *r)
 		if (p == end)
 			break;
 		while (p < end && isdigit((unsigned char)*p)) {
-			if (a > (UINT64_MAX - 9) / 10)
-				return (-1);
-			a = a * 10 + (*p++ - '0');
+			/* past any file's size: as large as can be */
+			a = a > (UINT64_MAX - 9) / 10 ? UINT64_MAX :
+			    a * 10 + (*p - '0');
+			p++;
 			ha = 1;
 		}
 		if (p >= end || *p != '-')
 			return (-1);
 		p++;
 		while (p < end && isdigit((unsigned char)*p)) {
-			if (b > (UINT64_MAX - 9) / 10)
-				return (-1);
-			b = b * 10 + (*p++ - '0');
+			/* past any file's size: as large as can be */
+			b = b > (UINT64_MAX - 9) / 10 ? UINT64_MAX :
+			    b * 10 + (*p - '0');
+			p++;
 			hb = 1;
 		}
 		while (p < end && (*p == ' ' || *p == '\t'))
