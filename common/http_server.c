@@ -1485,11 +1485,10 @@ http_resp_write(struct http_req *req, const void *p, size_t n)
 	if (!(req->rflags & HTTP_R_RESP_HEADDONE) || n == 0 ||
 	    (req->rflags & HTTP_R_RESP_ENDED))
 		return (0);
+	/* taken and dropped: the log and the metrics count what is sent */
 	if (req->rflags & HTTP_R_HEAD || req->status == 204 ||
-	    req->status == 304) {
-		req->bytes_out += n;	/* counted as sent, never sent */
+	    req->status == 304)
 		return (n);
-	}
 	if (!(req->rflags & (HTTP_R_RESP_CHUNKED | HTTP_R_RESP_CLOSEDLM))) {
 		if (n > req->resp_left)
 			n = req->resp_left;

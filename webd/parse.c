@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -148,6 +149,35 @@ loc_init(struct webd_loc *l)
 
 
 /*
+ * A name a request's host can match: a host name or an address
+ * (letters, digits, "-", ".", "_", and ":" "[" "]" for IPv6), or "*."
+ * and such a name.
+ */
+static int
+host_name_ok(const char *s)
+{
+	if (s[0] == '*' && s[1] == '.')
+		s += 2;
+	if (*s == '\0' || *s == '.')
+		return (0);
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-._:[]", *s) == NULL)
+			return (0);
+	return (1);
+}
+
+/* Whether <p> has a ".." segment. */
+static int
+dotdot(const char *p)
+{
+	size_t	n = strlen(p);
+
+	return (strcmp(p, "..") == 0 || strncmp(p, "../", 3) == 0 ||
+	    strstr(p, "/../") != NULL || (n >= 3 &&
+	    strcmp(p + n - 3, "/..") == 0));
+}
+
+/*
  * A try-files entry: "/path", "$uri", "$uri/", "$uri" and a suffix with
  * no variable or ".." segment in it, or "=STATUS" (400-599) as the last.
  */
@@ -168,9 +198,7 @@ try_entry_bad(const char *t, int last)
 		p = t;
 	else
 		return (1);
-	if (strchr(p, '$') != NULL || strcmp(p, "/..") == 0 ||
-	    strstr(p, "/../") != NULL || strncmp(p, "../", 3) == 0 ||
-	    (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0))
+	if (strchr(p, '$') != NULL || dotdot(p))
 		return (1);
 	return (0);
 }
@@ -277,9 +305,9 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 			conf_error(c, n, "too many error pages");
 			break;
 		}
-		if (n->args[1].str[0] != '/')
+		if (n->args[1].str[0] != '/' || dotdot(n->args[1].str))
 			conf_error(c, n, "an error page is a path from the "
-			    "root: %s", n->args[1].str);
+			    "root, with no \"..\": %s", n->args[1].str);
 		l->errpages[l->nerrpages].status = n->args[0].num;
 		l->errpages[l->nerrpages].path = xstrdup(n->args[1].str);
 		l->nerrpages++;
@@ -576,6 +604,9 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		TAILQ_INSERT_TAIL(&wc->servers, s, entry);
 		s->name = xstrdup(sn->args[0].str);
 		s->names[s->nnames++] = xstrdup(sn->args[0].str);
+		if (!host_name_ok(s->name))
+			conf_error(c, sn, "invalid server name \"%s\": a host "
+			    "name or an address, or \"*.\" and a name", s->name);
 		s->isdefault = conf_opt(sn, "default") != NULL;
 		CONF_FOREACH(n, sn, "name")
 			for (i = 0; i < n->nargs; i++) {
@@ -584,6 +615,10 @@ webd_load(struct conf *c, struct proc_settings *ps)
 					    "%d)", WEBD_MAXNAMES);
 					break;
 				}
+				if (!host_name_ok(n->args[i].str))
+					conf_error(c, n, "invalid name \"%s\": a "
+					    "host name or an address, or \"*.\" "
+					    "and a name", n->args[i].str);
 				s->names[s->nnames++] =
 				    xstrdup(n->args[i].str);
 			}
@@ -667,6 +702,24 @@ webd_load(struct conf *c, struct proc_settings *ps)
 				conf_error(c, n, "too many servers on %s",
 				    n->args[0].str);
 				continue;
+			}
+			/* a name twice on a listener: the second never wins */
+			for (i = 0; i < wl->nservers; i++) {
+				struct webd_server	*o = wl->servers[i];
+				int			 a, b2;
+
+				for (a = 0; a < s->nnames; a++)
+					for (b2 = 0; b2 < o->nnames; b2++)
+						if (strcasecmp(s->names[a],
+						    o->names[b2]) == 0)
+							conf_error(c, n, "server "
+							    "\"%s\": name \"%s\" "
+							    "is server \"%s\"'s "
+							    "on %s already",
+							    s->name,
+							    s->names[a],
+							    o->name,
+							    n->args[0].str);
 			}
 			if (s->isdefault)
 				for (i = 0; i < wl->nservers; i++)

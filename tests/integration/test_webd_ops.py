@@ -75,6 +75,8 @@ class OpsTest(HttpTest):
         self.get("/missing", source="127.0.0.8")
         r = self.get("/big.txt", method="HEAD")
         self.assertEqual(r.status, 200)
+        self.assertEqual(self.get("/missing-head", method="HEAD").status,
+                         404)
         self.get("/ten.txt", headers=[("Range", "bytes=2-4")])
         with Conn(self.port) as c:
             r = c.request("GET", "/", host="other.test", version="HTTP/1.0")
@@ -97,6 +99,9 @@ class OpsTest(HttpTest):
         self.assertGreater(int(f["bytes"]), 0)
         f = clf(self.log_line(d, r"HEAD /big\.txt"))
         self.assertEqual((f["status"], f["bytes"]), ("200", "0"))
+        # an error page's body is not sent to a HEAD: not counted
+        f = clf(self.log_line(d, r"HEAD /missing-head"))
+        self.assertEqual((f["status"], f["bytes"]), ("404", "0"))
         f = clf(self.log_line(d, r"GET /ten\.txt HTTP"))
         self.assertEqual((f["status"], f["bytes"]), ("206", "3"))
         f = clf(self.log_line(d, r'"GET / HTTP/1\.0"'))
@@ -689,6 +694,12 @@ server "s" default {{{{
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\terror-page 200 "/x"\n}', 8, 'invalid status 200 (400-599)'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\terror-page 404 "/../etc/passwd"\n}', 8, 'an error page is '
+             'a path from the root, with no "..": /../etc/passwd'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\terror-page 404 "e/404.html"\n}', 8, 'an error page is '
+             'a path from the root, with no "..": e/404.html'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tindex a/b\n}', 8, 'an index file is a name, not a path: '
              'a/b'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
@@ -740,6 +751,16 @@ server "s" default {{{{
              'server "b" default {\n\tlisten 127.0.0.1:2\n'
              '\tlisten 127.0.0.1:1\n\troot "/"\n}', 11,
              'server "a" and server "b" are both default on 127.0.0.1:1'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tname "*.example.org" "a.*.org"\n}', 8, 'invalid name '
+             '"a.*.org": a host name or an address, or "*." and a name'),
+            ('server "a b" {\n\tlisten 127.0.0.1:1\n\troot "/"\n}', 5,
+             'invalid server name "a b": a host name or an address'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tname "dup.example"\n}\nserver "b" {\n'
+             '\tlisten 127.0.0.1:1\n\troot "/"\n\tname "DUP.example"\n}',
+             11, 'server "b": name "DUP.example" is server "a"\'s on '
+             '127.0.0.1:1 already'),
             ('server "a" {\n\tlisten 127.0.0.1:1 tls\n\troot "/"\n}', 6,
              'listen ... tls needs a tls block in server "a"'),
             ('access-log "relative"\nserver "a" {\n\tlisten 127.0.0.1:1\n'
