@@ -743,7 +743,9 @@ pr_fail(struct preq *pr, int status, const char *why, int silent)
 	else if (!silent)
 		log_warnx("%s: %s", pr->pc->pool->name, why);
 	pr->state = P_DONE;
-	pr->info.status = status;
+	/* once the head went, the client has its status: log that one */
+	if (!(pr->req->rflags & HTTP_R_RESP_BEGUN))
+		pr->info.status = status;
 	/* the daemon's own page for it (error-page), if it has one */
 	if (pr->pc->error != NULL &&
 	    !(pr->req->rflags & HTTP_R_RESP_BEGUN) &&
@@ -788,6 +790,9 @@ pr_retry_or_fail(struct preq *pr, const char *why)
 		pr->body_sent = 0;
 		pr->body_started = 0;
 		pr->state = P_PICK;
+		/* what the log says if no server answers (pr_dispatch) */
+		pr->info.term[0] = 's';
+		pr->info.term[1] = 'H';
 		pr_dispatch(pr);
 		return;
 	}
@@ -960,6 +965,8 @@ resp_head(struct preq *pr)
 	    !(m->flags & HTTP_F_KEEPALIVE)) || (m->flags & HTTP_F_BADFRAMING))
 		pr->upstream_close = 1;
 	pr->info.status = m->status;
+	/* a try that failed before this answer ends nothing */
+	pr->info.term[0] = pr->info.term[1] = '-';
 	if (m->status == 101) {
 		struct sock	 cs;
 		struct buf	*cin, *cout, *uin = NULL;
@@ -1184,6 +1191,8 @@ pr_run(struct preq *pr)
 					pr->uc = NULL;
 					uc->pr = NULL;
 					uc_close(uc);
+					pr->info.term[0] = 's';
+					pr->info.term[1] = 'C';
 					pr_dispatch(pr);
 					return;
 				}

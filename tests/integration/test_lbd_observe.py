@@ -277,6 +277,58 @@ backend webs {{
         self.assertEqual(m("lbd_server_connection_errors_total",
                            backend="webs", server="dead"), 1)
 
+    def test_httplog_server_failures(self):
+        """What the line says when servers fail: the status the client
+        got, and the termination state of the failure."""
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        self.addCleanup(ls.close)
+
+        def short():
+            # the head and 3 of the 100 bytes it promises, then gone
+            s, _ = ls.accept()
+            with s:
+                s.recv(65536)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                          b"\r\nabc")
+        threading.Thread(target=short, daemon=True).start()
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route path /short backend short
+    backend dead
+}}
+backend short {{
+    server cut 127.0.0.1:{ls.getsockname()[1]}
+    retries 0
+}}
+backend dead {{
+    server d1 {dead_addr()}
+    server d2 {dead_addr()}
+    retries 1
+}}
+""", workers=1)
+        # cut mid-body: the client has its 200 and a short body; so does
+        # the log, with sD, and the metrics count a 2xx
+        with Conn(self.port) as c:
+            c.send(request_bytes("GET", "/short"))
+            head = c.read_head()
+            self.assertEqual(head.status, 200)
+            self.assertTrue(c.closed_within(5 * SLOW))
+        ln, = self.wait_logs(1)
+        self.assertEqual((ln["status"], ln["bytes"], ln["term"][:2]),
+                         (200, 3, "sD"), ln["syslog"])
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_frontend_responses_total", frontend="www",
+                           code="5xx"), 0)
+        # no server answers, after a retry: 502, and the connect failure
+        self.syslog.mark()
+        self.assertEqual(self.get("/x").status, 502)
+        ln, = self.wait_logs(1)
+        self.assertEqual((ln["status"], ln["retries"], ln["term"][:2]),
+                         (502, 1, "sC"), ln["syslog"])
+
     def test_stats_page_and_healthz(self):
         self.setup_site(top="")
         self.get()
