@@ -123,19 +123,22 @@ redirect_https(struct lbd_frontend *fe, struct http_req *req)
 	struct slice	 t = http_req_target(req);
 	static const char body[] = "moved to https\n";
 
-	if (host.len == 0) {
+	/* no URI to move to for OPTIONS * or CONNECT's authority */
+	if (host.len == 0 || req->msg.form == HTTP_T_ASTERISK ||
+	    req->msg.form == HTTP_T_AUTHORITY) {
 		fe_error(fe, req, 400);
 		return;
 	}
 	/* the host without its port: the HTTPS port is 443 */
 	http_resp_begin(req, fe->redirect_code);
 	if (req->msg.form == HTTP_T_ABSOLUTE) {
-		const char	*p = (const char *)memchr(t.p, ':', t.len) + 3;
+		struct slice	auth, rest;
 
-		while (p < t.p + t.len && *p != '/')
-			p++;
-		http_resp_headerf(req, "Location", "https://%.*s%.*s",
-		    (int)host.len, host.p, (int)(t.p + t.len - p), p);
+		/* the path and query; "http://h?q" is "/?q" (RFC 9112 3.2.2) */
+		http_absolute_split(t.p, t.len, &auth, &rest);
+		http_resp_headerf(req, "Location", "https://%.*s%s%.*s",
+		    (int)host.len, host.p, rest.len == 0 || rest.p[0] == '?' ?
+		    "/" : "", (int)rest.len, rest.p);
 	} else
 		http_resp_headerf(req, "Location", "https://%.*s%.*s",
 		    (int)host.len, host.p, (int)t.len, t.p);
@@ -169,8 +172,8 @@ l_request(struct http_req *req)
 		redirect_https(fe, req);
 		return;
 	}
-	if (req->msg.form == HTTP_T_ASTERISK ||
-	    req->msg.form == HTTP_T_AUTHORITY) {
+	/* (OPTIONS * goes on to a server, as HAProxy sends it) */
+	if (req->msg.form == HTTP_T_AUTHORITY) {
 		fe_error(fe, req, 400);
 		return;
 	}

@@ -211,6 +211,27 @@ backend img {{
         self.assertEqual(r.all("Server"), [])
         self.assertEqual(r.status, 200)
 
+    def test_options_asterisk_goes_to_a_server(self):
+        # "OPTIONS *" asks about the server as a whole (RFC 9110 9.3.7);
+        # it goes on as it came, as HAProxy sends it
+        raw = self.raw_server()
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    backend webs
+}}
+backend webs {{
+    server raw {raw.addr}
+}}
+""")
+        with Conn(self.port) as c:
+            c.send(b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        self.assertEqual(len(raw.got), 1)
+        self.assertTrue(raw.got[0].startswith(b"OPTIONS * HTTP/1.1\r\n"),
+                        raw.got[0])
+
     def test_header_rules_checked_in_the_conf(self):
         """A rule's name is a token, its value has no line break, and it
         never touches a field lbd writes itself (framing, connection):

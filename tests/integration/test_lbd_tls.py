@@ -166,6 +166,21 @@ backend webs {{
             r = c.read_response()
             self.assertEqual((r.status, r.header("Location")),
                              (301, "https://b.test/p?q"))
+            # an absolute-form target with a query and no path: "/?q"
+            c.send(b"GET http://x.test?q=/evil HTTP/1.1\r\nHost: x.test"
+                   b"\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Location")),
+                             (301, "https://x.test/?q=/evil"))
+            c.send(b"GET http://x.test HTTP/1.1\r\nHost: x.test\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Location")),
+                             (301, "https://x.test/"))
+        # OPTIONS * has no URI to move to
+        with Conn(self.port) as c:
+            c.send(b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Location")), (400, None))
         # without a Host there is nowhere to go
         with Conn(self.port) as c:
             c.send(b"GET / HTTP/1.0\r\n\r\n")
@@ -178,7 +193,7 @@ backend webs {{
         m = self.metrics(settle=True)
         self.assertEqual(m("lbd_server_requests_total", backend="webs",
                            server="b1"), 0)
-        lines = self.wait_logs(5)
+        lines = self.wait_logs(8)
         self.assertEqual({(ln["backend"], ln["server"], ln["term"][:2])
                           for ln in lines},
                          {("www", "<NOSRV>", "LR"),
