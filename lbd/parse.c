@@ -555,6 +555,11 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		if ((n = conf_get(fn, "backend")) != NULL &&
 		    (fe->defbe = backend_find(lc, n->args[0].str)) == NULL)
 			conf_error(c, n, "no backend \"%s\"", n->args[0].str);
+		/* backends must speak the frontend's mode */
+		else if (n != NULL && fe->defbe->mode != fe->mode)
+			conf_error(c, n, "frontend %s is mode %s but backend "
+			    "%s is not", fe->name, fe->mode == MODE_TCP ?
+			    "tcp" : "http", fe->defbe->name);
 		CONF_FOREACH(n, fn, "route") {
 			struct lbd_rule	*r;
 			const char	*bname = conf_optstr(n, "backend", NULL);
@@ -587,6 +592,11 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				    "\"*.name\", without a port: %s", r->value);
 			if ((r->be = backend_find(lc, bname)) == NULL)
 				conf_error(c, n, "no backend \"%s\"", bname);
+			else if (fe->mode == MODE_HTTP &&
+			    r->be->mode != MODE_HTTP)
+				conf_error(c, n, "frontend %s routes to "
+				    "backend %s of another mode", fe->name,
+				    r->be->name);
 			fe->nrules++;
 		}
 		if (fe->defbe == NULL && fe->nrules == 0 &&
@@ -621,23 +631,15 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			fe->conn_max = n->args[0].num;
 			fe->conn_status = conf_optnum(n, "status", 503);
 		}
-		/* backends must speak the frontend's mode */
-		if (fe->defbe != NULL && fe->defbe->mode != fe->mode)
-			conf_error(c, fn, "frontend %s is mode %s but backend "
-			    "%s is not", fe->name, fe->mode == MODE_TCP ?
-			    "tcp" : "http", fe->defbe->name);
-		for (i = 0; i < fe->nrules; i++)
-			if (fe->rules[i].be != NULL &&
-			    fe->rules[i].be->mode != fe->mode)
-				conf_error(c, fn, "frontend %s routes to "
-				    "backend %s of another mode", fe->name,
-				    fe->rules[i].be->name);
-		if (fe->mode == MODE_TCP && (fe->nrules > 0 ||
-		    fe->redirect_https || fe->nhdr > 0 || fe->rate_max > 0))
-			conf_error(c, fn, "routes, redirects, header rules and "
-			    "rate limits need mode http");
 		/* what the other mode would silently ignore */
 		if (fe->mode == MODE_TCP) {
+			static const char *httponly[] = { "route", "redirect",
+			    "header", "response-header", "rate-limit" };
+
+			for (i = 0; i < (int)nitems(httponly); i++)
+				CONF_FOREACH(n, fn, httponly[i])
+					conf_error(c, n, "%s needs mode http",
+					    httponly[i]);
 			if ((n = conf_get(fn, "error-page")) != NULL)
 				conf_error(c, n, "error pages need mode http "
 				    "(a tcp frontend answers nothing)");

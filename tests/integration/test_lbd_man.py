@@ -182,6 +182,22 @@ class ManTest(DaemonTest):
             (http_fe % ("\troute host example.org:8080 backend b\n", ""),
              4, "a host route is a name or \"*.name\", without a port: "
              "example.org:8080"),
+            # each at its own line, not the frontend's
+            (tcp_fe % ("\troute path /x backend b\n", ""), 5,
+             "route needs mode http"),
+            (tcp_fe % ("\tredirect https\n", ""), 5,
+             "redirect needs mode http"),
+            (tcp_fe % ("\theader set X-A b\n", ""), 5,
+             "header needs mode http"),
+            (tcp_fe % ("\trate-limit 10 1s\n", ""), 5,
+             "rate-limit needs mode http"),
+            (http_fe % ("", "\tmode tcp\n"), 3,
+             "frontend f is mode http but backend b is not"),
+            ("frontend f {\n\tlisten 127.0.0.1:1\n\tbackend b\n"
+             "\troute path /x backend t\n}\nbackend b {\n"
+             "\tserver s 127.0.0.1:2\n}\nbackend t {\n\tmode tcp\n"
+             "\tserver s 127.0.0.1:3\n}\n", 4,
+             "frontend f routes to backend t of another mode"),
         ]
         d = self.daemon("lbd", "", name="broken")
         for conf, line, msg in cases:
