@@ -6,7 +6,8 @@
  *	message    = start-line *( field-line CRLF ) CRLF [ body ]
  *	start-line = method SP request-target SP HTTP-version CRLF
  *		   / HTTP-version SP 3DIGIT SP [ reason-phrase ] CRLF
- *	HTTP-version = "HTTP/" DIGIT "." DIGIT	(1.0 and 1.1 only: 505)
+ *	HTTP-version = "HTTP/" DIGIT "." DIGIT	(1.x only, else 505; 1.2
+ *						and up read as 1.1)
  *	status-code = 3DIGIT			(100 to 599)
  *	request-target = origin-form / absolute-form (its authority checked)
  *		   / authority-form (CONNECT only, with a port)
@@ -181,9 +182,10 @@ version_parse(const char *p, size_t len, int *minor)
 	    !isdigit((unsigned char)p[5]) || p[6] != '.' ||
 	    !isdigit((unsigned char)p[7]))
 		return (-1);
-	if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+	if (p[5] != '1')
 		return (-2);
-	*minor = p[7] - '0';
+	/* a higher minor is read as the highest we know (RFC 9112 2.3) */
+	*minor = p[7] == '0' ? 0 : 1;
 	return (0);
 }
 

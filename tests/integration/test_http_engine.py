@@ -458,6 +458,15 @@ class EngineTest(HttpTest):
                            b"\r\n", 431)
         self.assertRefused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505)
         self.assertRefused(b"GET / HTTP/3.1\r\nHost: a\r\n\r\n", 505)
+        # a higher minor is served as 1.1 (RFC 9112 2.3)
+        with Conn(self.port) as c:
+            c.send(b"GET /hello HTTP/1.2\r\nHost: a\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.version, r.status, r.body),
+                             ("HTTP/1.1", 200, b"hello\n"))
+            # and keeps its connection, as 1.1 does
+            c.send(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+            self.assertEqual(c.read_response().status, 200)
         self.assertRefused(b"A" * 40 + b" / HTTP/1.1\r\nHost: a\r\n\r\n", 501)
         # 413 comes before the body is sent at all
         t0 = time.time()

@@ -367,7 +367,8 @@ compare(struct diffstate *d, const char *buf, size_t len, int response,
 
 	/* both accept the head: it must read the same */
 	d->both_accept++;
-	if (hp.http_major != 1 || hp.http_minor != m.minor)
+	/* we read 1.2 and up as 1.1 (RFC 9112 2.3); it keeps the number */
+	if (hp.http_major != 1 || (hp.http_minor > 0) != m.minor)
 		mismatch(d, "version", buf, len);
 	if (response) {
 		if ((int)hp.status_code != m.status)
