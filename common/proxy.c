@@ -915,9 +915,12 @@ resp_field_keep(struct preq *pr, const char *b, const struct http_hdr *h)
 static void
 tunnel_done(void *arg, uint64_t ab, uint64_t ba)
 {
-	(void)arg;
+	struct up_server	*srv = arg;
+
 	(void)ab;
 	(void)ba;
+	/* the tunnel's connection counted for maxconn and leastconn */
+	up_dropped(srv);
 }
 
 /* The response head is complete: pass it on. */
@@ -1010,11 +1013,11 @@ resp_head(struct preq *pr)
 			TAILQ_INSERT_TAIL(&uc_dead, uc, entry);
 			if (tunnel_new(ploop, &cs, &us, cin, cout,
 			    pr->pc->tunnel_timeout, NULL, tunnel_done,
-			    NULL) == NULL) {
+			    srv) == NULL) {
 				sock_close(ploop, &cs);
 				sock_close(ploop, &us);
+				up_dropped(srv);
 			}
-			up_dropped(srv);
 		}
 		pr->state = P_DONE;
 		return (-1);

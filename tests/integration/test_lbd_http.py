@@ -589,6 +589,33 @@ backend webs {{
         self.assertEqual(head_fields(r)[1]["x-forwarded-for"],
                          ["127.0.0.2"])
 
+    def test_websocket_tunnel_counts_as_a_connection(self):
+        """An open tunnel is a connection its server holds: leastconn
+        sends new requests elsewhere, and maxconn counts it, until the
+        tunnel closes."""
+        b1, b2 = self.backends("b1", "b2")
+        self.simple([b1, b2], backend="    balance leastconn",
+                    opts={"b1": "maxconn 1", "b2": "maxconn 1"})
+        c = Conn(self.port)
+        self.addCleanup(c.close)
+        c.send(request_bytes("GET", "/ws", [("Connection", "Upgrade"),
+                                            ("Upgrade", "testecho")]))
+        r = c.read_response()
+        self.assertEqual(r.status, 101)
+        held = r.header("Server")
+        other = "b2" if held == "b1" else "b1"
+        for _ in range(6):
+            self.assertEqual(self.who(), other)
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_server_current_sessions", backend="webs",
+                           server=held), 1)
+        # the tunnel ends: its server takes requests again
+        c.close()
+        wait_for(lambda: self.metrics()("lbd_server_current_sessions",
+                                         backend="webs", server=held) == 0,
+                 5, what="the tunnel's connection given back")
+        self.assertEqual({self.who() for _ in range(6)}, {"b1", "b2"})
+
     def test_websocket_echo(self):
         b1, = self.backends("b1")
         self.simple([b1], backend="    tunnel-timeout 700ms")
