@@ -47,16 +47,24 @@ esc(char *out, size_t size, const char *p, size_t len)
 	return (o);
 }
 
+/* A field's lines, escaped and joined with ", " (RFC 9110 5.3), or "-". */
 static void
 field(struct http_req *req, const char *name, char *out, size_t size)
 {
-	struct slice	v = http_req_header(req, name);
+	struct slice	v;
+	size_t		o = 0;
+	int		i = -1;
 
-	if (v.p == NULL) {
-		snprintf(out, size, "-");
-		return;
+	while ((v = http_req_header_next(req, name, &i)).p != NULL &&
+	    o + 3 < size) {
+		if (o > 0) {
+			memcpy(out + o, ", ", 2);
+			o += 2;
+		}
+		o += esc(out + o, size - o, v.p, v.len);
 	}
-	esc(out, size, v.p, v.len);
+	if (o == 0)
+		snprintf(out, size, "-");
 }
 
 /* The time field, formatted once a second. */

@@ -176,6 +176,11 @@ server "main" {{
         self.assertEqual((f["ua"], f["xff"]), ("ua-fw", "203.0.113.5"))
         # not trusted: the peer is the client
         self.assertEqual(f["client"], "127.0.0.1")
+        # several lines are one list (RFC 9110 5.3): all of it, escaped
+        self.get("/ten.txt?two", headers=[("X-Forwarded-For", "1.1.1.1"),
+                                          ("X-Forwarded-For", '"2')])
+        f = clf(self.log_line(d, r"GET /ten\.txt\?two"))
+        self.assertEqual(f["xff"], "1.1.1.1, \\x222")
 
     def test_client_address_from_trusted_proxy_only(self):
         d = self.webd(extra="trusted-proxy 127.0.0.2 10.0.0.0/8")
