@@ -192,6 +192,7 @@ struct http_target {
 	const char	*query;		/* raw, after '?', in the message */
 	size_t		 querylen;
 	int		 had_query;
+	int		 dotseg;	/* the path had "." or ".." segments */
 };
 
 int	 http_pct_decode(const char *, size_t, char *, size_t, size_t *, int);

@@ -126,6 +126,25 @@ http_pct_decode(const char *in, size_t len, char *out, size_t size,
  * resolve ".." segments without ever going above "/".  A trailing "/."
  * or "/.." leaves a trailing slash.  Returns the new length.
  */
+/* Whether a decoded path has a "." or ".." segment. */
+static int
+dot_segment(const char *p, size_t len)
+{
+	size_t	i = 0, seg;
+
+	while (i < len) {
+		while (i < len && p[i] == '/')
+			i++;
+		seg = i;
+		while (i < len && p[i] != '/')
+			i++;
+		if ((i - seg == 1 && p[seg] == '.') ||
+		    (i - seg == 2 && p[seg] == '.' && p[seg + 1] == '.'))
+			return (1);
+	}
+	return (0);
+}
+
 size_t
 http_path_normalize(char *path, size_t len)
 {
@@ -235,6 +254,7 @@ http_target_parse(const char *t, size_t len, struct http_target *out,
 		*why = "invalid path encoding";
 		return (-1);
 	}
+	out->dotseg = dot_segment(out->path, out->pathlen);
 	out->pathlen = http_path_normalize(out->path, out->pathlen);
 	return (0);
 }

@@ -136,6 +136,32 @@ class ProxyTest(HttpTest):
         self.assertEqual(hdrs["x-forwarded-proto"], "http")
         self.assertNotIn("x-drop", hdrs)
 
+    def test_dot_segments_never_reach_the_app(self):
+        """The app gets the target as the client sent it, and webd chose
+        the location on the path with its dot segments resolved: an app
+        that did not resolve "/admin/%2e%2e/hello" would serve /admin
+        under the rules of another location.  Such a path is refused."""
+        up = self.upstream()
+        self.webd(f"127.0.0.1:{up.port}", more="""
+	location "/admin/" {
+		proxy up
+		deny 0.0.0.0/0
+	}""")
+        self.assertEqual(self.get("/admin/x").status, 403)
+        for path in ("/admin/%2e%2e/hello", "/admin/%2E%2e/hello",
+                     "/admin/../hello", "/admin/.%2e/hello", "/./hello",
+                     "/hello/.", "/x/%2e/../hello"):
+            r, raw = raw_request(self.port, path)
+            self.assertEqual(r.status, 400, (path, raw))
+            self.assertNotIn(b"hello", r.body)
+        # names with dots in them are not dot segments
+        for path in ("/hello?x=/../", "/x.y/..z/%2e.x"):
+            r, raw = raw_request(self.port, path)
+            self.assertNotEqual(r.status, 400, (path, raw))
+        # files: the path is resolved and served from beneath the root
+        r = self.get("/static/x/../s.txt")
+        self.assertEqual((r.status, r.body), (200, b"static\n"))
+
     def test_keepalive_reuse_seen_upstream(self):
         up = self.upstream()
         self.webd(f"127.0.0.1:{up.port}")
