@@ -769,6 +769,12 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			if (strncmp(e, "$uri", 4) == 0) {
 				/* "$uri.html", "$uri/index.html": a file */
 				if ((size_t)snprintf(irel, sizeof(irel), "%s%s",
+				    t->path, e + 4) >= sizeof(irel))
+					continue;
+				/* "/" and ".html" make a dotfile: as hidden */
+				if (!l->dotfiles && hidden(irel))
+					continue;
+				if ((size_t)snprintf(irel, sizeof(irel), "%s%s",
 				    rel, e + 4) >= sizeof(irel))
 					continue;
 				fd = try_open(l, irel, &st, &isdir);

@@ -73,6 +73,8 @@ class StaticTest(WebdClass):
         write(f"{w}/pretty/about.html", "<p>about</p>\n")
         write(f"{w}/pretty/docs/index.html", "<p>docs</p>\n")
         write(f"{w}/pretty/plain.txt", "plain\n")
+        write(f"{w}/pretty/.html", "dotfile\n")
+        write(f"{w}/pretty/sub/.html", "dotfile\n")
         os.mkfifo(f"{w}/pipe")
         write(f"{w}/with space/index.html", "space\n")
         write(f"{w}/gz/app.js", JS)
@@ -738,6 +740,12 @@ server "wild2" {{
         self.assertEqual(self.get("/pretty/about").header("Content-Type"),
                          "text/html; charset=utf-8")
         self.assertEqual(self.get("/pretty/nothing").status, 410)
+        # "$uri.html" of a directory's path names a dotfile: as hidden
+        # as the dotfile itself
+        for path in ("/pretty/", "/pretty/sub/", "/pretty/.html"):
+            r = self.get(path)
+            self.assertNotIn(b"dotfile", r.body, path)
+            self.assertIn(r.status, (404, 410), path)
 
     # response fields
 
