@@ -14,7 +14,8 @@ import time
 
 from harness import free_port, wait_for, wait_port, SLOW
 from httpc import (Closed, Conn, HttpTest, RssWatch, chunked, get, only_worker,
-                   request_bytes, socket_owner, source_bytes, tcp_conns)
+                   request_bytes, scripted_server, socket_owner, source_bytes,
+                   tcp_conns)
 
 BACKEND = """
 workers 1
@@ -531,27 +532,17 @@ class ProxyTest(HttpTest):
         # what a server sends reaches the client as it comes, not when the
         # response ends or fills half a buffer: a stream of events, a long
         # poll, a slow server
-        ls = socket.socket()
-        ls.bind(("127.0.0.1", 0))
-        ls.listen(4)
-        self.addCleanup(ls.close)
         go = threading.Event()
         self.addCleanup(go.set)
 
-        def serve():
-            s, _ = ls.accept()
-            with s:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    buf += s.recv(4096)
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
-                          b"text/event-stream\r\nTransfer-Encoding: "
-                          b"chunked\r\n\r\n8\r\nevent: 1\r\n")
-                go.wait(20)
-                s.sendall(b"8\r\nevent: 2\r\n0\r\n\r\n")
-        threading.Thread(target=serve, daemon=True).start()
-        self.proxy(f"server f 127.0.0.1:{ls.getsockname()[1]}\nretries 0",
-                   workers=1)
+        def serve(s, head):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                      b"text/event-stream\r\nTransfer-Encoding: "
+                      b"chunked\r\n\r\n8\r\nevent: 1\r\n")
+            go.wait(20)
+            s.sendall(b"8\r\nevent: 2\r\n0\r\n\r\n")
+        port = scripted_server(self, serve)
+        self.proxy(f"server f 127.0.0.1:{port}\nretries 0", workers=1)
         with Conn(self.port, timeout=5 * SLOW) as c:
             c.send(request_bytes("GET", "/events"))
             # the head and the first event while the server holds the rest

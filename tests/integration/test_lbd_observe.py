@@ -11,7 +11,7 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for
-from httpc import Conn, request_bytes
+from httpc import Conn, request_bytes, scripted_server
 from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get,
                      raw_closed)
 
@@ -280,19 +280,11 @@ backend webs {{
     def test_httplog_server_failures(self):
         """What the line says when servers fail: the status the client
         got, and the termination state of the failure."""
-        ls = socket.socket()
-        ls.bind(("127.0.0.1", 0))
-        ls.listen(4)
-        self.addCleanup(ls.close)
-
-        def short():
+        def short(s, head):
             # the head and 3 of the 100 bytes it promises, then gone
-            s, _ = ls.accept()
-            with s:
-                s.recv(65536)
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
-                          b"\r\nabc")
-        threading.Thread(target=short, daemon=True).start()
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                      b"\r\nabc")
+        port = scripted_server(self, short)
         self.lbd(f"""
 frontend www {{
     listen 127.0.0.1:{{port}}
@@ -300,7 +292,7 @@ frontend www {{
     backend dead
 }}
 backend short {{
-    server cut 127.0.0.1:{ls.getsockname()[1]}
+    server cut 127.0.0.1:{port}
     retries 0
 }}
 backend dead {{

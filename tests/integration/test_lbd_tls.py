@@ -9,8 +9,8 @@ import os
 import re
 import subprocess
 
-from harness import workdir, SLOW, free_port, wait_port
-from httpc import Conn, only_worker
+from harness import workdir, SLOW, free_port, wait_for, wait_port
+from httpc import Conn, only_worker, scripted_server
 from lbdtest import LbdTest, get
 
 HELLO = (b"GET /hello HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
@@ -205,38 +205,26 @@ backend webs {{
         # all arrive, then the end
         import socket
         import ssl
-        import threading
         import time
         from webdtest import client_tls
         got = {}
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        ls.bind(("127.0.0.1", 0))
-        ls.listen(4)
-        self.addCleanup(ls.close)
 
-        def server():
-            s, _ = ls.accept()
-            with s:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    buf += s.recv(4096)
-                s.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                          b"Upgrade: raw\r\nConnection: upgrade\r\n\r\n")
-                time.sleep(1.0)      # slow: lbd holds what comes
-                n = len(buf.split(b"\r\n\r\n", 1)[1])
-                try:
-                    while True:
-                        d = s.recv(65536)
-                        if not d:
-                            got["end"] = "eof"
-                            break
-                        n += len(d)
-                except OSError as e:
-                    got["end"] = str(e)
-                got["n"] = n
-        t = threading.Thread(target=server, daemon=True)
-        t.start()
+        def server(s, buf):
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                      b"Upgrade: raw\r\nConnection: upgrade\r\n\r\n")
+            time.sleep(1.0)      # slow: lbd holds what comes
+            n = len(buf.split(b"\r\n\r\n", 1)[1])
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        got["end"] = "eof"
+                        break
+                    n += len(d)
+            except OSError as e:
+                got["end"] = str(e)
+            got["n"] = n
+        port = scripted_server(self, server, rcvbuf=65536)
         self.tls_port = free_port()
         c = self.certs
         self.lbd(f"""
@@ -248,7 +236,7 @@ frontend www {{
     backend raw
 }}
 backend raw {{
-    server raw 127.0.0.1:{ls.getsockname()[1]}
+    server raw 127.0.0.1:{port}
 }}
 """, wait=False)
         wait_port("127.0.0.1", self.tls_port)
@@ -268,7 +256,7 @@ backend raw {{
         under.shutdown(socket.SHUT_WR)
         under.close()
         s.close()
-        t.join(15 * SLOW)
+        wait_for(lambda: "n" in got, 15, what="the server's end")
         self.assertEqual(got.get("n"), n, got)
         self.assertEqual(got.get("end"), "eof", got)
 

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from harness import SANITIZE, SLOW, DaemonTest, alive, wait_for
@@ -376,3 +377,31 @@ class HttpTest(DaemonTest):
         super().tearDown()
         if dead:
             self.fail("worker died during the test:\n" + "\n".join(dead))
+
+
+def scripted_server(test, script, rcvbuf=None):
+    """A server on 127.0.0.1 for one connection, closed when <test> ends:
+    once a request head is in, script(sock, bytes read) answers.  Returns
+    its port."""
+    ls = socket.socket()
+    if rcvbuf:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    test.addCleanup(ls.close)
+
+    def run():
+        try:
+            s, _ = ls.accept()
+        except OSError:
+            return
+        with s:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    return
+                buf += d
+            script(s, buf)
+    threading.Thread(target=run, daemon=True).start()
+    return ls.getsockname()[1]
