@@ -947,6 +947,14 @@ resp_head(struct preq *pr)
 	}
 	pr->rhead_done = 1;
 	up_succeeded(uc->srv);
+	/*
+	 * An error before the server took the whole body (a 413, a 401):
+	 * it will not read the rest, nor will we, so the client's
+	 * connection ends after the answer; say so in it
+	 */
+	if (m->status >= 400 && (req->rflags & HTTP_R_READBODY) &&
+	    !(req->rflags & HTTP_R_BODYDONE))
+		http_resp_close(req);
 	http_resp_begin(req, m->status);
 	for (i = 0; i < m->nhdrs; i++) {
 		const struct http_hdr	*h = &m->hdrs[i];
