@@ -1248,8 +1248,11 @@ http_reason(int status)
 	case 200: return ("OK");
 	case 201: return ("Created");
 	case 202: return ("Accepted");
+	case 203: return ("Non-Authoritative Information");
 	case 204: return ("No Content");
+	case 205: return ("Reset Content");
 	case 206: return ("Partial Content");
+	case 300: return ("Multiple Choices");
 	case 301: return ("Moved Permanently");
 	case 302: return ("Found");
 	case 303: return ("See Other");
@@ -1258,11 +1261,15 @@ http_reason(int status)
 	case 308: return ("Permanent Redirect");
 	case 400: return ("Bad Request");
 	case 401: return ("Unauthorized");
+	case 402: return ("Payment Required");
 	case 403: return ("Forbidden");
 	case 404: return ("Not Found");
 	case 405: return ("Method Not Allowed");
+	case 406: return ("Not Acceptable");
+	case 407: return ("Proxy Authentication Required");
 	case 408: return ("Request Timeout");
 	case 409: return ("Conflict");
+	case 410: return ("Gone");
 	case 411: return ("Length Required");
 	case 412: return ("Precondition Failed");
 	case 413: return ("Content Too Large");
@@ -1271,6 +1278,7 @@ http_reason(int status)
 	case 416: return ("Range Not Satisfiable");
 	case 417: return ("Expectation Failed");
 	case 421: return ("Misdirected Request");
+	case 422: return ("Unprocessable Content");
 	case 426: return ("Upgrade Required");
 	case 429: return ("Too Many Requests");
 	case 431: return ("Request Header Fields Too Large");

@@ -739,7 +739,8 @@ server "wild2" {{
             self.assertEqual((r.status, r.body), (200, body), path)
         self.assertEqual(self.get("/pretty/about").header("Content-Type"),
                          "text/html; charset=utf-8")
-        self.assertEqual(self.get("/pretty/nothing").status, 410)
+        r = self.get("/pretty/nothing")
+        self.assertEqual((r.status, r.reason), (410, "Gone"))
         # "$uri.html" of a directory's path names a dotfile: as hidden
         # as the dotfile itself
         for path in ("/pretty/", "/pretty/sub/", "/pretty/.html"):
