@@ -50,6 +50,7 @@ struct tls_ctx {
 	int		 server;
 	struct tls_cert	 certs[TLS_MAXCERTS];
 	int		 ncerts;
+	int		 def;			/* the default certificate */
 	SSL_CTX		*client;
 	uint64_t	 rotation;		/* seconds */
 	unsigned char	 secret[TLS_SECRETLEN];
@@ -201,31 +202,63 @@ name_match(const char *pattern, const char *host)
 	return (0);
 }
 
+/*
+ * The certificate for <host>: an exact name first, then a wildcard, each
+ * in the order of the conf; else the default one.
+ */
 static int
-sni_cb(SSL *ssl, int *ad, void *arg)
+cert_for(const struct tls_ctx *t, const char *host)
 {
-	struct tls_ctx	*t = arg;
-	const char	*host;
-	int		 i, j, wild;
+	int	i, j, wild;
 
-	host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	if (host == NULL)
-		return (SSL_TLSEXT_ERR_NOACK);
-	/* an exact name first, then a wildcard, whatever their order */
 	for (wild = 0; wild < 2; wild++)
 		for (i = 0; i < t->ncerts; i++)
 			for (j = 0; j < t->certs[i].nnames; j++) {
 				const char	*n = t->certs[i].names[j];
 
-				if ((n[0] == '*') != wild ||
-				    !name_match(n, host))
-					continue;
-				if (i != 0)
-					SSL_set_SSL_CTX(ssl, t->certs[i].ctx);
-				return (SSL_TLSEXT_ERR_OK);
+				if ((n[0] == '*') == wild && name_match(n, host))
+					return (i);
 			}
-	/* no match: the default certificate */
-	return (SSL_TLSEXT_ERR_OK);
+	return (t->def);
+}
+
+/*
+ * The certificate is chosen from the ClientHello's server_name before
+ * OpenSSL looks at a session to resume: each certificate's context has
+ * its own session id context, so that a session (ticket) made under one
+ * name resumes under that certificate only, never under another name's
+ * (RFC 6066 3), nor on another listener with other certificates.
+ */
+static int
+hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct tls_ctx		*t = arg;
+	const unsigned char	*p;
+	size_t			 len, n;
+	char			 host[256];
+	int			 i = t->def;
+
+	/* server_name: a list of (type, length, name); host_name is 0 */
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) == 1 && len >= 5 && (size_t)(p[0] << 8 | p[1]) == len - 2 &&
+	    p[2] == TLSEXT_NAMETYPE_host_name &&
+	    (n = (size_t)(p[3] << 8 | p[4])) > 0 && n <= len - 5 &&
+	    n < sizeof(host) && memchr(p + 5, '\0', n) == NULL) {
+		memcpy(host, p + 5, n);
+		host[n] = '\0';
+		i = cert_for(t, host);
+	}
+	if (SSL_get_SSL_CTX(ssl) != t->certs[i].ctx)
+		SSL_set_SSL_CTX(ssl, t->certs[i].ctx);
+	return (SSL_CLIENT_HELLO_SUCCESS);
+}
+
+/* The name was looked at already (hello_cb): acknowledge it. */
+static int
+sni_cb(SSL *ssl, int *ad, void *arg)
+{
+	return (SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == NULL ?
+	    SSL_TLSEXT_ERR_NOACK : SSL_TLSEXT_ERR_OK);
 }
 
 /* The DNS names (and the CN when there are none) of a certificate. */
@@ -345,6 +378,7 @@ server_ctx(struct tls_ctx *t, int tickets)
 	SSL_CTX_set_ex_data(ctx, ex_index, t);
 	if (tickets)
 		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+	SSL_CTX_set_client_hello_cb(ctx, hello_cb, t);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	return (ctx);
@@ -440,8 +474,22 @@ certs_load(struct tls_ctx *t, struct conf *conf, const struct conf_node *block,
 			    n->args[0].str);
 			return (-1);
 		}
-		if ((x = SSL_CTX_get0_certificate(c->ctx)) != NULL)
+		if ((x = SSL_CTX_get0_certificate(c->ctx)) != NULL) {
+			unsigned char	md[EVP_MAX_MD_SIZE];
+			unsigned int	mdlen = 0;
+
 			cert_names(c, x);
+			/* sessions resume under this certificate only (and
+			 * on every host that has it: tickets are shared) */
+			if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1 ||
+			    SSL_CTX_set_session_id_context(c->ctx, md,
+			    mdlen > SSL_MAX_SID_CTX_LENGTH ?
+			    SSL_MAX_SID_CTX_LENGTH : mdlen) != 1) {
+				conf_error(conf, n, "certificate %s: %s",
+				    n->args[0].str, ssl_err());
+				return (-1);
+			}
+		}
 		if (x != NULL && pair_up(t, c, x, n->args[0].str, key ? key :
 		    n->args[0].str) == -1) {
 			conf_error(conf, n, "certificate %s: %s",
@@ -527,13 +575,9 @@ tls_server_ncerts(const struct tls_ctx *t)
 void
 tls_server_default(struct tls_ctx *t, int i)
 {
-	struct tls_cert	c;
-
-	if (t == NULL || i <= 0 || i >= t->ncerts)
+	if (t == NULL || i < 0 || i >= t->ncerts)
 		return;
-	c = t->certs[i];
-	memmove(&t->certs[1], &t->certs[0], i * sizeof(t->certs[0]));
-	t->certs[0] = c;
+	t->def = i;
 }
 
 struct tls_ctx *
@@ -595,7 +639,7 @@ tls_server_ssl(struct tls_ctx *t, int fd)
 
 	if (t == NULL || t->ncerts == 0)
 		return (NULL);
-	if ((ssl = SSL_new(t->certs[0].ctx)) == NULL)
+	if ((ssl = SSL_new(t->certs[t->def].ctx)) == NULL)
 		return (NULL);
 	if (SSL_set_fd(ssl, fd) != 1) {
 		SSL_free(ssl);

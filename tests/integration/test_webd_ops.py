@@ -545,7 +545,9 @@ server "main" {{
         # default server's certificate (not the first server's); a name
         # with its own certificate gets it even after a wildcard one
         from httpc import make_cert
-        for n, names in (("a", ["a.test"]), ("b", ["b.test"]),
+        # (the default's certificate names *.w.test too, after w's in
+        # the conf: wildcards go in the conf's order, default or not)
+        for n, names in (("a", ["a.test"]), ("b", ["b.test", "*.w.test"]),
                          ("w", ["*.w.test"]), ("x", ["x.w.test"])):
             make_cert(self.dir, n, "ec", names)
         servers = "".join(f"""
@@ -577,6 +579,35 @@ server "{n}" {dflt} {{{{
         self.assertEqual(subject("b.test"), "b.test")
         self.assertEqual(subject("y.w.test"), "*.w.test")
         self.assertEqual(subject("x.w.test"), "x.w.test")
+
+        # a session made under one name resumes under that name only
+        # (RFC 6066 3), in TLS 1.3 and 1.2
+        def resume(sni, version, sess_in=None, sess_out=None):
+            args = ["openssl", "s_client", "-connect",
+                    f"127.0.0.1:{self.port}", "-servername", sni, version,
+                    "-ign_eof"]
+            if sess_in:
+                args += ["-sess_in", sess_in]
+            if sess_out:
+                args += ["-sess_out", sess_out]
+            out = subprocess.run(
+                args, input=f"GET / HTTP/1.1\r\nHost: {sni}\r\n"
+                "Connection: close\r\n\r\n", stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True,
+                timeout=20 * SLOW).stdout
+            self.assertIn("HTTP/1.1 ", out)
+            return "Reused," in out, re.search(r"^subject=.*CN ?= ?(\S+)",
+                                                out, re.M)
+        for version in ("-tls1_3", "-tls1_2"):
+            sess = os.path.join(self.dir, f"a{version}.sess")
+            self.assertFalse(resume("a.test", version, sess_out=sess)[0])
+            self.assertTrue(resume("a.test", version, sess_in=sess)[0],
+                            version)
+            reused, m = resume("b.test", version, sess_in=sess)
+            self.assertFalse(reused, version)
+            self.assertEqual(m.group(1) if m else None, "b.test", version)
+            reused, m = resume("y.w.test", version, sess_in=sess)
+            self.assertFalse(reused, version)
 
     def test_reload_tls_errors_name_their_own_cause(self):
         # a reload refused for a key that does not match, then one for a
