@@ -84,8 +84,13 @@ shm_get(const char *name, size_t size, int *created)
 		}
 	need = (size + 63) & ~(size_t)63;
 	if (hdr->nblocks >= SHM_MAXBLOCKS || hdr->used + need > hdr->size) {
+		static int	warned;
+
 		shm_unlock(&hdr->lock);
-		log_warnx("%s: shared memory full", name);
+		/* once: the callers say what went without (a conf refused) */
+		if (!warned++)
+			log_warnx("%s: shared memory full (%u blocks, %u of %u "
+			    "bytes)", name, hdr->nblocks, hdr->used, hdr->size);
 		return (NULL);
 	}
 	strlcpy(hdr->blocks[hdr->nblocks].name, name, SHM_NAMELEN);

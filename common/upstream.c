@@ -45,8 +45,16 @@ up_pool_new(const char *name, const char *key, const struct lb_ops *lb)
 	p->fail_max = 3;
 	p->fail_timeout = 10000;
 	snprintf(sk, sizeof(sk), "pool/%s", key);
-	if ((p->sh = shm_get(sk, sizeof(*p->sh), NULL)) == NULL)
-		fatalx("%s: no shared memory for %s", __func__, sk);
+	/*
+	 * No room (names of earlier confs hold theirs): a private block,
+	 * so that the loader goes on to report it (up_pool_shm_full) and
+	 * the conf is refused, a reload keeping the running one.
+	 */
+	if ((p->sh = shm_get(sk, sizeof(*p->sh), NULL)) == NULL) {
+		if ((p->sh = calloc(1, sizeof(*p->sh))) == NULL)
+			fatal("%s", __func__);
+		p->private = 1;
+	}
 	return (p);
 }
 
@@ -72,8 +80,12 @@ up_server_add(struct up_pool *p, const char *name, const struct net_addr *a,
 	TAILQ_INIT(&s->idle);
 	/* the pool block's name is "pool/<key>"; servers hang below it */
 	snprintf(sk, sizeof(sk), "srv/%p/%s", (void *)p->sh, name);
-	if ((s->sh = shm_get(sk, sizeof(*s->sh), &created)) == NULL)
-		fatalx("%s: no shared memory for %s", __func__, sk);
+	if ((s->sh = shm_get(sk, sizeof(*s->sh), &created)) == NULL) {
+		if ((s->sh = calloc(1, sizeof(*s->sh))) == NULL)
+			fatal("%s", __func__);
+		s->private = 1;
+		created = 1;
+	}
 	s->created = created;
 	p->servers[p->nservers++] = s;
 	if (p->lb->init != NULL && p->nservers == 1)
@@ -127,9 +139,26 @@ up_pool_free(struct up_pool *p)
 
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->nservers; i++)
+	for (i = 0; i < p->nservers; i++) {
+		if (p->servers[i]->private)
+			free(p->servers[i]->sh);
 		free(p->servers[i]);
+	}
+	if (p->private)
+		free(p->sh);
 	free(p);
+}
+
+/* Whether <p> or one of its servers found no room in shared memory. */
+int
+up_pool_shm_full(const struct up_pool *p)
+{
+	int	i;
+
+	for (i = 0; i < p->nservers; i++)
+		if (p->servers[i]->private)
+			return (1);
+	return (p->private);
 }
 
 static uint64_t

@@ -70,6 +70,7 @@ struct up_server {
 	int			 backup;
 	int			 index;
 	int			 created;	/* its shared block is new */
+	int			 private;	/* no room in shared memory */
 	struct up_pool		*pool;
 	struct up_shared	*sh;
 	TAILQ_HEAD(, up_conn)	 idle;		/* this worker's */
@@ -95,6 +96,7 @@ struct up_pool {
 	int			 nservers;
 	const struct lb_ops	*lb;
 	struct up_pool_shared	*sh;
+	int			 private;	/* no room in shared memory */
 	int			 fail_max;	/* passive: failures in a row */
 	uint32_t		 fail_timeout;	/* ms skipped after */
 	void			*arg;
@@ -107,6 +109,7 @@ const struct lb_ops	*lb_find(const char *);
 #define LB_NAMES	"roundrobin|static-rr|leastconn|source|uri|random"
 
 struct up_pool	*up_pool_new(const char *, const char *, const struct lb_ops *);
+int		 up_pool_shm_full(const struct up_pool *);
 struct up_server *up_server_add(struct up_pool *, const char *,
 		    const struct net_addr *, int, int, int);
 void		 up_pool_commit(struct up_pool *);

@@ -6,7 +6,7 @@ a broken conf refused with the old one kept serving."""
 import signal
 import time
 
-from harness import wait_for
+from harness import alive, wait_for
 from lbdtest import LbdTest, Loop, dead_addr
 
 CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
@@ -72,6 +72,40 @@ class ReloadTest(LbdTest):
                            code="2xx"), len(loop.seen))
         self.assertEqual([ln for ln in self.syslog.lines()
                           if "server webs/gone is UP" in ln], [])
+
+    def test_reload_past_the_shared_memory_is_refused(self):
+        """Each server's state has a named block in shared memory, kept
+        for the names of earlier confs.  Reloads that keep renaming
+        servers fill it: the reload that finds no room is refused, and
+        the running conf goes on (the master used to exit)."""
+        s1, = self.backends("s1")
+        dead = dead_addr()
+
+        def conf(gen):
+            # 640 servers whose names change with each reload
+            return "".join(f"""
+backend g{gen}b{b} {{
+""" + "".join(f"    server s{gen}_{b}_{i} {dead}\n" for i in range(64)) +
+                "}\n" for b in range(10))
+        self.simple([s1], top="")
+        lb = self.lb
+        good = open(lb.conf_path).read()
+        refused = None
+        for gen in range(12):
+            self.syslog.mark()
+            lb.write_conf(good + conf(gen))
+            lb.signal(signal.SIGHUP)
+            ln = self.syslog.wait(rf"lbd\[{lb.pid}\]: (reload done|reload "
+                                  r"failed)", 20)
+            if "reload failed" in ln:
+                refused = gen
+                break
+        self.assertIsNotNone(refused, "shared memory never ran out")
+        self.assertGreater(refused, 2)
+        self.assertTrue(any("no room left in shared memory" in x
+                            for x in self.syslog.lines()))
+        self.assertTrue(alive(lb.pid))
+        self.assertEqual(self.who(), "s1")
 
     def test_broken_conf_keeps_the_old_one(self):
         s1, = self.backends("s1")
