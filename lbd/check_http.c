@@ -161,6 +161,29 @@ check_http_parse(const char *p, size_t len, int eof,
 	int		 st, found, complete = 0;
 
 	*code = 0;
+	/*
+	 * Interim answers (100 Continue, 103 Early Hints) come before the
+	 * final one: skip their heads (RFC 9110 15.2), judge what follows
+	 */
+	while (len >= 12 && status_prefix(p, len) && p[9] == '1' &&
+	    memcmp(p + 9, "101", 3) != 0) {
+		const char	*q = p, *nl;
+
+		while ((nl = memchr(q, '\n', p + len - q)) != NULL &&
+		    !(nl + 1 < p + len && nl[1] == '\n') &&
+		    !(nl + 2 < p + len && nl[1] == '\r' && nl[2] == '\n'))
+			q = nl + 1;
+		if (nl == NULL || nl + 1 >= p + len ||
+		    (nl[1] == '\r' && nl + 2 >= p + len)) {
+			if (!eof && len < CHECK_HTTP_MAXLINE * 4)
+				return (CHECK_MORE);
+			snprintf(desc, desclen, "truncated interim answer");
+			return (CHECK_FAIL);
+		}
+		nl += nl[1] == '\n' ? 2 : 3;
+		len -= nl - p;
+		p = nl;
+	}
 	if (len == 0) {
 		if (!eof)
 			return (CHECK_MORE);

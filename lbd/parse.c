@@ -305,7 +305,22 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 		ck->path = xstrdup(conf_optstr(n, "path", "/"));
 		if (ck->path[0] != '/')
 			conf_error(c, n, "check path must start with \"/\"");
+		/* what goes on the request line and in Host as it is */
+		for (s = ck->path; *s != '\0'; s++)
+			if (*s <= ' ' || *s >= 0x7f || *s == '#') {
+				conf_error(c, n, "check path: no spaces, "
+				    "control bytes or \"#\" (percent-encode "
+				    "them)");
+				break;
+			}
 		ck->host = xstrdup(conf_optstr(n, "host", NULL));
+		for (s = ck->host; s != NULL && *s != '\0'; s++)
+			if (!isalnum((unsigned char)*s) &&
+			    strchr("-._:[]", *s) == NULL) {
+				conf_error(c, n, "check host: a host name or "
+				    "an address, with a port if any");
+				break;
+			}
 		s = conf_optstr(n, "status", "200-399");
 		if (status_list(ck, s) == -1)
 			conf_error(c, n, "invalid status list \"%s\" (such as "

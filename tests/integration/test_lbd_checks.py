@@ -300,8 +300,28 @@ class CheckTest(LbdCase):
                 for _ in range(6)}
         self.assertEqual(seen, {"web1", "web2"})
 
+    def canned(self, answer):
+        """A server that answers every connection with <answer>."""
+        srv = ListenServer()
+
+        def serve(c):
+            with c:
+                try:
+                    c.recv(4096)
+                    c.sendall(answer)
+                except OSError:
+                    pass
+        srv.serve = serve
+        self.addCleanup(srv.close)
+        return srv.addr
+
     def test_http_status_list_and_body(self):
         web = self.backend("web1")
+        hints = self.canned(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n"
+                            b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                            b"\r\nALIVE")
+        cont = self.canned(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 No"
+                           b"\r\nContent-Length: 0\r\n\r\n")
         echo_port = free_port()
         self.daemon("echod", ECHOD.format(port=echo_port)).start()
         wait_port("127.0.0.1", echo_port)
@@ -334,6 +354,11 @@ class CheckTest(LbdCase):
                      "HTTP 200"),
             "nothttp": (dict(path="/"), f"127.0.0.1:{echo_port}", "DOWN",
                         "not an HTTP/1 answer"),
+            # interim answers are skipped: the final one is judged
+            "hints": (dict(path="/", expect="ALIVE"), hints, "UP",
+                      'HTTP 200, "ALIVE" found'),
+            "cont": (dict(path="/"), cont, "DOWN",
+                     "HTTP 503, expected 200-399"),
         }
         conf = ""
         for be, (opts, addr, _, _) in cases.items():

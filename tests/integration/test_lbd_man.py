@@ -179,6 +179,11 @@ class ManTest(DaemonTest):
              "check tcp only connects: host, tls and expect"),
             (http_fe % ("", "\tcheck tls expect x\n"), 7,
              "check tls only completes a handshake"),
+            # what a check writes on its request line and in Host
+            (http_fe % ("", '\tcheck http path "/a b"\n'), 7,
+             "check path: no spaces, control bytes or \"#\""),
+            (http_fe % ("", '\tcheck http host "x\\nEvil: 1"\n'), 7,
+             "check host: a host name or an address"),
             (http_fe % ("\troute host example.org:8080 backend b\n", ""),
              4, "a host route is a name or \"*.name\", without a port: "
              "example.org:8080"),
