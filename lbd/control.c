@@ -484,9 +484,15 @@ client_linger(struct ctl_client *cl)
 }
 
 static void
-client_answer(struct ctl_client *cl, const char *line)
+client_answer(struct ctl_client *cl, const char *line, size_t len)
 {
 	cl->answered = 1;
+	/* a NUL would end the line for the parser: the rest unseen */
+	if (memchr(line, '\0', len) != NULL) {
+		answer_error(&cl->out, "control characters in the command");
+		client_write(cl);
+		return;
+	}
 	if (control_command(clc, line, &cl->out) == -1 &&
 	    buf_used(&cl->out) == 0)
 		buf_printf(&cl->out, "error: answer too long\n");
@@ -534,18 +540,23 @@ client_event(struct ev_io *io, uint32_t ev)
 		cl->in.data[cl->in.len] = '\0';
 		if ((nl = memchr(buf_head(&cl->in), '\n',
 		    buf_used(&cl->in))) != NULL) {
+			size_t	len = nl - buf_head(&cl->in);
+
 			*nl = '\0';
-			if (nl > cl->in.data && nl[-1] == '\r')
+			if (len > 0 && nl[-1] == '\r') {
 				nl[-1] = '\0';
+				len--;
+			}
 			if (nl + 1 < cl->in.data + cl->in.len)
 				cl->linger = 1;		/* more than a line */
-			client_answer(cl, buf_head(&cl->in));
+			client_answer(cl, buf_head(&cl->in), len);
 			return;
 		}
 		if (n == 0) {
 			/* the last line may come without its newline */
 			if (buf_used(&cl->in) > 0)
-				client_answer(cl, buf_head(&cl->in));
+				client_answer(cl, buf_head(&cl->in),
+				    buf_used(&cl->in));
 			else
 				client_close(cl);
 			return;

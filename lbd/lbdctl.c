@@ -59,7 +59,7 @@ main(int argc, char *argv[])
 	struct pollfd	 pfd;
 	size_t		 len = 0, wl, total = 0;
 	ssize_t		 n;
-	int		 ch, i, fd, rv;
+	int		 ch, i, fd, rv, senderr = 0;
 
 	/* "+": options end at the command, as on BSD ("weight -1") */
 	while ((ch = getopt(argc, argv, "+s:")) != -1) {
@@ -97,7 +97,12 @@ main(int argc, char *argv[])
 				n = 0;
 				continue;
 			}
-			err(1, "%s: send", path);
+			/* a busy server answers and closes before reading:
+			 * its answer says why */
+			if (errno != EPIPE && errno != ECONNRESET)
+				err(1, "%s: send", path);
+			senderr = errno;
+			break;
 		}
 	pfd.fd = fd;
 	pfd.events = POLLIN;
@@ -113,6 +118,10 @@ main(int argc, char *argv[])
 		if ((n = read(fd, buf, sizeof(buf))) == -1) {
 			if (errno == EINTR)
 				continue;
+			if (senderr != 0 && total == 0) {
+				errno = senderr;
+				err(1, "%s: send", path);
+			}
 			err(1, "%s: read", path);
 		}
 		if (n == 0)
@@ -126,6 +135,10 @@ main(int argc, char *argv[])
 	close(fd);
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");
+	if (total == 0 && senderr != 0) {
+		errno = senderr;
+		err(1, "%s: send", path);
+	}
 	if (total == 0)
 		errx(1, "%s: the server closed without an answer", path);
 	return (strncmp(head, "error", 5) == 0);

@@ -413,6 +413,9 @@ class CtlTest(LbdCase):
                          "help\n")
         self.assertEqual(self.raw(b"show\x01servers\n"),
                          "error: control characters in the command\n")
+        # a NUL too: it would have hidden the rest of the line
+        self.assertEqual(self.raw(b"help\x00junk\n"),
+                         "error: control characters in the command\n")
         # the last line may come without its newline
         self.assertTrue(self.raw(b"help").startswith("commands:"))
         # too many at once: the surplus is told so
@@ -423,6 +426,11 @@ class CtlTest(LbdCase):
             held.append(s)
         wait_for(lambda: self.raw(b"").startswith("error: too many"), 3,
                  what="the surplus client refused")
+        # lbdctl shows why, though its command found the socket closed
+        for _ in range(3):
+            rc, out, err = self.ctl("help")
+            self.assertEqual((rc, out), (1, "error: too many control "
+                                         "connections, try again\n"), err)
         for s in held:
             s.close()
         wait_for(lambda: self.ctl("help")[0] == 0, 3,
