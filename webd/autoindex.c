@@ -2,7 +2,8 @@
  * autoindex.c: an HTML listing of a directory without an index file
  * ("autoindex yes").  Names are HTML-escaped in the text and
  * percent-encoded in the links; hidden names stay hidden unless
- * "dotfiles yes"; at most WEBD_AUTOINDEX_MAX entries are listed.
+ * "dotfiles yes"; at most WEBD_AUTOINDEX_MAX entries (the first the
+ * directory gives, then sorted) and AUTOINDEX_BYTES are listed.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -17,6 +18,9 @@
 
 #include "log.h"
 #include "webd.h"
+
+/* a listing's most bytes: rows that would not fit are left out */
+#define AUTOINDEX_BYTES		(16 * 1024 * 1024)
 
 struct entry {
 	char		*name;
@@ -136,7 +140,7 @@ server_autoindex(struct http_req *req, struct webd_server *s,
 		server_error(req, s, l, 500);
 		return;
 	}
-	buf_init(b, 16 * 1024 * 1024);
+	buf_init(b, AUTOINDEX_BYTES);
 	buf_printf(b, "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
 	    "<title>Index of ");
 	html(b, path);
@@ -146,7 +150,15 @@ server_autoindex(struct http_req *req, struct webd_server *s,
 	for (i = 0; i < n; i++) {
 		char		date[32];
 		struct tm	tm;
+		size_t		nl = strlen(ents[i].name);
 
+		/* the most a row can take (every byte escaped), and the end */
+		if (buf_used(b) + 9 * nl + 160 + 512 > AUTOINDEX_BYTES) {
+			truncated = 1;
+			for (; i < n; i++)
+				free(ents[i].name);
+			break;
+		}
 		gmtime_r(&ents[i].mtime, &tm);
 		strftime(date, sizeof(date), "%d-%b-%Y %H:%M", &tm);
 		buf_printf(b, "<a href=\"");
@@ -166,8 +178,8 @@ server_autoindex(struct http_req *req, struct webd_server *s,
 	}
 	free(ents);
 	if (truncated)
-		buf_printf(b, "(more than %d entries; the rest is not shown)\n",
-		    WEBD_AUTOINDEX_MAX);
+		buf_printf(b, "(too many entries: only some of them are "
+		    "shown)\n");
 	buf_printf(b, "</pre><hr></body></html>\n");
 	server_send(req, l, 200, "text/html; charset=utf-8", b);
 }

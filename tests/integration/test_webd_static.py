@@ -10,6 +10,8 @@ import email.utils
 import gzip
 import html.parser
 import os
+import re
+import shutil
 import time
 import urllib.parse
 
@@ -594,6 +596,27 @@ server "wild2" {{
         self.assertNotIn(".hidden", body)
         # without autoindex the same kind of folder is forbidden
         self.assertEqual(self.get("/noindex/").status, 403)
+
+    def test_autoindex_too_big_stays_well_formed(self):
+        # names that take ~2 KB a row escaped: 9000 of them pass the 16
+        # MiB a listing may take; it ends well, and says it is partial
+        many = os.path.join(self.dir, "aliased", "many")
+        os.makedirs(many)
+        self.addCleanup(shutil.rmtree, many)
+        for i in range(9000):
+            open(os.path.join(many, "&" * 245 + "%05d" % i), "w").close()
+        r = self.get("/up/many/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(int(r.header("Content-Length")), len(r.body))
+        self.assertLessEqual(len(r.body), 16 * 1024 * 1024)
+        body = r.body.decode()
+        self.assertTrue(body.endswith("</pre><hr></body></html>\n"))
+        self.assertIn("(too many entries: only some of them are shown)",
+                      body)
+        rows = re.findall(r'<a href="([^"]*)">', body)[1:]
+        self.assertGreater(len(rows), 5000)
+        self.assertLess(len(rows), 9000)
+        self.assertEqual(rows, sorted(rows))
 
     # gzip-static
 
