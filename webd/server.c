@@ -226,6 +226,14 @@ server_drain(struct http_req *req)
 	send_buf(req, b);
 }
 
+/* The errors after which the connection ends (what follows may be junk). */
+static int
+error_closes(int status)
+{
+	return (status == 400 || status == 408 || status == 413 ||
+	    status == 414 || status == 431 || status >= 500);
+}
+
 /*
  * An error answer: the location's error page for <status> if it has one,
  * else a small page that says the status and nothing of the request.
@@ -263,7 +271,7 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			http_resp_begin(req, status);
 			http_resp_header(req, "Content-Type", type);
 			server_headers(req, s, l);
-			if (status == 400 || status == 408 || status >= 500)
+			if (error_closes(status))
 				http_resp_close(req);
 			http_resp_body(req, r);
 			http_resp_write(req, buf, r);
@@ -278,8 +286,7 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	http_resp_header(req, "Content-Type", "text/html; charset=utf-8");
 	if (s != NULL && l != NULL)
 		server_headers(req, s, l);
-	if (status == 400 || status == 408 || status == 413 ||
-	    status == 414 || status == 431 || status >= 500)
+	if (error_closes(status))
 		http_resp_close(req);
 	http_resp_body(req, n);
 	http_resp_write(req, page, n);
