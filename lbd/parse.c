@@ -871,6 +871,9 @@ lbd_setup(void *p, struct proc_settings *ps)
 				log_info("server %s/%s is UP: no check any more",
 				    be->name, pool->servers[i]->name);
 			}
+			/* nor a last check to show (stats page, metrics) */
+			atomic_store(&sh->last_check, 0);
+			atomic_store(&sh->check_code, 0);
 		}
 		if ((be->srvstats = calloc(pool->nservers,
 		    sizeof(*be->srvstats))) == NULL)

@@ -148,11 +148,15 @@ metrics(struct lbd_conf *lc, struct buf *b)
 					v = shm_count_get(&s->sh->conns);
 					break;
 				case 4:
-					v = atomic_load(&s->sh->last_check) /
-					    1000;
+					/* none where the check is gone */
+					if (be->check.type != CHECK_NONE)
+						v = atomic_load(
+						    &s->sh->last_check) / 1000;
 					break;
 				case 5:
-					v = atomic_load(&s->sh->check_code);
+					if (be->check.type != CHECK_NONE)
+						v = atomic_load(
+						    &s->sh->check_code);
 					break;
 				case 6:
 					v = atomic_load(&s->sh->errors);
@@ -217,7 +221,7 @@ page(struct lbd_conf *lc, struct buf *b)
 					    &s->sh->last_check);
 			char		  ago[32];
 
-			if (lc_ms == 0)
+			if (lc_ms == 0 || be->check.type == CHECK_NONE)
 				snprintf(ago, sizeof(ago), "-");
 			else
 				snprintf(ago, sizeof(ago), "%llds ago",
@@ -235,7 +239,8 @@ page(struct lbd_conf *lc, struct buf *b)
 			    stats_counter_value(be->srvstats[i].requests),
 			    (unsigned long long)atomic_load(&s->sh->errors),
 			    ago);
-			html(b, s->sh->check_desc);
+			html(b, be->check.type == CHECK_NONE ? "no check" :
+			    s->sh->check_desc);
 			buf_printf(b, "</td></tr>\n");
 		}
 		buf_printf(b, "</table>\n");

@@ -589,4 +589,13 @@ server s {tls_addr}
         self.wait_state("webs/web2", "UP")
         got = {get(self.port, "/hello").header("Server") for _ in range(6)}
         self.assertEqual(got, {"web1", "web2"})
+        # nor is a last check shown any more, where the check is gone
+        m = self.metrics()
+        for srv in ("web1", "web2"):
+            self.assertEqual(m[("lbd_server_check_status", "webs", srv)], 0)
+            self.assertEqual(m[("lbd_server_last_check_timestamp_seconds",
+                                "webs", srv)], 0)
+        page = get(self.stats, "/").body.decode()
+        self.assertNotIn("ago", page)
+        self.assertEqual(page.count("<td>no check</td>"), 2)
 
