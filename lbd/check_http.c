@@ -111,15 +111,17 @@ header(const char *head, size_t len, const char *name, size_t *vlen)
 
 /*
  * Decode the chunked body <p, len> into <out> (as large as <len>): the
- * bytes of the chunks that are complete.  Returns their length.
+ * bytes of the chunks that are complete.  Returns their length; *last
+ * says whether the last chunk (size 0) came.
  */
 static size_t
-dechunk(const char *p, size_t len, char *out)
+dechunk(const char *p, size_t len, char *out, int *last)
 {
 	const char	*end = p + len, *eol;
 	size_t		 o = 0, size;
 	char		*e, num[20];
 
+	*last = 0;
 	while (p < end) {
 		if ((eol = memchr(p, '\n', end - p)) == NULL ||
 		    (size_t)(eol - p) >= sizeof(num))
@@ -127,9 +129,12 @@ dechunk(const char *p, size_t len, char *out)
 		memcpy(num, p, eol - p);
 		num[eol - p] = '\0';
 		size = strtoul(num, &e, 16);
-		if (e == num || (*e != '\0' && *e != '\r' && *e != ';') ||
-		    size == 0)
+		if (e == num || (*e != '\0' && *e != '\r' && *e != ';'))
 			break;
+		if (size == 0) {
+			*last = 1;
+			break;
+		}
 		p = eol + 1;
 		if (size > (size_t)(end - p))
 			size = end - p;		/* a partial last chunk */
@@ -264,22 +269,25 @@ check_http_parse(const char *p, size_t len, int eof,
 				eof = 1;	/* all of it is here */
 		}
 	}
-	if (!eof)
-		return (CHECK_MORE);
 	found = 0;
 	if ((v = header(head, hlen, "Transfer-Encoding", &vlen)) != NULL &&
 	    vlen >= 7 && strncasecmp(v + vlen - 7, "chunked", 7) == 0 &&
 	    blen > 0) {
 		char	*dec;
 		size_t	 dlen;
+		int	 last;
 
 		if ((dec = malloc(blen)) != NULL) {
-			dlen = dechunk(body, blen, dec);
+			dlen = dechunk(body, blen, dec, &last);
 			found = memmem(dec, dlen, ck->expect,
 			    ck->expectlen) != NULL;
 			free(dec);
+			if (last)
+				eof = 1;	/* the last chunk came */
 		}
 	}
+	if (!found && !eof)
+		return (CHECK_MORE);
 	if (found) {
 		snprintf(desc, desclen, "HTTP %d, \"%s\" found", st, e);
 		return (CHECK_OK);

@@ -300,8 +300,9 @@ class CheckTest(LbdCase):
                 for _ in range(6)}
         self.assertEqual(seen, {"web1", "web2"})
 
-    def canned(self, answer):
-        """A server that answers every connection with <answer>."""
+    def canned(self, answer, hold=0):
+        """A server that answers every connection with <answer>, and
+        closes it <hold> seconds later."""
         srv = ListenServer()
 
         def serve(c):
@@ -309,6 +310,7 @@ class CheckTest(LbdCase):
                 try:
                     c.recv(4096)
                     c.sendall(answer)
+                    time.sleep(hold)
                 except OSError:
                     pass
         srv.serve = serve
@@ -322,6 +324,14 @@ class CheckTest(LbdCase):
                             b"\r\nALIVE")
         cont = self.canned(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 No"
                            b"\r\nContent-Length: 0\r\n\r\n")
+        # a chunked answer is whole at its last chunk, whether or not
+        # the server closes then
+        chunks = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                             b"chunked\r\n\r\n3\r\nALI\r\n2\r\nVE\r\n"
+                             b"0\r\n\r\n", hold=3)
+        nochunk = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                              b"chunked\r\n\r\n3\r\nALI\r\n0\r\n\r\n",
+                              hold=3)
         echo_port = free_port()
         self.daemon("echod", ECHOD.format(port=echo_port)).start()
         wait_port("127.0.0.1", echo_port)
@@ -359,6 +369,10 @@ class CheckTest(LbdCase):
                       'HTTP 200, "ALIVE" found'),
             "cont": (dict(path="/"), cont, "DOWN",
                      "HTTP 503, expected 200-399"),
+            "chunks": (dict(path="/", expect="ALIVE"), chunks, "UP",
+                       'HTTP 200, "ALIVE" found'),
+            "nochunk": (dict(path="/", expect="ALIVE"), nochunk, "DOWN",
+                        'HTTP 200, no "ALIVE" in the body'),
         }
         conf = ""
         for be, (opts, addr, _, _) in cases.items():
@@ -435,6 +449,14 @@ server s {tls_addr}
         self.assertEqual(srv["httpplain/s"]["STATE"], "DOWN")
 
     def test_send_expect_and_tcp(self):
+        # a chunked answer is whole at its last chunk, whether or not
+        # the server closes then
+        chunks = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                             b"chunked\r\n\r\n3\r\nALI\r\n2\r\nVE\r\n"
+                             b"0\r\n\r\n", hold=3)
+        nochunk = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                              b"chunked\r\n\r\n3\r\nALI\r\n0\r\n\r\n",
+                              hold=3)
         echo_port = free_port()
         self.daemon("echod", ECHOD.format(port=echo_port)).start()
         wait_port("127.0.0.1", echo_port)
