@@ -339,6 +339,8 @@ gen_load(void)
 			    defines[i]);
 	if (conf_parse_file(conf, conffile) == 0 &&
 	    settings_load(conf, &g->ps) == 0 && conf->nerrors == 0) {
+		/* the metrics it asks for are the next generation's */
+		stats_set_generation(ngen + 1);
 		g->dconf = ops->load(conf, &g->ps);
 		if (g->dconf == NULL && conf->nerrors == 0)
 			conf_error(conf, NULL, "%s: configuration refused",
@@ -565,6 +567,7 @@ child_main(struct proc_gen *g, int role, int id, int chan, int slot)
 	w.slot = slot;
 	w.pid = getpid();
 	stats_set_slot(slot);
+	stats_set_generation(g->id);
 	snprintf(lname, sizeof(lname), "%s %d", w.role, id + 1);
 	log_procinit(lname);
 	setproctitle("%s %d/%d", w.role, id + 1, w.count);

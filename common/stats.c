@@ -36,6 +36,7 @@ struct stats_family {
 struct stats_metric {
 	uint32_t		family;
 	uint32_t		next;	/* offset of the next record, 0 */
+	uint32_t		gen;	/* the last conf generation asking */
 	char			labels[STATS_LABELLEN];
 	_Atomic uint64_t	v[];
 };
@@ -51,6 +52,7 @@ struct stats_hdr {
 
 static struct stats_hdr	*shm;
 static int		 myslot;
+static uint32_t		 mygen;	/* the conf generation this process runs */
 
 const double stats_latency_buckets[] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -79,6 +81,16 @@ stats_init(size_t size)
 	atomic_store(&shm->used, sizeof(struct stats_hdr));
 	atomic_flag_clear(&shm->lock);
 	return (0);
+}
+
+/*
+ * The conf generation of this process: records asked for from now on are
+ * its, and it renders only those asked for by it or a later one.
+ */
+void
+stats_set_generation(uint32_t gen)
+{
+	mygen = gen;
 }
 
 void
@@ -248,6 +260,8 @@ metric_get(const char *name, const char *help, int type, const double *b,
 	for (off = f->first; off != 0; off = m->next) {
 		m = rec_at(off);
 		if (strcmp(m->labels, labels) == 0) {
+			if (m->gen < mygen)
+				m->gen = mygen;
 			unlock();
 			return (m);
 		}
@@ -265,6 +279,7 @@ metric_get(const char *name, const char *help, int type, const double *b,
 	m = rec_at(off);
 	memset(m, 0, need);
 	m->family = f - shm->families;
+	m->gen = mygen;
 	strlcpy(m->labels, labels, sizeof(m->labels));
 	if (f->last != 0)
 		rec_at(f->last)->next = off;
@@ -474,6 +489,11 @@ stats_render(struct buf *b, const char *prefix)
 			return (-1);
 		for (off = f->first; off != 0; off = m->next) {
 			m = rec_at(off);
+			/* what no conf since ours asked for (a server since
+			 * removed) is not shown; older processes still show
+			 * their own */
+			if (m->gen < mygen)
+				continue;
 			switch (f->type) {
 			case STATS_COUNTER:
 				snprintf(val, sizeof(val), "%llu",

@@ -39,6 +39,7 @@ struct stats_metric;
 
 int	 stats_init(size_t);
 void	 stats_set_slot(int);
+void	 stats_set_generation(uint32_t);
 int	 stats_get_slot(void);
 void	 stats_slot_reset(int);
 

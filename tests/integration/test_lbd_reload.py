@@ -7,7 +7,7 @@ import signal
 import time
 
 from harness import alive, wait_for
-from lbdtest import LbdTest, Loop, dead_addr
+from lbdtest import LbdTest, Loop, dead_addr, get
 
 CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
 
@@ -106,6 +106,46 @@ backend g{gen}b{b} {{
                             for x in self.syslog.lines()))
         self.assertTrue(alive(lb.pid))
         self.assertEqual(self.who(), "s1")
+
+    def test_metrics_of_a_removed_backend_go(self):
+        """A reload that removes a backend takes its series out of
+        /metrics; those of what stays go on counting."""
+        s1, s2 = self.backends("s1", "s2")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route path /old/ backend old
+    backend webs
+}}
+backend webs {{
+    server s1 {s1.addr}
+}}
+backend old {{
+    server s2 {s2.addr}
+}}
+""", workers=1)
+        self.get("/hello")
+        self.get("/old/hello")
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_server_requests_total", backend="old",
+                           server="s2"), 1)
+        lb = self.lb
+        conf = open(lb.conf_path).read()
+        lb.write_conf(conf.replace("    route path /old/ backend old\n", "")
+                      .replace(f"backend old {{{{\n    server s2 {s2.addr}"
+                               "\n}}\n".replace("{{", "{").replace("}}", "}"),
+                               ""))
+        self.assertNotIn("backend old", open(lb.conf_path).read())
+        self.syslog.mark()
+        lb.signal(signal.SIGHUP)
+        self.syslog.wait(rf"lbd\[{lb.pid}\]: reload done", 10)
+        wait_for(lambda: 'backend="old"' not in get(
+            self.stats, "/metrics").body.decode(), 5,
+            what="the old backend's series gone")
+        self.get("/hello")
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="s1"), 2)
 
     def test_broken_conf_keeps_the_old_one(self):
         s1, = self.backends("s1")
