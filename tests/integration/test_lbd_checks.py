@@ -449,14 +449,6 @@ server s {tls_addr}
         self.assertEqual(srv["httpplain/s"]["STATE"], "DOWN")
 
     def test_send_expect_and_tcp(self):
-        # a chunked answer is whole at its last chunk, whether or not
-        # the server closes then
-        chunks = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-                             b"chunked\r\n\r\n3\r\nALI\r\n2\r\nVE\r\n"
-                             b"0\r\n\r\n", hold=3)
-        nochunk = self.canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-                              b"chunked\r\n\r\n3\r\nALI\r\n0\r\n\r\n",
-                              hold=3)
         echo_port = free_port()
         self.daemon("echod", ECHOD.format(port=echo_port)).start()
         wait_port("127.0.0.1", echo_port)
