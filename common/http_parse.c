@@ -113,6 +113,8 @@ http_msg_init(struct http_msg *m, int response, const struct http_limits *lim,
 		ctab_init();
 }
 
+static int	upgrade_h2c(const struct http_msg *, const char *);
+
 static int
 fail(struct http_msg *m, int status, const char *why)
 {
@@ -212,70 +214,6 @@ list_next(struct slice *v, struct slice *elem)
 		if (elem->len > 0)
 			return (1);
 	}
-}
-
-/*
- * Whether a request's Upgrade field asks for h2c.  Such a request is
- * never a tunnel: a server that switched would read HTTP/2 requests
- * that no proxy in front of it routed, filtered or logged (RFC 9113
- * 3.1 deprecates the upgrade), so the field is dropped as hop-by-hop
- * and the request goes on as a plain one (RFC 9110 7.8 lets a server
- * ignore Upgrade).
- */
-static int
-upgrade_h2c(const struct http_msg *m, const char *buf)
-{
-	struct slice	v, e;
-	int		i;
-
-	for (i = 0; (i = http_find(m, buf, "upgrade", i)) != -1; i++) {
-		v = slice_make(buf + m->hdrs[i].value, m->hdrs[i].valuelen);
-		while (list_next(&v, &e)) {
-			const char	*sl = memchr(e.p, '/', e.len);
-			size_t		 n = sl != NULL ? (size_t)(sl - e.p) :
-					    e.len;
-
-			if (n == 3 && http_token_eq(e.p, 3, "h2c"))
-				return (1);
-		}
-	}
-	return (0);
-}
-
-/*
- * Whether a configuration may add, set or delete the field <name> (with
- * <value>, unless NULL): a token for a name, VCHAR, obs-text, SP and HTAB
- * for a value, and none of the fields that frame a message or belong to
- * one connection, which the engine and the proxy write themselves (a
- * second Content-Length would split a response in two for a cache in
- * front).  NULL when it may, else why not.
- */
-const char *
-http_conf_field_check(const char *name, const char *value)
-{
-	static const char	*own[] = { "connection", "content-length",
-				    "keep-alive", "proxy-connection", "te",
-				    "trailer", "transfer-encoding", "upgrade" };
-	const char		*p;
-	size_t			 i, len = strlen(name);
-
-	if (!ctab_ready)
-		ctab_init();
-	if (len == 0)
-		return ("an empty field name");
-	for (p = name; *p != '\0'; p++)
-		if (!(ctab[(unsigned char)*p] & C_TCHAR))
-			return ("a field name is a token: letters, digits and "
-			    "!#$%&'*+-.^_`|~");
-	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-		if (strlen(own[i]) == len && http_token_eq(name, len, own[i]))
-			return ("a field the server writes itself (framing "
-			    "and connection)");
-	if (value != NULL)
-		for (p = value; *p != '\0'; p++)
-			if (!(ctab[(unsigned char)*p] & C_VCHAR))
-				return ("control characters in the value");
-	return (NULL);
 }
 
 int
@@ -1292,4 +1230,68 @@ http_reason(int status)
 	return (status < 200 ? "Informational" : status < 300 ? "OK" :
 	    status < 400 ? "Redirection" : status < 500 ? "Client Error" :
 	    "Server Error");
+}
+
+/*
+ * Whether a request's Upgrade field asks for h2c.  Such a request is
+ * never a tunnel: a server that switched would read HTTP/2 requests
+ * that no proxy in front of it routed, filtered or logged (RFC 9113
+ * 3.1 deprecates the upgrade), so the field is dropped as hop-by-hop
+ * and the request goes on as a plain one (RFC 9110 7.8 lets a server
+ * ignore Upgrade).
+ */
+static int
+upgrade_h2c(const struct http_msg *m, const char *buf)
+{
+	struct slice	v, e;
+	int		i;
+
+	for (i = 0; (i = http_find(m, buf, "upgrade", i)) != -1; i++) {
+		v = slice_make(buf + m->hdrs[i].value, m->hdrs[i].valuelen);
+		while (list_next(&v, &e)) {
+			const char	*sl = memchr(e.p, '/', e.len);
+			size_t		 n = sl != NULL ? (size_t)(sl - e.p) :
+					    e.len;
+
+			if (n == 3 && http_token_eq(e.p, 3, "h2c"))
+				return (1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * Whether a configuration may add, set or delete the field <name> (with
+ * <value>, unless NULL): a token for a name, VCHAR, obs-text, SP and HTAB
+ * for a value, and none of the fields that frame a message or belong to
+ * one connection, which the engine and the proxy write themselves (a
+ * second Content-Length would split a response in two for a cache in
+ * front).  NULL when it may, else why not.
+ */
+const char *
+http_conf_field_check(const char *name, const char *value)
+{
+	static const char	*own[] = { "connection", "content-length",
+				    "keep-alive", "proxy-connection", "te",
+				    "trailer", "transfer-encoding", "upgrade" };
+	const char		*p;
+	size_t			 i, len = strlen(name);
+
+	if (!ctab_ready)
+		ctab_init();
+	if (len == 0)
+		return ("an empty field name");
+	for (p = name; *p != '\0'; p++)
+		if (!(ctab[(unsigned char)*p] & C_TCHAR))
+			return ("a field name is a token: letters, digits and "
+			    "!#$%&'*+-.^_`|~");
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strlen(own[i]) == len && http_token_eq(name, len, own[i]))
+			return ("a field the server writes itself (framing "
+			    "and connection)");
+	if (value != NULL)
+		for (p = value; *p != '\0'; p++)
+			if (!(ctab[(unsigned char)*p] & C_VCHAR))
+				return ("control characters in the value");
+	return (NULL);
 }
