@@ -197,6 +197,7 @@ struct http_target {
 
 int	 http_pct_decode(const char *, size_t, char *, size_t, size_t *, int);
 size_t	 http_path_normalize(char *, size_t);
+int	 http_host_ok(const char *);
 int	 http_target_parse(const char *, size_t, struct http_target *,
 	    const char **);
 void	 http_absolute_split(const char *, size_t, struct slice *,

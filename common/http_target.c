@@ -126,6 +126,22 @@ http_pct_decode(const char *in, size_t len, char *out, size_t size,
  * resolve ".." segments without ever going above "/".  A trailing "/."
  * or "/.." leaves a trailing slash.  Returns the new length.
  */
+/*
+ * Whether a conf's host fits a Host field: a name or an address, with a
+ * port if any (letters, digits, "-", ".", "_", ":", "[" and "]"), not
+ * starting with a dot.
+ */
+int
+http_host_ok(const char *s)
+{
+	if (*s == '\0' || *s == '.')
+		return (0);
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-._:[]", *s) == NULL)
+			return (0);
+	return (1);
+}
+
 /* Whether a decoded path has a "." or ".." segment. */
 static int
 dot_segment(const char *p, size_t len)

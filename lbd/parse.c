@@ -314,13 +314,9 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 				break;
 			}
 		ck->host = xstrdup(conf_optstr(n, "host", NULL));
-		for (s = ck->host; s != NULL && *s != '\0'; s++)
-			if (!isalnum((unsigned char)*s) &&
-			    strchr("-._:[]", *s) == NULL) {
-				conf_error(c, n, "check host: a host name or "
-				    "an address, with a port if any");
-				break;
-			}
+		if (ck->host != NULL && !http_host_ok(ck->host))
+			conf_error(c, n, "check host: a host name or an "
+			    "address, with a port if any");
 		s = conf_optstr(n, "status", "200-399");
 		if (status_list(ck, s) == -1)
 			conf_error(c, n, "invalid status list \"%s\" (such as "

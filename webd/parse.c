@@ -148,22 +148,11 @@ loc_init(struct webd_loc *l)
 }
 
 
-/*
- * A name a request's host can match: a host name or an address
- * (letters, digits, "-", ".", "_", and ":" "[" "]" for IPv6), or "*."
- * and such a name.
- */
+/* A name a request's host can match: a host or address, or "*." and one. */
 static int
 host_name_ok(const char *s)
 {
-	if (s[0] == '*' && s[1] == '.')
-		s += 2;
-	if (*s == '\0' || *s == '.')
-		return (0);
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && strchr("-._:[]", *s) == NULL)
-			return (0);
-	return (1);
+	return (http_host_ok(s[0] == '*' && s[1] == '.' ? s + 2 : s));
 }
 
 /* Whether <p> has a ".." segment. */
