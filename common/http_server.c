@@ -62,6 +62,7 @@ enum {
 #define CF_OPENED	0x100	/* srv->conn_open was called */
 #define CF_SHUT		0x200	/* our side is shut down (lingering) */
 #define CF_LOWAT	0x400	/* TCP_NOTSENT_LOWAT is set */
+#define CF_HALFCLOSED	0x800	/* the client shut its side after a pipeline */
 
 /*
  * The unsent bytes a socket sending a file may hold.  Without a bound,
@@ -735,6 +736,27 @@ req_start(struct http_conn *c, struct http_req *req)
 	c->srv->handler->request(req);
 }
 
+/*
+ * The client's FIN came while its request is with the handler, before the
+ * answer began: gone, unless bytes of a next (pipelined) request came
+ * before it.  Such a client shut its side once it had sent all it meant
+ * to, and reads the answers of the whole pipeline.
+ */
+static int
+conn_gone(struct http_conn *c)
+{
+	const struct http_req	*req = c->req;
+	int			 r;
+
+	if (c->flags & CF_HALFCLOSED)
+		return (0);
+	if (c->in->len == req->bstart &&
+	    (r = conn_read(c, c->in->len + 512)) != 1)
+		return (r == -1);
+	c->flags |= CF_HALFCLOSED;
+	return (0);
+}
+
 /* Read and parse a head.  Returns 1 when the state changed. */
 static int
 conn_head(struct http_conn *c)
@@ -1134,6 +1156,15 @@ conn_run(struct http_conn *c)
 			}
 			if (c->state != CS_REQ)
 				break;
+			if ((c->s.flags & SOCK_HUP) && c->srv->abort_on_close &&
+			    (req->rflags & HTTP_R_BODYDONE) &&
+			    !(req->rflags & HTTP_R_RESP_BEGUN) &&
+			    conn_gone(c)) {
+				log_debug("%s: client closed before the answer",
+				    __func__);
+				conn_close(c);
+				break;
+			}
 			if ((req->rflags & HTTP_R_RESP_ENDED) &&
 			    !conn_pending(c)) {
 				req_finish(c);

@@ -90,6 +90,10 @@ struct http_server {
 	void	(*conn_close)(struct http_conn *);
 	/* a request the engine refused itself (malformed, 408...) */
 	void	(*bad_request)(struct http_conn *, int, const char *);
+	/* a client's FIN before the answer began ends its request: done()
+	 * with no status, the handler's upstream let go (nginx's 499);
+	 * 0 keeps serving a client that only shut its sending side */
+	int	 abort_on_close;
 };
 
 struct http_conn {

@@ -499,6 +499,8 @@ listener_get(struct webd_conf *wc, struct conf *c, struct conf_node *n,
 	l->srv.arg = l;
 	l->srv.scheme_https = tls;
 	l->srv.bad_request = access_log_refused;
+	/* a client gone before its answer frees its app worker (nginx) */
+	l->srv.abort_on_close = 1;
 	/* peers, not clients: checked before a byte is read */
 	if (wc->peer_acl.nrules > 0)
 		l->srv.acl = &wc->peer_acl;

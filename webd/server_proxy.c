@@ -78,6 +78,9 @@ px_done(void *arg, struct http_req *req, const struct proxy_info *info)
 	int			 st = info->status ? info->status :
 				    req->status;
 
+	/* the client left before an answer began: nginx's 499 */
+	if (st == 0)
+		st = 499;
 	if (st == 502 || st == 503 || st == 504)
 		stats_inc(u->m_errors);
 	access_log(req, l != NULL ? l->srv : NULL, st, req->bytes_out);

@@ -232,6 +232,19 @@ backend webs {{
         self.assertTrue(raw.got[0].startswith(b"OPTIONS * HTTP/1.1\r\n"),
                         raw.got[0])
 
+    def test_client_that_shut_its_side_is_answered(self):
+        """A client may send its request and shut its sending side (an
+        HTTP/1.0 script, nc -N): lbd answers it, as HAProxy does without
+        abortonclose.  (webd lets an upstream go on such a FIN, as nginx
+        does; test_webd_proxy.)"""
+        self.simple(self.backends("s1"), workers=1)
+        with Conn(self.port) as c:
+            c.send(request_bytes("GET", "/slow/300"))
+            c.s.shutdown(socket.SHUT_WR)
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"slow\n"))
+            self.assertTrue(c.closed_within(2 * SLOW))
+
     def test_header_rules_checked_in_the_conf(self):
         """A rule's name is a token, its value has no line break, and it
         never touches a field lbd writes itself (framing, connection):

@@ -14,7 +14,7 @@ import unittest
 
 from harness import SLOW, dead_port, free_port, wait_for, wait_port
 from httpc import (Conn, HttpTest, get, make_cert, request_bytes,
-                   source_bytes, tcp_conns)
+                   scripted_server, source_bytes, tcp_conns)
 from webdtest import raw_request, tls_get, webd_conf, write
 
 UPSTREAM = """
@@ -306,6 +306,50 @@ class ProxyTest(HttpTest):
         self.syslog.wait(r'"GET /slow/5000 HTTP/1\.1" 504 ')
         r = self.get("/slow/50")
         self.assertEqual((r.status, r.body), (200, b"slow\n"))
+
+    def test_client_gone_lets_the_upstream_go(self):
+        """A client that closes while the app is still working frees the
+        app at once, as nginx does: the upstream connection is closed
+        (an app worker is not held for a reader that left) and the
+        request is logged as 499."""
+        seen = {}
+
+        def app(s, head):
+            t0 = time.time()
+            s.settimeout(10)
+            try:
+                seen["eof"] = s.recv(100) == b"" and time.time() - t0
+            except OSError:
+                seen["eof"] = False
+        self.webd(f"127.0.0.1:{scripted_server(self, app)}")
+        mark = secrets.token_hex(6)
+        with socket.create_connection(("127.0.0.1", self.port)) as c:
+            c.sendall(f"GET /api/{mark} HTTP/1.1\r\nHost: x\r\n\r\n"
+                      .encode())
+            time.sleep(0.3)
+            c.shutdown(socket.SHUT_WR)
+            wait_for(lambda: "eof" in seen, 10 * SLOW, what="upstream EOF")
+        self.assertTrue(seen["eof"], seen)
+        self.assertLess(seen["eof"], 2.0 * SLOW)
+        self.syslog.wait(rf'"GET /api/{mark} HTTP/1\.1" 499 0')
+
+    def test_pipelined_then_fin_all_answered(self):
+        """Bytes of a next request before the FIN say the client still
+        reads its answers: it is not taken as gone."""
+        up = self.upstream()
+        self.webd(f"127.0.0.1:{up.port}")
+        with socket.create_connection(("127.0.0.1", self.port)) as c:
+            c.sendall(b"GET /slow/300 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /hello HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            c.shutdown(socket.SHUT_WR)
+            c.settimeout(10)
+            data = b""
+            while d := c.recv(65536):
+                data += d
+        self.assertEqual(data.count(b"HTTP/1.1 200 "), 2, data)
+        self.assertIn(b"slow\n", data)
+        self.assertTrue(data.endswith(b"hello\n"), data)
 
     def test_big_request_body_spills_to_tmpdir(self):
         up = self.upstream()
