@@ -614,6 +614,34 @@ conn_pending(const struct http_conn *c)
 	    (c->req != NULL && c->req->file != -1));
 }
 
+/* The body of the engine's own error answer: "400 Bad Request\n". */
+size_t
+http_error_body_len(int status)
+{
+	return (strlen(http_reason(status)) + 5);
+}
+
+/*
+ * The first line of what the client sent (the head starts the input
+ * buffer, where the parser reads it), without its end; empty if none.
+ */
+struct slice
+http_conn_first_line(const struct http_conn *c)
+{
+	struct slice	 l = { NULL, 0 };
+	const char	*eol;
+
+	if (c->in == NULL || c->in->len == 0)
+		return (l);
+	l.p = c->in->data;
+	l.len = c->in->len;
+	if ((eol = memchr(l.p, '\n', l.len)) != NULL)
+		l.len = eol - l.p;
+	if (l.len > 0 && l.p[l.len - 1] == '\r')
+		l.len--;
+	return (l);
+}
+
 /* An error answer from the engine itself: the framing is in doubt. */
 static void
 conn_error(struct http_conn *c, int status, const char *why)
@@ -633,7 +661,7 @@ conn_error(struct http_conn *c, int status, const char *why)
 	    http_date_now(), c->srv->server_name ? "Server: " : "",
 	    c->srv->server_name ? c->srv->server_name : "",
 	    c->srv->server_name ? "\r\n" : "",
-	    strlen(reason) + 5, status, reason);
+	    http_error_body_len(status), status, reason);
 	c->flags |= CF_CLOSE_AFTER;
 	(void)conn_flush(c);
 	conn_linger(c);

@@ -203,4 +203,8 @@ void	 http_resp_buf_done(struct http_req *);
 int	 http_req_detach(struct http_req *, struct sock *, struct buf **,
 	    struct buf **);
 
+/* For bad_request(): what the refused client sent, and what it got */
+struct slice	 http_conn_first_line(const struct http_conn *);
+size_t		 http_error_body_len(int);
+
 #endif

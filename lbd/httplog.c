@@ -204,33 +204,21 @@ void
 httplog_refused(struct http_conn *c, struct lbd_frontend *fe, int status)
 {
 	char		 rl[1024];
-	const char	*p = NULL, *eol;
-	size_t		 len = 0;
+	struct slice	 l = http_conn_first_line(c);
 	uint64_t	 now = ev_now(c->loop);
 	int		 cls = status / 100;
-	const char	*reason = http_reason(status);
 
 	if (cls >= 1 && cls <= 5)
 		stats_inc(fe->m_req[cls]);
 	if (!fe->lc->log)
 		return;
-	/* the head starts the input buffer (http_server.c parses it there) */
-	if (c->in != NULL && c->in->len > 0) {
-		p = c->in->data;
-		len = c->in->len;
-		if ((eol = memchr(p, '\n', len)) != NULL)
-			len = eol - p;
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-	}
-	if (len > 0)
-		esc(rl, sizeof(rl), p, len);
+	if (l.len > 0)
+		esc(rl, sizeof(rl), l.p, l.len);
 	else
 		strlcpy(rl, "<BADREQ>", sizeof(rl));
 	logline(fe, NULL, NULL, &c->peer.sa, c->srv->scheme_https, -1, -1,
 	    -1, -1, now - (c->t_first ? c->t_first : c->t_accept), status,
-	    reason ? strlen(reason) + 5 : 0, status == 408 ? "cR" : "LR", 0,
-	    rl);
+	    http_error_body_len(status), status == 408 ? "cR" : "LR", 0, rl);
 }
 
 void

@@ -877,6 +877,12 @@ webd_setup(void *p, struct proc_settings *ps)
 		    stats_latency_buckets, stats_nlatency_buckets, "site",
 		    s->name, NULL);
 	}
+	for (i = 0; i < 5; i++)
+		wc->m_refused[i + 1] = stats_counter("webd_requests_total",
+		    "Requests answered, by site and status class.", "site",
+		    "-", "code", classes[i], NULL);
+	wc->m_refused_bytes = stats_counter("webd_response_bytes_total",
+	    "Response body bytes sent, by site.", "site", "-", NULL);
 	TAILQ_FOREACH(u, &wc->upstreams, entry)
 		up_pool_commit(u->pc.pool);
 	TAILQ_FOREACH(u, &wc->upstreams, entry)

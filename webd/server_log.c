@@ -148,21 +148,32 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 
 /*
  * A request the engine refused before webd saw it (malformed, too large,
- * 408): logged with "-" for the site and the request line, since neither
- * is known.
+ * 408): logged and counted under "-" for the site, which is not known,
+ * with what came of its request line ("-" if nothing did), as nginx logs
+ * its 400s.
  */
 void
 access_log_refused(struct http_conn *c, int status, const char *why)
 {
 	struct webd_conf	*wc = ((struct webd_listener *)c->srv)->wc;
 	char			 line[WEBD_LOGLINE], ip[INET6_ADDRSTRLEN];
-	int			 n;
+	char			 rl[2048];
+	struct slice		 l = http_conn_first_line(c);
+	size_t			 bytes = http_error_body_len(status);
+	int			 n, cls = status / 100;
 
+	if (cls >= 1 && cls <= 5)
+		stats_inc(wc->m_refused[cls]);
+	stats_add(wc->m_refused_bytes, bytes);
 	if (wc->logfmt == LOG_OFF)
 		return;
 	net_sockaddr_ip(&c->peer.sa, ip, sizeof(ip));
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"-\" %d 0", ip,
-	    log_time(), status);
+	if (l.len > 0)
+		esc(rl, sizeof(rl), l.p, l.len);
+	else
+		strlcpy(rl, "-", sizeof(rl));
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %zu", ip,
+	    log_time(), rl, status, bytes);
 	if (wc->logfmt >= LOG_COMBINED)
 		n += snprintf(line + n, sizeof(line) - n, " \"-\" \"-\"");
 	if (wc->logfmt == LOG_FORWARDED)

@@ -141,6 +141,9 @@ struct webd_conf {
 	uid_t				 uid;		/* workers' */
 	struct stats_metric		*m_conns;
 	struct stats_metric		*m_uperr;
+	/* requests refused before a site was known, site "-" */
+	struct stats_metric		*m_refused[6];
+	struct stats_metric		*m_refused_bytes;
 };
 
 /* A request's state in webd. */

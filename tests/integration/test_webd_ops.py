@@ -133,9 +133,14 @@ class OpsTest(HttpTest):
         out = raw(self.port, b"GET / HTTP/1.1\r\nHost: a\r\n"
                   b"User-Agent: x\x7fy\r\n\r\n")
         self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:40])
-        f = clf(self.log_line(d, r'"-" 400 0', timeout=1))
-        self.assertEqual((f["site"], f["client"], f["request"]),
-                         ("-", "127.0.0.1", "-"))
+        # its request line, as far as it came, and the body it got
+        f = clf(self.log_line(d, r'"GET / HTTP/1\.1" 400 ', timeout=1))
+        self.assertEqual((f["site"], f["client"], f["bytes"]),
+                         ("-", "127.0.0.1", str(len("400 Bad Request\n"))))
+        out = raw(self.port, b"\x01\x02 nonsense\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:40])
+        f = clf(self.log_line(d, r'"\\x01\\x02 nonsense" 400', timeout=1))
+        self.assertEqual(f["site"], "-")
 
     # "listen ... proxy-protocol": a trusted peer must send a PROXY
     # header first; its client address is then the one logged.
@@ -398,7 +403,14 @@ server "main" {{
             time.sleep(0.4)
             r = c.read_response()
             self.assertEqual(len(r.body), 4 * 1024 * 1024)
+        # a request the engine refuses, for want of a site, under "-"
+        out = raw(self.port, b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:40])
         ms, text = metrics(mport)
+        self.assertEqual(metric(ms, "webd_requests_total", site="-",
+                                code="4xx"), 1)
+        self.assertEqual(metric(ms, "webd_response_bytes_total", site="-"),
+                         len("400 Bad Request\n"))
         self.assertIn("# TYPE webd_requests_total counter", text)
         self.assertIn("# TYPE webd_request_duration_seconds histogram",
                       text)
