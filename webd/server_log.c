@@ -182,19 +182,20 @@ access_log_refused(struct http_conn *c, int status, const char *why)
 }
 
 /*
- * Open (create) the log file beneath its folder's descriptor.  The folder
- * may be the workers' to write in: the master, root, follows no symlink,
- * opens nothing but a regular file (a FIFO would hang it), and gives the
- * workers only a file that root owns alone, such as the one it created.
+ * Open the log file beneath its folder's descriptor, the master creating
+ * it (<create>: O_CREAT).  The folder may be the workers' to write in:
+ * the master, root, follows no symlink, opens nothing but a regular file
+ * (a FIFO would hang it), and gives the workers only a file that root
+ * owns alone, such as the one it created.
  */
 static int
-log_openat(struct webd_conf *wc, const char *what)
+log_openat(struct webd_conf *wc, const char *what, int create)
 {
 	struct stat	st;
 	int		fd;
 
 	if ((fd = openat(wc->logdir, wc->logname, O_WRONLY | O_APPEND |
-	    O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640)) == -1) {
+	    create | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640)) == -1) {
 		log_warn("%s %s", what, wc->logfile);
 		return (-1);
 	}
@@ -242,20 +243,31 @@ access_log_open(struct webd_conf *wc)
 			return (-1);
 		}
 	}
-	return (log_openat(wc, "access log"));
+	return (log_openat(wc, "access log", O_CREAT));
 }
 
 /*
  * SIGUSR1: the master opens the file anew (after a rotation), creating
  * it, and the workers, told next, open the new file by its name in the
- * folder's descriptor: they need no right to create files there.
+ * folder's descriptor.  They never create it: a worker told late, once
+ * the file was moved again, would make one of its own there.
  */
+static void
+reopen(struct webd_conf *wc, int create)
+{
+	if (wc == NULL || wc->logfile == NULL || wc->logdir == -1)
+		return;
+	(void)log_openat(wc, "reopen access log", create);
+}
+
 void
 access_log_reopen(void *p)
 {
-	struct webd_conf	*wc = p;
+	reopen(p, O_CREAT);
+}
 
-	if (wc == NULL || wc->logfile == NULL || wc->logdir == -1)
-		return;
-	(void)log_openat(wc, "reopen access log");
+void
+access_log_reopen_worker(void *p)
+{
+	reopen(p, 0);
 }

@@ -40,7 +40,7 @@ w_drain(struct http_worker *h)
 static void
 w_reopen(struct proc_worker *w)
 {
-	access_log_reopen(w->conf);
+	access_log_reopen_worker(w->conf);
 }
 
 static int

@@ -197,6 +197,7 @@ void	 access_log(struct http_req *, struct webd_server *, int, uint64_t);
 void	 access_log_refused(struct http_conn *, int, const char *);
 int	 access_log_open(struct webd_conf *);
 void	 access_log_reopen(void *);
+void	 access_log_reopen_worker(void *);
 
 /* mime.c */
 struct mime_table *mime_load(const char *, char *, size_t);

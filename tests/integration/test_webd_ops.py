@@ -379,6 +379,35 @@ server "main" {{
         self.assertEqual(os.stat(log).st_uid,
                          pwd.getpwnam("www-data").pw_uid)
 
+    def test_workers_never_create_the_log(self):
+        """Only the master creates the log: a worker told of a reopen
+        late, when the file is gone again, makes none of its own (in a
+        folder it may write to) and keeps writing to the one it has."""
+        logs = os.path.join(self.dir, "logs")
+        log = os.path.join(logs, "access.log")
+        os.makedirs(logs)
+        os.chown(logs, pwd.getpwnam("www-data").pw_uid, -1)
+        d = self.webd(extra=f'user www-data\naccess-log "{log}"',
+                      workers=1)
+        w = d.wait_workers(1)[0]
+        self.get("/ten.txt?one")
+        wait_for(lambda: os.path.exists(log) and
+                 b"one" in open(log, "rb").read(), 5, what="line one")
+        os.kill(w, signal.SIGSTOP)
+        try:
+            os.rename(log, log + ".1")
+            d.signal(signal.SIGUSR1)
+            wait_for(lambda: os.path.exists(log), 5, what="the master's")
+            os.rename(log, log + ".2")
+        finally:
+            os.kill(w, signal.SIGCONT)
+        self.syslog.wait(rf"webd\[{w}\]: worker 1: reopen access log "
+                         rf"{log}: No such file or directory")
+        self.get("/ten.txt?two")
+        wait_for(lambda: b"two" in open(log + ".1", "rb").read(), 5,
+                 what="the line in the file the worker had")
+        self.assertFalse(os.path.exists(log))
+
     # metrics
 
     def test_metrics_on_own_listener(self):
