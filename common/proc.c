@@ -339,8 +339,10 @@ gen_load(void)
 			    defines[i]);
 	if (conf_parse_file(conf, conffile) == 0 &&
 	    settings_load(conf, &g->ps) == 0 && conf->nerrors == 0) {
-		/* the metrics it asks for are the next generation's */
+		/* the metrics and blocks it asks for are the next
+		 * generation's */
 		stats_set_generation(ngen + 1);
+		shm_set_generation(ngen + 1);
 		g->dconf = ops->load(conf, &g->ps);
 		if (g->dconf == NULL && conf->nerrors == 0)
 			conf_error(conf, NULL, "%s: configuration refused",
@@ -444,6 +446,24 @@ gen_unlisten(struct proc_gen *g, struct proc_gen *keep)
 	}
 }
 
+/*
+ * No process runs a generation older than the oldest left: give back the
+ * shared blocks that only older ones asked for.
+ */
+static void
+gen_collect(void)
+{
+	struct proc_gen	*g;
+	int		 oldest = 0, n;
+
+	TAILQ_FOREACH(g, &gens, entry)
+		if (g->id > 0 && (oldest == 0 || g->id < oldest))
+			oldest = g->id;
+	if (oldest > 0 && (n = shm_collect(oldest)) > 0)
+		log_debug("%s: %d shared blocks given back (generations "
+		    "before %d)", __func__, n, oldest);
+}
+
 static void
 gen_free(struct proc_gen *g)
 {
@@ -458,6 +478,7 @@ gen_free(struct proc_gen *g)
 	conf_free(g->tree);
 	TAILQ_REMOVE(&gens, g, entry);
 	free(g);
+	gen_collect();
 }
 
 static int

@@ -50,8 +50,9 @@ proxy_conf_load(struct conf *conf, const struct conf_node *block,
 	}
 	if (up_pool_shm_full(pc->pool))
 		conf_error(conf, block, "%s: no room left in shared memory for "
-		    "its servers' state (the names of earlier configurations "
-		    "keep theirs until a restart)", name);
+		    "its servers' state (%d blocks in all, the names of "
+		    "configurations still running keep theirs)", name,
+		    SHM_MAXBLOCKS);
 	if ((n = conf_get(block, "connect-timeout")) != NULL)
 		pc->connect_timeout = n->args[0].num;
 	if ((n = conf_get(block, "response-timeout")) != NULL)

@@ -17,9 +17,10 @@
 #include "stats.h"
 
 struct shm_entry {
-	char		name[SHM_NAMELEN];
+	char		name[SHM_NAMELEN];	/* "": free, for a block of size */
 	uint32_t	off;
 	uint32_t	size;
+	uint32_t	gen;	/* the last conf generation asking, 0: none */
 };
 
 struct shm_hdr {
@@ -31,6 +32,7 @@ struct shm_hdr {
 };
 
 static struct shm_hdr	*hdr;
+static uint32_t		 curgen;	/* of the conf being loaded */
 
 int
 shm_init(size_t size)
@@ -79,7 +81,21 @@ shm_get(const char *name, size_t size, int *created)
 		if (strcmp(hdr->blocks[i].name, name) == 0) {
 			p = hdr->blocks[i].size == size ?
 			    (char *)hdr + hdr->blocks[i].off : NULL;
+			if (hdr->blocks[i].gen < curgen)
+				hdr->blocks[i].gen = curgen;
 			shm_unlock(&hdr->lock);
+			return (p);
+		}
+	/* a block of this size that shm_collect() gave back: zero */
+	for (i = 0; i < hdr->nblocks; i++)
+		if (hdr->blocks[i].name[0] == '\0' &&
+		    hdr->blocks[i].size == size) {
+			strlcpy(hdr->blocks[i].name, name, SHM_NAMELEN);
+			hdr->blocks[i].gen = curgen;
+			p = (char *)hdr + hdr->blocks[i].off;
+			shm_unlock(&hdr->lock);
+			if (created != NULL)
+				*created = 1;
 			return (p);
 		}
 	need = (size + 63) & ~(size_t)63;
@@ -96,6 +112,7 @@ shm_get(const char *name, size_t size, int *created)
 	strlcpy(hdr->blocks[hdr->nblocks].name, name, SHM_NAMELEN);
 	hdr->blocks[hdr->nblocks].off = hdr->used;
 	hdr->blocks[hdr->nblocks].size = size;
+	hdr->blocks[hdr->nblocks].gen = curgen;
 	p = (char *)hdr + hdr->used;	/* never used: zero (see SHM_SIZE) */
 	hdr->used += need;
 	hdr->nblocks++;
@@ -103,6 +120,60 @@ shm_get(const char *name, size_t size, int *created)
 	if (created != NULL)
 		*created = 1;
 	return (p);
+}
+
+/*
+ * The conf generation being loaded: the blocks it asks for are its, and
+ * outlive it until shm_collect() is told that no process runs it.
+ */
+void
+shm_set_generation(uint32_t gen)
+{
+	curgen = gen;
+}
+
+/*
+ * Master, once no process runs a generation older than <oldest>: the
+ * blocks no later one asked for are given back, zeroed, for blocks of
+ * the same size (the names of servers, pools and frontends that confs
+ * no longer have).  Blocks asked for outside a conf load (gen 0) stay.
+ * Returns how many were given back.
+ */
+int
+shm_collect(uint32_t oldest)
+{
+	struct shm_entry	*e;
+	long			 pg = sysconf(_SC_PAGESIZE);
+	uint32_t		 i;
+	int			 n = 0;
+
+	if (hdr == NULL)
+		return (0);
+	shm_lock(&hdr->lock);
+	for (i = 0; i < hdr->nblocks; i++) {
+		char		*p, *a, *b;
+
+		e = &hdr->blocks[i];
+		if (e->name[0] == '\0' || e->gen == 0 || e->gen >= oldest)
+			continue;
+		/*
+		 * Zero it (a new block is zero), giving whole pages back to
+		 * the system: a rate limit's table is megabytes.
+		 */
+		p = (char *)hdr + e->off;
+		a = (char *)(((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1));
+		b = (char *)(((uintptr_t)p + e->size) & ~(uintptr_t)(pg - 1));
+		if (b > a && madvise(a, b - a, MADV_REMOVE) == 0) {
+			memset(p, 0, a - p);
+			memset(b, 0, p + e->size - b);
+		} else
+			memset(p, 0, e->size);
+		e->name[0] = '\0';
+		e->gen = 0;
+		n++;
+	}
+	shm_unlock(&hdr->lock);
+	return (n);
 }
 
 pid_t	shm_pid;

@@ -18,8 +18,8 @@
 
 /*
  * Mapped, not taken: a page is real once something is written on it (the
- * mapping is zero to begin with, and blocks are never freed, so a new one
- * needs no clearing).  Each lbd frontend with a rate or connection limit
+ * mapping is zero to begin with, and a block given back is zeroed, so a
+ * new one needs no clearing).  Each lbd frontend with a rate or connection limit
  * takes 3 MiB, and with a connection limit 4 MiB more for the workers'
  * ledgers, of which a worker touches only its own.
  */
@@ -30,6 +30,8 @@
 
 int	 shm_init(size_t);
 void	*shm_get(const char *, size_t, int *);
+void	 shm_set_generation(uint32_t);
+int	 shm_collect(uint32_t);
 
 /*
  * A spin lock for short critical sections in shared memory.  It holds its

@@ -1378,6 +1378,50 @@ Test(shm_count, parts_taken_back)
 	cr_assert_eq(shm_count_reap(c, 1), 0);
 }
 
+/*
+ * Blocks belong to the conf generations that asked for them: once no
+ * process runs a generation as old, the blocks only older ones had are
+ * given back, zeroed, for new names of the same size; those asked for
+ * outside a conf load stay.
+ */
+Test(shm, blocks_given_back_by_generation)
+{
+	const size_t	 big = 3 * 1024 * 1024 + 100;
+	unsigned char	*keep, *a, *a2, *b, *c;
+	size_t		 i;
+	int		 created;
+
+	cr_assert_eq(shm_init(0), 0);
+	cr_assert_not_null(keep = shm_get("keep", 100, NULL));
+	keep[0] = 7;
+	shm_set_generation(1);
+	cr_assert_not_null(a = shm_get("a", big, NULL));
+	memset(a, 0xa5, big);
+	cr_assert_not_null(b = shm_get("b", 64, NULL));
+	b[0] = 1;
+	shm_set_generation(2);
+	cr_assert_eq(shm_get("b", 64, &created), b);	/* 2 still has it */
+	cr_assert_eq(created, 0);
+	cr_assert_not_null(c = shm_get("c", 64, NULL));
+	cr_assert_eq(shm_collect(1), 0);
+	cr_assert_eq(shm_collect(2), 1);		/* "a" only */
+	shm_set_generation(3);
+	cr_assert_eq(a2 = shm_get("a2", big, &created), a);
+	cr_assert_eq(created, 1);
+	for (i = 0; i < big; i++)
+		if (a2[i] != 0)
+			cr_assert_fail("byte %zu of a reused block not zero", i);
+	cr_assert_eq(shm_get("b", 64, NULL), b);
+	cr_assert_eq(b[0], 1);
+	cr_assert_eq(shm_collect(3), 1);		/* "c" */
+	cr_assert_eq(shm_collect(100), 2);		/* "a2", "b" */
+	cr_assert_eq(shm_get("keep", 100, NULL), keep);
+	cr_assert_eq(keep[0], 7);
+	/* an old name asked for again is a new, zero block */
+	cr_assert_not_null(b = shm_get("b", 64, &created));
+	cr_assert_eq(created, 1);
+	cr_assert_eq(b[0], 0);
+}
 
 /*
  * The shared spin lock: a process that dies holding it does not stop the
