@@ -448,7 +448,7 @@ gen_unlisten(struct proc_gen *g, struct proc_gen *keep)
 
 /*
  * No process runs a generation older than the oldest left: give back the
- * shared blocks that only older ones asked for.
+ * shared blocks and statistics records that only older ones asked for.
  */
 static void
 gen_collect(void)
@@ -459,6 +459,8 @@ gen_collect(void)
 	TAILQ_FOREACH(g, &gens, entry)
 		if (g->id > 0 && (oldest == 0 || g->id < oldest))
 			oldest = g->id;
+	if (oldest > 0)
+		stats_collect(oldest);
 	if (oldest > 0 && (n = shm_collect(oldest)) > 0)
 		log_debug("%s: %d shared blocks given back (generations "
 		    "before %d)", __func__, n, oldest);

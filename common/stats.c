@@ -36,7 +36,7 @@ struct stats_family {
 struct stats_metric {
 	uint32_t		family;
 	uint32_t		next;	/* offset of the next record, 0 */
-	uint32_t		gen;	/* the last conf generation asking */
+	_Atomic uint32_t	gen;	/* the last conf generation asking */
 	char			labels[STATS_LABELLEN];
 	_Atomic uint64_t	v[];
 };
@@ -46,6 +46,7 @@ struct stats_hdr {
 	uint32_t		size;
 	_Atomic uint32_t	used;
 	atomic_flag		lock;
+	uint32_t		oldest;	/* generation still run (stats_collect) */
 	uint32_t		nfamilies;
 	struct stats_family	families[STATS_MAXFAMILIES];
 };
@@ -91,6 +92,18 @@ void
 stats_set_generation(uint32_t gen)
 {
 	mygen = gen;
+}
+
+/*
+ * Master: no process runs a generation older than <oldest>.  Records that
+ * only older ones asked for (the series of removed servers, no process
+ * shows them) may be taken for new series of their family.
+ */
+void
+stats_collect(uint32_t oldest)
+{
+	if (shm != NULL && oldest > shm->oldest)
+		shm->oldest = oldest;
 }
 
 void
@@ -260,26 +273,53 @@ metric_get(const char *name, const char *help, int type, const double *b,
 	for (off = f->first; off != 0; off = m->next) {
 		m = rec_at(off);
 		if (strcmp(m->labels, labels) == 0) {
-			if (m->gen < mygen)
-				m->gen = mygen;
+			if (atomic_load(&m->gen) < mygen)
+				atomic_store(&m->gen, mygen);
 			unlock();
 			return (m);
 		}
 	}
 	need = sizeof(struct stats_metric) + ncells(f) * sizeof(uint64_t);
 	need = (need + 7) & ~7u;
+	/*
+	 * A record of the family no running process asked for: no one
+	 * shows it (renderers skip older generations' records) or counts
+	 * in it.  It is cleared and named before it becomes ours.
+	 */
+	for (off = f->first; off != 0; off = m->next) {
+		uint32_t	g;
+
+		m = rec_at(off);
+		g = atomic_load(&m->gen);
+		if (g != 0 && g < shm->oldest && g < mygen) {
+			memset(m->v, 0, need - sizeof(*m));
+			strlcpy(m->labels, labels, sizeof(m->labels));
+			atomic_store_explicit(&m->gen, mygen,
+			    memory_order_release);
+			unlock();
+			return (m);
+		}
+	}
 	off = atomic_load(&shm->used);
 	if (off + need > shm->size) {
+		static uint32_t	warned;	/* generation + 1 */
+
 		unlock();
-		log_warnx("%s: statistics segment full (%u bytes)", __func__,
-		    shm->size);
+		/* once per process and conf: thousands of lines would
+		 * hold up the workers' start */
+		if (warned != mygen + 1) {
+			warned = mygen + 1;
+			log_warnx("statistics segment full (%u bytes): series "
+			    "from %s{%s} on are not kept", shm->size, name,
+			    labels);
+		}
 		return (NULL);
 	}
 	atomic_store(&shm->used, off + need);
 	m = rec_at(off);
 	memset(m, 0, need);
 	m->family = f - shm->families;
-	m->gen = mygen;
+	atomic_store(&m->gen, mygen);
 	strlcpy(m->labels, labels, sizeof(m->labels));
 	if (f->last != 0)
 		rec_at(f->last)->next = off;
@@ -492,7 +532,8 @@ stats_render(struct buf *b, const char *prefix)
 			/* what no conf since ours asked for (a server since
 			 * removed) is not shown; older processes still show
 			 * their own */
-			if (m->gen < mygen)
+			if (atomic_load_explicit(&m->gen,
+			    memory_order_acquire) < mygen)
 				continue;
 			switch (f->type) {
 			case STATS_COUNTER:

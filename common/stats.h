@@ -21,7 +21,12 @@
 #include <stdint.h>
 #include "buf.h"
 
-#define STATS_SIZE		(1024 * 1024)	/* default segment size */
+/*
+ * The default segment size.  Mapped, not taken: a page is real once a
+ * record is on it.  A server of lbd's has some 3 KiB of records (four
+ * histograms), so 16 MiB holds about 5000.
+ */
+#define STATS_SIZE		(16 * 1024 * 1024)
 #define STATS_MAXFAMILIES	256
 #define STATS_NAMELEN		96
 #define STATS_HELPLEN		160
@@ -40,6 +45,7 @@ struct stats_metric;
 int	 stats_init(size_t);
 void	 stats_set_slot(int);
 void	 stats_set_generation(uint32_t);
+void	 stats_collect(uint32_t);
 int	 stats_get_slot(void);
 void	 stats_slot_reset(int);
 

@@ -91,6 +91,7 @@ backend g{gen}b{b} {{
         self.simple([s1], top="", workers=1)
         lb = self.lb
         good = open(lb.conf_path).read()
+        full = []
         for gen in range(16):   # 10240 names: 2.5 times the table
             self.syslog.mark()
             lb.write_conf(good + conf(gen))
@@ -98,9 +99,17 @@ backend g{gen}b{b} {{
             ln = self.syslog.wait(rf"lbd\[{lb.pid}\]: (reload done|reload "
                                   r"failed)", 20)
             self.assertIn("reload done", ln, (gen, self.syslog.lines()))
+            full += [x for x in self.syslog.lines() if "full" in x]
             # the old generation gone, its names' blocks go back
             wait_for(lambda: len(lb.workers()) == 1, 10, what="old worker")
         self.assertEqual(self.who(), "s1")
+        # and their statistics records: the last servers have theirs
+        self.assertFalse(full)
+        m = self.metrics()
+        self.assertIsNotNone(m.get("lbd_server_up", backend="g15b9",
+                                   server="s15_9_63"))
+        self.assertIsNone(m.get("lbd_server_up", backend="g14b9",
+                                server="s14_9_63"))
         # one conf with more servers than the table has room for is
         # refused, and the running one goes on
         self.syslog.mark()

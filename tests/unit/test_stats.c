@@ -1207,6 +1207,57 @@ Test(stats, segment_full)
 	free(pr);
 }
 
+/*
+ * A full segment takes new series again once the generations that asked
+ * for old ones are gone: their records are cleared and reused, within
+ * their family, and never shown under their old labels.
+ */
+Test(stats, records_of_gone_generations_reused)
+{
+	struct stats_metric	*m, *old = NULL, *h;
+	struct prom		*pr;
+	char			 v[16];
+	int			 n;
+
+	cr_assert_eq(stats_init(1), 0);
+	stats_set_generation(1);
+	cr_assert_not_null(h = stats_histogram("seg_seconds", "", NULL, 0,
+	    "n", "old", NULL));
+	stats_observe(h, 1.0);
+	for (n = 0; n < 100000; n++) {
+		snprintf(v, sizeof(v), "%d", n);
+		if ((m = stats_counter("seg_total", "", "n", v, NULL)) == NULL)
+			break;
+		stats_add(m, 7);
+		if (n == 0)
+			old = m;
+	}
+	cr_assert_gt(n, 3);
+	/* generation 2 keeps n=1 and asks for new names: no room */
+	stats_set_generation(2);
+	cr_assert_not_null(stats_counter("seg_total", "", "n", "1", NULL));
+	cr_assert_null(stats_counter("seg_total", "", "n", "new0", NULL));
+	/* generation 1 gone: its records are taken, cleared */
+	stats_collect(2);
+	cr_assert_eq(m = stats_counter("seg_total", "", "n", "new0", NULL),
+	    old);
+	cr_assert_eq(stats_counter_value(m), 0);
+	stats_inc(m);
+	cr_assert_not_null(stats_counter("seg_total", "", "n", "new1", NULL));
+	/* a histogram's record goes to a histogram of its family only */
+	cr_assert_null(stats_gauge("seg_gauge", "", NULL));
+	cr_assert_eq(m = stats_histogram("seg_seconds", "", NULL, 0, "n",
+	    "new", NULL), h);
+	cr_assert_eq(stats_histogram_count(m), 0);
+	pr = render_parse(NULL);
+	cr_assert_eq(value_of(pr, "seg_total", "n=new0"), 1);
+	cr_assert_eq(value_of(pr, "seg_total", "n=new1"), 0);
+	cr_assert_eq(value_of(pr, "seg_total", "n=1"), 7);
+	/* 3 counters; the histogram: +Inf, _sum, _count */
+	cr_assert_eq(pr->ns, 3 + 3, "only what generation 2 asked for");
+	free(pr);
+}
+
 Test(stats, too_many_families, .init = init)
 {
 	struct prom	*pr;
