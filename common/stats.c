@@ -31,12 +31,15 @@ struct stats_family {
 	double		bounds[STATS_MAXBUCKETS];
 	uint32_t	first;		/* offset of the first record */
 	uint32_t	last;
+	uint32_t	freelist;	/* records to reuse (stats_collect) */
 };
 
 struct stats_metric {
 	uint32_t		family;
 	uint32_t		next;	/* offset of the next record, 0 */
 	_Atomic uint32_t	gen;	/* the last conf generation asking */
+	uint32_t		isfree;	/* on its family's free list */
+	uint32_t		nextfree;
 	char			labels[STATS_LABELLEN];
 	_Atomic uint64_t	v[];
 };
@@ -47,6 +50,14 @@ struct stats_hdr {
 	_Atomic uint32_t	used;
 	atomic_flag		lock;
 	uint32_t		oldest;	/* generation still run (stats_collect) */
+	/*
+	 * The index: (family, labels) to a record's offset, open addressing
+	 * in <nslots> (a power of two, twice the records there is room for)
+	 * from <index>.  Only ever added to under the lock; rebuilt when
+	 * records go to the free lists.
+	 */
+	uint32_t		index;
+	uint32_t		nslots;
 	uint32_t		nfamilies;
 	struct stats_family	families[STATS_MAXFAMILIES];
 };
@@ -65,6 +76,7 @@ int
 stats_init(size_t size)
 {
 	void	*p;
+	size_t	 maxrec, nslots;
 
 	if (shm != NULL)
 		return (0);
@@ -72,6 +84,12 @@ stats_init(size_t size)
 		size = STATS_SIZE;
 	if (size < sizeof(struct stats_hdr) + 4096)
 		size = sizeof(struct stats_hdr) + 4096;
+	/* a record is at least the struct and one value */
+	maxrec = (size - sizeof(struct stats_hdr)) /
+	    (sizeof(struct stats_metric) + sizeof(uint64_t));
+	for (nslots = 16; nslots < 2 * maxrec; nslots *= 2)
+		;
+	size += nslots * sizeof(uint32_t);
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	if (p == MAP_FAILED)
@@ -79,7 +97,9 @@ stats_init(size_t size)
 	shm = p;
 	shm->magic = STATS_MAGIC;
 	shm->size = size;
-	atomic_store(&shm->used, sizeof(struct stats_hdr));
+	shm->index = (sizeof(struct stats_hdr) + 7) & ~7u;
+	shm->nslots = nslots;
+	atomic_store(&shm->used, shm->index + nslots * sizeof(uint32_t));
 	atomic_flag_clear(&shm->lock);
 	return (0);
 }
@@ -92,18 +112,6 @@ void
 stats_set_generation(uint32_t gen)
 {
 	mygen = gen;
-}
-
-/*
- * Master: no process runs a generation older than <oldest>.  Records that
- * only older ones asked for (the series of removed servers, no process
- * shows them) may be taken for new series of their family.
- */
-void
-stats_collect(uint32_t oldest)
-{
-	if (shm != NULL && oldest > shm->oldest)
-		shm->oldest = oldest;
 }
 
 void
@@ -149,6 +157,86 @@ static struct stats_metric *
 rec_at(uint32_t off)
 {
 	return ((struct stats_metric *)((char *)shm + off));
+}
+
+static uint32_t *
+slots(void)
+{
+	return ((uint32_t *)((char *)shm + shm->index));
+}
+
+static uint32_t
+slot_of(uint32_t family, const char *labels)
+{
+	uint32_t	h = 2166136261u;	/* FNV-1a */
+
+	h = (h ^ family) * 16777619u;
+	for (; *labels != '\0'; labels++)
+		h = (h ^ (unsigned char)*labels) * 16777619u;
+	return (h & (shm->nslots - 1));
+}
+
+/* Under the lock: the record of <family> with <labels>, or NULL. */
+static struct stats_metric *
+index_find(uint32_t family, const char *labels)
+{
+	uint32_t		*t = slots(), i;
+	struct stats_metric	*m;
+
+	for (i = slot_of(family, labels); t[i] != 0;
+	    i = (i + 1) & (shm->nslots - 1)) {
+		m = rec_at(t[i]);
+		if (m->family == family && strcmp(m->labels, labels) == 0)
+			return (m);
+	}
+	return (NULL);
+}
+
+/* Under the lock; never full: twice the slots there can be records. */
+static void
+index_add(uint32_t off)
+{
+	struct stats_metric	*m = rec_at(off);
+	uint32_t		*t = slots(), i;
+
+	for (i = slot_of(m->family, m->labels); t[i] != 0;
+	    i = (i + 1) & (shm->nslots - 1))
+		;
+	t[i] = off;
+}
+
+/*
+ * Master: no process runs a generation older than <oldest>.  Records that
+ * only older ones asked for (the series of removed servers, no process
+ * shows them) may be taken for new series of their family.
+ */
+void
+stats_collect(uint32_t oldest)
+{
+	struct stats_family	*f;
+	struct stats_metric	*m;
+	uint32_t		 i, off, g;
+
+	if (shm == NULL || oldest <= shm->oldest)
+		return;
+	lock();
+	shm->oldest = oldest;
+	memset(slots(), 0, shm->nslots * sizeof(uint32_t));
+	for (i = 0; i < shm->nfamilies; i++) {
+		f = &shm->families[i];
+		for (off = f->first; off != 0; off = m->next) {
+			m = rec_at(off);
+			g = atomic_load(&m->gen);
+			if (!m->isfree && g != 0 && g < oldest) {
+				m->isfree = 1;
+				m->nextfree = f->freelist;
+				f->freelist = off;
+			}
+			if (!m->isfree)
+				index_add(off);
+		}
+	}
+	unlock();
 }
 
 static int
@@ -270,14 +358,11 @@ metric_get(const char *name, const char *help, int type, const double *b,
 		if (nb > 0)
 			memcpy(f->bounds, b, nb * sizeof(double));
 	}
-	for (off = f->first; off != 0; off = m->next) {
-		m = rec_at(off);
-		if (strcmp(m->labels, labels) == 0) {
-			if (atomic_load(&m->gen) < mygen)
-				atomic_store(&m->gen, mygen);
-			unlock();
-			return (m);
-		}
+	if ((m = index_find(f - shm->families, labels)) != NULL) {
+		if (atomic_load(&m->gen) < mygen)
+			atomic_store(&m->gen, mygen);
+		unlock();
+		return (m);
 	}
 	need = sizeof(struct stats_metric) + ncells(f) * sizeof(uint64_t);
 	need = (need + 7) & ~7u;
@@ -286,19 +371,16 @@ metric_get(const char *name, const char *help, int type, const double *b,
 	 * shows it (renderers skip older generations' records) or counts
 	 * in it.  It is cleared and named before it becomes ours.
 	 */
-	for (off = f->first; off != 0; off = m->next) {
-		uint32_t	g;
-
+	if ((off = f->freelist) != 0) {
 		m = rec_at(off);
-		g = atomic_load(&m->gen);
-		if (g != 0 && g < shm->oldest && g < mygen) {
-			memset(m->v, 0, need - sizeof(*m));
-			strlcpy(m->labels, labels, sizeof(m->labels));
-			atomic_store_explicit(&m->gen, mygen,
-			    memory_order_release);
-			unlock();
-			return (m);
-		}
+		f->freelist = m->nextfree;
+		m->isfree = 0;
+		memset(m->v, 0, need - sizeof(*m));
+		strlcpy(m->labels, labels, sizeof(m->labels));
+		index_add(off);
+		atomic_store_explicit(&m->gen, mygen, memory_order_release);
+		unlock();
+		return (m);
 	}
 	off = atomic_load(&shm->used);
 	if (off + need > shm->size) {
@@ -321,6 +403,7 @@ metric_get(const char *name, const char *help, int type, const double *b,
 	m->family = f - shm->families;
 	atomic_store(&m->gen, mygen);
 	strlcpy(m->labels, labels, sizeof(m->labels));
+	index_add(off);
 	if (f->last != 0)
 		rec_at(f->last)->next = off;
 	else

@@ -1214,7 +1214,7 @@ Test(stats, segment_full)
  */
 Test(stats, records_of_gone_generations_reused)
 {
-	struct stats_metric	*m, *old = NULL, *h;
+	struct stats_metric	*m, *old = NULL, *h, *kept;
 	struct prom		*pr;
 	char			 v[16];
 	int			 n;
@@ -1235,13 +1235,16 @@ Test(stats, records_of_gone_generations_reused)
 	cr_assert_gt(n, 3);
 	/* generation 2 keeps n=1 and asks for new names: no room */
 	stats_set_generation(2);
-	cr_assert_not_null(stats_counter("seg_total", "", "n", "1", NULL));
+	cr_assert_not_null(kept = stats_counter("seg_total", "", "n", "1",
+	    NULL));
 	cr_assert_null(stats_counter("seg_total", "", "n", "new0", NULL));
 	/* generation 1 gone: its records are taken, cleared */
 	stats_collect(2);
-	cr_assert_eq(m = stats_counter("seg_total", "", "n", "new0", NULL),
-	    old);
+	cr_assert_not_null(m = stats_counter("seg_total", "", "n", "new0",
+	    NULL));
+	cr_assert(m != kept && (char *)m >= (char *)old);
 	cr_assert_eq(stats_counter_value(m), 0);
+	cr_assert_eq(stats_counter("seg_total", "", "n", "new0", NULL), m);
 	stats_inc(m);
 	cr_assert_not_null(stats_counter("seg_total", "", "n", "new1", NULL));
 	/* a histogram's record goes to a histogram of its family only */
