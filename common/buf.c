@@ -320,3 +320,27 @@ slice_strdup(struct slice s)
 	p[s.len] = '\0';
 	return (p);
 }
+
+/*
+ * FNV-1a, seeded, with murmur3's finalizer: for the hashing balancers,
+ * the rate-limit tables and the shared indexes.
+ */
+uint64_t
+hash_bytes(const void *p, size_t len, uint64_t seed)
+{
+	const unsigned char	*b = p;
+	uint64_t		 h = 1469598103934665603ULL ^ seed;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	/* finalizer (murmur3's), so that similar keys spread */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (h);
+}

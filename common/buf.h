@@ -86,6 +86,8 @@ int	 slice_eq(struct slice, const char *);
 int	 slice_caseeq(struct slice, const char *);
 struct slice slice_trim(struct slice);
 int	 slice_to_u64(struct slice, uint64_t *);
+
+uint64_t hash_bytes(const void *, size_t, uint64_t);
 char	*slice_strdup(struct slice);
 
 #endif

@@ -5,7 +5,7 @@
  * scores hash(key, server), weighted, and the highest score wins.  A key
  * keeps its server as long as that server is eligible; when a server
  * leaves, only its own keys move.  The caller passes the key already
- * hashed (up_hash of the client address, or of the path).
+ * hashed (hash_bytes of the client address, or of the path).
  */
 #include <sys/types.h>
 
@@ -28,7 +28,7 @@ hash_pick(struct up_pool *p, uint64_t key, uint64_t tried)
 		if ((tried & (1ULL << (i & 63))) ||
 		    !up_eligible(p, s, now, NULL))
 			continue;
-		h = up_hash(s->name, strlen(s->name), key);
+		h = hash_bytes(s->name, strlen(s->name), key);
 		/* weighted rendezvous: -w / ln(u), u uniform in (0, 1) */
 		u = ((h >> 11) + 0.5) / 9007199254740992.0;
 		score = -(double)atomic_load(&s->sh->weight) / log(u);

@@ -567,10 +567,10 @@ hash_key(struct preq *pr)
 
 	if (pr->pc->pool->lb == &lb_source) {
 		if (sa->sa_family == AF_INET)
-			return (up_hash(&sin->sin_addr, sizeof(sin->sin_addr),
+			return (hash_bytes(&sin->sin_addr, sizeof(sin->sin_addr),
 			    0));
 		if (sa->sa_family == AF_INET6)
-			return (up_hash(&sin6->sin6_addr,
+			return (hash_bytes(&sin6->sin6_addr,
 			    sizeof(sin6->sin6_addr), 0));
 		return (0);
 	}
@@ -578,7 +578,7 @@ hash_key(struct preq *pr)
 		t = http_req_target(pr->req);
 		if ((q = memchr(t.p, '?', t.len)) != NULL)
 			t.len = q - t.p;
-		return (up_hash(t.p, t.len, 0));
+		return (hash_bytes(t.p, t.len, 0));
 	}
 	return (0);
 }

@@ -168,12 +168,8 @@ slots(void)
 static uint32_t
 slot_of(uint32_t family, const char *labels)
 {
-	uint32_t	h = 2166136261u;	/* FNV-1a */
-
-	h = (h ^ family) * 16777619u;
-	for (; *labels != '\0'; labels++)
-		h = (h ^ (unsigned char)*labels) * 16777619u;
-	return (h & (shm->nslots - 1));
+	return (hash_bytes(labels, strlen(labels), family) &
+	    (shm->nslots - 1));
 }
 
 /* Under the lock: the record of <family> with <labels>, or NULL. */

@@ -317,27 +317,6 @@ up_succeeded(struct up_server *s)
 		atomic_store(&s->sh->fails, 0);
 }
 
-/* FNV-1a, seeded; for the hashing balancers. */
-uint64_t
-up_hash(const void *p, size_t len, uint64_t seed)
-{
-	const unsigned char	*b = p;
-	uint64_t		 h = 1469598103934665603ULL ^ seed;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 1099511628211ULL;
-	}
-	/* finalizer (murmur3's), so that similar keys spread */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return (h);
-}
-
 const char *
 up_state_name(const struct up_server *s)
 {

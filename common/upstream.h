@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include "buf.h"
 #include "net.h"
 #include "shm.h"
 #include "sock.h"
@@ -125,7 +126,6 @@ void		 up_failed(struct up_server *, uint64_t);
 void		 up_succeeded(struct up_server *);
 int		 up_eligible(struct up_pool *, struct up_server *, uint64_t,
 		    int *);
-uint64_t	 up_hash(const void *, size_t, uint64_t);
 int		 up_nusable(struct up_pool *);
 const char	*up_state_name(const struct up_server *);
 

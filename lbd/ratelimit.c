@@ -56,7 +56,7 @@ entry_of(struct rl_table *t, const struct sockaddr *sa, uint64_t window)
 	key_of(sa, addr, &fam);
 	if (fam == 0)
 		return (NULL);
-	h = up_hash(addr, 16, fam ^ t->seed);
+	h = hash_bytes(addr, 16, fam ^ t->seed);
 	for (i = 0; i < LBD_RL_PROBE; i++) {
 		e = &t->e[(h + i) % LBD_RL_ENTRIES];
 		if (e->used && e->family == fam &&

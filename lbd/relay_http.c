@@ -270,10 +270,10 @@ r_hash_key(void *arg, struct http_req *req)
 		struct slice	t = http_req_target(req);
 		const char	*q = memchr(t.p, '?', t.len);
 
-		return (up_hash(t.p, q ? (size_t)(q - t.p) : t.len, 0));
+		return (hash_bytes(t.p, q ? (size_t)(q - t.p) : t.len, 0));
 	}
 	net_sockaddr_ip(http_req_peer(req), ip, sizeof(ip));
-	return (up_hash(ip, strlen(ip), 0));
+	return (hash_bytes(ip, strlen(ip), 0));
 }
 
 static struct up_server *

@@ -201,7 +201,7 @@ sess_connect(struct tcp_sess *ts)
 		}
 		if (be->pc.pool->lb == &lb_source) {
 			net_sockaddr_ip(&ts->peer.sa, ip, sizeof(ip));
-			key = up_hash(ip, strlen(ip), 0);
+			key = hash_bytes(ip, strlen(ip), 0);
 		}
 		s = up_pick(be->pc.pool, key, ts->tried);
 		if (s == NULL && ts->tried != 0)
