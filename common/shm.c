@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "shm.h"
 #include "stats.h"
@@ -21,13 +22,20 @@ struct shm_entry {
 	uint32_t	off;
 	uint32_t	size;
 	uint32_t	gen;	/* the last conf generation asking, 0: none */
+	uint32_t	nextfree;	/* free list: entry + 1, 0 ends */
 };
+
+#define SHM_NSLOTS	(2 * SHM_MAXBLOCKS)	/* a power of two */
 
 struct shm_hdr {
 	shm_lock_t		lock;
 	uint32_t		size;
 	uint32_t		used;
 	uint32_t		nblocks;
+	uint32_t		freelist;	/* entry + 1, 0: none */
+	/* names to entries (entry + 1; 0 empty), open addressing: added to
+	 * under the lock, rebuilt when blocks are given back */
+	uint32_t		index[SHM_NSLOTS];
 	struct shm_entry	blocks[SHM_MAXBLOCKS];
 };
 
@@ -56,6 +64,37 @@ shm_init(size_t size)
 	return (0);
 }
 
+static uint32_t
+slot_of(const char *name)
+{
+	return (hash_bytes(name, strlen(name), 0) & (SHM_NSLOTS - 1));
+}
+
+/* Under the lock: the entry named <name>, or NULL. */
+static struct shm_entry *
+index_find(const char *name)
+{
+	uint32_t	i;
+
+	for (i = slot_of(name); hdr->index[i] != 0;
+	    i = (i + 1) & (SHM_NSLOTS - 1))
+		if (strcmp(hdr->blocks[hdr->index[i] - 1].name, name) == 0)
+			return (&hdr->blocks[hdr->index[i] - 1]);
+	return (NULL);
+}
+
+/* Under the lock; never full: twice the slots there are entries. */
+static void
+index_add(struct shm_entry *e)
+{
+	uint32_t	i;
+
+	for (i = slot_of(e->name); hdr->index[i] != 0;
+	    i = (i + 1) & (SHM_NSLOTS - 1))
+		;
+	hdr->index[i] = e - hdr->blocks + 1;
+}
+
 /*
  * The block named <name>, created zeroed with <size> bytes if new (then
  * *created is set).  A block found with another size is an error: NULL.
@@ -64,8 +103,9 @@ shm_init(size_t size)
 void *
 shm_get(const char *name, size_t size, int *created)
 {
-	uint32_t	i, need;
-	void		*p;
+	struct shm_entry	*e;
+	uint32_t		 need, *prev;
+	void			*p;
 
 	if (created != NULL)
 		*created = 0;
@@ -76,28 +116,32 @@ shm_get(const char *name, size_t size, int *created)
 	}
 	if (strlen(name) >= SHM_NAMELEN)
 		return (NULL);
+	if (name[0] == '\0')
+		return (NULL);
 	shm_lock(&hdr->lock);
-	for (i = 0; i < hdr->nblocks; i++)
-		if (strcmp(hdr->blocks[i].name, name) == 0) {
-			p = hdr->blocks[i].size == size ?
-			    (char *)hdr + hdr->blocks[i].off : NULL;
-			if (hdr->blocks[i].gen < curgen)
-				hdr->blocks[i].gen = curgen;
-			shm_unlock(&hdr->lock);
-			return (p);
-		}
+	if ((e = index_find(name)) != NULL) {
+		p = e->size == size ? (char *)hdr + e->off : NULL;
+		if (e->gen < curgen)
+			e->gen = curgen;
+		shm_unlock(&hdr->lock);
+		return (p);
+	}
 	/* a block of this size that shm_collect() gave back: zero */
-	for (i = 0; i < hdr->nblocks; i++)
-		if (hdr->blocks[i].name[0] == '\0' &&
-		    hdr->blocks[i].size == size) {
-			strlcpy(hdr->blocks[i].name, name, SHM_NAMELEN);
-			hdr->blocks[i].gen = curgen;
-			p = (char *)hdr + hdr->blocks[i].off;
-			shm_unlock(&hdr->lock);
-			if (created != NULL)
-				*created = 1;
-			return (p);
-		}
+	for (prev = &hdr->freelist; *prev != 0; prev = &e->nextfree) {
+		e = &hdr->blocks[*prev - 1];
+		if (e->size != size)
+			continue;
+		*prev = e->nextfree;
+		e->nextfree = 0;
+		strlcpy(e->name, name, SHM_NAMELEN);
+		e->gen = curgen;
+		index_add(e);
+		p = (char *)hdr + e->off;
+		shm_unlock(&hdr->lock);
+		if (created != NULL)
+			*created = 1;
+		return (p);
+	}
 	need = (size + 63) & ~(size_t)63;
 	if (hdr->nblocks >= SHM_MAXBLOCKS || hdr->used + need > hdr->size) {
 		static int	warned;
@@ -109,10 +153,12 @@ shm_get(const char *name, size_t size, int *created)
 			    "bytes)", name, hdr->nblocks, hdr->used, hdr->size);
 		return (NULL);
 	}
-	strlcpy(hdr->blocks[hdr->nblocks].name, name, SHM_NAMELEN);
-	hdr->blocks[hdr->nblocks].off = hdr->used;
-	hdr->blocks[hdr->nblocks].size = size;
-	hdr->blocks[hdr->nblocks].gen = curgen;
+	e = &hdr->blocks[hdr->nblocks];
+	strlcpy(e->name, name, SHM_NAMELEN);
+	e->off = hdr->used;
+	e->size = size;
+	e->gen = curgen;
+	index_add(e);
 	p = (char *)hdr + hdr->used;	/* never used: zero (see SHM_SIZE) */
 	hdr->used += need;
 	hdr->nblocks++;
@@ -170,7 +216,15 @@ shm_collect(uint32_t oldest)
 			memset(p, 0, e->size);
 		e->name[0] = '\0';
 		e->gen = 0;
+		e->nextfree = hdr->freelist;
+		hdr->freelist = i + 1;
 		n++;
+	}
+	if (n > 0) {
+		memset(hdr->index, 0, sizeof(hdr->index));
+		for (i = 0; i < hdr->nblocks; i++)
+			if (hdr->blocks[i].name[0] != '\0')
+				index_add(&hdr->blocks[i]);
 	}
 	shm_unlock(&hdr->lock);
 	return (n);

@@ -25,7 +25,7 @@
  */
 #define SHM_SIZE	(256 * 1024 * 1024)
 #define SHM_NAMELEN	128
-#define SHM_MAXBLOCKS	4096
+#define SHM_MAXBLOCKS	16384
 #define SHM_COUNT_SLOTS	128		/* STATS_SLOTS */
 
 int	 shm_init(size_t);

@@ -23,10 +23,11 @@
 
 /*
  * The default segment size.  Mapped, not taken: a page is real once a
- * record is on it.  A server of lbd's has some 3 KiB of records (four
- * histograms), so 16 MiB holds about 5000.
+ * record is on it.  A server of lbd's has some 2.2 KiB of records (four
+ * histograms), so 32 MiB holds about 15000, those of the confs still
+ * running (a reload that renames them all needs room for both).
  */
-#define STATS_SIZE		(16 * 1024 * 1024)
+#define STATS_SIZE		(32 * 1024 * 1024)
 #define STATS_MAXFAMILIES	256
 #define STATS_NAMELEN		96
 #define STATS_HELPLEN		160

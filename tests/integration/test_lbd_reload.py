@@ -82,8 +82,8 @@ class ReloadTest(LbdTest):
         s1, = self.backends("s1")
         dead = dead_addr()
 
-        def conf(gen, nback=10):
-            # 640 servers whose names change with each reload
+        def conf(gen, nback=40):
+            # 2560 servers whose names change with each reload
             return "".join(f"""
 backend g{gen}b{b} {{
 """ + "".join(f"    server s{gen}_{b}_{i} {dead}\n" for i in range(64)) +
@@ -92,7 +92,7 @@ backend g{gen}b{b} {{
         lb = self.lb
         good = open(lb.conf_path).read()
         full = []
-        for gen in range(16):   # 10240 names: 2.5 times the table
+        for gen in range(16):   # 40960 names: 2.5 times the table
             self.syslog.mark()
             lb.write_conf(good + conf(gen))
             lb.signal(signal.SIGHUP)
@@ -106,14 +106,14 @@ backend g{gen}b{b} {{
         # and their statistics records: the last servers have theirs
         self.assertFalse(full)
         m = self.metrics()
-        self.assertIsNotNone(m.get("lbd_server_up", backend="g15b9",
-                                   server="s15_9_63"))
-        self.assertIsNone(m.get("lbd_server_up", backend="g14b9",
-                                server="s14_9_63"))
+        self.assertIsNotNone(m.get("lbd_server_up", backend="g15b39",
+                                   server="s15_39_63"))
+        self.assertIsNone(m.get("lbd_server_up", backend="g14b39",
+                                server="s14_39_63"))
         # one conf with more servers than the table has room for is
         # refused, and the running one goes on
         self.syslog.mark()
-        lb.write_conf(good + conf(99, nback=70))
+        lb.write_conf(good + conf(99, nback=260))
         lb.signal(signal.SIGHUP)
         self.syslog.wait(rf"lbd\[{lb.pid}\]: reload failed", 30)
         self.assertTrue(any("no room left in shared memory" in x
