@@ -21,7 +21,7 @@ static void
 m_request(struct http_req *req)
 {
 	struct metrics_srv	*ms = (struct metrics_srv *)req->conn->srv;
-	struct slice		 t = http_req_target(req);
+	struct slice		 t = http_req_path(req);
 	struct buf		 b;
 
 	if (req->msg.method != HTTP_M_GET && req->msg.method != HTTP_M_HEAD) {

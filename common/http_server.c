@@ -1263,6 +1263,28 @@ http_req_target(const struct http_req *req)
 	    req->msg.target_len));
 }
 
+/*
+ * The target's path, without the query, as an origin-form target has it:
+ * of an absolute-form target (which a server must take, RFC 9112 3.2.2),
+ * what follows the authority, "/" if nothing does.  For the handlers
+ * that serve a few fixed paths (metrics, statistics).
+ */
+struct slice
+http_req_path(const struct http_req *req)
+{
+	struct slice	 t = http_req_target(req), auth;
+	const char	*q;
+
+	if (req->msg.form == HTTP_T_ABSOLUTE) {
+		http_absolute_split(t.p, t.len, &auth, &t);
+		if (t.len == 0 || t.p[0] == '?')
+			return (slice_make("/", 1));
+	}
+	if ((q = memchr(t.p, '?', t.len)) != NULL)
+		t.len = q - t.p;
+	return (t);
+}
+
 struct slice
 http_req_method(const struct http_req *req)
 {

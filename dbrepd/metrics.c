@@ -124,7 +124,7 @@ mreq_send(struct http_req *req)
 static void
 mreq_request(struct http_req *req)
 {
-	struct slice	 t = http_req_target(req);
+	struct slice	 t = http_req_path(req);
 	struct mreq	*r;
 
 	if (!slice_eq(t, "/metrics")) {

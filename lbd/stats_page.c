@@ -273,11 +273,10 @@ static void
 s_request(struct http_req *req)
 {
 	struct stats_srv	*ss = (struct stats_srv *)req->conn->srv;
-	struct slice		 t = http_req_target(req);
+	struct slice		 t = http_req_path(req);
 	struct sreq		*sr;
 	struct buf		*b;
 	const char		*type;
-	const char		*q;
 
 	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
 	    (b = calloc(1, sizeof(*b))) == NULL) {
@@ -287,8 +286,6 @@ s_request(struct http_req *req)
 	}
 	req->ud = sr;
 	buf_init(b, 64 * 1024 * 1024);
-	if ((q = memchr(t.p, '?', t.len)) != NULL)
-		t.len = q - t.p;
 	if (req->msg.method != HTTP_M_GET && req->msg.method != HTTP_M_HEAD) {
 		free(b);
 		http_resp_begin(req, 405);

@@ -383,6 +383,22 @@ backend dead {{
 
         r = get(self.stats, "/healthz")
         self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        # an absolute-form target is taken too (RFC 9112 3.2.2)
+        for target, body in ((f"http://127.0.0.1:{self.stats}/healthz",
+                              b"ok\n"),
+                             (f"http://127.0.0.1:{self.stats}/healthz?x",
+                              b"ok\n"),
+                             (f"http://127.0.0.1:{self.stats}",
+                              None)):
+            with Conn(self.stats) as c:
+                c.send(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"
+                       .encode())
+                r = c.read_response()
+            self.assertEqual(r.status, 200, target)
+            if body:
+                self.assertEqual(r.body, body)
+            else:
+                self.assertIn(b"<table", r.body)
         self.assertEqual(get(self.stats, "/nope").status, 404)
         r = get(self.stats, "/metrics", method="POST", body="")
         self.assertEqual((r.status, r.header("Allow")), (405, "GET, HEAD"))

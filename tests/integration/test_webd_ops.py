@@ -438,6 +438,11 @@ server "main" {{
         ms, text = metrics(mport)
         self.assertEqual(metric(ms, "webd_requests_total", site="-",
                                 code="4xx"), 1)
+        # the absolute form of the metrics' target (RFC 9112 3.2.2)
+        out = raw(mport, f"GET http://127.0.0.1:{mport}/metrics HTTP/1.1"
+                  "\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:60])
+        self.assertIn(b"webd_requests_total", out)
         self.assertEqual(metric(ms, "webd_response_bytes_total", site="-"),
                          len("400 Bad Request\n"))
         self.assertIn("# TYPE webd_requests_total counter", text)
