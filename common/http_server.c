@@ -62,7 +62,7 @@ enum {
 #define CF_OPENED	0x100	/* srv->conn_open was called */
 #define CF_SHUT		0x200	/* our side is shut down (lingering) */
 #define CF_LOWAT	0x400	/* TCP_NOTSENT_LOWAT is set */
-#define CF_HALFCLOSED	0x800	/* the client shut its side after a pipeline */
+#define CF_PIPELINED	0x800	/* the client pipelines its requests */
 
 /*
  * The unsent bytes a socket sending a file may hold.  Without a bound,
@@ -766,9 +766,10 @@ req_start(struct http_conn *c, struct http_req *req)
 
 /*
  * The client's FIN came while its request is with the handler, before the
- * answer began: gone, unless bytes of a next (pipelined) request came
- * before it.  Such a client shut its side once it had sent all it meant
- * to, and reads the answers of the whole pipeline.
+ * answer began: gone, unless it pipelines (bytes of a next request came
+ * before this one was answered, now or earlier on the connection).  Such
+ * a client shuts its side once it has sent all it means to, and reads
+ * the answers of the whole pipeline.
  */
 static int
 conn_gone(struct http_conn *c)
@@ -776,12 +777,12 @@ conn_gone(struct http_conn *c)
 	const struct http_req	*req = c->req;
 	int			 r;
 
-	if (c->flags & CF_HALFCLOSED)
+	if (c->flags & CF_PIPELINED)
 		return (0);
 	if (c->in->len == req->bstart &&
 	    (r = conn_read(c, c->in->len + 512)) != 1)
 		return (r == -1);
-	c->flags |= CF_HALFCLOSED;
+	c->flags |= CF_PIPELINED;
 	return (0);
 }
 
@@ -1079,6 +1080,8 @@ req_finish(struct http_conn *c)
 	}
 	/* keep the bytes of the next (pipelined) request, at the start */
 	rest = c->in->len - req->bstart;
+	if (rest > 0)
+		c->flags |= CF_PIPELINED;
 	if (rest > 0)
 		memmove(c->in->data, c->in->data + req->bstart, rest);
 	c->in->off = 0;

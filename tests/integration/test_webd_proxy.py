@@ -338,18 +338,31 @@ class ProxyTest(HttpTest):
         reads its answers: it is not taken as gone."""
         up = self.upstream()
         self.webd(f"127.0.0.1:{up.port}")
-        with socket.create_connection(("127.0.0.1", self.port)) as c:
-            c.sendall(b"GET /slow/300 HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /hello HTTP/1.1\r\nHost: x\r\n"
-                      b"Connection: close\r\n\r\n")
-            c.shutdown(socket.SHUT_WR)
-            c.settimeout(10)
-            data = b""
-            while d := c.recv(65536):
-                data += d
-        self.assertEqual(data.count(b"HTTP/1.1 200 "), 2, data)
+
+        def pipeline(reqs, fin_after=0):
+            with socket.create_connection(("127.0.0.1", self.port)) as c:
+                c.sendall(b"".join(
+                    f"GET {r} HTTP/1.1\r\nHost: x\r\n".encode() +
+                    (b"Connection: close\r\n" if i == len(reqs) - 1
+                     else b"") + b"\r\n" for i, r in enumerate(reqs)))
+                time.sleep(fin_after)
+                c.shutdown(socket.SHUT_WR)
+                c.settimeout(10)
+                data = b""
+                while d := c.recv(65536):
+                    data += d
+            self.assertEqual(data.count(b"HTTP/1.1 200 "), len(reqs),
+                             (reqs, data))
+            return data
+        data = pipeline(["/slow/300", "/hello"])
         self.assertIn(b"slow\n", data)
         self.assertTrue(data.endswith(b"hello\n"), data)
+        # the last one proxied, after answers that went at once: the
+        # FIN finds nothing behind it, but the client pipelines
+        data = pipeline(["/static/s.txt", "/slow/300"])
+        self.assertTrue(data.endswith(b"slow\n"), data)
+        data = pipeline(["/hello", "/slow/800"], fin_after=0.3)
+        self.assertTrue(data.endswith(b"slow\n"), data)
 
     def test_big_request_body_spills_to_tmpdir(self):
         up = self.upstream()
