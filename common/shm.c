@@ -182,7 +182,9 @@ shm_set_generation(uint32_t gen)
  * Master, once no process runs a generation older than <oldest>: the
  * blocks no later one asked for are given back, zeroed, for blocks of
  * the same size (the names of servers, pools and frontends that confs
- * no longer have).  Blocks asked for outside a conf load (gen 0) stay.
+ * no longer have).  Blocks asked for before the first conf load (gen 0)
+ * stay; those asked for at run time carry the last load's generation,
+ * and each generation that uses them asks for them when it starts.
  * Returns how many were given back.
  */
 int

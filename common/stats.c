@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "shm.h"
 #include "stats.h"
 
 #define STATS_MAGIC	0x53544154u
@@ -48,7 +49,7 @@ struct stats_hdr {
 	uint32_t		magic;
 	uint32_t		size;
 	_Atomic uint32_t	used;
-	atomic_flag		lock;
+	shm_lock_t		lock;	/* taken over from a dead owner */
 	uint32_t		oldest;	/* generation still run (stats_collect) */
 	/*
 	 * The index: (family, labels) to a record's offset, open addressing
@@ -100,7 +101,7 @@ stats_init(size_t size)
 	shm->index = (sizeof(struct stats_hdr) + 7) & ~7u;
 	shm->nslots = nslots;
 	atomic_store(&shm->used, shm->index + nslots * sizeof(uint32_t));
-	atomic_flag_clear(&shm->lock);
+	atomic_init(&shm->lock.owner, 0);
 	return (0);
 }
 
@@ -126,18 +127,21 @@ stats_get_slot(void)
 	return (myslot);
 }
 
+/*
+ * The shared memory lock: a process killed inside (the master kills a
+ * stuck generation, then takes the lock in stats_collect) does not stop
+ * the others for good.
+ */
 static void
 lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&shm->lock,
-	    memory_order_acquire))
-		;
+	shm_lock(&shm->lock);
 }
 
 static void
 unlock(void)
 {
-	atomic_flag_clear_explicit(&shm->lock, memory_order_release);
+	shm_unlock(&shm->lock);
 }
 
 static int
