@@ -122,19 +122,15 @@ http_pct_decode(const char *in, size_t len, char *out, size_t size,
 }
 
 /*
- * Normalize an absolute path in place: collapse "//", remove "." and
- * resolve ".." segments without ever going above "/".  A trailing "/."
- * or "/.." leaves a trailing slash.  Returns the new length.
- */
-/*
  * Whether a conf's host fits a Host field: a name or an address, with a
  * port if any (letters, digits, "-", ".", "_", ":", "[" and "]"), not
- * starting with a dot.
+ * starting with a dot or a hyphen (which no name does, and "-" stands
+ * for no site in webd's logs and metrics).
  */
 int
 http_host_ok(const char *s)
 {
-	if (*s == '\0' || *s == '.')
+	if (*s == '\0' || *s == '.' || *s == '-')
 		return (0);
 	for (; *s != '\0'; s++)
 		if (!isalnum((unsigned char)*s) && strchr("-._:[]", *s) == NULL)
@@ -161,6 +157,11 @@ dot_segment(const char *p, size_t len)
 	return (0);
 }
 
+/*
+ * Normalize an absolute path in place: collapse "//", remove "." and
+ * resolve ".." segments without ever going above "/".  A trailing "/."
+ * or "/.." leaves a trailing slash.  Returns the new length.
+ */
 size_t
 http_path_normalize(char *path, size_t len)
 {

@@ -838,6 +838,9 @@ server "s" default {{{{
              '"a.*.org": a host name or an address, or "*." and a name'),
             ('server "a b" {\n\tlisten 127.0.0.1:1\n\troot "/"\n}', 5,
              'invalid server name "a b": a host name or an address'),
+            # "-" is the site of requests refused before one is known
+            ('server "-" {\n\tlisten 127.0.0.1:1\n\troot "/"\n}', 5,
+             'invalid server name "-": a host name or an address'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tname "dup.example"\n}\nserver "b" {\n'
              '\tlisten 127.0.0.1:1\n\troot "/"\n\tname "DUP.example"\n}',
