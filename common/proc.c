@@ -1039,6 +1039,8 @@ stop(int fast)
 static void
 master_signal(struct ev_signal *s __unused, int sig, pid_t from __unused)
 {
+	struct proc_gen	*g;
+
 	switch (sig) {
 	case SIGCHLD:
 		reap();
@@ -1055,8 +1057,12 @@ master_signal(struct ev_signal *s __unused, int sig, pid_t from __unused)
 		break;
 	case SIGUSR1:
 		log_info("reopening log files");
+		/* those of every generation still running: one retiring,
+		 * or still starting, may log to files of its own */
 		if (ops->reopen != NULL)
-			ops->reopen(current->dconf);
+			TAILQ_FOREACH(g, &gens, entry)
+				if (g->dconf != NULL)
+					ops->reopen(g->dconf);
 		signal_gen(NULL, SIGUSR1);
 		break;
 	}

@@ -7,8 +7,10 @@ slow, Unix-socket upstreams, the forwarded fields."""
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -363,6 +365,34 @@ class ProxyTest(HttpTest):
         self.assertTrue(data.endswith(b"slow\n"), data)
         data = pipeline(["/hello", "/slow/800"], fin_after=0.3)
         self.assertTrue(data.endswith(b"slow\n"), data)
+
+    def test_rotation_reopens_the_log_of_a_retiring_generation(self):
+        """A reload may change the access log's path while the old
+        generation still serves a slow request: a rotation then makes
+        that file anew too, so that the old workers' last lines do not
+        go on into the rotated file."""
+        up = self.upstream()
+        logs = os.path.join(self.dir, "logs")
+        os.makedirs(logs)
+        a, b = os.path.join(logs, "a.log"), os.path.join(logs, "b.log")
+        d = self.webd(f"127.0.0.1:{up.port}", extra=f'access-log "{a}"')
+        got = {}
+        t = threading.Thread(target=lambda: got.update(
+            r=self.get("/slow/2000")))
+        t.start()
+        time.sleep(0.3)
+        self.syslog.mark()
+        d.write_conf(open(d.conf_path).read().replace(a, b))
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(rf"webd\[{d.pid}\]: reload done", 10)
+        os.rename(a, a + ".1")
+        d.signal(signal.SIGUSR1)
+        t.join(10 * SLOW)
+        self.assertEqual(got["r"].status, 200)
+        wait_for(lambda: os.path.exists(a) and
+                 b"/slow/2000" in open(a, "rb").read(), 5,
+                 what="the old worker's line in the new a.log")
+        self.assertNotIn(b"/slow/2000", open(a + ".1", "rb").read())
 
     def test_big_request_body_spills_to_tmpdir(self):
         up = self.upstream()
