@@ -437,6 +437,10 @@ build_head(struct preq *pr)
 			continue;
 		if (auth.p != NULL && (h->flags & HTTP_H_HOST))
 			continue;
+		/* a body read whole first follows the head at once: the
+		 * client had its 100 from us (nginx drops the field too) */
+		if ((h->flags & HTTP_H_EXPECT) && pc->buffer_request != 0)
+			continue;
 		/* appended to, or replaced: one line of ours below */
 		if (h->namelen == 15 && pc->xff != PROXY_XFF_OFF &&
 		    slice_caseeq(name, "x-forwarded-for"))

@@ -138,6 +138,26 @@ class ProxyTest(HttpTest):
         self.assertEqual(hdrs["x-forwarded-proto"], "http")
         self.assertNotIn("x-drop", hdrs)
 
+    def test_expect_answered_here_not_passed_on(self):
+        """webd reads a body whole before the app sees the request: the
+        client gets its 100 from webd, and the app no Expect field (as
+        nginx does), which would only have it send a 100 no one waits
+        for."""
+        up = self.upstream()
+        self.webd(f"127.0.0.1:{up.port}")
+        with Conn(self.port) as c:
+            c.send(b"POST /head HTTP/1.1\r\nHost: x\r\n"
+                   b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            self.assertEqual(c.read_exact(25),
+                             b"HTTP/1.1 100 Continue\r\n\r\n")
+            c.send(b"hello")
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        head = r.body.decode().lower()
+        self.assertTrue(head.startswith("post /head http/1.1\r\n"), head)
+        self.assertIn("content-length: 5\r\n", head)
+        self.assertNotIn("expect", head)
+
     def test_dot_segments_never_reach_the_app(self):
         """The app gets the target as the client sent it, and webd chose
         the location on the path with its dot segments resolved: an app
