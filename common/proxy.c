@@ -1406,6 +1406,33 @@ pr_finish(struct preq *pr)
 
 /* Engine callbacks */
 
+/*
+ * Add to the spilled body; on failure (a full tmpdir) a 500 that says
+ * why in the log, as nginx's, and the unnamed file goes with the request.
+ */
+static int
+spill_write(struct preq *pr, const char *p, size_t n)
+{
+	ssize_t	w;
+
+	while (n > 0) {
+		if ((w = write(pr->bodyfd, p, n)) == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			char	why[1024];
+
+			snprintf(why, sizeof(why), "cannot buffer the request "
+			    "body in %s: %s", pr->pc->tmpdir, w == 0 ?
+			    "short write" : strerror(errno));
+			pr_fail(pr, 500, why, 0);
+			return (-1);
+		}
+		p += w;
+		n -= w;
+	}
+	return (0);
+}
+
 static int
 spill(struct preq *pr)
 {
@@ -1414,11 +1441,11 @@ spill(struct preq *pr)
 	snprintf(path, sizeof(path), "%s/proxy-body.XXXXXX", pr->pc->tmpdir);
 	if ((pr->bodyfd = mkstemp(path)) == -1) {
 		log_warn("%s: mkstemp %s", __func__, path);
+		pr_fail(pr, 500, "cannot buffer the request body", 0);
 		return (-1);
 	}
 	unlink(path);
-	if (write(pr->bodyfd, buf_head(&pr->body), buf_used(&pr->body)) !=
-	    (ssize_t)buf_used(&pr->body))
+	if (spill_write(pr, buf_head(&pr->body), buf_used(&pr->body)) == -1)
 		return (-1);
 	buf_reset(&pr->body);
 	return (0);
@@ -1435,14 +1462,9 @@ p_body(struct http_req *req, const char *p, size_t n)
 		pr->bodylen += n;
 		if (pr->bodyfd == -1 && buf_append(&pr->body, p, n) == 0)
 			return (n);
-		if (pr->bodyfd == -1 && spill(pr) == -1) {
-			pr_fail(pr, 500, "cannot buffer the request body", 0);
+		if (pr->bodyfd == -1 && spill(pr) == -1)
 			return (n);
-		}
-		if (write(pr->bodyfd, p, n) != (ssize_t)n) {
-			pr_fail(pr, 500, "cannot buffer the request body", 0);
-			return (n);
-		}
+		(void)spill_write(pr, p, n);
 		return (n);
 	}
 	if (uc == NULL || pr->state < P_SEND)

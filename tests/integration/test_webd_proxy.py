@@ -447,6 +447,37 @@ class ProxyTest(HttpTest):
                          (200, f"{len(data)} {sum(data)}\n".encode()))
         wait_for(lambda: not spilled(), 5, what="the body file to go")
 
+    def test_tmpdir_full_is_a_clear_error(self):
+        """A body that does not fit in a full tmpdir gets an error
+        answer and a log line that says why, the file goes, and the
+        next request is served."""
+        up = self.upstream()
+        tmp = os.path.join(self.dir, "full")
+        os.makedirs(tmp)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                        tmp], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", tmp])
+        os.chmod(tmp, 0o1777)
+        self.webd(f"127.0.0.1:{up.port}", upextra="buffer-request 16k",
+                  extra=f'tmpdir "{tmp}"')
+        data = os.urandom(1024 * KB)
+        with Conn(self.port, timeout=10) as c:
+            c.send(request_bytes("POST", "/sink",
+                                 [("Content-Length", str(len(data)))]))
+            try:
+                c.send(data)
+            except OSError:
+                pass
+            r = c.read_response("POST")
+        self.assertEqual(r.status, 500, r)
+        self.syslog.wait(r"up: cannot buffer the request body in "
+                         rf"{tmp}: No space left on device")
+        # the unnamed file is gone with the request: the space is back
+        self.assertEqual(os.listdir(tmp), [])
+        wait_for(lambda: os.statvfs(tmp).f_bfree ==
+                 os.statvfs(tmp).f_blocks, 5, what="the space back")
+        self.assertEqual(self.get("/hello").status, 200)
+
     def more(self, up):
         self.tport = free_port()
         make_cert(self.dir, "cert", "ec", ["localhost"])
