@@ -309,18 +309,20 @@ sig_default(int sig)
 
 /*
  * Run <script>: the body in, its output into <out>.  Returns 0, 504 on
- * timeout, 502 when it failed (output too large, could not start).
+ * timeout, 502 when it failed (output too large, could not start), 499
+ * when the client closed its connection meanwhile (webd lets go of a
+ * request whose client left): the program is killed, as at a timeout.
  */
 static int
 cgi_exec(struct app_req *req, const char *script, char **env,
     uint64_t timeout, struct buf *out)
 {
-	struct pollfd	 pfd[3];
+	struct pollfd	 pfd[4];
 	struct buf	 err;
 	char		 dir[PATH_MAX], *slash, rb[16384];
 	int		 in[2] = { -1, -1 }, op[2] = { -1, -1 },
 			 ep[2] = { -1, -1 };
-	int		 status, rv = 0, n, sig, i, timedout = 0;
+	int		 status, rv = 0, n, sig, i, timedout = 0, gone = 0;
 	size_t		 off = 0;
 	uint64_t	 deadline = ev_monotonic_ms() + timeout, left;
 	pid_t		 pid;
@@ -385,7 +387,10 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 		pfd[1].events = POLLIN;
 		pfd[2].fd = ep[0];
 		pfd[2].events = POLLIN;
-		for (i = 0; i < 3; i++)
+		/* the client's end: its FIN (never its next request) */
+		pfd[3].fd = req->fd;
+		pfd[3].events = POLLRDHUP;
+		for (i = 0; i < 4; i++)
 			pfd[i].revents = 0;
 		left = deadline > ev_monotonic_ms() ? deadline -
 		    ev_monotonic_ms() : 0;
@@ -393,11 +398,15 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 			timedout = 1;
 			break;
 		}
-		n = poll(pfd, 3, (int)left);
+		n = poll(pfd, 4, (int)left);
 		if (n == -1 && errno != EINTR)
 			break;
 		if (n <= 0)
 			continue;
+		if (pfd[3].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			gone = 1;
+			break;
+		}
 		if (pfd[0].revents) {
 			r = write(in[1], req->body + off, req->bodylen - off);
 			if (r > 0)
@@ -440,7 +449,7 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 	log_lines(script, &err, 1);
 	buf_free(&err);
 	/* the program has closed its output: let it exit, within the time */
-	if (!timedout && rv == 0) {
+	if (!timedout && !gone && rv == 0) {
 		for (i = 0;; i++) {
 			if (waitpid(pid, &status, WNOHANG) == pid)
 				goto reaped;
@@ -460,6 +469,10 @@ cgi_exec(struct app_req *req, const char *script, char **env,
 		    (unsigned long long)timeout);
 		stats_inc(aconf->m_cgi_timeouts);
 		rv = 504;
+	} else if (gone) {
+		log_info("cgi %s: killed, the client closed its connection",
+		    script);
+		rv = 499;
 	}
 	goto out;
  reaped:
@@ -613,7 +626,8 @@ cgi_run(struct app_req *req, struct app_resp *r)
 	if (rv != 0) {
 		buf_free(&o);
 		app_error(r, rv, "%s", rv == 504 ? "the program took too "
-		    "long" : "the program failed");
+		    "long" : rv == 499 ? "the client left" :
+		    "the program failed");
 		return (0);
 	}
 	rv = cgi_response(script, &o, r, &redirect, req->arena);

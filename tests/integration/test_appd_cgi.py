@@ -5,6 +5,7 @@ the timeout (504), have their stderr logged line by line, and start with
 default signal dispositions and nothing blocked."""
 import json
 import os
+import socket
 import sys
 import time
 
@@ -211,13 +212,8 @@ class CgiTest(AppdTest):
                          r"complaint$")
         self.syslog.wait(r"cgi .*/stderr.sh: second complaint$")
 
-    def test_timeout_kills_the_program_and_its_children(self):
-        t0 = time.monotonic()
-        r = get(self.a.port, "/cgi-bin/slow.sh", timeout=10)
-        dt = time.monotonic() - t0
-        self.assertEqual(r.status, 504)
-        self.assertLess(dt, 3 * SLOW)
-        self.syslog.wait(r"cgi .*/slow.sh: killed after \d+ ms \(timeout\)")
+    def wait_program_gone(self):
+        """slow.sh and the child it left (their pids in files) dead."""
         pids = []
         for n in ("child.pid", "script.pid"):
             with open(os.path.join(self.dir, n)) as f:
@@ -233,5 +229,30 @@ class CgiTest(AppdTest):
                     pass
             return True
         wait_for(gone, 5, what="the program's processes to die")
+
+    def test_client_gone_kills_the_program(self):
+        """The client (webd, letting go of a request whose client left)
+        closes while the program runs: the program and its children are
+        killed then, not at the timeout, and the worker serves on."""
+        with socket.create_connection(("127.0.0.1", self.a.port)) as c:
+            c.sendall(b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_for(lambda: os.path.exists(
+                os.path.join(self.dir, "script.pid")), 5, what="the program")
+            t0 = time.monotonic()
+        self.syslog.wait(r"cgi .*/slow.sh: killed, the client closed its "
+                         "connection")
+        self.assertLess(time.monotonic() - t0, 0.8 * SLOW)
+        self.wait_program_gone()
+        self.assertEqual(self.a.metrics()["appd_cgi_timeouts_total"], 0)
+        self.assertEqual(get(self.a.port, "/cgi-bin/stderr.sh").status, 200)
+
+    def test_timeout_kills_the_program_and_its_children(self):
+        t0 = time.monotonic()
+        r = get(self.a.port, "/cgi-bin/slow.sh", timeout=10)
+        dt = time.monotonic() - t0
+        self.assertEqual(r.status, 504)
+        self.assertLess(dt, 3 * SLOW)
+        self.syslog.wait(r"cgi .*/slow.sh: killed after \d+ ms \(timeout\)")
+        self.wait_program_gone()
         self.assertEqual(self.a.metrics()["appd_cgi_timeouts_total"], 1)
         self.assertEqual(get(self.a.port, "/cgi-bin/status.sh").status, 404)
