@@ -471,6 +471,8 @@ conn_timeout(struct ev_timer *t)
 			return;
 		}
 		/* no write progress: give up */
+		if (req != NULL)
+			req->rflags |= HTTP_R_TIMEDOUT;
 		conn_close(c);
 		return;
 	default:

@@ -137,6 +137,7 @@ struct http_conn {
 #define HTTP_R_CONNCLOSE	0x2000	/* the handler asked to close */
 #define HTTP_R_BODYENDED	0x4000	/* body_end() was called */
 #define HTTP_R_NODATE		0x8000	/* the handler gave Date itself */
+#define HTTP_R_TIMEDOUT		0x10000	/* ended by a client-side timeout */
 
 struct http_req {
 	struct http_conn	*conn;

@@ -1496,7 +1496,7 @@ p_body_end(struct http_req *req, int status)
 	struct preq	*pr = req->ud;
 
 	if (status != 0) {
-		pr->info.term[0] = 'c';
+		pr->info.term[0] = status == 408 ? 'c' : 'C';
 		pr->info.term[1] = 'D';
 		pr_fail(pr, status, "request body", 1);
 		return;
@@ -1535,7 +1535,8 @@ p_done(struct http_req *req)
 		return;
 	req->ud = NULL;
 	if (pr->state != P_DONE && pr->info.term[0] == '-') {
-		pr->info.term[0] = 'c';
+		/* HAProxy's letters: C the client went, c it timed out */
+		pr->info.term[0] = (req->rflags & HTTP_R_TIMEDOUT) ? 'c' : 'C';
 		pr->info.term[1] = pr->rhead_done ? 'D' : 'H';
 	}
 	if (pr->uc != NULL) {

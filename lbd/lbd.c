@@ -111,6 +111,7 @@ lbd_worker(struct proc_worker *w)
 		l->srv.conn_open = c_open;
 		l->srv.conn_close = c_close;
 		l->srv.bad_request = c_refused;
+		l->srv.abort_on_close = l->fe->abort_on_close;
 		hw.servers[i] = &l->srv;
 	}
 	hw.after = w_after;

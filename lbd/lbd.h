@@ -203,6 +203,7 @@ struct lbd_frontend {
 	struct rl_table		*rl;		/* shared */
 	struct rl_held		*held;		/* shared, with conn_max */
 	uint32_t		 tunnel_timeout;	/* TCP mode idle */
+	int			 abort_on_close; /* a client's FIN ends its request */
 	struct stats_metric	*m_req[6];
 	struct stats_metric	*m_bytes_in;
 	struct stats_metric	*m_bytes_out;

@@ -126,6 +126,8 @@ const struct conf_kw lbd_grammar[] = {
 	    1000000 } }, status_opts },
 	{ "tunnel-timeout", "frontend", 0, 1, { { CONF_TIME,
 	    "tunnel-timeout", 100, 86400000 } } },
+	{ "abort-on-close", "frontend", 0, 1, { { CONF_BOOL,
+	    "abort-on-close" } }, NULL, "no" },
 	HTTP_LIMITS_GRAMMAR("frontend"),
 	PROXY_GRAMMAR("backend"),
 	{ "check", "backend", 0, 1, { { CONF_ENUM, "check", 0, 0,
@@ -557,6 +559,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		http_limits_load(fn, &fe->lim, &lbd_limits);
 		fe->tunnel_timeout = conf_get(fn, "tunnel-timeout") ?
 		    conf_num(c, fn, "tunnel-timeout") : 3600000;
+		fe->abort_on_close = conf_num(c, fn, "abort-on-close");
 		acl_read(fn, &fe->acl, "allow", "deny");
 		fe->has_acl = fe->acl.nrules > 0;
 		acl_read(fn, &fe->proxy_from, "accept-proxy", NULL);
@@ -645,7 +648,8 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		/* what the other mode would silently ignore */
 		if (fe->mode == MODE_TCP) {
 			static const char *httponly[] = { "route", "redirect",
-			    "header", "response-header", "rate-limit" };
+			    "header", "response-header", "rate-limit",
+			    "abort-on-close" };
 
 			for (i = 0; i < (int)nitems(httponly); i++)
 				CONF_FOREACH(n, fn, httponly[i])

@@ -15,7 +15,7 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for, wait_port
-from httpc import Conn, request_bytes, tcp_conns
+from httpc import Conn, request_bytes, scripted_server, tcp_conns
 from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
 
@@ -244,6 +244,43 @@ backend webs {{
             r = c.read_response()
             self.assertEqual((r.status, r.body), (200, b"slow\n"))
             self.assertTrue(c.closed_within(2 * SLOW))
+
+    def test_abort_on_close(self):
+        """With abort-on-close, a client's FIN before its answer ends
+        the request: the server's connection closes at once (so webd
+        and appd behind can stop), logged CH, as HAProxy's
+        abortonclose."""
+        seen = {}
+
+        def server(s, head):
+            t0 = time.time()
+            s.settimeout(10)
+            try:
+                seen["eof"] = s.recv(100) == b"" and time.time() - t0
+            except OSError:
+                seen["eof"] = False
+        port = scripted_server(self, server)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    abort-on-close yes
+    backend webs
+}}
+backend webs {{
+    server raw 127.0.0.1:{port}
+}}
+""", workers=1)
+        self.syslog.mark()
+        with Conn(self.port) as c:
+            c.send(request_bytes("GET", "/think"))
+            time.sleep(0.3)
+            c.s.shutdown(socket.SHUT_WR)
+            wait_for(lambda: "eof" in seen, 10 * SLOW, what="server EOF")
+        self.assertTrue(seen["eof"], seen)
+        self.assertLess(seen["eof"], 2.0 * SLOW)
+        ln, = self.wait_logs(1)
+        self.assertEqual((ln["term"][:2], ln["status"]), ("CH", -1),
+                         ln["syslog"])
 
     def test_header_rules_checked_in_the_conf(self):
         """A rule's name is a token, its value has no line break, and it

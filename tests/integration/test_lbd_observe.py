@@ -249,7 +249,8 @@ backend webs {{
         self.assertGreaterEqual(third["srvconn"], 0)
         held.close()
 
-        # a client that leaves (a reset) while the server thinks: cH
+        # a client that leaves (a reset) while the server thinks: CH,
+        # as HAProxy writes it (c is for a client's timeout)
         self.syslog.mark()
         c = Conn(self.port)
         c.send(request_bytes("GET", "/slow/1000"))
@@ -259,7 +260,7 @@ backend webs {{
         c.close()
         ln, = self.wait_logs(1)
         self.assertEqual((ln["term"][:2], ln["status"], ln["tr"]),
-                         ("cH", -1, -1), ln["syslog"])
+                         ("CH", -1, -1), ln["syslog"])
         self.assertLess(ln["ta"], 900)
 
         # a bad request: logged in the same format, its line escaped,
