@@ -15,7 +15,7 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for, wait_port
-from httpc import Conn, request_bytes, scripted_server, tcp_conns
+from httpc import Conn, request_bytes, silent_server, tcp_conns
 from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
 
@@ -250,16 +250,7 @@ backend webs {{
         the request: the server's connection closes at once (so webd
         and appd behind can stop), logged CH, as HAProxy's
         abortonclose."""
-        seen = {}
-
-        def server(s, head):
-            t0 = time.time()
-            s.settimeout(10)
-            try:
-                seen["eof"] = s.recv(100) == b"" and time.time() - t0
-            except OSError:
-                seen["eof"] = False
-        port = scripted_server(self, server)
+        port, seen = silent_server(self)
         self.lbd(f"""
 frontend www {{
     listen 127.0.0.1:{{port}}

@@ -16,7 +16,7 @@ import unittest
 
 from harness import SLOW, dead_port, free_port, wait_for, wait_port
 from httpc import (Conn, HttpTest, get, make_cert, request_bytes,
-                   scripted_server, source_bytes, tcp_conns)
+                   silent_server, source_bytes, tcp_conns)
 from webdtest import raw_request, tls_get, webd_conf, write
 
 UPSTREAM = """
@@ -334,16 +334,8 @@ class ProxyTest(HttpTest):
         app at once, as nginx does: the upstream connection is closed
         (an app worker is not held for a reader that left) and the
         request is logged as 499."""
-        seen = {}
-
-        def app(s, head):
-            t0 = time.time()
-            s.settimeout(10)
-            try:
-                seen["eof"] = s.recv(100) == b"" and time.time() - t0
-            except OSError:
-                seen["eof"] = False
-        self.webd(f"127.0.0.1:{scripted_server(self, app)}")
+        port, seen = silent_server(self)
+        self.webd(f"127.0.0.1:{port}")
         mark = secrets.token_hex(6)
         with socket.create_connection(("127.0.0.1", self.port)) as c:
             c.sendall(f"GET /api/{mark} HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -379,6 +379,23 @@ class HttpTest(DaemonTest):
             self.fail("worker died during the test:\n" + "\n".join(dead))
 
 
+def silent_server(test):
+    """A server for one connection that reads a request head and answers
+    nothing: returns (port, seen), seen["eof"] set to the seconds after
+    the head when the connection was closed on it, False if it never was
+    (10 s) -- what a proxy does with a request whose client left."""
+    seen = {}
+
+    def script(s, head):
+        t0 = time.time()
+        s.settimeout(10)
+        try:
+            seen["eof"] = s.recv(100) == b"" and time.time() - t0
+        except OSError:
+            seen["eof"] = False
+    return scripted_server(test, script), seen
+
+
 def scripted_server(test, script, rcvbuf=None):
     """A server on 127.0.0.1 for one connection, closed when <test> ends:
     once a request head is in, script(sock, bytes read) answers.  Returns
