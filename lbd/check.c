@@ -17,7 +17,11 @@
  * The blocks survive reloads, so a new checker generation goes on from
  * the state it finds: a DOWN server stays DOWN until it rises.  Servers
  * in maintenance are not checked; leaving maintenance forgets the old
- * results (control.c), so the next check decides again.
+ * results (control.c), so the next check decides again.  One check of a
+ * server runs at a time, in all generations: a check in flight marks
+ * the block (check_until) until its timeout, and a new checker that
+ * finds it marked waits for that result, then goes by it, rather than
+ * count a second result for the same interval.
  *
  * A check (struct check_run) connects, does the TLS handshake when the
  * check asks for TLS, sends what its type put in <out>, and reads into
@@ -60,6 +64,7 @@ struct check_srv {
 	struct ev_timer		 next;
 	uint64_t		 started;	/* ms: the last start */
 	struct check_run	*run;		/* NULL between checks */
+	int			 waited;	/* for another generation's */
 };
 
 static struct ev_loop		 loop;
@@ -231,6 +236,12 @@ check_result(struct lbd_backend *be, struct up_server *srv, int ok, int code,
 static void
 run_free(struct check_run *run)
 {
+	int64_t	until = run->until;
+
+	/* unless a checker took over after the mark ran out */
+	if (until != 0)
+		atomic_compare_exchange_strong(&run->srv->sh->check_until,
+		    &until, 0);
 	ev_timer_del(run->loop, &run->timer);
 	sock_close(run->loop, &run->sock);
 	buf_free(&run->out);
@@ -439,13 +450,33 @@ check_start(struct ev_timer *t)
 {
 	struct check_srv	*cs = t->arg;
 	struct check_run	*run;
+	struct up_shared	*sh = cs->srv->sh;
 	const struct lbd_check	*ck = &cs->be->check;
+	int64_t			 now, until;
 	int			 fd, rv = -1;
 
 	if (cs->run != NULL || stopping)
 		return;		/* check_now() while one runs */
+	/*
+	 * A check of this server still in flight in the checker a reload
+	 * retired: wait for its result, then go by it.
+	 */
+	now = unix_ms();
+	if ((until = atomic_load(&sh->check_until)) > now) {
+		cs->waited = 1;
+		ev_timer_add(&loop, &cs->next, (uint64_t)(until - now));
+		return;
+	}
+	if (cs->waited) {
+		cs->waited = 0;
+		if ((until = atomic_load(&sh->last_check) + ck->interval) >
+		    now) {
+			ev_timer_add(&loop, &cs->next, (uint64_t)(until - now));
+			return;
+		}
+	}
 	cs->started = ev_now(&loop);
-	if (atomic_load(&cs->srv->sh->admin) == UP_MAINT) {
+	if (atomic_load(&sh->admin) == UP_MAINT) {
 		ev_timer_add(&loop, &cs->next, ck->interval);
 		return;
 	}
@@ -464,6 +495,9 @@ check_start(struct ev_timer *t)
 	ev_timer_init(&run->timer, run_timeout, run);
 	sock_init(&run->sock, -1);
 	cs->run = run;
+	/* its timeout, and one more interval of the loop's clock */
+	run->until = now + ck->timeout + 2;
+	atomic_store(&sh->check_until, run->until);
 
 	if ((fd = net_connect(&cs->srv->addr)) == -1) {
 		errdesc(run, NULL, errno);

@@ -298,6 +298,7 @@ struct check_run {
 	struct sock		 sock;
 	struct ev_timer		 timer;		/* the check's timeout */
 	int			 state;		/* check.c's CR_* */
+	int64_t			 until;		/* set in the shared block */
 	struct buf		 out;		/* to send, after connecting */
 	struct buf		 in;		/* the answer, bounded */
 	/* after the connect (and TLS handshake): a verdict, or CHECK_MORE */

@@ -581,6 +581,54 @@ server s {tls_addr}
         self.assertGreaterEqual(self.last_check("web2") - first, 3,
                                 "web2 was not checked during the reloads")
 
+    def test_one_check_at_a_time_across_a_reload(self):
+        """A new checker found a server overdue while the retiring one
+        still had its check in flight, and checked it again at once: two
+        results for one interval (a server failing checks went DOWN
+        before <fall> intervals).  It now waits for that check's result.
+        Here web2's checks take 800 ms (the first answers at once), lbd
+        reloads during the second, and no two checks may overlap."""
+        web2 = ListenServer()
+        spans, lock = [], threading.Lock()
+
+        def slow(c):
+            with c:
+                t0 = time.monotonic()
+                try:
+                    c.settimeout(5)
+                    c.recv(4096)
+                    with lock:
+                        first = not spans
+                        spans.append([t0, None])
+                        me = spans[-1]
+                    if not first:
+                        time.sleep(0.8)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                              b"Connection: close\r\n\r\nok")
+                    c.settimeout(2)
+                    c.recv(100)         # the checker closes
+                except OSError:
+                    pass
+                me[1] = time.monotonic()
+        web2.serve = slow
+        self.addCleanup(web2.close)
+        ck = check("http", path="/hello", interval="1s",
+                   timeout="1s", rise=1, fall=1)
+        d = self.lbd(f"backend webs {{\nserver web2 {web2.addr}\n{ck}\n}}")
+        wait_for(lambda: len(spans) >= 2, 5, what="the second check")
+        self.syslog.mark()
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
+        wait_for(lambda: len(spans) >= 4 and spans[3][1], 10,
+                 what="two checks after the reload")
+        got = [(round(a - spans[0][0], 2), b and round(b - spans[0][0], 2))
+               for a, b in spans]
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            self.assertIsNotNone(end, got)
+            self.assertGreaterEqual(start, end - 0.05,
+                                    f"checks overlap: {got}")
+        self.assertEqual(self.servers()["webs/web2"]["STATE"], "UP")
+
     def test_removed_check_leaves_no_server_down(self):
         # only the checker sets a server DOWN: a reload that removes the
         # check must not leave one DOWN for good (it did, and lbdctl could
