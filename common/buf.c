@@ -344,3 +344,33 @@ hash_bytes(const void *p, size_t len, uint64_t seed)
 	h ^= h >> 33;
 	return (h);
 }
+
+/*
+ * An index of nonzero values in <nslots> slots (a power of two; zero is
+ * an empty slot), by open addressing from a hash: the shared segments'
+ * names (shm.c, stats.c).  Its owner keeps it at most half full, so that
+ * a probe ends, and rebuilds it rather than remove from it.
+ * index_lookup(): the first value with that hash for which match(value,
+ * key) says yes, or 0.
+ */
+uint32_t
+index_lookup(const uint32_t *t, uint32_t nslots, uint64_t hash,
+    int (*match)(uint32_t, const void *), const void *key)
+{
+	uint32_t	i;
+
+	for (i = hash & (nslots - 1); t[i] != 0; i = (i + 1) & (nslots - 1))
+		if (match(t[i], key))
+			return (t[i]);
+	return (0);
+}
+
+void
+index_insert(uint32_t *t, uint32_t nslots, uint64_t hash, uint32_t v)
+{
+	uint32_t	i;
+
+	for (i = hash & (nslots - 1); t[i] != 0; i = (i + 1) & (nslots - 1))
+		;
+	t[i] = v;
+}

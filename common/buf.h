@@ -88,6 +88,9 @@ struct slice slice_trim(struct slice);
 int	 slice_to_u64(struct slice, uint64_t *);
 
 uint64_t hash_bytes(const void *, size_t, uint64_t);
+uint32_t index_lookup(const uint32_t *, uint32_t, uint64_t,
+	    int (*)(uint32_t, const void *), const void *);
+void	 index_insert(uint32_t *, uint32_t, uint64_t, uint32_t);
 char	*slice_strdup(struct slice);
 
 #endif

@@ -64,35 +64,34 @@ shm_init(size_t size)
 	return (0);
 }
 
-static uint32_t
-slot_of(const char *name)
+static uint64_t
+hash_of(const char *name)
 {
-	return (hash_bytes(name, strlen(name), 0) & (SHM_NSLOTS - 1));
+	return (hash_bytes(name, strlen(name), 0));
+}
+
+static int
+named(uint32_t v, const void *name)
+{
+	return (strcmp(hdr->blocks[v - 1].name, name) == 0);
 }
 
 /* Under the lock: the entry named <name>, or NULL. */
 static struct shm_entry *
 index_find(const char *name)
 {
-	uint32_t	i;
+	uint32_t	v;
 
-	for (i = slot_of(name); hdr->index[i] != 0;
-	    i = (i + 1) & (SHM_NSLOTS - 1))
-		if (strcmp(hdr->blocks[hdr->index[i] - 1].name, name) == 0)
-			return (&hdr->blocks[hdr->index[i] - 1]);
-	return (NULL);
+	v = index_lookup(hdr->index, SHM_NSLOTS, hash_of(name), named, name);
+	return (v != 0 ? &hdr->blocks[v - 1] : NULL);
 }
 
 /* Under the lock; never full: twice the slots there are entries. */
 static void
 index_add(struct shm_entry *e)
 {
-	uint32_t	i;
-
-	for (i = slot_of(e->name); hdr->index[i] != 0;
-	    i = (i + 1) & (SHM_NSLOTS - 1))
-		;
-	hdr->index[i] = e - hdr->blocks + 1;
+	index_insert(hdr->index, SHM_NSLOTS, hash_of(e->name),
+	    e - hdr->blocks + 1);
 }
 
 /*

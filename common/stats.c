@@ -169,27 +169,36 @@ slots(void)
 	return ((uint32_t *)((char *)shm + shm->index));
 }
 
-static uint32_t
-slot_of(uint32_t family, const char *labels)
+static uint64_t
+hash_of(uint32_t family, const char *labels)
 {
-	return (hash_bytes(labels, strlen(labels), family) &
-	    (shm->nslots - 1));
+	return (hash_bytes(labels, strlen(labels), family));
+}
+
+struct series_key {
+	uint32_t	 family;
+	const char	*labels;
+};
+
+static int
+series_is(uint32_t off, const void *p)
+{
+	const struct series_key	*k = p;
+	struct stats_metric	*m = rec_at(off);
+
+	return (m->family == k->family && strcmp(m->labels, k->labels) == 0);
 }
 
 /* Under the lock: the record of <family> with <labels>, or NULL. */
 static struct stats_metric *
 index_find(uint32_t family, const char *labels)
 {
-	uint32_t		*t = slots(), i;
-	struct stats_metric	*m;
+	struct series_key	k = { family, labels };
+	uint32_t		off;
 
-	for (i = slot_of(family, labels); t[i] != 0;
-	    i = (i + 1) & (shm->nslots - 1)) {
-		m = rec_at(t[i]);
-		if (m->family == family && strcmp(m->labels, labels) == 0)
-			return (m);
-	}
-	return (NULL);
+	off = index_lookup(slots(), shm->nslots, hash_of(family, labels),
+	    series_is, &k);
+	return (off != 0 ? rec_at(off) : NULL);
 }
 
 /* Under the lock; never full: twice the slots there can be records. */
@@ -197,12 +206,8 @@ static void
 index_add(uint32_t off)
 {
 	struct stats_metric	*m = rec_at(off);
-	uint32_t		*t = slots(), i;
 
-	for (i = slot_of(m->family, m->labels); t[i] != 0;
-	    i = (i + 1) & (shm->nslots - 1))
-		;
-	t[i] = off;
+	index_insert(slots(), shm->nslots, hash_of(m->family, m->labels), off);
 }
 
 /*

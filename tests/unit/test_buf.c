@@ -779,3 +779,33 @@ Test(slice, strdup)
 	cr_assert_str_eq(p, "");
 	free(p);
 }
+
+static int
+is_key(uint32_t v, const void *key)
+{
+	return (v == *(const uint32_t *)key);
+}
+
+/*
+ * Values whose hashes collide, at the last slot: each is found past the
+ * others, wrapping to the first slots; one never added is not, and its
+ * probe ends at an empty slot.
+ */
+Test(index, collisions_wrap_around)
+{
+	uint32_t	t[8] = { 0 }, v, k;
+
+	for (v = 1; v <= 4; v++)
+		index_insert(t, 8, 7 + 8 * v, v);	/* all hash to slot 7 */
+	cr_assert_eq(t[7], 1);
+	cr_assert_eq(t[0], 2);
+	cr_assert_eq(t[2], 4);
+	for (k = 1; k <= 4; k++)
+		cr_assert_eq(index_lookup(t, 8, 7, is_key, &k), k);
+	k = 5;
+	cr_assert_eq(index_lookup(t, 8, 7, is_key, &k), 0);
+	cr_assert_eq(index_lookup(t, 8, 4, is_key, &k), 0);
+	k = 1;
+	cr_assert_eq(index_lookup(t, 8, 3, is_key, &k), 0,
+	    "found from another hash's empty slot");
+}
