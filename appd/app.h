@@ -110,6 +110,11 @@ void		 app_log(int, const char *, ...)
  * app_client_addr  the client's IP address: the peer's, or, when the
  *		peer is a trusted proxy (appd.conf trusted-proxy), the
  *		last address of X-Forwarded-For that is not a trusted proxy
+ * app_client_gone  1 once the client has closed its connection (webd
+ *		closes it when its own client leaves), else 0: for a long
+ *		handler to stop early, returning 499 (the status nginx logs
+ *		for a client that left; no one reads the answer).  PHP's
+ *		connection_aborted().  appd itself never interrupts handle().
  */
 const char	*app_method(const struct app_req *);
 const char	*app_path(const struct app_req *);
@@ -123,6 +128,7 @@ const char	*app_form(struct app_req *, const char *, size_t *);
 int		 app_json_body(struct app_req *);
 const char	*app_json_field(struct app_req *, const char *, size_t *);
 const char	*app_client_addr(struct app_req *);
+int		 app_client_gone(struct app_req *);
 
 /*
  * The response.  The status is 200 unless set; Content-Type defaults to

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include <ctype.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +420,21 @@ int
 req_peer_trusted(struct app_req *req)
 {
 	return (net_trusted_peer(&req->ac->trusted, req->peer));
+}
+
+/*
+ * 1 once the client has closed its end (its FIN: webd letting go of a
+ * request whose own client left), for a module's long loops to stop
+ * early, as CGI programs are stopped (cgi.c); a next request the client
+ * pipelined is not a close.
+ */
+int
+app_client_gone(struct app_req *req)
+{
+	struct pollfd	pfd = { .fd = req->fd, .events = POLLRDHUP };
+
+	return (req->fd >= 0 && poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
 }
 
 /*

@@ -9,6 +9,9 @@
  *	/json		{"s": <the body>} through the JSON writer
  *	/sleep?ms=N	answers after N ms
  *	/spin?ms=N	busy for N ms (no sleep: signals find it running)
+ *	/watch?ms=N	works N ms in steps of 10 ms, and stops with 499
+ *			(logged: "testapp: client gone after N ms") when
+ *			app_client_gone() says its client left
  *	/crash		abort(): the worker dies in the middle
  *	/deaf?ms=N	sleeps N ms with SIGTERM blocked (only SIGKILL stops it)
  *	/alloc?mb=N	allocates and touches N MiB, kept for good
@@ -24,6 +27,7 @@
 #include <sys/types.h>
 
 #include <signal.h>
+#include <syslog.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +143,21 @@ t_handle(struct app_req *req, struct app_resp *r)
 		while ((t1.tv_sec - t0.tv_sec) * 1000 +
 		    (t1.tv_nsec - t0.tv_nsec) / 1000000 < ms);
 		app_printf(r, "spun %lld\n", ms);
+		return (0);
+	}
+	if (strcmp(p, "/watch") == 0) {
+		long long	ms = qnum(req, "ms", 100), done;
+		struct timespec	ts = { 0, 10000000 };
+
+		for (done = 0; done < ms; done += 10) {
+			if (app_client_gone(req)) {
+				app_log(LOG_INFO, "testapp: client gone after "
+				    "%lld ms", done);
+				return (499);
+			}
+			nanosleep(&ts, NULL);
+		}
+		app_printf(r, "watched %lld\n", ms);
 		return (0);
 	}
 	if (strcmp(p, "/crash") == 0)

@@ -5,6 +5,8 @@ SIGTERM is killed after kill-grace; idle kept connections are never
 timed; slow requests are logged; a crash in the module kills only its
 worker and that request gets 502 from webd."""
 import os
+import re
+import socket
 import sys
 import threading
 import time
@@ -124,6 +126,27 @@ class TimeoutTest(AppdTest):
         self.assertLess(dt, 3 * SLOW)
         self.assertGreater(len(others), 5)
         self.assertEqual(set(others), {200})
+
+    def test_module_told_its_client_left(self):
+        """A browser gives up on a long request: webd closes its
+        connection to appd, and a module that asks app_client_gone()
+        stops there (testapp's /watch returns 499) rather than work on
+        for no one; its worker is free for the next request at once."""
+        a = self.start_appd(workers=1)
+        w = self.webd(a).start()
+        with socket.create_connection(("127.0.0.1", w.port)) as c:
+            c.sendall(b"GET /t/watch?ms=8000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+        line = self.syslog.wait(r"testapp: client gone after (\d+) ms", 5)
+        ms = int(re.search(r"after (\d+) ms", line).group(1))
+        self.assertGreaterEqual(ms, 200)
+        self.assertLess(ms, 2000)
+        t0 = time.monotonic()
+        self.assertEqual(get(w.port, "/t/hello").status, 200)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        # a client that stays gets the whole answer
+        r = get(w.port, "/t/watch?ms=300")
+        self.assertEqual((r.status, r.body), (200, b"watched 300\n"))
 
     def test_crash_502_for_that_request_only(self):
         a = self.start_appd()
