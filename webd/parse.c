@@ -168,13 +168,16 @@ dotdot(const char *p)
 
 /*
  * A try-files entry: "/path", "$uri", "$uri/", "$uri" and a suffix with
- * no variable or ".." segment in it, or "=STATUS" (400-599) as the last.
+ * no variable or ".." segment in it, or "=STATUS" (400-599) or
+ * "@upstream" as the last.
  */
 static int
 try_entry_bad(const char *t, int last)
 {
 	const char	*p;
 
+	if (t[0] == '@')
+		return (!last || t[1] == '\0');
 	if (t[0] == '=') {
 		for (p = t + 1; *p >= '0' && *p <= '9'; p++)
 			;
@@ -190,6 +193,17 @@ try_entry_bad(const char *t, int last)
 	if (strchr(p, '$') != NULL || dotdot(p))
 		return (1);
 	return (0);
+}
+
+static struct webd_upstream *
+upstream_find(struct webd_conf *wc, const char *name)
+{
+	struct webd_upstream	*u;
+
+	TAILQ_FOREACH(u, &wc->upstreams, entry)
+		if (strcmp(u->name, name) == 0)
+			return (u);
+	return (NULL);
 }
 
 /*
@@ -255,11 +269,18 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		for (i = 0; i < n->nargs && i < WEBD_MAXTRY; i++) {
 			const char	*t = n->args[i].str;
 
-			if (try_entry_bad(t, i == n->nargs - 1))
+			if (try_entry_bad(t, i == n->nargs - 1)) {
 				conf_error(c, n, "try-files entry \"%s\": a "
 				    "path from the root, $uri, $uri/, $uri "
 				    "followed by a suffix (\"$uri.html\"), or "
-				    "=STATUS (400-599) as the last", t);
+				    "=STATUS (400-599) or @UPSTREAM as the last",
+				    t);
+				continue;
+			}
+			if (t[0] == '@' &&
+			    (l->try_proxy = upstream_find(wc, t + 1)) == NULL)
+				conf_error(c, n, "try-files: no upstream \"%s\"",
+				    t + 1);
 			l->try[l->ntry++] = xstrdup(t);
 		}
 	}
@@ -323,15 +344,9 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		l->has_acl = 1;
 	}
 	if ((n = conf_get(b, "proxy")) != NULL) {
-		struct webd_upstream	*u;
-
-		TAILQ_FOREACH(u, &wc->upstreams, entry)
-			if (strcmp(u->name, n->args[0].str) == 0)
-				break;
-		if (u == NULL)
+		if ((l->proxy = upstream_find(wc, n->args[0].str)) == NULL)
 			conf_error(c, n, "no upstream \"%s\"",
 			    n->args[0].str);
-		l->proxy = u;
 	}
 	if ((n = conf_get(b, "return")) != NULL) {
 		l->ret_status = n->args[0].num;
@@ -375,9 +390,11 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 		l->dotfiles = s->dotfiles;
 	if (l->symlinks == -1)
 		l->symlinks = s->symlinks;
-	if (l->ntry == 0)
+	if (l->ntry == 0) {
 		for (i = 0; i < s->ntry; i++)
 			l->try[l->ntry++] = xstrdup(s->try[i]);
+		l->try_proxy = s->try_proxy;
+	}
 	/*
 	 * Header lines merge: the server's, then the location's; a location
 	 * line replaces a server line of the same name (an empty value

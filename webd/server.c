@@ -360,19 +360,7 @@ server_request(struct http_req *req)
 		return;
 	}
 	if (l->proxy != NULL) {
-		/*
-		 * The target goes to the app as the client sent it; one that
-		 * dot segments (".." or "%2e%2e") made route here could mean
-		 * another path to an app that does not resolve them:
-		 * /admin/%2e%2e/api/x passed the /api/ location's rules
-		 */
-		if (t.dotseg) {
-			log_debug("%s: dot segment in a proxied path",
-			    s->name);
-			server_error(req, s, l, 400);
-			return;
-		}
-		server_proxy(req, s, l);
+		server_proxy(req, s, l, l->proxy, &t);
 		return;
 	}
 	server_file(req, s, l, &t);

@@ -716,6 +716,16 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	const char	*name;
 	int		 fd, isdir, i;
 
+	/*
+	 * try-files ending in "@upstream": what no file answers goes to the
+	 * app, also what files never answer (other methods, hidden names)
+	 */
+	if (l->try_proxy != NULL && ((req->msg.method != HTTP_M_GET &&
+	    req->msg.method != HTTP_M_HEAD) || (!l->dotfiles &&
+	    hidden(t->path)) || l->rootfd == -1)) {
+		server_proxy(req, s, l, l->try_proxy, t);
+		return;
+	}
 	if (req->msg.method != HTTP_M_GET && req->msg.method != HTTP_M_HEAD) {
 		http_resp_begin(req, 405);
 		http_resp_header(req, "Allow", "GET, HEAD");
@@ -746,6 +756,10 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 
 			if (e[0] == '=') {	/* checked by the parser */
 				server_error(req, s, l, atoi(e + 1));
+				return;
+			}
+			if (e[0] == '@') {
+				server_proxy(req, s, l, l->try_proxy, t);
 				return;
 			}
 			if (strcmp(e, "$uri") == 0) {

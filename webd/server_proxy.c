@@ -98,10 +98,24 @@ proxy_hooks(struct webd_upstream *u)
 	u->pc.arg = u;
 }
 
+/*
+ * Pass <req> to <u>: <l>'s proxy, or its try-files' last entry.  The
+ * target goes to the app as the client sent it; one that dot segments
+ * (".." or "%2e%2e") made route here could mean another path to an app
+ * that does not resolve them: /admin/%2e%2e/api/x passed the /api/
+ * location's rules.
+ */
 void
-server_proxy(struct http_req *req, struct webd_server *s, struct webd_loc *l)
+server_proxy(struct http_req *req, struct webd_server *s, struct webd_loc *l,
+    struct webd_upstream *u, struct http_target *t)
 {
 	struct wreq	*w = req->ud;
+
+	if (t->dotseg) {
+		log_debug("%s: dot segment in a proxied path", s->name);
+		server_error(req, s, l, 400);
+		return;
+	}
 
 	/* the proxy keeps its own state; it logs through px_done */
 	if (w != NULL) {
@@ -110,5 +124,5 @@ server_proxy(struct http_req *req, struct webd_server *s, struct webd_loc *l)
 	}
 	req->ud = NULL;
 	req->conn->ud = l;
-	proxy_start(req, &l->proxy->pc);
+	proxy_start(req, &u->pc);
 }

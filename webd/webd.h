@@ -62,6 +62,7 @@ struct webd_loc {
 	int			 symlinks;	/* follow links out of the root */
 	char			*try[WEBD_MAXTRY];
 	int			 ntry;
+	struct webd_upstream	*try_proxy;	/* try-files' "@upstream" */
 	struct webd_header	 headers[WEBD_MAXHEADERS];
 	int			 nheaders;
 	int64_t			 expires;	/* seconds, -1: unset */
@@ -189,7 +190,7 @@ void	 file_free(struct wreq *);
 
 /* server_proxy.c */
 void	 server_proxy(struct http_req *, struct webd_server *,
-	    struct webd_loc *);
+	    struct webd_loc *, struct webd_upstream *, struct http_target *);
 void	 proxy_hooks(struct webd_upstream *);
 
 /* server_log.c */

@@ -823,6 +823,12 @@ server "s" default {{{{
              '\ttry-files \"$uri$args\"\n}', 8, 'try-files entry "$uri$args": a '
              'path from the root, $uri, $uri/, $uri followed by a suffix'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"@app\" \"$uri\"\n}', 8, 'try-files entry "@app": a '
+             'path from the root, $uri, $uri/, $uri followed by a suffix'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\ttry-files \"$uri\" \"@nope\"\n}', 8,
+             'try-files: no upstream "nope"'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tcharset "utf-8\\nSet-Cookie: a=b"\n}', 8,
              'invalid charset "utf-8'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'

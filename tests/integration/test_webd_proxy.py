@@ -184,6 +184,43 @@ class ProxyTest(HttpTest):
         r = self.get("/static/x/../s.txt")
         self.assertEqual((r.status, r.body), (200, b"static\n"))
 
+    def test_try_files_then_the_app(self):
+        """nginx's try_files $uri @app: a file that exists is served,
+        the rest goes to the upstream; so do the methods files never
+        answer and hidden names (the app decides), and the dot segments
+        are refused as on any proxied path."""
+        up = self.upstream()
+        www = os.path.join(self.dir, "www")
+        write(os.path.join(www, "page.html"), b"page\n")
+        write(os.path.join(www, "echo"), b"the file echo\n")
+        write(os.path.join(www, ".env"), b"SECRET=1\n")
+        self.webd(f"127.0.0.1:{up.port}", more="""
+	location "/" {
+		root "@DIR@/www"
+		try-files "$uri" "@up"
+	}""")
+        r = self.get("/page.html")
+        self.assertEqual((r.status, r.body, r.header("Server")),
+                         (200, b"page\n", "webd"))
+        r = self.get("/hello")
+        self.assertEqual((r.status, r.body, r.header("Server")),
+                         (200, b"hello\n", "app"))
+        r = self.get("/echo")
+        self.assertEqual((r.status, r.body), (200, b"the file echo\n"))
+        r = self.get("/echo", method="POST", body=b"to the app")
+        self.assertEqual((r.status, r.body, r.header("Server")),
+                         (200, b"to the app", "app"))
+        r = self.get("/.env")
+        self.assertEqual(r.header("Server"), "app")
+        self.assertNotIn(b"SECRET", r.body)
+        r, raw = raw_request(self.port, "/x/%2e%2e/hello")
+        self.assertEqual(r.status, 400, raw)
+        # the other locations keep their ways
+        r = self.get("/static/s.txt")
+        self.assertEqual((r.status, r.body), (200, b"static\n"))
+        r = self.get("/static/none")
+        self.assertEqual((r.status, r.header("Server")), (404, "webd"))
+
     def test_keepalive_reuse_seen_upstream(self):
         up = self.upstream()
         self.webd(f"127.0.0.1:{up.port}")
