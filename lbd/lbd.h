@@ -191,6 +191,7 @@ struct lbd_frontend {
 	struct lbd_backend	*defbe;
 	int			 redirect_https;
 	int			 redirect_code;
+	char			*redirect_except;	/* path prefix, or NULL */
 	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
 	int			 nhdr;
 	char			*errpage[600];	/* body by status, NULL */

@@ -53,8 +53,9 @@ static const struct conf_opt route_opts[] = {
 	{ NULL }
 };
 
-static const struct conf_opt code_opts[] = {
+static const struct conf_opt redirect_opts[] = {
 	{ "code", { CONF_INT, "code", 301, 308 } },
+	{ "except", { CONF_STR, "path prefix" } },
 	{ NULL }
 };
 
@@ -110,7 +111,7 @@ const struct conf_kw lbd_grammar[] = {
 	{ "route", "frontend", CONF_MULTI, 2, { { CONF_ENUM, "route", 0, 0,
 	    "host|path" }, { CONF_STR, "value" } }, route_opts },
 	{ "redirect", "frontend", 0, 1, { { CONF_ENUM, "redirect", 0, 0,
-	    "https" } }, code_opts },
+	    "https" } }, redirect_opts },
 	{ "header", "frontend", CONF_MULTI, 2, { { CONF_ENUM, "action", 0, 0,
 	    "set|add|delete" }, { CONF_STR, "field name" },
 	    { CONF_STR, "value" } } },
@@ -617,6 +618,12 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		    (fe->mode == MODE_TCP || conf_get(fn, "redirect") == NULL))
 			conf_error(c, fn, "frontend %s needs a backend",
 			    fe->name);
+		else if (fe->defbe == NULL && fe->nrules == 0 &&
+		    (n = conf_get(fn, "redirect")) != NULL &&
+		    conf_opt(n, "except") != NULL)
+			conf_error(c, n, "frontend %s: redirect https except "
+			    "needs a backend for the requests it lets through",
+			    fe->name);
 		else if (fe->defbe == NULL && fe->nrules == 0) {
 			/* redirect https sends the clients to its tls ones */
 			CONF_FOREACH(n, fn, "listen")
@@ -629,8 +636,14 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				}
 		}
 		if ((n = conf_get(fn, "redirect")) != NULL) {
+			const char	*ex = conf_optstr(n, "except", NULL);
+
 			fe->redirect_https = 1;
 			fe->redirect_code = conf_optnum(n, "code", 301);
+			if (ex != NULL && ex[0] != '/')
+				conf_error(c, n, "redirect https except: a path "
+				    "prefix starts with \"/\"");
+			fe->redirect_except = xstrdup(ex);
 		}
 		hdr_read(c, fn, fe, "header", 0);
 		hdr_read(c, fn, fe, "response-header", 1);
@@ -744,6 +757,7 @@ lbd_unload(void *p)
 		net_acl_free(&fe->acl);
 		net_acl_free(&fe->proxy_from);
 		tls_free(fe->tls);
+		free(fe->redirect_except);
 		free(fe->name);
 		free(fe);
 	}

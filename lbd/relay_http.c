@@ -148,6 +148,29 @@ redirect_https(struct lbd_frontend *fe, struct http_req *req)
 	http_resp_end(req);
 }
 
+/*
+ * The requests "redirect https except PREFIX" lets through on plain
+ * HTTP (an ACME HTTP-01 challenge): those whose decoded, normalized
+ * path starts with PREFIX and has no dot segment, so that neither
+ * /.well-known/acme-challenge/../admin nor its encodings pass.
+ */
+static int
+redirect_exempt(struct lbd_frontend *fe, struct http_req *req)
+{
+	struct http_target	 t;
+	struct slice		 p;
+	const char		*why;
+	size_t			 n;
+
+	if (fe->redirect_except == NULL)
+		return (0);
+	p = http_req_path(req);
+	if (http_target_parse(p.p, p.len, &t, &why) == -1 || t.dotseg)
+		return (0);
+	n = strlen(fe->redirect_except);
+	return (t.pathlen >= n && memcmp(t.path, fe->redirect_except, n) == 0);
+}
+
 static void
 l_request(struct http_req *req)
 {
@@ -168,7 +191,7 @@ l_request(struct http_req *req)
 		fe_error(fe, req, *(int *)req->conn->ud);
 		return;
 	}
-	if (fe->redirect_https && !l->tls) {
+	if (fe->redirect_https && !l->tls && !redirect_exempt(fe, req)) {
 		redirect_https(fe, req);
 		return;
 	}

@@ -280,6 +280,57 @@ frontend www {{
         self.assertRegex(out, r"bad\.conf:\d+: frontend www: a tls listener "
                               r"needs a backend")
 
+    def test_redirect_except_lets_acme_challenges_through(self):
+        """An ACME HTTP-01 challenge is fetched over plain HTTP: with
+        "except PREFIX", paths under it reach the backend and the rest
+        is still redirected; a dot segment (plain or encoded) never
+        rides the exception to another path."""
+        b1, = self.backends("b1")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    redirect https except "/.well-known/acme-challenge/"
+    backend webs
+}}
+backend webs {{
+    server b1 {b1.addr}
+}}
+""")
+        for path in ("/.well-known/acme-challenge/tok3n",
+                     "/.well-known/acme-challenge/tok3n?x=1",
+                     "/.well-known/acme-%63hallenge/tok3n",
+                     "http://a.test/.well-known/acme-challenge/t"):
+            r = get(self.port, path, host="a.test")
+            self.assertEqual((r.status, r.header("Server"),
+                              r.header("Location")), (404, "b1", None),
+                             path)
+        for path in ("/", "/.well-known/acme-challenge",
+                     "/.well-known/acme-challenge/../admin",
+                     "/.well-known/acme-challenge/%2e%2e/admin",
+                     "/.well-known/acme-challenge/./x",
+                     "/x/.well-known/acme-challenge/t"):
+            r = get(self.port, path, host="a.test")
+            self.assertEqual((r.status, r.header("Location")),
+                             (301, "https://a.test" + path), path)
+        for conf, msg in (
+                ('redirect https except "/x/"\n',
+                 "frontend www: redirect https except needs a backend"),
+                ('redirect https except "x/"\n    backend webs\n',
+                 "redirect https except: a path prefix starts with")):
+            d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    {conf}}}
+backend webs {{
+    server b1 {b1.addr}
+}}
+"""), name="bad")
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1, out)
+            line = open(d.conf_path).read().split("\n").index(
+                "    " + conf.split("\n")[0]) + 1
+            self.assertRegex(out, rf"bad\.conf:{line}: " + re.escape(msg))
+
     def test_rsa_and_ecdsa_certificates_for_one_name(self):
         # an RSA and an ECDSA certificate for the same names: each client
         # gets the one its signature algorithms take (the second was
