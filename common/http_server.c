@@ -1290,6 +1290,25 @@ http_req_path(const struct http_req *req)
 	return (t);
 }
 
+/*
+ * The target as an origin-form target has it, query included, for a
+ * redirect to the same resource: of an absolute-form target, what
+ * follows the authority, which needs a "/" before it (*slash set) when
+ * it is empty or a query ("http://h?q" is "/?q", RFC 9112 3.2.2).
+ */
+struct slice
+http_req_uri(const struct http_req *req, int *slash)
+{
+	struct slice	 t = http_req_target(req), auth;
+
+	*slash = 0;
+	if (req->msg.form == HTTP_T_ABSOLUTE) {
+		http_absolute_split(t.p, t.len, &auth, &t);
+		*slash = t.len == 0 || t.p[0] == '?';
+	}
+	return (t);
+}
+
 struct slice
 http_req_method(const struct http_req *req)
 {

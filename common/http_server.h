@@ -172,6 +172,7 @@ void	 http_server_collect(void);
 const char	*http_req_buf(const struct http_req *);
 struct slice	 http_req_target(const struct http_req *);
 struct slice	 http_req_path(const struct http_req *);
+struct slice	 http_req_uri(const struct http_req *, int *);
 struct slice	 http_req_method(const struct http_req *);
 struct slice	 http_req_header(const struct http_req *, const char *);
 struct slice	 http_req_header_next(const struct http_req *, const char *,

@@ -119,9 +119,9 @@ route(struct lbd_frontend *fe, struct http_req *req)
 static void
 redirect_https(struct lbd_frontend *fe, struct http_req *req)
 {
-	struct slice	 host = http_req_host(req);
-	struct slice	 t = http_req_target(req);
+	struct slice	 host = http_req_host(req), uri;
 	static const char body[] = "moved to https\n";
+	int		 slash;
 
 	/* no URI to move to for OPTIONS * or CONNECT's authority */
 	if (host.len == 0 || req->msg.form == HTTP_T_ASTERISK ||
@@ -131,17 +131,9 @@ redirect_https(struct lbd_frontend *fe, struct http_req *req)
 	}
 	/* the host without its port: the HTTPS port is 443 */
 	http_resp_begin(req, fe->redirect_code);
-	if (req->msg.form == HTTP_T_ABSOLUTE) {
-		struct slice	auth, rest;
-
-		/* the path and query; "http://h?q" is "/?q" (RFC 9112 3.2.2) */
-		http_absolute_split(t.p, t.len, &auth, &rest);
-		http_resp_headerf(req, "Location", "https://%.*s%s%.*s",
-		    (int)host.len, host.p, rest.len == 0 || rest.p[0] == '?' ?
-		    "/" : "", (int)rest.len, rest.p);
-	} else
-		http_resp_headerf(req, "Location", "https://%.*s%.*s",
-		    (int)host.len, host.p, (int)t.len, t.p);
+	uri = http_req_uri(req, &slash);
+	http_resp_headerf(req, "Location", "https://%.*s%s%.*s",
+	    (int)host.len, host.p, slash ? "/" : "", (int)uri.len, uri.p);
 	http_resp_header(req, "Content-Type", "text/plain");
 	http_resp_body(req, sizeof(body) - 1);
 	http_resp_write(req, body, sizeof(body) - 1);

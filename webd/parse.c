@@ -206,6 +206,16 @@ upstream_find(struct webd_conf *wc, const char *name)
 	return (NULL);
 }
 
+/* The first unknown variable of a redirect's URL, or NULL. */
+static const char *
+redirect_var_bad(const char *u)
+{
+	for (; (u = strchr(u, '$')) != NULL; u++)
+		if (server_redirect_var(u, NULL, NULL) == 0)
+			return (u);
+	return (NULL);
+}
+
 /*
  * A root or alias must be a directory now: the master opens it before
  * the workers fork (webd_setup()), and a start or reload would fail
@@ -349,11 +359,19 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 			    n->args[0].str);
 	}
 	if ((n = conf_get(b, "return")) != NULL) {
+		const char	*bad;
+
 		l->ret_status = n->args[0].num;
 		if (n->nargs > 1) {
 			if (!field_value_ok(n->args[1].str))
 				conf_error(c, n, "control characters in the "
 				    "return text");
+			else if (l->ret_status >= 300 && l->ret_status < 400 &&
+			    (bad = redirect_var_bad(n->args[1].str)) != NULL)
+				conf_error(c, n, "return: unknown variable "
+				    "\"%.*s\" (there are $scheme, $host and "
+				    "$request_uri)", (int)strcspn(bad + 1,
+				    "/?#:$") + 1, bad);
 			l->ret_text = xstrdup(n->args[1].str);
 		} else if (l->ret_status >= 300 && l->ret_status < 400)
 			conf_error(c, n, "a redirect needs a URL");

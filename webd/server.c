@@ -293,24 +293,95 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	return (http_resp_end(req));
 }
 
+/*
+ * The variable at <v> (its "$") in a redirect's URL: its length, 0 when
+ * it is none of them.  With <req>, its value is appended to <out>:
+ * $scheme, $host (the request's, without its port: the engine checked
+ * its bytes) and $request_uri (the target as sent, in origin form).
+ */
+size_t
+server_redirect_var(const char *v, struct http_req *req, struct buf *out)
+{
+	static const char	*names[] = { "$scheme", "$host",
+				    "$request_uri" };
+	struct webd_listener	*wl;
+	struct slice		 x;
+	size_t			 i, n;
+	int			 slash;
+
+	for (i = 0; i < nitems(names); i++) {
+		n = strlen(names[i]);
+		/* the longest name: "$hostx" is not $host */
+		if (strncmp(v, names[i], n) == 0 && (v[n] == '\0' ||
+		    strchr("/?#:$", v[n]) != NULL))
+			break;
+	}
+	if (i == nitems(names))
+		return (0);
+	if (req == NULL)
+		return (n);
+	switch (i) {
+	case 0:
+		wl = (struct webd_listener *)req->conn->srv;
+		buf_puts(out, wl->tls != NULL ? "https" : "http");
+		break;
+	case 1:
+		x = http_req_host(req);
+		buf_append(out, x.p, x.len);
+		break;
+	default:
+		x = http_req_uri(req, &slash);
+		if (slash)
+			buf_putc(out, '/');
+		buf_append(out, x.p, x.len);
+		break;
+	}
+	return (n);
+}
+
 static void
 server_return(struct http_req *req, struct webd_server *s, struct webd_loc *l)
 {
-	int	st = l->ret_status;
+	static const char	 moved[] = "moved\n";
+	const char		*t = l->ret_text ? l->ret_text : "", *p;
+	int			 st = l->ret_status;
+	struct buf		 u;
+	size_t			 n, max;
 
+	buf_init(&u, 0);
+	if (st >= 300 && st < 400 && strchr(t, '$') != NULL) {
+		/* no host to send the client back to (HTTP/1.0) */
+		if (strstr(t, "$host") != NULL &&
+		    http_req_host(req).len == 0) {
+			server_error(req, s, l, 400);
+			return;
+		}
+		for (max = strlen(t) + 1, p = t; (p = strchr(p, '$')) != NULL;
+		    p++)
+			max += http_req_target(req).len +
+			    http_req_host(req).len + 8;
+		buf_init(&u, max);
+		for (p = t; *p != '\0'; p++)
+			if (*p != '$' ||
+			    (n = server_redirect_var(p, req, &u)) == 0)
+				buf_putc(&u, *p);
+			else
+				p += n - 1;
+		if (u.lost || (t = buf_cstr(&u)) == NULL) {
+			buf_free(&u);
+			server_error(req, s, l, 500);
+			return;
+		}
+	}
 	http_resp_begin(req, st);
 	server_headers(req, s, l);
 	if (st >= 300 && st < 400) {
-		static const char	moved[] = "moved\n";
-
-		http_resp_header(req, "Location", l->ret_text);
+		http_resp_header(req, "Location", t);
 		http_resp_header(req, "Content-Type", "text/plain");
 		http_resp_body(req, sizeof(moved) - 1);
 		http_resp_write(req, moved, sizeof(moved) - 1);
 	} else {
-		const char	*t = l->ret_text ? l->ret_text : "";
-		size_t		 n = strlen(t);
-
+		n = strlen(t);
 		http_resp_header(req, "Content-Type",
 		    "text/plain; charset=utf-8");
 		http_resp_body(req, n + (n > 0));
@@ -318,6 +389,7 @@ server_return(struct http_req *req, struct webd_server *s, struct webd_loc *l)
 		if (n > 0)
 			http_resp_write(req, "\n", 1);
 	}
+	buf_free(&u);
 	http_resp_end(req);
 }
 

@@ -179,6 +179,7 @@ const struct sockaddr *server_client(struct http_req *);
 void	 server_send(struct http_req *, struct webd_loc *, int, const char *,
 	    struct buf *);
 void	 server_cache_headers(struct http_req *, struct webd_loc *);
+size_t	 server_redirect_var(const char *, struct http_req *, struct buf *);
 
 /* server_file.c */
 void	 server_file(struct http_req *, struct webd_server *,

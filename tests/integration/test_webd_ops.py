@@ -801,6 +801,10 @@ server "s" default {{{{
              'a location has root or alias, not both'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\tproxy nowhere\n}', 7,
              'no upstream "nowhere"'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n'
+             '\treturn 301 "https://$hostname/"\n}', 7,
+             'return: unknown variable "$hostname" (there are $scheme, '
+             '$host and $request_uri)'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n}', 5,
              'server "a" needs a root, a proxy, a return or a location '
              '"/"'),

@@ -234,6 +234,17 @@ server "main" default {{
 	location "/moved" exact {{
 		return 301 "https://elsewhere.test/new"
 	}}
+	location "/vars" {{
+		return 302 "$scheme://$host:8443$request_uri#top"
+	}}
+	location "/literal" exact {{
+		return 200 "$host stays"
+	}}
+}}
+server "plain" {{
+	listen 127.0.0.1:{cls.port}
+	name "plain.test"
+	return 301 "https://$host$request_uri"
 }}
 server "www" {{
 	listen 127.0.0.1:{cls.port}
@@ -709,6 +720,30 @@ server "wild2" {{
         r = self.get("/moved")
         self.assertEqual((r.status, r.header("Location")),
                          (301, "https://elsewhere.test/new"))
+
+    def test_return_with_variables(self):
+        """nginx's return 301 https://$host$request_uri: the request's
+        host without its port, its target as sent (origin form), the
+        scheme; only in redirects, a body is literal."""
+        r = self.get("/a/b?x=1&y=%20", host="plain.test:8080")
+        self.assertEqual((r.status, r.header("Location")),
+                         (301, "https://plain.test/a/b?x=1&y=%20"))
+        with Conn(self.port) as c:
+            c.send(b"GET http://plain.test?q=1 HTTP/1.1\r\n"
+                   b"Host: plain.test\r\n\r\n")
+            r = c.read_response()
+        self.assertEqual((r.status, r.header("Location")),
+                         (301, "https://plain.test/?q=1"))
+        r = self.get("/vars/p%41th?k", host="v.test")
+        self.assertEqual((r.status, r.header("Location")),
+                         (302, "http://v.test:8443/vars/p%41th?k#top"))
+        r = self.get("/literal", host="v.test")
+        self.assertEqual((r.status, r.body), (200, b"$host stays\n"))
+        # no host to send an HTTP/1.0 client back to
+        with Conn(self.port) as c:
+            c.send(b"GET /vars HTTP/1.0\r\n\r\n")
+            r = c.read_response()
+        self.assertEqual((r.status, r.header("Location")), (400, None))
 
     def test_alias(self):
         self.assertEqual(self.get("/static/y.txt").body, b"aliased y\n")
