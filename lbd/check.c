@@ -18,10 +18,12 @@
  * the state it finds: a DOWN server stays DOWN until it rises.  Servers
  * in maintenance are not checked; leaving maintenance forgets the old
  * results (control.c), so the next check decides again.  One check of a
- * server runs at a time, in all generations: a check in flight marks
- * the block (check_until) until its timeout, and a new checker that
- * finds it marked waits for that result, then goes by it, rather than
- * count a second result for the same interval.
+ * server runs at a time, in all generations, one an interval: a check
+ * claims the block (check_until, until its timeout) and records its
+ * start (check_started); a new checker that finds the block claimed
+ * waits until that check is over and schedules its own an interval
+ * after that one's start, rather than count a second result for the
+ * same interval.
  *
  * A check (struct check_run) connects, does the TLS handshake when the
  * check asks for TLS, sends what its type put in <out>, and reads into
@@ -458,20 +460,25 @@ check_start(struct ev_timer *t)
 	if (cs->run != NULL || stopping)
 		return;		/* check_now() while one runs */
 	/*
-	 * A check of this server still in flight in the checker a reload
-	 * retired: wait for its result, then go by it.
+	 * A check of this server in flight in another checker (the one a
+	 * reload retires): wait until it is over, then go by its start.
+	 * The waits are bounded (by the timeout, the interval), so that a
+	 * step of the clock never puts the checks off.
 	 */
 	now = unix_ms();
 	if ((until = atomic_load(&sh->check_until)) > now) {
 		cs->waited = 1;
-		ev_timer_add(&loop, &cs->next, (uint64_t)(until - now));
+		ev_timer_add(&loop, &cs->next, (uint64_t)MIN(until - now,
+		    (int64_t)ck->timeout + 2));
 		return;
 	}
 	if (cs->waited) {
+		int64_t	due = atomic_load(&sh->check_started) + ck->interval;
+
 		cs->waited = 0;
-		if ((until = atomic_load(&sh->last_check) + ck->interval) >
-		    now) {
-			ev_timer_add(&loop, &cs->next, (uint64_t)(until - now));
+		if (due > now) {
+			ev_timer_add(&loop, &cs->next, (uint64_t)MIN(due - now,
+			    (int64_t)ck->interval));
 			return;
 		}
 	}
@@ -480,8 +487,18 @@ check_start(struct ev_timer *t)
 		ev_timer_add(&loop, &cs->next, ck->interval);
 		return;
 	}
+	/* the mark: its timeout, and one more interval of the loop's clock */
+	if (!atomic_compare_exchange_strong(&sh->check_until, &until,
+	    now + ck->timeout + 2)) {
+		cs->waited = 1;		/* the other checker took it */
+		ev_timer_add(&loop, &cs->next, 1);
+		return;
+	}
+	atomic_store(&sh->check_started, now);
 	if ((run = calloc(1, sizeof(*run))) == NULL) {
 		log_warn("%s: %s/%s", __func__, cs->be->name, cs->srv->name);
+		until = now + ck->timeout + 2;
+		atomic_compare_exchange_strong(&sh->check_until, &until, 0);
 		ev_timer_add(&loop, &cs->next, ck->interval);
 		return;
 	}
@@ -495,9 +512,7 @@ check_start(struct ev_timer *t)
 	ev_timer_init(&run->timer, run_timeout, run);
 	sock_init(&run->sock, -1);
 	cs->run = run;
-	/* its timeout, and one more interval of the loop's clock */
 	run->until = now + ck->timeout + 2;
-	atomic_store(&sh->check_until, run->until);
 
 	if ((fd = net_connect(&cs->srv->addr)) == -1) {
 		errdesc(run, NULL, errno);
@@ -649,8 +664,14 @@ checker_main(struct proc_worker *w)
 	now = unix_ms();
 	for (k = 0; k < nchecks; k++) {
 		int64_t		iv = checks[k].be->check.interval;
-		int64_t		last = atomic_load(&checks[k].srv->sh->last_check);
-		int64_t		due = last > 0 ? last + iv - now : 0;
+		struct up_shared *sh = checks[k].srv->sh;
+		int64_t		last = atomic_load(&sh->check_started);
+		int64_t		due;
+
+		/* by the last check's start, in whichever generation */
+		if (last == 0)
+			last = atomic_load(&sh->last_check);
+		due = last > 0 ? last + iv - now : 0;
 
 		if (due <= 0)
 			due = MIN(iv * k / nchecks,

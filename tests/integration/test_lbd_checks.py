@@ -629,6 +629,39 @@ server s {tls_addr}
                                     f"checks overlap: {got}")
         self.assertEqual(self.servers()["webs/web2"]["STATE"], "UP")
 
+    def test_checks_that_time_out_keep_their_interval_across_reloads(self):
+        """A server whose checks time out: the new checker of a reload
+        went by the last result, which such a check writes at its
+        timeout, and started its first check as the old one timed out
+        (two failures in one interval).  Checks now go an interval
+        apart, by their starts, whichever checker runs them."""
+        web2 = ListenServer()
+        starts = []
+
+        def mute(c):
+            with c:
+                starts.append(time.monotonic())
+                c.settimeout(5)
+                try:
+                    while c.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        web2.serve = mute
+        self.addCleanup(web2.close)
+        ck = check("http", path="/hello", interval="2s", timeout="1s",
+                   rise=1, fall=100)
+        d = self.lbd(f"backend webs {{\nserver web2 {web2.addr}\n{ck}\n}}")
+        for n in (2, 3, 4):
+            wait_for(lambda: len(starts) >= n, 5, what=f"check {n}")
+            time.sleep(0.2)
+            self.syslog.mark()
+            d.signal(signal.SIGHUP)
+            self.syslog.wait(rf"lbd\[{d.pid}\]: reload done", 10)
+        wait_for(lambda: len(starts) >= 6, 8, what="the checks after")
+        gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+        self.assertGreaterEqual(min(gaps), 1.9, gaps)
+
     def test_removed_check_leaves_no_server_down(self):
         # only the checker sets a server DOWN: a reload that removes the
         # check must not leave one DOWN for good (it did, and lbdctl could
