@@ -110,11 +110,14 @@ void		 app_log(int, const char *, ...)
  * app_client_addr  the client's IP address: the peer's, or, when the
  *		peer is a trusted proxy (appd.conf trusted-proxy), the
  *		last address of X-Forwarded-For that is not a trusted proxy
- * app_client_gone  1 once the client has closed its connection (webd
- *		closes it when its own client leaves), else 0: for a long
- *		handler to stop early, returning 499 (the status nginx logs
- *		for a client that left; no one reads the answer).  PHP's
- *		connection_aborted().  appd itself never interrupts handle().
+ * app_client_gone  1 once the client has shut its sending side (its
+ *		FIN: webd closes the connection when its own client
+ *		leaves), else 0: for a long handler to stop early,
+ *		returning 499 (the status nginx logs for a client that
+ *		left).  PHP's connection_aborted().  A client that only
+ *		half-closed (straight to appd, or through a TCP relay)
+ *		counts as gone too, as for CGI programs.  appd itself
+ *		never interrupts handle().
  */
 const char	*app_method(const struct app_req *);
 const char	*app_path(const struct app_req *);

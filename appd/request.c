@@ -423,10 +423,10 @@ req_peer_trusted(struct app_req *req)
 }
 
 /*
- * 1 once the client has closed its end (its FIN: webd letting go of a
- * request whose own client left), for a module's long loops to stop
- * early, as CGI programs are stopped (cgi.c); a next request the client
- * pipelined is not a close.
+ * 1 once the client has shut its sending side (its FIN: webd letting go
+ * of a request whose own client left), for a module's long loops to
+ * stop early, as CGI programs are stopped (cgi.c); bytes of a next
+ * request the client pipelined are not a FIN.
  */
 int
 app_client_gone(struct app_req *req)
