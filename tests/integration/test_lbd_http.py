@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -446,6 +447,50 @@ backend trusting {{
                          ["6.6.6.6, 7.7.7.7, 127.0.0.2"])
         self.assertEqual(h["x-forwarded-proto"], ["https"])
         self.assertEqual(h["forwarded"], ["for=6.6.6.6;proto=https"])
+
+    def test_ipv6_on_both_sides(self):
+        """A frontend on [::1], a server on [::1], an allow list of
+        IPv6 networks: the server sees the client as ::1 (Forwarded
+        quotes it in brackets, RFC 7239 6), and the log line names it."""
+        port = free_port()
+        b6 = self.daemon("testhttpd", f"""
+workers 1
+pidfile "@PIDFILE@"
+listen [::1]:{port}
+server-name "b6"
+""", name="b6")
+        b6.start()
+        wait_port("::1", port)
+        self.lbd(f"""
+frontend www {{
+    listen [::1]:{{port}}
+    allow ::1 fd00::/8
+    backend v6
+}}
+backend v6 {{
+    server b6 [::1]:{port}
+    forwarded yes
+}}
+""", wait=False)
+        wait_port("::1", self.port)
+        out = subprocess.run(
+            ["curl", "-sS", "-g", "--max-time", "10", "-D", "-",
+             f"http://[::1]:{self.port}/head"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            timeout=20).stdout.decode()
+        head, _, body = out.partition("\r\n\r\n")
+        self.assertIn("Server: b6", head, out)
+        h = {}
+        for ln in body.split("\r\n")[1:]:
+            if ": " in ln:
+                k, v = ln.split(": ", 1)
+                h.setdefault(k.lower(), []).append(v)
+        self.assertEqual(h["x-forwarded-for"], ["::1"], body)
+        self.assertEqual(h["forwarded"], ['for="[::1]";proto=http'], body)
+        ln, = self.wait_logs(1)
+        self.assertIn(ln["client"], ("::1", "[::1]"))
+        self.assertEqual((ln["backend"], ln["server"], ln["status"]),
+                         ("v6", "b6", 200))
 
     def test_proxy_protocol_v1_v2_to_servers(self):
         pp = "127.0.0.0/8"

@@ -118,6 +118,39 @@ class OpsTest(HttpTest):
                          "(main|other) ", ln):
                 clf(ln)
 
+    def test_ipv6_listener_access_list_and_log(self):
+        """webd on [::1] and 127.0.0.1 at once (IPV6_V6ONLY: the two
+        never clash), an IPv6 allow list, the client logged as ::1."""
+        self.port = free_port()
+        write(os.path.join(self.dir, "www", "ten.txt"), b"0123456789")
+        d = self.daemon("webd", webd_conf(f"""
+server "six" {{
+	listen [::1]:{self.port}
+	listen 127.0.0.1:{self.port}
+	root "@DIR@/www"
+	location "/v6only/" {{
+		allow ::1
+		deny 0.0.0.0/0
+	}}
+}}
+"""))
+        d.start()
+        wait_port("::1", self.port)
+
+        def curl(path):
+            return subprocess.run(
+                ["curl", "-sS", "-g", "--max-time", "10", "-o", "/dev/null",
+                 "-w", "%{http_code}",
+                 f"http://[::1]:{self.port}{path}"],
+                stdout=subprocess.PIPE, timeout=20).stdout.decode()
+        self.assertEqual(curl("/ten.txt"), "200")
+        self.assertEqual(curl("/v6only/x"), "404")
+        self.assertEqual(self.get("/v6only/x").status, 403)
+        self.assertEqual(self.get("/ten.txt").body, b"0123456789")
+        f = clf(self.log_line(d, r'"GET /ten\.txt HTTP/1\.1" 200 10'))
+        f = clf(self.log_line(d, r'"GET /v6only/x HTTP/1\.1" 404'))
+        self.assertEqual(f["client"], "::1")
+
     def test_request_line_escaped(self):
         d = self.webd()
         raw_request(self.port, b'/a"b\\c')
