@@ -33,6 +33,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "proxyproto.h"
+#include "stats.h"
 #include "tls.h"
 #include "tunnel.h"
 
@@ -96,11 +97,14 @@ struct preq {
 	int			 up_eof;	/* the server has closed */
 	struct buf		 rbuf;		/* decoded body not yet taken */
 	uint64_t		 hashkey;
-	TAILQ_ENTRY(preq)	 qentry;
+	int			 queued;	/* on pr_queued */
+	TAILQ_ENTRY(preq)	 qentry;	/* pr_queued, then pr_dead */
 };
 
 static TAILQ_HEAD(, up_conn)	uc_dead = TAILQ_HEAD_INITIALIZER(uc_dead);
 static TAILQ_HEAD(, preq)	pr_dead = TAILQ_HEAD_INITIALIZER(pr_dead);
+/* the requests of this worker waiting for a server, oldest first */
+static TAILQ_HEAD(, preq)	pr_queued = TAILQ_HEAD_INITIALIZER(pr_queued);
 static struct ev_loop		*ploop;
 static int			nidle;
 static int			draining;
@@ -110,6 +114,9 @@ static void	uc_timeout(struct ev_timer *);
 static void	uc_close(struct up_conn *);
 static void	uc_flush_deferred(struct ev_defer *);
 static void	pr_dispatch(struct preq *);
+static void	pr_queue(struct preq *, int);
+static void	queue_kick(struct up_pool *);
+static void	px_dropped(struct up_server *);
 static void	pr_run(struct preq *);
 static void	pr_fail(struct preq *, int, const char *, int);
 static void	pr_finish(struct preq *);
@@ -176,7 +183,7 @@ uc_close(struct up_conn *uc)
 		nidle--;
 		uc->idle = 0;
 	} else if (uc->srv != NULL)
-		up_dropped(uc->srv);
+		px_dropped(uc->srv);
 	ev_timer_del(ploop, &uc->timer);
 	ev_defer_cancel(ploop, &uc->flushd);
 	sock_close(ploop, &uc->s);
@@ -207,7 +214,7 @@ uc_release(struct up_conn *uc, int reusable, struct proxy_conf *pc)
 	 * Idle connections are not active ones: leastconn and maxconn
 	 * count requests in progress, as the servers feel them.
 	 */
-	up_dropped(s);
+	px_dropped(s);
 	uc->idle_since = ev_now(ploop);
 	uc->reused = 1;
 	uc->idle = 1;
@@ -632,12 +639,77 @@ proxy_start(struct http_req *req, struct proxy_conf *pc)
 	pr_start(pr);
 }
 
+/* The oldest request of this worker waiting for <pool>, or NULL. */
+static struct preq *
+queue_oldest(struct up_pool *pool)
+{
+	struct preq	*pr;
+
+	if (pool->nqueued > 0)
+		TAILQ_FOREACH(pr, &pr_queued, qentry)
+			if (pr->pc->pool == pool)
+				return (pr);
+	return (NULL);
+}
+
+/*
+ * A waiting request's retry: the oldest of its pool has the turn (any
+ * free slot serves any request), the others wait for theirs or their
+ * queue-timeout.
+ */
 static void
 queue_timer(struct ev_timer *t)
 {
-	struct preq	*pr = t->arg;
+	struct preq	*pr = t->arg, *o;
 
+	if (pr->queued && (o = queue_oldest(pr->pc->pool)) != pr &&
+	    ev_now(ploop) - pr->t0 < pr->pc->queue_timeout) {
+		ev_timer_add(ploop, &pr->timer, 10);
+		ev_timer_add(ploop, &o->timer, 0);
+		return;
+	}
 	pr_dispatch(pr);
+}
+
+/* <pr> joins the queue (<in>) or leaves it: the list and the gauge. */
+static void
+pr_queue(struct preq *pr, int in)
+{
+	if (pr->queued == in)
+		return;
+	pr->queued = in;
+	if (in) {
+		TAILQ_INSERT_TAIL(&pr_queued, pr, qentry);
+		pr->pc->pool->nqueued++;
+	} else {
+		TAILQ_REMOVE(&pr_queued, pr, qentry);
+		pr->pc->pool->nqueued--;
+	}
+	if (pr->pc->m_queued != NULL)
+		stats_gauge_add(pr->pc->m_queued, in ? 1 : -1);
+}
+
+/*
+ * A connection to <s> is no longer busy: the oldest request of this
+ * worker waiting for its pool tries at once (on the next round of the
+ * loop), not at its next 10 ms retry.  The other workers' waiting
+ * requests find the slot at their retry.
+ */
+static void
+queue_kick(struct up_pool *pool)
+{
+	struct preq	*pr;
+
+	if ((pr = queue_oldest(pool)) != NULL)
+		ev_timer_add(ploop, &pr->timer, 0);
+}
+
+/* Connections to <s> in use: one less (and a waiting request's turn). */
+static void
+px_dropped(struct up_server *s)
+{
+	up_dropped(s);
+	queue_kick(s->pool);
 }
 
 /* Choose a server and get a connection to it; or fail the request. */
@@ -652,6 +724,19 @@ pr_dispatch(struct preq *pr)
 
 	if (pr->tries > pc->retries) {
 		pr_fail(pr, 502, "no server answered", 0);
+		return;
+	}
+	/*
+	 * Requests of this worker already wait for this pool: behind them,
+	 * and the oldest has the turn (a slot came free, or it would not
+	 * have been handed this one).
+	 */
+	if (!pr->queued && pc->pool->nqueued > 0 && pr->tries == 0) {
+		pr->state = P_QUEUE;
+		ev_timer_init(&pr->timer, queue_timer, pr);
+		ev_timer_add(ploop, &pr->timer, 10);
+		queue_kick(pc->pool);
+		pr_queue(pr, 1);
 		return;
 	}
 	s = NULL;
@@ -681,13 +766,20 @@ pr_dispatch(struct preq *pr)
 			pr->state = P_QUEUE;
 			ev_timer_init(&pr->timer, queue_timer, pr);
 			ev_timer_add(ploop, &pr->timer, 10);
+			pr_queue(pr, 1);
 			return;
 		}
+		pr_queue(pr, 0);
 		pr->info.term[0] = 's';
 		pr->info.term[1] = pr->state == P_QUEUE ? 'Q' : 'C';
 		pr_fail(pr, 503, full ? "all servers full" :
 		    "no server available", 0);
 		return;
+	}
+	if (pr->queued) {
+		/* served: the next one tries too, there may be more room */
+		pr_queue(pr, 0);
+		queue_kick(pc->pool);
 	}
 	pr->info.t_queue = now - pr->t0;
 	pr->tries++;
@@ -924,7 +1016,7 @@ tunnel_done(void *arg, uint64_t ab, uint64_t ba)
 	(void)ab;
 	(void)ba;
 	/* the tunnel's connection counted for maxconn and leastconn */
-	up_dropped(srv);
+	px_dropped(srv);
 }
 
 /* The response head is complete: pass it on. */
@@ -1028,7 +1120,7 @@ resp_head(struct preq *pr)
 			    srv) == NULL) {
 				sock_close(ploop, &cs);
 				sock_close(ploop, &us);
-				up_dropped(srv);
+				px_dropped(srv);
 			}
 		}
 		pr->state = P_DONE;
@@ -1546,6 +1638,7 @@ p_done(struct http_req *req)
 	}
 	if (pr->info.status == 0)
 		pr->info.status = req->status;
+	pr_queue(pr, 0);
 	if (pr->pc->done != NULL)
 		pr->pc->done(pr->pc->arg, req, &pr->info);
 	ev_timer_del(ploop, &pr->timer);

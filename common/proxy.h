@@ -58,6 +58,7 @@ struct proxy_info {
 
 struct proxy_conf {
 	struct up_pool		*pool;
+	struct stats_metric	*m_queued;	/* gauge of the waiting, NULL */
 	uint32_t		 connect_timeout;
 	uint32_t		 response_timeout;
 	uint32_t		 idle_timeout;

@@ -102,6 +102,7 @@ struct up_pool {
 	int			 private;	/* no room in shared memory */
 	int			 fail_max;	/* passive: failures in a row */
 	uint32_t		 fail_timeout;	/* ms skipped after */
+	int			 nqueued;	/* this worker's, waiting */
 	void			*arg;
 };
 

@@ -919,6 +919,9 @@ lbd_setup(void *p, struct proc_settings *ps)
 			    "Changes between UP and DOWN.", "backend",
 			    be->name, "server", sn, NULL);
 		}
+		be->pc.m_queued = stats_gauge("lbd_backend_current_queue",
+		    "Requests waiting for a server slot (maxconn), all "
+		    "workers.", "backend", be->name, NULL);
 		be->m_queue = stats_histogram("lbd_backend_queue_seconds",
 		    "Time waiting for a server slot.", stats_latency_buckets,
 		    stats_nlatency_buckets, "backend", be->name, NULL);

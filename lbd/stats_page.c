@@ -210,11 +210,12 @@ page(struct lbd_conf *lc, struct buf *b)
 	TAILQ_FOREACH(be, &lc->backends, entry) {
 		buf_printf(b, "<h2>backend ");
 		html(b, be->name);
-		buf_printf(b, " (%s, %d up)</h2>\n<table><tr><th>server</th>"
-		    "<th>address</th><th>state</th><th>weight</th>"
-		    "<th>sessions</th><th>requests</th><th>errors</th>"
-		    "<th>last check</th><th>result</th></tr>\n",
-		    be->pc.pool->lb->name, lbd_nup(be, 0));
+		buf_printf(b, " (%s, %d up, %lld waiting)</h2>\n<table><tr>"
+		    "<th>server</th><th>address</th><th>state</th>"
+		    "<th>weight</th><th>sessions</th><th>requests</th>"
+		    "<th>errors</th><th>last check</th><th>result</th></tr>\n",
+		    be->pc.pool->lb->name, lbd_nup(be, 0),
+		    (long long)stats_gauge_value(be->pc.m_queued));
 		for (i = 0; i < be->pc.pool->nservers; i++) {
 			struct up_server *s = be->pc.pool->servers[i];
 			int64_t		  lc_ms = atomic_load(

@@ -10,7 +10,7 @@ import unittest
 
 from harness import SLOW, wait_for
 from httpc import Conn, only_worker, socket_owner
-from lbdtest import LbdTest, dead_addr, kill_now
+from lbdtest import LbdTest, dead_addr, get, kill_now
 
 CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
 
@@ -274,6 +274,41 @@ backend webs {{
         below = dict(h)
         # the queued request, somewhere between 0.25 and 1 s
         self.assertGreaterEqual(below[1.0] - below[0.25], 1, h)
+
+    def test_queue_first_come_first_served_and_its_gauge(self):
+        """Requests waiting for a slot are served in their order of
+        arrival (they used to race at their 10 ms retries, and a later
+        one could take the slot first), and /metrics counts them."""
+        b1, = self.backends("b1")
+        self.simple([b1], opts={"b1": "maxconn 1"},
+                    backend="    queue-timeout 5s", workers=1)
+        done, lock = [], threading.Lock()
+
+        def call(key, path):
+            r = get(self.port, path, timeout=10)
+            with lock:
+                done.append((key, r.status))
+        first = threading.Thread(target=call, args=("first", "/slow/600"))
+        first.start()
+        wait_for(lambda: self.metrics()("lbd_server_current_sessions",
+                                        backend="webs", server="b1") == 1,
+                 3, what="the slot taken")
+        waiting = []
+        for i in range(5):
+            t = threading.Thread(target=call, args=(i, "/slow/50"))
+            t.start()
+            waiting.append(t)
+            wait_for(lambda: self.metrics()("lbd_backend_current_queue",
+                                            backend="webs") == i + 1,
+                     3, what=f"{i + 1} waiting")
+        page = get(self.stats, "/").body.decode()
+        self.assertIn("backend webs (roundrobin, 1 up, 5 waiting)", page)
+        for t in [first] + waiting:
+            t.join(15)
+        self.assertEqual(done, [("first", 200)] + [(i, 200)
+                                                    for i in range(5)])
+        self.assertEqual(self.metrics()("lbd_backend_current_queue",
+                                        backend="webs"), 0)
 
     # A server of weight 0 in the conf takes no new requests, as in
     # HAProxy and as lbdctl's weight 0 (up_server_add() once made it 1).

@@ -367,9 +367,9 @@ backend dead {{
         self.assertEqual(fes["other"]["2xx"], "0")
         # a table per backend, a row per server, its state
         be = {h: rows for h, rows in p.tables[1:]}
-        self.assertEqual(set(be), {"backend webs (roundrobin, 2 up)",
-                                   "backend spare (roundrobin, 1 up)"})
-        webs = be["backend webs (roundrobin, 2 up)"]
+        self.assertEqual(set(be), {"backend webs (roundrobin, 2 up, 0 waiting)",
+                                   "backend spare (roundrobin, 1 up, 0 waiting)"})
+        webs = be["backend webs (roundrobin, 2 up, 0 waiting)"]
         hdr = webs[0]
         srv = {row[0]: dict(zip(hdr, row)) for row in webs[1:]}
         self.assertEqual(set(srv), {"s1", "s2", "gone"})
