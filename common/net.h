@@ -59,6 +59,7 @@ const char *net_sockaddr_str(const struct sockaddr *, socklen_t, char *,
 	    size_t);
 const char *net_sockaddr_ip(const struct sockaddr *, char *, size_t);
 int	 net_addr_eq(const struct net_addr *, const struct net_addr *);
+int	 net_addr_set_port(struct net_addr *, int);
 int	 net_listen(const struct net_addr *, int, int *);
 int	 net_unix_perms(const char *, int, uid_t, gid_t);
 void	 net_nodelay(int, int);

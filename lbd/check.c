@@ -67,6 +67,7 @@ struct check_srv {
 	uint64_t		 started;	/* ms: the last start */
 	struct check_run	*run;		/* NULL between checks */
 	int			 waited;	/* for another generation's */
+	struct net_addr		 addr;		/* the server's, or check port */
 };
 
 static struct ev_loop		 loop;
@@ -514,7 +515,7 @@ check_start(struct ev_timer *t)
 	cs->run = run;
 	run->until = now + ck->timeout + 2;
 
-	if ((fd = net_connect(&cs->srv->addr)) == -1) {
+	if ((fd = net_connect(&cs->addr)) == -1) {
 		errdesc(run, NULL, errno);
 		run_end(run);
 		return;
@@ -647,6 +648,9 @@ checker_main(struct proc_worker *w)
 
 			cs->be = be;
 			cs->srv = be->pc.pool->servers[i];
+			cs->addr = cs->srv->addr;
+			if (be->check.port != 0)
+				net_addr_set_port(&cs->addr, be->check.port);
 			ev_timer_init(&cs->next, check_start, cs);
 		}
 	}

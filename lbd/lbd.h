@@ -96,6 +96,7 @@ struct lbd_check {
 	int			 rise;
 	int			 fall;
 	int			 tls;		/* HTTP over TLS */
+	int			 port;		/* 0: the server's */
 };
 
 /*

@@ -76,6 +76,7 @@ static const struct conf_opt check_opts[] = {
 	{ "rise", { CONF_INT, "rise", 1, 100 } },
 	{ "fall", { CONF_INT, "fall", 1, 100 } },
 	{ "tls", { CONF_NONE } },
+	{ "port", { CONF_INT, "port", 1, 65535 } },
 	{ NULL }
 };
 
@@ -285,6 +286,7 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 	struct lbd_check	*ck = &be->check;
 	struct conf_node	*n;
 	const char		*s;
+	int			 i;
 
 	ck->interval = 2000;
 	ck->timeout = 1000;
@@ -299,6 +301,14 @@ check_read(struct conf *c, struct conf_node *bn, struct lbd_backend *be)
 	ck->rise = conf_optnum(n, "rise", 2);
 	ck->fall = conf_optnum(n, "fall", 3);
 	ck->tls = conf_opt(n, "tls") != NULL;
+	ck->port = conf_optnum(n, "port", 0);
+	if (ck->port != 0)
+		for (i = 0; i < be->pc.pool->nservers; i++)
+			if (be->pc.pool->servers[i]->addr.family == AF_UNIX) {
+				conf_error(c, n, "check port: server %s is a "
+				    "unix socket", be->pc.pool->servers[i]->name);
+				break;
+			}
 	if (ck->timeout > ck->interval)
 		conf_error(c, n, "check timeout %ums is longer than its "
 		    "interval %ums", ck->timeout, ck->interval);

@@ -491,6 +491,43 @@ server s {tls_addr}
         self.wait_log(r"server tcp/gone is DOWN: connection refused, "
                       r"1 active left")
 
+    def test_check_on_another_port(self):
+        """check ... port N (HAProxy's "check port"): the servers are
+        checked on that port of their address, their traffic goes to
+        their own.  web2's host has no health port open: DOWN while its
+        traffic port answers; the health port closed: web1 DOWN too."""
+        web1 = self.backend("web1")
+        health = self.backend("health")
+        hp = health.port
+        tp = free_port()
+        web2 = self.daemon("testhttpd", BACKEND.format(
+            port=tp, name="web2", extra="").replace("127.0.0.1", "127.0.0.3"),
+            name="web2")
+        web2.start()
+        wait_port("127.0.0.3", tp)
+        ck = check("http", path="/hello", port=hp, interval="300ms",
+                   timeout="200ms", rise=1, fall=1)
+        # web1 is checked on 127.0.0.1:hp (health), web2 on 127.0.0.3:hp
+        self.lbd(f"backend webs {{\nserver web1 {web1.addr}\n"
+                 f"server web2 127.0.0.3:{tp}\n{ck}\n}}")
+        self.wait_log(rf"server webs/web2 is DOWN: connection refused")
+        self.wait_state("webs/web1", "UP")
+        got = {get(self.port, "/hello").header("Server") for _ in range(6)}
+        self.assertEqual(got, {"web1"})
+        kill_now(health)
+        self.wait_log(rf"server webs/web1 is DOWN: connection refused, "
+                      rf"0 active left")
+        self.assertEqual(get(self.port, "/hello").status, 503)
+        # a unix-socket server has no port to check on
+        d = self.daemon("lbd", LBD.format(
+            port=free_port(), stats=free_port(), first="webs", mode="http",
+            backends=f"backend webs {{\nserver u unix:/tmp/x.sock\n"
+                     f"{ck}\n}}"), name="bad")
+        rc, out = d.run("-n")
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"bad\.conf:\d+: check port: server u is a "
+                              r"unix socket")
+
     def test_state_kept_across_reload(self):
         web1 = self.backend("web1")
         bk = self.backend("bk")
