@@ -54,6 +54,8 @@ struct lbd_rule {
 	enum lbd_rule_type	 type;
 	char			*value;
 	size_t			 len;
+	char			*path;		/* a host rule's, or NULL */
+	size_t			 pathlen;
 	struct lbd_backend	*be;
 };
 

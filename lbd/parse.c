@@ -50,6 +50,7 @@ static const struct conf_opt log_opts[] = {
 
 static const struct conf_opt route_opts[] = {
 	{ "backend", { CONF_NAME, "backend" } },
+	{ "path", { CONF_STR, "path prefix" } },
 	{ NULL }
 };
 
@@ -605,6 +606,18 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			if (r->type == RULE_PATH && r->value[0] != '/')
 				conf_error(c, n, "a path route starts with "
 				    "\"/\"");
+			/* route host NAME path PREFIX: both must match */
+			if ((r->path = xstrdup(conf_optstr(n, "path",
+			    NULL))) != NULL) {
+				r->pathlen = strlen(r->path);
+				if (r->type != RULE_HOST)
+					conf_error(c, n, "route path takes no "
+					    "second path (route host NAME path "
+					    "PREFIX matches both)");
+				else if (r->path[0] != '/')
+					conf_error(c, n, "a path route starts "
+					    "with \"/\"");
+			}
 			/* the request's host is matched without port or
 			 * final dot: a rule with either would never match */
 			if (r->type == RULE_HOST && r->len > 1 &&
@@ -756,8 +769,10 @@ lbd_unload(void *p)
 		return;
 	while ((fe = TAILQ_FIRST(&lc->frontends)) != NULL) {
 		TAILQ_REMOVE(&lc->frontends, fe, entry);
-		for (i = 0; i < fe->nrules; i++)
+		for (i = 0; i < fe->nrules; i++) {
 			free(fe->rules[i].value);
+			free(fe->rules[i].path);
+		}
 		for (i = 0; i < fe->nhdr; i++) {
 			free(fe->hdr[i].name);
 			free(fe->hdr[i].value);

@@ -107,7 +107,9 @@ route(struct lbd_frontend *fe, struct http_req *req)
 		const struct lbd_rule	*r = &fe->rules[i];
 
 		if (r->type == RULE_HOST && host.len > 0 &&
-		    host_matches(r, host))
+		    host_matches(r, host) && (r->path == NULL ||
+		    (plen >= r->pathlen && memcmp(path, r->path,
+		    r->pathlen) == 0)))
 			return (r->be);
 		if (r->type == RULE_PATH && plen >= r->len &&
 		    memcmp(path, r->value, r->len) == 0)

@@ -33,6 +33,7 @@ class HttpFrontendTest(LbdTest):
         self.lbd(f"""
 frontend www {{
     listen 127.0.0.1:{{port}}
+    route host shop.example.org path /api/ backend api
     route host api.example.org backend api
     route host *.img.example.org backend img
     route path /static/ backend img
@@ -55,7 +56,12 @@ backend img {{
                  ("a.img.example.org", "/hello", "img"),
                  ("img.example.org", "/hello", "web"),
                  ("www.example.org", "/static/x", "img"),
-                 ("www.example.org", "/staticx", "web")]
+                 ("www.example.org", "/staticx", "web"),
+                 # host and path, both
+                 ("shop.example.org", "/api/x", "api"),
+                 ("shop.example.org", "/apix", "web"),
+                 ("shop.example.org", "/static/x", "img"),
+                 ("www.example.org", "/api/x", "web")]
         for host, path, want in cases:
             r = get(self.port, path, host=host)
             self.assertEqual(r.header("Server"), want, (host, path))
@@ -67,6 +73,31 @@ backend img {{
             c.send(b"GET http://www.example.org/static/a HTTP/1.1\r\n"
                    b"Host: www.example.org\r\n\r\n")
             self.assertEqual(c.read_response().header("Server"), "img")
+            c.send(b"GET http://shop.example.org/api/a HTTP/1.1\r\n"
+                   b"Host: shop.example.org\r\n\r\n")
+            self.assertEqual(c.read_response().header("Server"), "api")
+        for rule, msg in (("route path /a/ path /b/ backend api",
+                           "route path takes no second path"),
+                          ("route host a.test path b/ backend api",
+                           'a path route starts with "/"')):
+            d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    listen 127.0.0.1:{free_port()}
+    {rule}
+    backend webs
+}}
+backend webs {{
+    server web {web.addr}
+}}
+backend api {{
+    server api {api.addr}
+}}
+"""), name="bad")
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1, out)
+            line = open(d.conf_path).read().split("\n").index(
+                "    " + rule) + 1
+            self.assertRegex(out, rf"bad\.conf:{line}: {re.escape(msg)}")
 
     # sticky sessions
 
