@@ -227,6 +227,8 @@ struct lbd_conf {
 	struct http_server		*stats;		/* page, /metrics */
 	struct net_acl			 stats_acl;
 	int				 stats_refresh;	/* seconds */
+	int				 healthz_servers; /* 503 when a
+							  * backend has none */
 	char				*control;	/* socket path */
 	int				 control_index;	/* its listener */
 	int				 logfacility;

@@ -87,6 +87,8 @@ const struct conf_kw lbd_grammar[] = {
 	    stats_opts },
 	{ "refresh", "stats", 0, 1, { { CONF_TIME, "refresh", 1000,
 	    3600000 } } },
+	{ "healthz", "stats", 0, 1, { { CONF_ENUM, "healthz", 0, 0,
+	    "running|servers" } }, NULL, "running" },
 	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
 	    LBD_SOCKET },
 	{ "log", NULL, 0, 1, { { CONF_BOOL, "log" } }, log_opts, "yes" },
@@ -732,6 +734,8 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		acl_read(n, &lc->stats_acl, "allow", "deny");
 		lc->stats_refresh = conf_get(n, "refresh") ?
 		    conf_num(c, n, "refresh") / 1000 : 5;
+		lc->healthz_servers = conf_get(n, "healthz") != NULL &&
+		    conf_num(c, n, "healthz") == 1;
 		lc->stats = stats_server(lc);
 		proc_listener_add(ps, c, n, n->args[0].str, lc->stats);
 	}

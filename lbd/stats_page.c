@@ -278,6 +278,7 @@ s_request(struct http_req *req)
 	struct sreq		*sr;
 	struct buf		*b;
 	const char		*type;
+	int			 status = 200;
 
 	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
 	    (b = calloc(1, sizeof(*b))) == NULL) {
@@ -302,15 +303,32 @@ s_request(struct http_req *req)
 		page(ss->lc, b);
 		type = "text/html; charset=utf-8";
 	} else if (slice_eq(t, "/healthz")) {
-		buf_printf(b, "ok\n");
+		struct lbd_backend	*be;
+
+		/*
+		 * "healthz servers": this balancer is no use while a backend
+		 * has no server it can reach, and the other one may have
+		 * (keepalived moves the address on a 503)
+		 */
 		type = "text/plain";
+		if (ss->lc->healthz_servers)
+			TAILQ_FOREACH(be, &ss->lc->backends, entry)
+				if (be->pc.pool->nservers > 0 &&
+				    lbd_nup(be, 0) == 0 && lbd_nup(be, 1) == 0) {
+					buf_printf(b, "backend %s has no server "
+					    "available\n", be->name);
+					status = 503;
+					break;
+				}
+		if (status == 200)
+			buf_printf(b, "ok\n");
 	} else {
 		buf_free(b);
 		free(b);
 		http_resp_error(req, 404);
 		return;
 	}
-	http_resp_begin(req, 200);
+	http_resp_begin(req, status);
 	http_resp_header(req, "Content-Type", type);
 	http_resp_header(req, "Cache-Control", "no-store");
 	http_resp_body(req, buf_used(b));

@@ -12,7 +12,7 @@ import time
 
 from harness import SLOW, free_port, wait_for
 from httpc import Conn, request_bytes, scripted_server
-from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get,
+from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get, kill_now,
                      raw_closed)
 
 CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
@@ -403,6 +403,34 @@ backend dead {{
         self.assertEqual(get(self.stats, "/nope").status, 404)
         r = get(self.stats, "/metrics", method="POST", body="")
         self.assertEqual((r.status, r.header("Allow")), (405, "GET, HEAD"))
+
+    def test_healthz_servers(self):
+        """healthz servers: 503, naming the backend, while a backend has
+        no server up (for keepalived to move the floating address to a
+        balancer that may reach them), 200 again once one is back."""
+        s1, = self.backends("s1")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    backend webs
+}}
+backend webs {{
+    server s1 {s1.addr}
+    check tcp interval 200ms timeout 100ms rise 1 fall 1
+}}
+""", stats_opts=" {\n    healthz servers\n}")
+        wait_for(lambda: get(self.stats, "/healthz").status == 200, 5,
+                 what="healthz 200")
+        self.assertEqual(get(self.stats, "/healthz").body, b"ok\n")
+        kill_now(s1)
+        wait_for(lambda: get(self.stats, "/healthz").status == 503, 5,
+                 what="healthz 503")
+        r = get(self.stats, "/healthz")
+        self.assertEqual(r.body, b"backend webs has no server available\n")
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        s1.start()
+        wait_for(lambda: get(self.stats, "/healthz").status == 200, 5,
+                 what="healthz 200 again")
 
     def test_stats_listener_allow_list_and_refresh(self):
         s1, = self.backends("s1")
