@@ -32,7 +32,7 @@ static const struct conf_opt listen_opts[] = {
 };
 
 static const struct conf_opt log_opts[] = {
-	{ "format", { CONF_ENUM, "format", 0, 0, "common|combined|forwarded" } },
+	{ "format", { CONF_ENUM, "format", 0, 0, "common|combined|forwarded|timed" } },
 	{ "facility", { CONF_ENUM, "facility", 0, 0, "daemon|user|local0|"
 	    "local1|local2|local3|local4|local5|local6|local7" } },
 	{ NULL }

@@ -445,7 +445,7 @@ server_done(struct http_req *req)
 
 	if (w == NULL)
 		return;
-	access_log(req, w->s, req->status, req->bytes_out);
+	access_log(req, w->s, req->status, req->bytes_out, -1);
 	if (w->rest != NULL) {
 		buf_free(w->rest);
 		free(w->rest);

@@ -103,9 +103,27 @@ emit(struct webd_conf *wc, const char *site, char *line, int n)
 		syslog(LOG_INFO, "%s %s", site, line);
 }
 
+/*
+ * The timed format's end: the seconds from the request head to the end
+ * of the answer (nginx's $request_time) and from choosing an app server
+ * to its response head (its $upstream_header_time), "-" without one.
+ */
+static int
+timed(char *p, size_t len, uint64_t ms, int64_t up_ms)
+{
+	if (up_ms < 0)
+		return (snprintf(p, len, " rt=%llu.%03llu urt=-",
+		    (unsigned long long)ms / 1000,
+		    (unsigned long long)ms % 1000));
+	return (snprintf(p, len, " rt=%llu.%03llu urt=%lld.%03lld",
+	    (unsigned long long)ms / 1000, (unsigned long long)ms % 1000,
+	    (long long)up_ms / 1000, (long long)up_ms % 1000));
+}
+
+/* <up_ms>: ms to the app's response head, -1 when none came. */
 void
 access_log(struct http_req *req, struct webd_server *s, int status,
-    uint64_t bytes)
+    uint64_t bytes, int64_t up_ms)
 {
 	struct webd_conf	*wc = ((struct webd_listener *)
 				    req->conn->srv)->wc;
@@ -139,10 +157,13 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 		n += snprintf(line + n, sizeof(line) - n, " \"%s\" \"%s\"",
 		    ref, ua);
 	}
-	if (wc->logfmt == LOG_FORWARDED) {
+	if (wc->logfmt >= LOG_FORWARDED) {
 		field(req, "x-forwarded-for", xff, sizeof(xff));
 		n += snprintf(line + n, sizeof(line) - n, " \"%s\"", xff);
 	}
+	if (wc->logfmt == LOG_TIMED)
+		n += timed(line + n, sizeof(line) - n, ev_monotonic_ms() -
+		    req->t_start, up_ms);
 	emit(wc, s ? s->name : "-", line, n);
 }
 
@@ -176,8 +197,10 @@ access_log_refused(struct http_conn *c, int status, const char *why)
 	    log_time(), rl, status, bytes);
 	if (wc->logfmt >= LOG_COMBINED)
 		n += snprintf(line + n, sizeof(line) - n, " \"-\" \"-\"");
-	if (wc->logfmt == LOG_FORWARDED)
+	if (wc->logfmt >= LOG_FORWARDED)
 		n += snprintf(line + n, sizeof(line) - n, " \"-\"");
+	if (wc->logfmt == LOG_TIMED)
+		n += timed(line + n, sizeof(line) - n, 0, -1);
 	emit(wc, "-", line, n);
 }
 

@@ -37,6 +37,7 @@ enum webd_logfmt {
 	LOG_COMMON = 0,
 	LOG_COMBINED,
 	LOG_FORWARDED,
+	LOG_TIMED,
 	LOG_OFF
 };
 
@@ -195,7 +196,8 @@ void	 server_proxy(struct http_req *, struct webd_server *,
 void	 proxy_hooks(struct webd_upstream *);
 
 /* server_log.c */
-void	 access_log(struct http_req *, struct webd_server *, int, uint64_t);
+void	 access_log(struct http_req *, struct webd_server *, int, uint64_t,
+	    int64_t);
 void	 access_log_refused(struct http_conn *, int, const char *);
 int	 access_log_open(struct webd_conf *);
 void	 access_log_reopen(void *);

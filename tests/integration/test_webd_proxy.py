@@ -17,7 +17,7 @@ import unittest
 from harness import SLOW, dead_port, free_port, wait_for, wait_port
 from httpc import (Conn, HttpTest, get, make_cert, request_bytes,
                    silent_server, source_bytes, tcp_conns)
-from webdtest import raw_request, tls_get, webd_conf, write
+from webdtest import clf, raw_request, tls_get, webd_conf, write
 
 UPSTREAM = """
 workers 1
@@ -220,6 +220,27 @@ class ProxyTest(HttpTest):
         self.assertEqual((r.status, r.body), (200, b"static\n"))
         r = self.get("/static/none")
         self.assertEqual((r.status, r.header("Server")), (404, "webd"))
+
+    def test_timed_log_format(self):
+        """format timed: combined, the forwarded field, then the request's
+        time and the app's time to its response head, in seconds
+        (nginx's $request_time and $upstream_header_time)."""
+        up = self.upstream()
+        self.webd(f"127.0.0.1:{up.port}",
+                  extra="access-log syslog format timed")
+        self.assertEqual(self.get("/slow/300").status, 200)
+        self.assertEqual(self.get("/static/s.txt").status, 200)
+        f = clf(self.syslog.wait(r'"GET /slow/300 HTTP/1\.1" 200 '))
+        self.assertGreaterEqual(float(f["urt"]), 0.29)
+        self.assertLess(float(f["urt"]), 0.29 + 2 * SLOW)
+        self.assertGreaterEqual(float(f["rt"]), float(f["urt"]))
+        f = clf(self.syslog.wait(r'"GET /static/s\.txt HTTP/1\.1" 200 '))
+        self.assertEqual(f["urt"], "-")
+        self.assertLess(float(f["rt"]), 1.0)
+        up.stop()
+        self.assertEqual(self.get("/hello").status, 502)
+        f = clf(self.syslog.wait(r'"GET /hello HTTP/1\.1" 502 '))
+        self.assertEqual((f["xff"], f["urt"]), ("-", "-"))
 
     def test_keepalive_reuse_seen_upstream(self):
         up = self.upstream()

@@ -198,7 +198,8 @@ def metric(ms, name, **labels):
 CLF = re.compile(r'(?P<site>\S+) (?P<client>\S+) - - \[(?P<time>[^\]]+)\] '
                  r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) '
                  r'(?P<bytes>\d+)(?: "(?P<referer>(?:[^"\\]|\\.)*)" '
-                 r'"(?P<ua>(?:[^"\\]|\\.)*)")?(?: "(?P<xff>(?:[^"\\]|\\.)*)")?$')
+                 r'"(?P<ua>(?:[^"\\]|\\.)*)")?(?: "(?P<xff>(?:[^"\\]|\\.)*)")?'
+                 r'(?: rt=(?P<rt>\d+\.\d{3}) urt=(?P<urt>-|\d+\.\d{3}))?$')
 
 
 def clf(line):
