@@ -740,6 +740,7 @@ req_start(struct http_conn *c, struct http_req *req)
 	req->h = c->srv->handler;
 	req->file = -1;
 	req->t_start = ev_now(loop);
+	req->max_body = c->srv->lim->max_body;
 	req->bstart = m->head_len;
 	if (m->method == HTTP_M_HEAD)
 		req->rflags |= HTTP_R_HEAD;
@@ -955,9 +956,8 @@ conn_body(struct http_conn *c, int discard)
 				return (1);
 			}
 			if (dlen > 0 && !discard) {
-				if (c->srv->lim->max_body != 0 &&
-				    req->body_in + dlen >
-				    c->srv->lim->max_body) {
+				if (req->max_body != 0 &&
+				    req->body_in + dlen > req->max_body) {
 					req->rflags |= HTTP_R_BODYDONE;
 					c->flags |= CF_CLOSE_AFTER;
 					body_end(req, 413);

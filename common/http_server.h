@@ -149,6 +149,10 @@ struct http_req {
 	uint64_t		 bytes_out;	/* body bytes sent */
 	uint64_t		 body_in;	/* request body bytes read */
 	uint64_t		 body_left;	/* Content-Length still to read */
+	/* the listener's max_body, or what the handler's request() set
+	 * (a location's): chunked bodies are held to it; a length over it
+	 * is the handler's to refuse */
+	uint64_t		 max_body;
 	struct http_chunked	 chunked;
 	uint32_t		 bstart;	/* first unread body byte in in */
 	int			 file;		/* http_resp_file: fd, -1 */

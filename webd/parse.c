@@ -59,6 +59,9 @@ static const struct conf_opt hsts_opts[] = {
 const struct conf_kw webd_grammar[] = {
 	PROC_GRAMMAR,
 	HTTP_LIMITS_GRAMMAR(NULL),
+	/* a server's or location's own, over the global one */
+	{ "max-body-size", SL, 0, 1, { { CONF_SIZE, "max-body-size", 0,
+	    1LL << 40 } } },
 	{ "mime-types", NULL, 0, 1, { { CONF_PATH, "mime-types file" } } },
 	{ "access-log", NULL, 0, 1, { { CONF_STR, "destination" } }, log_opts,
 	    "syslog" },
@@ -145,6 +148,7 @@ loc_init(struct webd_loc *l)
 	l->dotfiles = -1;
 	l->symlinks = -1;
 	l->expires = -1;
+	l->max_body = -1;
 }
 
 
@@ -272,6 +276,8 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 		l->dotfiles = n->args[0].num;
 	if ((n = conf_get(b, "symlinks")) != NULL)
 		l->symlinks = n->args[0].num;
+	if ((n = conf_get(b, "max-body-size")) != NULL)
+		l->max_body = n->args[0].num;
 	if ((n = conf_get(b, "try-files")) != NULL) {
 		if (n->nargs > WEBD_MAXTRY)
 			conf_error(c, n, "too many try-files entries (max %d)",
@@ -408,6 +414,8 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 		l->dotfiles = s->dotfiles;
 	if (l->symlinks == -1)
 		l->symlinks = s->symlinks;
+	if (l->max_body == -1)
+		l->max_body = s->max_body;
 	if (l->ntry == 0) {
 		for (i = 0; i < s->ntry; i++)
 			l->try[l->ntry++] = xstrdup(s->try[i]);
@@ -565,6 +573,30 @@ acl_read(struct conf *c, const char *kw, struct net_acl *acl)
 				net_acl_add(acl, 1, &cidr);
 }
 
+/*
+ * The engine holds a request head's Content-Length, before any location
+ * is chosen, to the largest body a location takes (0: one takes any);
+ * server_request() holds it to its location's.
+ */
+static void
+body_limit(struct webd_conf *wc)
+{
+	struct webd_server	*s;
+	struct webd_loc		*l;
+	uint64_t		 max = wc->lim.max_body;
+
+	TAILQ_FOREACH(s, &wc->servers, entry) {
+		if (max != 0 && (s->base.max_body == 0 ||
+		    (uint64_t)s->base.max_body > max))
+			max = s->base.max_body;
+		TAILQ_FOREACH(l, &s->locs, entry)
+			if (max != 0 && (l->max_body == 0 ||
+			    (uint64_t)l->max_body > max))
+				max = l->max_body;
+	}
+	wc->lim.max_body = max;
+}
+
 void *
 webd_load(struct conf *c, struct proc_settings *ps)
 {
@@ -654,6 +686,8 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		s->base.pathlen = 1;
 		loc_read(c, sn, &s->base, wc);
 		loc_defaults(&s->base);
+		if (s->base.max_body == -1)
+			s->base.max_body = wc->lim.max_body;
 		s->hsts = -1;
 		if ((n = conf_get(sn, "hsts")) != NULL) {
 			s->hsts = n->nargs > 0 ? n->args[0].num / 1000 :
@@ -805,6 +839,7 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			conf_error(c, conf_get(&c->root, "mime-types"), "%s",
 			    err);
 	}
+	body_limit(wc);
 	if (c->nerrors > 0) {
 		webd_unload(wc);
 		return (NULL);

@@ -427,6 +427,14 @@ server_request(struct http_req *req)
 		server_error(req, s, l, 403);
 		return;
 	}
+	/* the location's max-body-size: a length now, chunks as they come */
+	req->max_body = l->max_body;
+	if (l->max_body != 0 && (req->msg.flags & HTTP_F_CL) &&
+	    req->msg.content_length > (uint64_t)l->max_body) {
+		http_resp_close(req);
+		server_error(req, s, l, 413);
+		return;
+	}
 	if (l->ret_status != 0) {
 		server_return(req, s, l);
 		return;

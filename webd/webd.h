@@ -64,6 +64,7 @@ struct webd_loc {
 	char			*try[WEBD_MAXTRY];
 	int			 ntry;
 	struct webd_upstream	*try_proxy;	/* try-files' "@upstream" */
+	int64_t			 max_body;	/* bytes, 0 none, -1 inherit */
 	struct webd_header	 headers[WEBD_MAXHEADERS];
 	int			 nheaders;
 	int64_t			 expires;	/* seconds, -1: unset */

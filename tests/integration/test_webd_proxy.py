@@ -15,7 +15,7 @@ import time
 import unittest
 
 from harness import SLOW, dead_port, free_port, wait_for, wait_port
-from httpc import (Conn, HttpTest, get, make_cert, request_bytes,
+from httpc import (Conn, HttpTest, chunked, get, make_cert, request_bytes,
                    silent_server, source_bytes, tcp_conns)
 from webdtest import clf, raw_request, tls_get, webd_conf, write
 
@@ -463,6 +463,45 @@ class ProxyTest(HttpTest):
                  b"/slow/2000" in open(a, "rb").read(), 5,
                  what="the old worker's line in the new a.log")
         self.assertNotIn(b"/slow/2000", open(a + ".1", "rb").read())
+
+    def test_max_body_size_per_location(self):
+        """An upload location takes more than the rest (nginx's
+        client_max_body_size in a location): a length over the
+        location's limit is 413 before a byte of the body is read, a
+        chunked body is cut at it; the server's own limit holds
+        elsewhere."""
+        up = self.upstream()
+        self.webd(f"127.0.0.1:{up.port}", extra="max-body-size 1k",
+                  more="""
+	location "/sink" exact {
+		max-body-size 64k
+	}""")
+
+        def post(path, data, chunk=False):
+            with Conn(self.port, timeout=10) as c:
+                if chunk:
+                    c.send(request_bytes("POST", path, [
+                        ("Transfer-Encoding", "chunked")]) +
+                        chunked(data, 4096))
+                else:
+                    c.send(request_bytes("POST", path, body=data))
+                return c.read_response("POST")
+        data = os.urandom(10 * KB)
+        for chunk in (False, True):
+            r = post("/sink", data, chunk)
+            self.assertEqual((r.status, r.body),
+                             (200, f"{len(data)} {sum(data)}\n".encode()))
+            self.assertEqual(post("/sink", os.urandom(100 * KB),
+                                  chunk).status, 413)
+            self.assertEqual(post("/echo", data, chunk).status, 413)
+        self.assertEqual(post("/echo", b"x" * 1000).status, 200)
+        # a length over the limit: answered from the head, and closed
+        with Conn(self.port, timeout=10) as c:
+            c.send(request_bytes("POST", "/sink", [
+                ("Content-Length", str(1 << 30))]))
+            r = c.read_response("POST")
+            self.assertEqual((r.status, r.header("Connection")),
+                             (413, "close"))
 
     def test_big_request_body_spills_to_tmpdir(self):
         up = self.upstream()
