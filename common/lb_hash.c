@@ -5,7 +5,8 @@
  * scores hash(key, server), weighted, and the highest score wins.  A key
  * keeps its server as long as that server is eligible; when a server
  * leaves, only its own keys move.  The caller passes the key already
- * hashed (hash_bytes of the client address, or of the path).
+ * hashed (hash_bytes of the client address, of the path, or of a header
+ * field's or query parameter's value: proxy_hash_request()).
  */
 #include <sys/types.h>
 
@@ -47,5 +48,15 @@ const struct lb_ops lb_source = {
 
 const struct lb_ops lb_uri = {
 	.name = "uri",
+	.pick = hash_pick
+};
+
+const struct lb_ops lb_hdr = {
+	.name = "hdr",
+	.pick = hash_pick
+};
+
+const struct lb_ops lb_url_param = {
+	.name = "url-param",
 	.pick = hash_pick
 };

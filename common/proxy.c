@@ -565,7 +565,7 @@ proxy_proto(struct preq *pr, struct buf *o)
 
 /*
  * The key of the hashing balancers when the daemon gives none: the
- * client's address for "source", the path for "uri".
+ * client's address for "source", else proxy_hash_request()'s.
  */
 static uint64_t
 hash_key(struct preq *pr)
@@ -573,8 +573,7 @@ hash_key(struct preq *pr)
 	const struct sockaddr		*sa = client_addr(pr);
 	const struct sockaddr_in	*sin = (const void *)sa;
 	const struct sockaddr_in6	*sin6 = (const void *)sa;
-	struct slice			 t;
-	const char			*q;
+	uint64_t			 key;
 
 	if (pr->pc->pool->lb == &lb_source) {
 		if (sa->sa_family == AF_INET)
@@ -585,16 +584,62 @@ hash_key(struct preq *pr)
 			    sizeof(sin6->sin6_addr), 0));
 		return (0);
 	}
-	if (pr->pc->pool->lb == &lb_uri) {
-		t = http_req_target(pr->req);
-		if ((q = memchr(t.p, '?', t.len)) != NULL)
-			t.len = q - t.p;
-		return (hash_bytes(t.p, t.len, 0));
-	}
+	if (proxy_hash_request(pr->pc, pr->req, &key))
+		return (key);
 	return (0);
 }
 
 /* Starting */
+
+/*
+ * The key of a balancer that hashes something of the request: the path
+ * (uri), a header field's value (hdr: the first field of the name) or a
+ * query parameter's raw value (url-param: the first of the name).  A
+ * request without that field or parameter gets a key of its own, so
+ * that such requests spread as they would in turn.  Returns 0 when the
+ * balancer hashes nothing of the request.
+ */
+int
+proxy_hash_request(const struct proxy_conf *pc, struct http_req *req,
+    uint64_t *key)
+{
+	static uint64_t		 seq;
+	const struct lb_ops	*lb = pc->pool->lb;
+	struct slice		 t, v;
+	const char		*q, *p, *end;
+	size_t			 n;
+
+	if (lb != &lb_uri && lb != &lb_hdr && lb != &lb_url_param)
+		return (0);
+	t = http_req_target(req);
+	q = memchr(t.p, '?', t.len);
+	if (lb == &lb_uri) {
+		*key = hash_bytes(t.p, q ? (size_t)(q - t.p) : t.len, 0);
+		return (1);
+	}
+	v = slice_make(NULL, 0);
+	if (lb == &lb_hdr)
+		v = http_req_header(req, pc->hash_name);
+	else if (q != NULL) {
+		n = strlen(pc->hash_name);
+		end = t.p + t.len;
+		for (p = q + 1; p < end; p = q + 1) {
+			if ((q = memchr(p, '&', end - p)) == NULL)
+				q = end;
+			if ((size_t)(q - p) > n && p[n] == '=' &&
+			    memcmp(p, pc->hash_name, n) == 0) {
+				v = slice_make(p + n + 1, q - p - n - 1);
+				break;
+			}
+			if (q == end)
+				break;
+		}
+	}
+	*key = v.p != NULL ? hash_bytes(v.p, v.len, 1) :
+	    hash_bytes(&seq, sizeof(seq), 2);
+	seq++;
+	return (1);
+}
 
 /*
  * Take over <req> from the daemon's handler and forward it with <pc>.

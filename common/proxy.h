@@ -76,6 +76,7 @@ struct proxy_conf {
 	int			 proxy_protocol;  /* 0, 1 or 2 to servers */
 	struct tls_ctx		*tls;		/* to servers, NULL */
 	const char		*sni;
+	char			*hash_name;	/* balance hdr, url-param */
 	/* hooks, all optional; <arg> is theirs */
 	int	(*req_filter)(void *, struct http_req *, struct slice,
 		    struct slice);			/* 0 drops a field */
@@ -95,6 +96,8 @@ struct proxy_conf {
 };
 
 void	proxy_conf_defaults(struct proxy_conf *);
+int	proxy_hash_request(const struct proxy_conf *, struct http_req *,
+	    uint64_t *);
 void	proxy_start(struct http_req *, struct proxy_conf *);
 int	proxy_idle_count(void);
 void	proxy_collect(void);

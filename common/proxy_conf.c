@@ -27,11 +27,39 @@ proxy_conf_load(struct conf *conf, const struct conf_node *block,
 {
 	struct conf_node	*n;
 	const struct lb_ops	*lb;
+	const char		*why;
+	char			*p;
 	int			 errors = conf->nerrors;
 
 	proxy_conf_defaults(pc);
 	lb = lb_find(conf_str(conf, block, "balance"));
 	pc->pool = up_pool_new(name, key, lb);
+	/* balance hdr NAME, balance url-param NAME; the others take none */
+	if ((n = conf_get(block, "balance")) != NULL) {
+		int	named = lb == &lb_hdr || lb == &lb_url_param;
+
+		if (named && n->nargs < 2)
+			conf_error(conf, n, "balance %s needs a name", lb->name);
+		else if (!named && n->nargs > 1)
+			conf_error(conf, n, "balance %s takes no name",
+			    lb->name);
+		else if (named && ((pc->hash_name = strdup(n->args[1].str)) ==
+		    NULL))
+			fatal("%s", __func__);
+		else if (lb == &lb_hdr && (why = http_conf_field_check(
+		    pc->hash_name, NULL)) != NULL)
+			conf_error(conf, n, "balance hdr \"%s\": %s",
+			    pc->hash_name, why);
+		else if (named && pc->hash_name[strcspn(pc->hash_name,
+		    "&=#? \t")] != '\0')
+			conf_error(conf, n, "balance url-param: \"%s\" is "
+			    "not a parameter name", pc->hash_name);
+		/* http_req_header() takes the name in lower case */
+		if (lb == &lb_hdr && pc->hash_name != NULL)
+			for (p = pc->hash_name; *p != '\0'; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p += 'a' - 'A';
+	}
 	CONF_FOREACH(n, block, "server") {
 		struct net_addr	a;
 		char		err[256];
@@ -109,6 +137,7 @@ proxy_conf_free(struct proxy_conf *pc)
 	tls_free(pc->tls);
 	free((char *)pc->via);
 	free((char *)pc->sni);
+	free(pc->hash_name);
 	pc->pool = NULL;
 	pc->tls = NULL;
 }

@@ -20,8 +20,8 @@
 extern const struct conf_opt proxy_server_opts[];
 
 #define PROXY_GRAMMAR(p)						\
-	{ "balance", p, 0, 1, { { CONF_ENUM, "balance", 0, 0, LB_NAMES } },\
-	    NULL, "roundrobin" },					\
+	{ "balance", p, 0, 1, { { CONF_ENUM, "balance", 0, 0, LB_NAMES },\
+	    { CONF_STR, "field or parameter name" } }, NULL, "roundrobin" },\
 	{ "server", p, CONF_MULTI | CONF_REQUIRED | CONF_UNIQUE, 2,	\
 	    { { CONF_NAME, "server name" }, { CONF_ADDR, "address" } },	\
 	    proxy_server_opts },					\

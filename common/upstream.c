@@ -14,7 +14,7 @@
 
 static const struct lb_ops *lbs[] = {
 	&lb_roundrobin, &lb_static_rr, &lb_leastconn, &lb_source, &lb_uri,
-	&lb_random
+	&lb_hdr, &lb_url_param, &lb_random
 };
 
 const struct lb_ops *

@@ -107,10 +107,10 @@ struct up_pool {
 };
 
 extern const struct lb_ops lb_roundrobin, lb_static_rr, lb_leastconn,
-	lb_source, lb_uri, lb_random;
+	lb_source, lb_uri, lb_hdr, lb_url_param, lb_random;
 
 const struct lb_ops	*lb_find(const char *);
-#define LB_NAMES	"roundrobin|static-rr|leastconn|source|uri|random"
+#define LB_NAMES	"roundrobin|static-rr|leastconn|source|uri|hdr|url-param|random"
 
 struct up_pool	*up_pool_new(const char *, const char *, const struct lb_ops *);
 int		 up_pool_shm_full(const struct up_pool *);

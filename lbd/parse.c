@@ -546,9 +546,11 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				conf_error(c, n, "cookie needs mode http");
 			be->cookie = xstrdup(n->args[0].str);
 		}
-		if (be->mode == MODE_TCP && be->pc.pool->lb == &lb_uri)
-			conf_error(c, conf_get(bn, "balance"), "balance uri "
-			    "needs mode http");
+		if (be->mode == MODE_TCP && (be->pc.pool->lb == &lb_uri ||
+		    be->pc.pool->lb == &lb_hdr ||
+		    be->pc.pool->lb == &lb_url_param))
+			conf_error(c, conf_get(bn, "balance"), "balance %s "
+			    "needs mode http", be->pc.pool->lb->name);
 		if (be->mode == MODE_TCP)
 			tcp_backend_check(c, bn);
 		/* a check speaks TLS to servers that the backend does */

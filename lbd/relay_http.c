@@ -282,13 +282,10 @@ r_hash_key(void *arg, struct http_req *req)
 {
 	struct lbd_backend	*be = arg;
 	char			 ip[INET6_ADDRSTRLEN];
+	uint64_t		 key;
 
-	if (be->pc.pool->lb == &lb_uri) {
-		struct slice	t = http_req_target(req);
-		const char	*q = memchr(t.p, '?', t.len);
-
-		return (hash_bytes(t.p, q ? (size_t)(q - t.p) : t.len, 0));
-	}
+	if (proxy_hash_request(&be->pc, req, &key))
+		return (key);
 	net_sockaddr_ip(http_req_peer(req), ip, sizeof(ip));
 	return (hash_bytes(ip, strlen(ip), 0));
 }

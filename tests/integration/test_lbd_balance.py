@@ -4,11 +4,12 @@ leastconn, source and URI hashing, static-rr, random, backup servers,
 the quick 503 when every server is down, and a server's maxconn with
 its queue and queue-timeout (the count shared by the workers).  Each
 testhttpd backend names itself in the Server field."""
+import re
 import threading
 import time
 import unittest
 
-from harness import SLOW, wait_for
+from harness import SLOW, free_port, wait_for
 from httpc import Conn, only_worker, socket_owner
 from lbdtest import LbdTest, dead_addr, get, kill_now
 
@@ -100,6 +101,69 @@ class BalanceTest(LbdTest):
                 self.assertEqual(now, name, f"{src} moved")
             else:
                 self.assertNotEqual(now, gone)
+
+    def test_hash_on_a_header_or_a_query_parameter(self):
+        """balance hdr NAME and balance url-param NAME (HAProxy's
+        hdr(NAME) and url_param): a value keeps its server; requests
+        without one spread over the servers."""
+        bs = self.backends("h1", "h2", "h3")
+        lines = self.server_lines(bs)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route path /p/ backend params
+    backend hdrs
+}}
+backend hdrs {{
+    balance hdr X-User
+{lines}
+}}
+backend params {{
+    balance url-param user
+{lines}
+}}
+""")
+
+        def srv(path, **kw):
+            return get(self.port, path, **kw).header("Server")
+        by_hdr, by_param = {}, {}
+        for i in range(12):
+            u = f"user{i}"
+            got = {srv("/x", headers=[("x-user", u)]) for _ in range(3)}
+            self.assertEqual(len(got), 1, (u, got))
+            by_hdr[u] = got.pop()
+            got = {srv(f"/p/x?a=1&user={u}&b=2") for _ in range(3)} | \
+                {srv(f"/p/y?user={u}")}
+            self.assertEqual(len(got), 1, (u, got))
+            by_param[u] = got.pop()
+        self.assertGreaterEqual(len(set(by_hdr.values())), 2, by_hdr)
+        self.assertGreaterEqual(len(set(by_param.values())), 2, by_param)
+        # none: in turn, more or less
+        self.assertGreaterEqual(len({srv("/x") for _ in range(12)}), 2)
+        self.assertGreaterEqual(
+            len({srv("/p/x?xuser=1&userx=2") for _ in range(12)}), 2)
+        for bal, mode, msg in (
+                ("hdr", "http", "balance hdr needs a name"),
+                ("roundrobin x", "http", "balance roundrobin takes no name"),
+                ("hdr Connection", "http", 'balance hdr "Connection": a '
+                 "field the server writes itself"),
+                ("url-param a=b", "http", 'balance url-param: "a=b" is not'),
+                ("hdr X-User", "tcp", "balance hdr needs mode http")):
+            d = self.daemon("lbd", self.lbd_conf(f"""
+frontend www {{
+    mode {mode}
+    listen 127.0.0.1:{free_port()}
+    backend b
+}}
+backend b {{
+    mode {mode}
+    balance {bal}
+    server h1 {bs[0].addr}
+}}
+"""), name="bad")
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 1, out)
+            self.assertRegex(out, r"bad\.conf:\d+: " + re.escape(msg))
 
     def test_static_rr_uri_and_random(self):
         u1, u2, u3 = self.backends("u1", "u2", "u3")
