@@ -116,6 +116,7 @@ static void	uc_flush_deferred(struct ev_defer *);
 static void	pr_dispatch(struct preq *);
 static void	pr_queue(struct preq *, int);
 static void	queue_kick(struct up_pool *);
+static int	queue_full(struct preq *);
 static void	px_dropped(struct up_server *);
 static void	pr_run(struct preq *);
 static void	pr_fail(struct preq *, int, const char *, int);
@@ -684,6 +685,21 @@ proxy_start(struct http_req *req, struct proxy_conf *pc)
 	pr_start(pr);
 }
 
+/*
+ * The backend's max-queue is reached: no more wait, in all workers when
+ * the daemon counts them (m_queued), else in this one.
+ */
+static int
+queue_full(struct preq *pr)
+{
+	struct proxy_conf	*pc = pr->pc;
+
+	if (pc->max_queue == 0 || pr->queued)
+		return (0);
+	return ((pc->m_queued != NULL ? stats_gauge_value(pc->m_queued) :
+	    pc->pool->nqueued) >= pc->max_queue);
+}
+
 /* The oldest request of this worker waiting for <pool>, or NULL. */
 static struct preq *
 queue_oldest(struct up_pool *pool)
@@ -765,6 +781,7 @@ pr_dispatch(struct preq *pr)
 	struct up_server	*s;
 	struct up_conn		*uc = NULL;
 	uint64_t		 now = ev_now(ploop);
+	const char		*why;
 	int			 i, full = 0, any = 0;
 
 	if (pr->tries > pc->retries) {
@@ -776,7 +793,8 @@ pr_dispatch(struct preq *pr)
 	 * and the oldest has the turn (a slot came free, or it would not
 	 * have been handed this one).
 	 */
-	if (!pr->queued && pc->pool->nqueued > 0 && pr->tries == 0) {
+	if (!pr->queued && pc->pool->nqueued > 0 && pr->tries == 0 &&
+	    !queue_full(pr)) {
 		pr->state = P_QUEUE;
 		ev_timer_init(&pr->timer, queue_timer, pr);
 		ev_timer_add(ploop, &pr->timer, 10);
@@ -806,19 +824,23 @@ pr_dispatch(struct preq *pr)
 				any = 1;
 			full |= f;
 		}
+		why = full ? "all servers full" : "no server available";
 		if (full && !any && now - pr->t0 < pc->queue_timeout) {
-			/* all eligible servers are at maxconn: wait */
-			pr->state = P_QUEUE;
-			ev_timer_init(&pr->timer, queue_timer, pr);
-			ev_timer_add(ploop, &pr->timer, 10);
-			pr_queue(pr, 1);
-			return;
+			if (!queue_full(pr)) {
+				/* all eligible servers are at maxconn: wait */
+				pr->state = P_QUEUE;
+				ev_timer_init(&pr->timer, queue_timer, pr);
+				ev_timer_add(ploop, &pr->timer, 10);
+				pr_queue(pr, 1);
+				return;
+			}
+			why = "all servers full, and the queue";
+			pr->state = P_QUEUE;	/* for the log: sQ */
 		}
 		pr_queue(pr, 0);
 		pr->info.term[0] = 's';
 		pr->info.term[1] = pr->state == P_QUEUE ? 'Q' : 'C';
-		pr_fail(pr, 503, full ? "all servers full" :
-		    "no server available", 0);
+		pr_fail(pr, 503, why, 0);
 		return;
 	}
 	if (pr->queued) {

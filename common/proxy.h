@@ -63,6 +63,7 @@ struct proxy_conf {
 	uint32_t		 response_timeout;
 	uint32_t		 idle_timeout;
 	uint32_t		 queue_timeout;
+	int			 max_queue;	/* waiting at most, 0: any */
 	uint32_t		 tunnel_timeout;
 	int			 max_idle;
 	int			 retries;

@@ -85,6 +85,8 @@ proxy_conf_load(struct conf *conf, const struct conf_node *block,
 		pc->connect_timeout = n->args[0].num;
 	if ((n = conf_get(block, "response-timeout")) != NULL)
 		pc->response_timeout = n->args[0].num;
+	if ((n = conf_get(block, "max-queue")) != NULL)
+		pc->max_queue = n->args[0].num;
 	if ((n = conf_get(block, "queue-timeout")) != NULL)
 		pc->queue_timeout = n->args[0].num;
 	if ((n = conf_get(block, "tunnel-timeout")) != NULL)

@@ -29,6 +29,8 @@ extern const struct conf_opt proxy_server_opts[];
 	    1, 3600000 } } },						\
 	{ "response-timeout", p, 0, 1, { { CONF_TIME,			\
 	    "response-timeout", 1, 86400000 } } },			\
+	{ "max-queue", p, 0, 1, { { CONF_INT, "max-queue", 0,		\
+	    1000000 } } },						\
 	{ "queue-timeout", p, 0, 1, { { CONF_TIME, "queue-timeout", 0,	\
 	    3600000 } } },						\
 	{ "tunnel-timeout", p, 0, 1, { { CONF_TIME, "tunnel-timeout", 1,\

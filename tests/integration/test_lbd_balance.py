@@ -374,6 +374,40 @@ backend webs {{
         self.assertEqual(self.metrics()("lbd_backend_current_queue",
                                         backend="webs"), 0)
 
+    def test_max_queue(self):
+        """max-queue 2: with the slot taken and two requests waiting (in
+        either worker), the next is answered 503 at once, logged sQ."""
+        b1, = self.backends("b1")
+        self.simple([b1], opts={"b1": "maxconn 1"},
+                    backend="    queue-timeout 5s\n    max-queue 2")
+        res, lock = [], threading.Lock()
+
+        def call(path):
+            r = get(self.port, path, timeout=10)
+            with lock:
+                res.append(r.status)
+        ts = [threading.Thread(target=call, args=("/slow/800",))]
+        ts[0].start()
+        wait_for(lambda: self.metrics()("lbd_server_current_sessions",
+                                        backend="webs", server="b1") == 1,
+                 3, what="the slot taken")
+        for i in range(2):
+            ts.append(threading.Thread(target=call, args=("/hello",)))
+            ts[-1].start()
+            wait_for(lambda: self.metrics()("lbd_backend_current_queue",
+                                            backend="webs") == i + 1,
+                     3, what=f"{i + 1} waiting")
+        self.syslog.mark()
+        t0 = time.monotonic()
+        r = get(self.port, "/hello", timeout=10)
+        self.assertEqual(r.status, 503)
+        self.assertLess(time.monotonic() - t0, 0.5 * SLOW)
+        ln, = self.wait_logs(1, pred=lambda x: x["status"] == 503)
+        self.assertEqual((ln["server"], ln["term"][:2]), ("<NOSRV>", "sQ"))
+        for t in ts:
+            t.join(15)
+        self.assertEqual(sorted(res), [200, 200, 200])
+
     # A server of weight 0 in the conf takes no new requests, as in
     # HAProxy and as lbdctl's weight 0 (up_server_add() once made it 1).
     def test_weight_0_in_the_conf_takes_no_requests(self):
