@@ -56,6 +56,8 @@ struct lbd_rule {
 	size_t			 len;
 	char			*path;		/* a host rule's, or NULL */
 	size_t			 pathlen;
+	struct net_acl		 acl;		/* who may, if has_acl */
+	int			 has_acl;
 	struct lbd_backend	*be;
 };
 
@@ -194,6 +196,7 @@ struct lbd_frontend {
 	struct lbd_backend	*defbe;
 	int			 redirect_https;
 	int			 redirect_code;
+	int			 guarded;	/* a route has an allow list */
 	char			*redirect_except;	/* path prefix, or NULL */
 	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
 	int			 nhdr;

@@ -105,14 +105,14 @@ const struct conf_kw lbd_grammar[] = {
 	TLS_GRAMMAR("tls"),
 	{ "maxconn", "frontend", 0, 1, { { CONF_INT, "maxconn", 1,
 	    1000000 } } },
-	{ "allow", "frontend|stats", CONF_MULTI | CONF_VARIADIC, 1,
+	{ "allow", "frontend|stats|route", CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
-	{ "deny", "frontend|stats", CONF_MULTI | CONF_VARIADIC, 1,
+	{ "deny", "frontend|stats|route", CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "accept-proxy", "frontend", CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "trusted address" } } },
 	{ "backend", "frontend", 0, 1, { { CONF_NAME, "backend" } } },
-	{ "route", "frontend", CONF_MULTI, 2, { { CONF_ENUM, "route", 0, 0,
+	{ "route", "frontend", CONF_MULTI | CONF_BLOCKOPT, 2, { { CONF_ENUM, "route", 0, 0,
 	    "host|path" }, { CONF_STR, "value" } }, route_opts },
 	{ "redirect", "frontend", 0, 1, { { CONF_ENUM, "redirect", 0, 0,
 	    "https" } }, redirect_opts },
@@ -610,6 +610,10 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			if (r->type == RULE_PATH && r->value[0] != '/')
 				conf_error(c, n, "a path route starts with "
 				    "\"/\"");
+			/* route ... { allow ...; deny ... }: 403 for others */
+			acl_read(n, &r->acl, "allow", "deny");
+			if ((r->has_acl = r->acl.nrules > 0))
+				fe->guarded = 1;
 			/* route host NAME path PREFIX: both must match */
 			if ((r->path = xstrdup(conf_optstr(n, "path",
 			    NULL))) != NULL) {
@@ -778,6 +782,7 @@ lbd_unload(void *p)
 		for (i = 0; i < fe->nrules; i++) {
 			free(fe->rules[i].value);
 			free(fe->rules[i].path);
+			net_acl_free(&fe->rules[i].acl);
 		}
 		for (i = 0; i < fe->nhdr; i++) {
 			free(fe->hdr[i].name);
@@ -846,8 +851,8 @@ lbd_setup(void *p, struct proc_settings *ps)
 		    "Client connections accepted.", "frontend", fe->name,
 		    NULL);
 		fe->m_denied = stats_counter("lbd_frontend_denied_total",
-		    "Connections refused by the allow list.", "frontend",
-		    fe->name, NULL);
+		    "Connections refused by the allow list, and requests by "
+		    "a route's.", "frontend", fe->name, NULL);
 		fe->m_limited = stats_counter("lbd_frontend_limited_total",
 		    "Requests and connections refused by a rate or "
 		    "connection limit.", "frontend", fe->name, NULL);

@@ -77,6 +77,58 @@ host_matches(const struct lbd_rule *r, struct slice host)
 	    r->len) == 0);
 }
 
+/* The request's host as routes match it: without its port, final dot. */
+static struct slice
+route_host(struct http_req *req)
+{
+	struct slice	host = http_req_host(req);
+
+	if (host.len > 0 && host.p[host.len - 1] == '.')
+		host.len--;
+	return (host);
+}
+
+/* Whether rule <r> matches <host> and the path <path>. */
+static int
+rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
+    size_t plen)
+{
+	if (r->type == RULE_HOST)
+		return (host.len > 0 && host_matches(r, host) &&
+		    (r->path == NULL || (plen >= r->pathlen &&
+		    memcmp(path, r->path, r->pathlen) == 0)));
+	return (plen >= r->len && memcmp(path, r->value, r->len) == 0);
+}
+
+/*
+ * The routes with an allow list guard their host and path, whichever
+ * route takes the request, on the decoded and normalized path: neither
+ * /%61dmin/ nor /x/../admin/ passes a guard on /admin/.  Returns 0, or
+ * the status to refuse the request with (403; 400 for a target that
+ * cannot be normalized).
+ */
+static int
+route_guard(struct lbd_frontend *fe, struct http_req *req)
+{
+	struct http_target	 t;
+	struct slice		 p, host;
+	const char		*why;
+	int			 i;
+
+	if (!fe->guarded)
+		return (0);
+	p = http_req_path(req);
+	if (http_target_parse(p.p, p.len, &t, &why) == -1)
+		return (400);
+	host = route_host(req);
+	for (i = 0; i < fe->nrules; i++)
+		if (fe->rules[i].has_acl &&
+		    rule_matches(&fe->rules[i], host, t.path, t.pathlen) &&
+		    !net_acl_allows(&fe->rules[i].acl, http_req_peer(req)))
+			return (403);
+	return (0);
+}
+
 static struct lbd_backend *
 route(struct lbd_frontend *fe, struct http_req *req)
 {
@@ -88,9 +140,7 @@ route(struct lbd_frontend *fe, struct http_req *req)
 
 	if (fe->nrules == 0)
 		return (fe->defbe);
-	host = http_req_host(req);
-	if (host.len > 0 && host.p[host.len - 1] == '.')
-		host.len--;
+	host = route_host(req);
 	/* the path of an absolute-form target */
 	if (req->msg.form == HTTP_T_ABSOLUTE) {
 		struct slice	auth, rest;
@@ -103,18 +153,9 @@ route(struct lbd_frontend *fe, struct http_req *req)
 			plen = 1;
 		}
 	}
-	for (i = 0; i < fe->nrules; i++) {
-		const struct lbd_rule	*r = &fe->rules[i];
-
-		if (r->type == RULE_HOST && host.len > 0 &&
-		    host_matches(r, host) && (r->path == NULL ||
-		    (plen >= r->pathlen && memcmp(path, r->path,
-		    r->pathlen) == 0)))
-			return (r->be);
-		if (r->type == RULE_PATH && plen >= r->len &&
-		    memcmp(path, r->value, r->len) == 0)
-			return (r->be);
-	}
+	for (i = 0; i < fe->nrules; i++)
+		if (rule_matches(&fe->rules[i], host, path, plen))
+			return (fe->rules[i].be);
 	return (fe->defbe);
 }
 
@@ -172,6 +213,7 @@ l_request(struct http_req *req)
 	struct lbd_frontend	*fe = l->fe;
 	struct lbd_backend	*be;
 	struct lreq		*lr;
+	int			 st;
 
 	if ((lr = calloc(1, sizeof(*lr))) == NULL) {
 		http_resp_error(req, 500);
@@ -198,6 +240,12 @@ l_request(struct http_req *req)
 	    ev_now(req->conn->loop)) == -1) {
 		stats_inc(fe->m_limited);
 		fe_error(fe, req, fe->rate_status);
+		return;
+	}
+	if ((st = route_guard(fe, req)) != 0) {
+		if (st == 403)
+			stats_inc(fe->m_denied);
+		fe_error(fe, req, st);
 		return;
 	}
 	if ((be = route(fe, req)) == NULL) {

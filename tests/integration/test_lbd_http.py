@@ -99,6 +99,43 @@ backend api {{
                 "    " + rule) + 1
             self.assertRegex(out, rf"bad\.conf:{line}: {re.escape(msg)}")
 
+    def test_route_allow_list_guards_its_path(self):
+        """route path /admin/ ... { allow 127.0.0.2 }: others get 403,
+        also through encodings, dot segments and an earlier route that
+        would take the request; the rest of the site is open."""
+        web, adm = self.backends("web", "adm")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    route host early.test backend webs
+    route path /admin/ backend adm {{
+        allow 127.0.0.2 10.0.0.0/8
+    }}
+    backend webs
+}}
+backend webs {{
+    server web {web.addr}
+}}
+backend adm {{
+    server adm {adm.addr}
+}}
+""")
+        r = get(self.port, "/admin/x", source="127.0.0.2")
+        self.assertEqual(r.header("Server"), "adm")
+        for path, host in (("/admin/x", "a.test"), ("/%61dmin/x", "a.test"),
+                           ("/x/../admin/x", "a.test"),
+                           ("/./admin/", "a.test"),
+                           ("/admin/x", "early.test"),
+                           ("http://a.test/admin/x", "a.test")):
+            r = get(self.port, path, host=host, source="127.0.0.3")
+            self.assertEqual(r.status, 403, (path, host))
+        self.assertEqual(get(self.port, "/%zz", source="127.0.0.3").status,
+                         400)
+        r = get(self.port, "/hello", source="127.0.0.3")
+        self.assertEqual((r.status, r.header("Server")), (200, "web"))
+        self.assertEqual(self.metrics(settle=True)(
+            "lbd_frontend_denied_total", frontend="www"), 6)
+
     # sticky sessions
 
     def sticky_site(self):
