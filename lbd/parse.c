@@ -671,9 +671,10 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 
 			fe->redirect_https = 1;
 			fe->redirect_code = conf_optnum(n, "code", 301);
-			if (ex != NULL && ex[0] != '/')
+			if (ex != NULL && (ex[0] != '/' ||
+			    ex[strlen(ex) - 1] != '/'))
 				conf_error(c, n, "redirect https except: a path "
-				    "prefix starts with \"/\"");
+				    "prefix starts and ends with \"/\"");
 			fe->redirect_except = xstrdup(ex);
 		}
 		hdr_read(c, fn, fe, "header", 0);

@@ -7,6 +7,7 @@
  */
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,25 +186,28 @@ redirect_https(struct lbd_frontend *fe, struct http_req *req)
 
 /*
  * The requests "redirect https except PREFIX" lets through on plain
- * HTTP (an ACME HTTP-01 challenge): those whose decoded, normalized
- * path starts with PREFIX and has no dot segment, so that neither
- * /.well-known/acme-challenge/../admin nor its encodings pass.
+ * HTTP (an ACME HTTP-01 challenge): those whose path, as sent, is PREFIX
+ * and one name of letters, digits, "-" and "_" (an ACME token is
+ * base64url), the query aside.  No encoding, dot segment, ";" or second
+ * slash: what passes is read alike by lbd's routes and by any server.
  */
 static int
 redirect_exempt(struct lbd_frontend *fe, struct http_req *req)
 {
-	struct http_target	 t;
-	struct slice		 p;
-	const char		*why;
-	size_t			 n;
+	struct slice	 p;
+	size_t		 n, i;
 
 	if (fe->redirect_except == NULL)
 		return (0);
 	p = http_req_path(req);
-	if (http_target_parse(p.p, p.len, &t, &why) == -1 || t.dotseg)
-		return (0);
 	n = strlen(fe->redirect_except);
-	return (t.pathlen >= n && memcmp(t.path, fe->redirect_except, n) == 0);
+	if (p.len < n || memcmp(p.p, fe->redirect_except, n) != 0)
+		return (0);
+	for (i = n; i < p.len; i++)
+		if (!isalnum((unsigned char)p.p[i]) && p.p[i] != '-' &&
+		    p.p[i] != '_')
+			return (0);
+	return (1);
 }
 
 static void
