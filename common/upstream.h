@@ -49,8 +49,8 @@ struct up_shared {
 	_Atomic int		rise;		/* successes in a row */
 	_Atomic int		fall;		/* failures in a row */
 	_Atomic int64_t		last_check;	/* unix ms */
-	_Atomic int64_t		check_until;	/* unix ms: one in flight */
-	_Atomic int64_t		check_started;	/* unix ms: the last one */
+	_Atomic int64_t		check_until;	/* monotonic ms: in flight */
+	_Atomic int64_t		check_started;	/* monotonic ms: the last */
 	_Atomic int64_t		last_change;	/* unix ms */
 	_Atomic int		check_code;	/* last HTTP status, or 0 */
 	char			check_desc[96];	/* last check result */

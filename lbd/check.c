@@ -20,7 +20,8 @@
  * results (control.c), so the next check decides again.  One check of a
  * server runs at a time, in all generations, one an interval: a check
  * claims the block (check_until, until its timeout) and records its
- * start (check_started); a new checker that finds the block claimed
+ * start (check_started), both on the monotonic clock, which every
+ * process shares and no step of the wall clock moves; a new checker that finds the block claimed
  * waits until that check is over and schedules its own an interval
  * after that one's start, rather than count a second result for the
  * same interval.
@@ -463,10 +464,10 @@ check_start(struct ev_timer *t)
 	/*
 	 * A check of this server in flight in another checker (the one a
 	 * reload retires): wait until it is over, then go by its start.
-	 * The waits are bounded (by the timeout, the interval), so that a
-	 * step of the clock never puts the checks off.
+	 * The waits are bounded (by this conf's timeout and interval):
+	 * the other generation's may have been longer.
 	 */
-	now = unix_ms();
+	now = (int64_t)ev_monotonic_ms();	/* the marks' clock */
 	if ((until = atomic_load(&sh->check_until)) > now) {
 		cs->waited = 1;
 		ev_timer_add(&loop, &cs->next, (uint64_t)MIN(until - now,
@@ -672,10 +673,14 @@ checker_main(struct proc_worker *w)
 		int64_t		last = atomic_load(&sh->check_started);
 		int64_t		due;
 
-		/* by the last check's start, in whichever generation */
-		if (last == 0)
-			last = atomic_load(&sh->last_check);
-		due = last > 0 ? last + iv - now : 0;
+		/* by the last check's start, in whichever generation (the
+		 * monotonic clock: a step of the wall clock moves nothing) */
+		if (last > 0)
+			due = last + iv - (int64_t)ev_monotonic_ms();
+		else if ((last = atomic_load(&sh->last_check)) > 0)
+			due = last + iv - now;
+		else
+			due = 0;
 
 		if (due <= 0)
 			due = MIN(iv * k / nchecks,
