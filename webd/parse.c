@@ -297,6 +297,10 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 			    (l->try_proxy = upstream_find(wc, t + 1)) == NULL)
 				conf_error(c, n, "try-files: no upstream \"%s\"",
 				    t + 1);
+			if (t[0] == '@' && conf_get(b, "proxy") != NULL)
+				conf_error(c, n, "try-files ending in an upstream "
+				    "and proxy: the one or the other (proxy "
+				    "passes everything)");
 			l->try[l->ntry++] = xstrdup(t);
 		}
 	}

@@ -331,6 +331,15 @@ server_redirect_var(const char *v, struct http_req *req, struct buf *out)
 		break;
 	default:
 		x = http_req_uri(req, &slash);
+		/*
+		 * At the start of a URL, "//evil.example/" would be another
+		 * host's (a scheme-relative reference): one slash
+		 */
+		if (buf_used(out) == 0)
+			while (x.len > 1 && x.p[0] == '/' && x.p[1] == '/') {
+				x.p++;
+				x.len--;
+			}
 		if (slash)
 			buf_putc(out, '/');
 		buf_append(out, x.p, x.len);

@@ -865,6 +865,11 @@ server "s" default {{{{
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\ttry-files \"$uri\" \"@nope\"\n}', 8,
              'try-files: no upstream "nope"'),
+            ('upstream up {\n\tserver a 127.0.0.1:1\n}\n'
+             'server "a" {\n\tlisten 127.0.0.1:1\n\tproxy up\n'
+             '\ttry-files \"$uri\" \"@up\"\n}', 11,
+             'try-files ending in an upstream and proxy: the one or the '
+             'other'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tcharset "utf-8\\nSet-Cookie: a=b"\n}', 8,
              'invalid charset "utf-8'),

@@ -246,6 +246,11 @@ server "plain" {{
 	name "plain.test"
 	return 301 "https://$host$request_uri"
 }}
+server "rel" {{
+	listen 127.0.0.1:{cls.port}
+	name "rel.test"
+	return 302 "$request_uri"
+}}
 server "www" {{
 	listen 127.0.0.1:{cls.port}
 	name "www.example.org"
@@ -739,6 +744,11 @@ server "wild2" {{
                          (302, "http://v.test:8443/vars/p%41th?k#top"))
         r = self.get("/literal", host="v.test")
         self.assertEqual((r.status, r.body), (200, b"$host stays\n"))
+        # a relative redirect never leads to another host
+        for path in ("//evil.example/x", "///evil.example/x"):
+            r = self.get(path, host="rel.test")
+            self.assertEqual((r.status, r.header("Location")),
+                             (302, "/evil.example/x"), path)
         # no host to send an HTTP/1.0 client back to
         with Conn(self.port) as c:
             c.send(b"GET /vars HTTP/1.0\r\n\r\n")
