@@ -44,20 +44,6 @@ all_digits(const char *s)
  * Parse "host:port", "[v6]:port", "*:port" or "unix:/path" into <a>.
  * Returns 0, or -1 with the reason in <err>.
  */
-/* <a> with another port (a check's); -1 for a unix socket. */
-int
-net_addr_set_port(struct net_addr *a, int port)
-{
-	if (a->family == AF_INET)
-		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
-	else if (a->family == AF_INET6)
-		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
-	else
-		return (-1);
-	addr_text(a);
-	return (0);
-}
-
 int
 net_addr_parse(const char *s, struct net_addr *a, char *err, size_t errlen)
 {
@@ -152,6 +138,20 @@ net_addr_parse(const char *s, struct net_addr *a, char *err, size_t errlen)
 	a->len = res->ai_addrlen;
 	a->family = res->ai_family;
 	freeaddrinfo(res);
+	addr_text(a);
+	return (0);
+}
+
+/* <a> with another port (a check's); -1 for a unix socket. */
+int
+net_addr_set_port(struct net_addr *a, int port)
+{
+	if (a->family == AF_INET)
+		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+	else if (a->family == AF_INET6)
+		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+	else
+		return (-1);
 	addr_text(a);
 	return (0);
 }

@@ -596,7 +596,8 @@ hash_key(struct preq *pr)
  * The key of a balancer that hashes something of the request: the path
  * (uri), a header field's value (hdr: the first field of the name) or a
  * query parameter's raw value (url-param: the first of the name).  A
- * request without that field or parameter gets a key of its own, so
+ * request without that field or parameter, or with an empty one, gets a
+ * key of its own, so
  * that such requests spread as they would in turn.  Returns 0 when the
  * balancer hashes nothing of the request.
  */
@@ -636,7 +637,7 @@ proxy_hash_request(const struct proxy_conf *pc, struct http_req *req,
 				break;
 		}
 	}
-	*key = v.p != NULL ? hash_bytes(v.p, v.len, 1) :
+	*key = v.len > 0 ? hash_bytes(v.p, v.len, 1) :
 	    hash_bytes(&seq, sizeof(seq), 2);
 	seq++;
 	return (1);
@@ -793,8 +794,14 @@ pr_dispatch(struct preq *pr)
 	 * and the oldest has the turn (a slot came free, or it would not
 	 * have been handed this one).
 	 */
-	if (!pr->queued && pc->pool->nqueued > 0 && pr->tries == 0 &&
-	    !queue_full(pr)) {
+	if (!pr->queued && pc->pool->nqueued > 0 && pr->tries == 0) {
+		if (queue_full(pr)) {
+			/* no cutting in: the line is full */
+			pr->info.term[0] = 's';
+			pr->info.term[1] = 'Q';
+			pr_fail(pr, 503, "all servers full, and the queue", 0);
+			return;
+		}
 		pr->state = P_QUEUE;
 		ev_timer_init(&pr->timer, queue_timer, pr);
 		ev_timer_add(ploop, &pr->timer, 10);
@@ -1097,6 +1104,7 @@ resp_head(struct preq *pr)
 	int			 i, has_date = 0;
 
 	pr->info.t_response = ev_now(ploop) - pr->t_pick;
+	pr->info.head = 1;
 	if (m->status < 200 && m->status != 101) {
 		/* 100 Continue and 103: ours went already, drop theirs */
 		buf_consume(&uc->in, m->head_len);

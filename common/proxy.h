@@ -52,6 +52,7 @@ struct proxy_info {
 	uint64_t		 t_queue;	/* ms waiting for a server */
 	uint64_t		 t_connect;	/* ms to connect */
 	uint64_t		 t_response;	/* ms to the response head */
+	int			 head;		/* a response head came */
 	uint64_t		 bytes_in;	/* response body bytes */
 	char			 term[3];	/* who ended it, and when */
 };

@@ -50,8 +50,8 @@ proxy_conf_load(struct conf *conf, const struct conf_node *block,
 		    pc->hash_name, NULL)) != NULL)
 			conf_error(conf, n, "balance hdr \"%s\": %s",
 			    pc->hash_name, why);
-		else if (named && pc->hash_name[strcspn(pc->hash_name,
-		    "&=#? \t")] != '\0')
+		else if (named && (pc->hash_name[0] == '\0' ||
+		    pc->hash_name[strcspn(pc->hash_name, "&=#? \t")] != '\0'))
 			conf_error(conf, n, "balance url-param: \"%s\" is "
 			    "not a parameter name", pc->hash_name);
 		/* http_req_header() takes the name in lower case */

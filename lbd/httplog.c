@@ -140,14 +140,14 @@ httplog(struct http_req *req, struct lbd_frontend *fe, struct lbd_backend *be,
 	int			 connected, head;
 
 	/*
-	 * What happened, from the termination state: a server connection
-	 * unless it ended connecting or queued (sC, sQ), a response head
-	 * unless it ended before one (sH, cH).  The times alone cannot
-	 * tell: a step of less than a millisecond takes 0.
+	 * What happened: a server connection unless it ended connecting or
+	 * queued (sC, sQ; the times alone cannot tell: a step of less than
+	 * a millisecond takes 0), and a response head if the proxy saw one
+	 * (not after a request body that failed on its way, CD or cD).
 	 */
 	connected = srv != NULL && info->term[1] != 'C' &&
 	    info->term[1] != 'Q';
-	head = connected && info->term[1] != 'H';
+	head = connected && info->head;
 
 	/* metrics */
 	if (cls >= 1 && cls <= 5)

@@ -267,7 +267,7 @@ static void
 tcp_backend_check(struct conf *c, struct conf_node *bn)
 {
 	static const char	*http_only[] = { "response-timeout",
-	    "queue-timeout", "keepalive", "keepalive-timeout",
+	    "queue-timeout", "max-queue", "keepalive", "keepalive-timeout",
 	    "x-forwarded-for", "x-forwarded-proto", "forwarded", "via",
 	    "buffer-request", "buffer-response", "tls", "tls-ca",
 	    "tls-verify", "tls-name" };

@@ -77,11 +77,6 @@ px_done(void *arg, struct http_req *req, const struct proxy_info *info)
 	struct webd_loc		*l = px_loc(req);
 	int			 st = info->status ? info->status :
 				    req->status;
-	/* the app's response head came, unless it ended before (sH, cH)
-	 * or never reached a server (sC, sQ) */
-	int			 head = info->server != NULL &&
-				    info->term[1] != 'C' && info->term[1] != 'Q' &&
-				    info->term[1] != 'H';
 
 	/* the client left before an answer began: nginx's 499 */
 	if (st == 0)
@@ -89,7 +84,7 @@ px_done(void *arg, struct http_req *req, const struct proxy_info *info)
 	if (st == 502 || st == 503 || st == 504)
 		stats_inc(u->m_errors);
 	access_log(req, l != NULL ? l->srv : NULL, st, req->bytes_out,
-	    head ? (int64_t)info->t_response : -1);
+	    info->head ? (int64_t)info->t_response : -1);
 	req->conn->ud = NULL;
 }
 

@@ -138,8 +138,12 @@ backend params {{
             by_param[u] = got.pop()
         self.assertGreaterEqual(len(set(by_hdr.values())), 2, by_hdr)
         self.assertGreaterEqual(len(set(by_param.values())), 2, by_param)
-        # none: in turn, more or less
+        # none, or empty: in turn, more or less
         self.assertGreaterEqual(len({srv("/x") for _ in range(12)}), 2)
+        self.assertGreaterEqual(len({srv("/x", headers=[("X-User", "")])
+                                     for _ in range(12)}), 2)
+        self.assertGreaterEqual(len({srv("/p/x?user=&a=1")
+                                     for _ in range(12)}), 2)
         self.assertGreaterEqual(
             len({srv("/p/x?xuser=1&userx=2") for _ in range(12)}), 2)
         for bal, mode, msg in (
@@ -148,6 +152,7 @@ backend params {{
                 ("hdr Connection", "http", 'balance hdr "Connection": a '
                  "field the server writes itself"),
                 ("url-param a=b", "http", 'balance url-param: "a=b" is not'),
+                ('url-param ""', "http", 'balance url-param: "" is not'),
                 ("hdr X-User", "tcp", "balance hdr needs mode http")):
             d = self.daemon("lbd", self.lbd_conf(f"""
 frontend www {{

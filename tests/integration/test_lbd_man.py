@@ -167,6 +167,8 @@ class ManTest(DaemonTest):
              "tls needs mode http (a tcp backend relays bytes"),
             (tcp_fe % ("", "\tresponse-timeout 5s\n"), 9,
              "response-timeout needs mode http"),
+            (tcp_fe % ("", "\tmax-queue 5\n"), 9,
+             "max-queue needs mode http"),
             (tcp_fe % ("", "\ttunnel-timeout 5s\n"), 9,
              "tunnel-timeout of a tcp backend: set it in the frontend"),
             (tcp_fe % ("\terror-page 503 /etc/hostname\n", ""), 5,
