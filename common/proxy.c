@@ -714,38 +714,47 @@ queue_oldest(struct up_pool *pool)
 	return (NULL);
 }
 
-/*
- * A waiting request's retry: the oldest of its pool has the turn (any
- * free slot serves any request), the others wait for theirs or their
- * queue-timeout.
- */
 static void
 queue_timer(struct ev_timer *t)
 {
-	struct preq	*pr = t->arg, *o;
-
-	if (pr->queued && (o = queue_oldest(pr->pc->pool)) != pr &&
-	    ev_now(ploop) - pr->t0 < pr->pc->queue_timeout) {
-		ev_timer_add(ploop, &pr->timer, 10);
-		ev_timer_add(ploop, &o->timer, 0);
-		return;
-	}
-	pr_dispatch(pr);
+	pr_dispatch(t->arg);
 }
 
-/* <pr> joins the queue (<in>) or leaves it: the list and the gauge. */
+/*
+ * <pr> joins the queue (<in>) or leaves it: the list, the gauge and its
+ * timer.  Only the oldest of a pool retries, every 10 ms (any free slot
+ * serves any request); the others wait for their turn or their
+ * queue-timeout, so that a long line costs one retry, not one each.
+ * The oldest leaving hands the turn on.  A request already waiting is
+ * the oldest, retrying again.
+ */
 static void
 pr_queue(struct preq *pr, int in)
 {
+	struct up_pool	*pool = pr->pc->pool;
+	int		 first;
+
+	if (pr->queued && in) {
+		ev_timer_add(ploop, &pr->timer, 10);
+		return;
+	}
 	if (pr->queued == in)
 		return;
 	pr->queued = in;
 	if (in) {
+		first = pool->nqueued == 0;
 		TAILQ_INSERT_TAIL(&pr_queued, pr, qentry);
-		pr->pc->pool->nqueued++;
+		pool->nqueued++;
+		pr->state = P_QUEUE;
+		ev_timer_init(&pr->timer, queue_timer, pr);
+		ev_timer_at(ploop, &pr->timer, first ? ev_now(ploop) + 10 :
+		    pr->t0 + pr->pc->queue_timeout);
 	} else {
+		first = queue_oldest(pool) == pr;
 		TAILQ_REMOVE(&pr_queued, pr, qentry);
-		pr->pc->pool->nqueued--;
+		pool->nqueued--;
+		if (first)
+			queue_kick(pool);
 	}
 	if (pr->pc->m_queued != NULL)
 		stats_gauge_add(pr->pc->m_queued, in ? 1 : -1);
@@ -802,9 +811,6 @@ pr_dispatch(struct preq *pr)
 			pr_fail(pr, 503, "all servers full, and the queue", 0);
 			return;
 		}
-		pr->state = P_QUEUE;
-		ev_timer_init(&pr->timer, queue_timer, pr);
-		ev_timer_add(ploop, &pr->timer, 10);
 		queue_kick(pc->pool);
 		pr_queue(pr, 1);
 		return;
@@ -835,9 +841,6 @@ pr_dispatch(struct preq *pr)
 		if (full && !any && now - pr->t0 < pc->queue_timeout) {
 			if (!queue_full(pr)) {
 				/* all eligible servers are at maxconn: wait */
-				pr->state = P_QUEUE;
-				ev_timer_init(&pr->timer, queue_timer, pr);
-				ev_timer_add(ploop, &pr->timer, 10);
 				pr_queue(pr, 1);
 				return;
 			}
@@ -850,11 +853,8 @@ pr_dispatch(struct preq *pr)
 		pr_fail(pr, 503, why, 0);
 		return;
 	}
-	if (pr->queued) {
-		/* served: the next one tries too, there may be more room */
-		pr_queue(pr, 0);
-		queue_kick(pc->pool);
-	}
+	/* served: the next one tries too, there may be more room */
+	pr_queue(pr, 0);
 	pr->info.t_queue = now - pr->t0;
 	pr->tries++;
 	pr->tried |= 1ULL << (s->index & 63);
