@@ -82,6 +82,16 @@ class LbdTest(HttpTest):
         return LBD.format(workers=workers, stats=self.stats, top=top,
                           body=body, stats_opts=stats_opts)
 
+    def refused(self, body, line_text, msg, name="bad"):
+        """lbd -n on a conf of <body> (frontends, backends) exits 1 and
+        reports <msg> on the first line holding <line_text>."""
+        d = self.daemon("lbd", self.lbd_conf(body), name=name)
+        rc, out = d.run("-n")
+        self.assertEqual(rc, 1, out)
+        line = next(n for n, ln in enumerate(
+            open(d.conf_path).read().splitlines(), 1) if line_text in ln)
+        self.assertIn(f"{d.conf_path}:{line}: {msg}", out)
+
     def lbd(self, body, workers=2, top="", name="lbd", wait=True,
             stats_opts=""):
         """Start lbd with <body> (frontends, backends; "{port}" in it is
