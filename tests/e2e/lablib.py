@@ -170,6 +170,8 @@ class Lab:
         crash; returns once they are gone."""
         pid = self.pid(host, daemon)
         assert pid, f"{daemon} does not run on {host}"
+        # stopped, the master forks nothing after the list is taken
+        os.kill(pid, signal.SIGSTOP)
         pids = tree(pid)
         for p in pids:              # the master first: no respawn
             try:

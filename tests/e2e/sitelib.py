@@ -275,8 +275,12 @@ class Site:
     def kill9(self, daemon, inst):
         """kill -9 the master and all its processes, as a crash would;
         returns the pids killed, once they are gone."""
+        master = self.pid(daemon, inst)
+        assert master, f"{daemon} {inst} does not run"
+        # stopped, the master forks no worker after the list is taken (a
+        # dynamic pool's, or a respawn): none is left answering
+        os.kill(master, signal.SIGSTOP)
         pids = self.procs(daemon, inst)
-        assert pids, f"{daemon} {inst} does not run"
         for p in pids:                  # the master first: no respawn
             try:
                 os.kill(p, signal.SIGKILL)
