@@ -58,6 +58,10 @@ struct lbd_rule {
 	size_t			 pathlen;
 	struct net_acl		 acl;		/* who may, if has_acl */
 	int			 has_acl;
+	uint32_t		 rate_max;	/* per source and window, 0 */
+	uint32_t		 rate_window;	/* ms */
+	int			 rate_status;
+	struct rl_table		*rl;		/* shared, with rate_max */
 	struct lbd_backend	*be;
 };
 
@@ -196,7 +200,8 @@ struct lbd_frontend {
 	struct lbd_backend	*defbe;
 	int			 redirect_https;
 	int			 redirect_code;
-	int			 guarded;	/* a route has an allow list */
+	int			 guarded;	/* a route has an allow list
+						 * or a rate limit */
 	char			*redirect_except;	/* path prefix, or NULL */
 	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
 	int			 nhdr;
@@ -261,7 +266,9 @@ int	 relay_tcp_count(void);
 void	 relay_tcp_collect(void);
 
 /* ratelimit.c */
-int	 rl_request(struct lbd_frontend *, const struct sockaddr *, uint64_t);
+struct rl_table *rl_table(const char *);
+int	 rl_request(struct rl_table *, uint32_t, uint32_t,
+	    const struct sockaddr *, uint64_t);
 int	 rl_conn_open(struct lbd_frontend *, const struct sockaddr *);
 void	 rl_conn_close(struct lbd_frontend *, const struct sockaddr *);
 int	 rl_reap(struct lbd_frontend *, int);

@@ -124,7 +124,7 @@ const struct conf_kw lbd_grammar[] = {
 	    { CONF_STR, "value" } } },
 	{ "error-page", "frontend", CONF_MULTI, 2, { { CONF_INT, "status",
 	    400, 599 }, { CONF_PATH, "file" } } },
-	{ "rate-limit", "frontend", 0, 2, { { CONF_INT, "requests", 1,
+	{ "rate-limit", "frontend|route", 0, 2, { { CONF_INT, "requests", 1,
 	    100000000 }, { CONF_TIME, "window", 100, 86400000 } },
 	    status_opts },
 	{ "conn-limit", "frontend", 0, 1, { { CONF_INT, "connections", 1,
@@ -512,7 +512,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 	struct lbd_conf		*lc;
 	struct lbd_frontend	*fe;
 	struct lbd_backend	*be;
-	struct conf_node	*n, *fn, *bn;
+	struct conf_node	*n, *fn, *bn, *rn;
 	const char		*s;
 	int			 i;
 
@@ -614,6 +614,14 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			acl_read(n, &r->acl, "allow", "deny");
 			if ((r->has_acl = r->acl.nrules > 0))
 				fe->guarded = 1;
+			/* route ... { rate-limit N WINDOW }: on top of the
+			 * frontend's, for the requests it matches */
+			if ((rn = conf_get(n, "rate-limit")) != NULL) {
+				r->rate_max = rn->args[0].num;
+				r->rate_window = rn->args[1].num;
+				r->rate_status = conf_optnum(rn, "status", 429);
+				fe->guarded = 1;
+			}
 			/* route host NAME path PREFIX: both must match */
 			if ((r->path = xstrdup(conf_optstr(n, "path",
 			    NULL))) != NULL) {
@@ -864,17 +872,25 @@ lbd_setup(void *p, struct proc_settings *ps)
 			    "splice(2), not copied.", "frontend", fe->name,
 			    NULL);
 		if (fe->rate_max > 0 || fe->conn_max > 0) {
-			int	made = 0;
-
 			snprintf(key, sizeof(key), "rl/%s", fe->name);
-			if ((fe->rl = shm_get(key, sizeof(*fe->rl),
-			    &made)) == NULL)
+			if ((fe->rl = rl_table(key)) == NULL)
 				return (-1);
-			/* unforeseeable slots, so that no one can aim at a
-			 * source's with addresses of his own */
-			if (made)
-				fe->rl->seed = (uint64_t)arc4random() << 32 |
-				    arc4random();
+		}
+		/* a route's table is named by what it matches, so that a
+		 * reload that moves it keeps its counts */
+		for (i = 0; i < fe->nrules; i++) {
+			struct lbd_rule	*r = &fe->rules[i];
+			uint64_t	 h;
+
+			if (r->rate_max == 0)
+				continue;
+			h = hash_bytes(r->value, r->len, r->type);
+			if (r->path != NULL)
+				h = hash_bytes(r->path, r->pathlen, h + 1);
+			snprintf(key, sizeof(key), "rlroute/%016llx/%s",
+			    (unsigned long long)h, fe->name);
+			if ((r->rl = rl_table(key)) == NULL)
+				return (-1);
 		}
 		if (fe->conn_max > 0) {
 			snprintf(key, sizeof(key), "rlheld/%s", fe->name);

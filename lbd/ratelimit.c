@@ -2,9 +2,10 @@
  * ratelimit.c: per-source request rates and connection counts, shared
  * by all workers.
  *
- * Each frontend with a limit has a table of LBD_RL_ENTRIES sources in
- * shared memory, found by hashing the address and probing a few slots;
- * when all are taken the stalest is reused.  The request rate is a
+ * Each frontend with a limit, and each route with a rate limit, has a
+ * table of LBD_RL_ENTRIES sources in shared memory, found by hashing the
+ * address and probing a few slots; when all are taken the stalest is
+ * reused.  The request rate is a
  * sliding window made of two fixed ones (the previous window counts in
  * proportion to how much of it still overlaps), as nginx's limit_req and
  * HAProxy's http_req_rate approximate it.
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lbd.h"
@@ -77,6 +79,25 @@ entry_of(struct rl_table *t, const struct sockaddr *sa, uint64_t window)
 	memcpy(victim->addr, addr, 16);
 	victim->window = window;
 	return (victim);
+}
+
+/*
+ * The table of name <key> in shared memory, made if it is not there;
+ * NULL when the segment is full.
+ */
+struct rl_table *
+rl_table(const char *key)
+{
+	struct rl_table	*t;
+	int		 made = 0;
+
+	if ((t = shm_get(key, sizeof(*t), &made)) == NULL)
+		return (NULL);
+	/* unforeseeable slots, so that no one can aim at a source's with
+	 * addresses of his own */
+	if (made)
+		t->seed = (uint64_t)arc4random() << 32 | arc4random();
+	return (t);
 }
 
 /* The home of entry <idx1> (index + 1) in a ledger. */
@@ -186,33 +207,36 @@ rl_reap(struct lbd_frontend *fe, int slot)
 	return (n);
 }
 
-/* Count a request; -1 when the source is over the frontend's rate. */
+/*
+ * Count a request in table <t>, of a frontend or a route: -1 when the
+ * source is over <max> requests per <window> ms.
+ */
 int
-rl_request(struct lbd_frontend *fe, const struct sockaddr *sa, uint64_t now)
+rl_request(struct rl_table *t, uint32_t max, uint32_t window,
+    const struct sockaddr *sa, uint64_t now)
 {
 	struct rl_entry	*e;
-	uint64_t	 w = now / fe->rate_window, into;
+	uint64_t	 w = now / window, into;
 	double		 rate;
 	int		 over = 0;
 
-	if (fe->rl == NULL)
+	if (t == NULL)
 		return (0);
-	shm_lock(&fe->rl->lock);
-	if ((e = entry_of(fe->rl, sa, w)) != NULL) {
+	shm_lock(&t->lock);
+	if ((e = entry_of(t, sa, w)) != NULL) {
 		if (e->window != w) {
 			e->prev = e->window + 1 == w ? e->cur : 0;
 			e->cur = 0;
 			e->window = w;
 		}
-		into = now % fe->rate_window;
-		rate = e->prev * (double)(fe->rate_window - into) /
-		    fe->rate_window + e->cur;
-		if (rate >= fe->rate_max)
+		into = now % window;
+		rate = e->prev * (double)(window - into) / window + e->cur;
+		if (rate >= max)
 			over = 1;
 		else
 			e->cur++;
 	}
-	shm_unlock(&fe->rl->lock);
+	shm_unlock(&t->lock);
 	return (over ? -1 : 0);
 }
 

@@ -104,15 +104,18 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
 /*
  * The routes with an allow list guard their host and path, whichever
  * route takes the request, on the decoded and normalized path: neither
- * /%61dmin/ nor /x/../admin/ passes a guard on /admin/.  Returns 0, or
- * the status to refuse the request with (403; 400 for a target that
- * cannot be normalized).
+ * /%61dmin/ nor /x/../admin/ passes a guard on /admin/; and so do the
+ * routes with a rate limit, which count each request they match (one
+ * refused by an allow list is not counted).  Returns 0, or the status
+ * to refuse the request with (403, or the limit's; 400 for a target
+ * that cannot be normalized).
  */
 static int
 route_guard(struct lbd_frontend *fe, struct http_req *req)
 {
 	struct http_target	 t;
 	struct slice		 p, host;
+	const struct lbd_rule	*r;
 	const char		*why;
 	int			 i;
 
@@ -122,11 +125,24 @@ route_guard(struct lbd_frontend *fe, struct http_req *req)
 	if (http_target_parse(p.p, p.len, &t, &why) == -1)
 		return (400);
 	host = route_host(req);
-	for (i = 0; i < fe->nrules; i++)
-		if (fe->rules[i].has_acl &&
-		    rule_matches(&fe->rules[i], host, t.path, t.pathlen) &&
-		    !net_acl_allows(&fe->rules[i].acl, http_req_peer(req)))
+	for (i = 0; i < fe->nrules; i++) {
+		r = &fe->rules[i];
+		if (r->has_acl && rule_matches(r, host, t.path, t.pathlen) &&
+		    !net_acl_allows(&r->acl, http_req_peer(req))) {
+			stats_inc(fe->m_denied);
 			return (403);
+		}
+	}
+	for (i = 0; i < fe->nrules; i++) {
+		r = &fe->rules[i];
+		if (r->rate_max > 0 &&
+		    rule_matches(r, host, t.path, t.pathlen) &&
+		    rl_request(r->rl, r->rate_max, r->rate_window,
+		    http_req_peer(req), ev_now(req->conn->loop)) == -1) {
+			stats_inc(fe->m_limited);
+			return (r->rate_status);
+		}
+	}
 	return (0);
 }
 
@@ -240,15 +256,14 @@ l_request(struct http_req *req)
 		fe_error(fe, req, 400);
 		return;
 	}
-	if (fe->rate_max > 0 && rl_request(fe, http_req_peer(req),
+	if (fe->rate_max > 0 && rl_request(fe->rl, fe->rate_max,
+	    fe->rate_window, http_req_peer(req),
 	    ev_now(req->conn->loop)) == -1) {
 		stats_inc(fe->m_limited);
 		fe_error(fe, req, fe->rate_status);
 		return;
 	}
 	if ((st = route_guard(fe, req)) != 0) {
-		if (st == 403)
-			stats_inc(fe->m_denied);
 		fe_error(fe, req, st);
 		return;
 	}

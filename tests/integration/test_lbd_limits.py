@@ -7,6 +7,7 @@ in the listen queue), and the header and keep-alive timeouts (a
 slowloris client gets its 408)."""
 import os
 import select
+import signal
 import socket
 import time
 
@@ -99,6 +100,72 @@ class LimitsTest(LbdTest):
         self.assertEqual(len(late), 3)
         self.assertEqual({(ln["backend"], ln["server"], ln["term"][:2])
                           for ln in late}, {("www", "<NOSRV>", "LR")})
+
+    def test_route_rate_limit_counts_its_paths_across_workers(self):
+        """route path /status/ ... { rate-limit 2 60s status 503 }: the
+        requests its path matches, decoded and normalized, from one
+        source and across workers, on top of the frontend's limit; the
+        rest of the site is not limited; a reload that moves the route
+        keeps its count."""
+        b1, = self.backends("b1")
+        body = """
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    rate-limit 100 60s
+{routes}
+    backend webs
+}}
+backend webs {{
+%s
+}}
+""" % self.server_lines([b1])
+        route = "    route path /status/ backend webs { rate-limit 2 60s " \
+                "status 503 }"
+        other = "    route host other.test backend webs"
+        self.lbd(body.format(routes=other + "\n" + route))
+        a, b = self.lb.wait_workers(2)
+        c1 = self.on_worker(a)
+        c2 = self.on_worker(b)
+        self.assertEqual([c1.request("GET", "/status/200").status,
+                          c2.request("GET", "/status/200").status],
+                         [200, 200])
+        # the third, however it is spelt or whichever route takes it
+        # (a 503 closes its connection: one each)
+        for path, host in (("/status/200", "a.test"),
+                           ("/%73tatus/200", "a.test"),
+                           ("/x/../status/200", "a.test"),
+                           ("//status/200", "a.test"),
+                           ("/status/200", "other.test")):
+            r = get(self.port, path, host=host)
+            self.assertEqual(r.status, 503, (path, host))
+        # the rest of the site, and another source, are not limited
+        for _ in range(5):
+            self.assertEqual(get(self.port, "/hello").status, 200)
+        self.assertEqual([get(self.port, "/status/200", source="127.0.0.2").status
+                          for _ in range(3)], [200, 200, 503])
+        # an unnormalizable target on such a frontend: 400
+        self.assertEqual(get(self.port, "/%2fstatus/200").status, 400)
+        c1.close()
+        c2.close()
+        m = self.metrics(settle=True)
+        self.assertEqual(m("lbd_frontend_limited_total", frontend="www"), 6)
+        self.assertEqual(m("lbd_server_requests_total", backend="webs",
+                           server="b1"), 2 + 5 + 2)
+        limited = [ln for ln in self.wait_logs(16) if ln["status"] == 503]
+        self.assertEqual(len(limited), 6)
+        self.assertEqual({(ln["server"], ln["term"][:2]) for ln in limited},
+                         {("<NOSRV>", "LR")})
+        # a reload that moves the route keeps its count
+        lb = self.lb
+        self.syslog.mark()
+        lb.write_conf(self.lbd_conf(body.format(routes=route + "\n" + other)
+                                    .replace("{port}", str(self.port))))
+        lb.signal(signal.SIGHUP)
+        ln = self.syslog.wait(rf"lbd\[{lb.pid}\]: (reload done|reload "
+                              r"failed)", 20)
+        self.assertIn("reload done", ln)
+        self.assertEqual(get(self.port, "/status/200").status, 503)
+        self.assertEqual(get(self.port, "/hello").status, 200)
 
     def test_many_limited_frontends(self):
         # each limited frontend has a 3 MiB table in the shared segment:
