@@ -713,10 +713,17 @@ webd_load(struct conf *c, struct proc_settings *ps)
 		}
 		CONF_FOREACH(ln, sn, "location") {
 			const char	*p = ln->args[0].str;
+			int		 glob = strpbrk(p, "*?[") != NULL;
 
-			if (p[0] != '/') {
+			if (p[0] != '/' && !(glob && p[0] == '*')) {
 				conf_error(c, ln, "a location is a path "
-				    "starting with \"/\": %s", p);
+				    "starting with \"/\", or a pattern starting "
+				    "with \"/\" or \"*\": %s", p);
+				continue;
+			}
+			if (glob && conf_opt(ln, "exact") != NULL) {
+				conf_error(c, ln, "location \"%s\" is a pattern "
+				    "(it has * ? or [), not an exact path", p);
 				continue;
 			}
 			{
@@ -740,13 +747,15 @@ webd_load(struct conf *c, struct proc_settings *ps)
 			l->path = xstrdup(p);
 			l->pathlen = strlen(p);
 			l->exact = conf_opt(ln, "exact") != NULL;
+			l->glob = glob;
 			l->srv = s;
 			loc_read(c, ln, l, wc);
 			loc_inherit(l, &s->base);
 			loc_defaults(l);
-			if (l->alias != NULL && l->exact)
+			if (l->alias != NULL && (l->exact || l->glob))
 				conf_error(c, ln, "alias needs a prefix "
-				    "location, not an exact one");
+				    "location, not %s", l->exact ?
+				    "an exact one" : "a pattern");
 			TAILQ_INSERT_TAIL(&s->locs, l, entry);
 		}
 		/* listeners */

@@ -1,6 +1,7 @@
 /*
  * server.c: a request's way through webd: the virtual server by Host,
- * the location by path (exact first, then the longest prefix), the
+ * the location by path (exact first, then the first pattern, then the
+ * longest prefix), the
  * location's access list, then "return", the proxy or the files.
  */
 #include <sys/types.h>
@@ -10,6 +11,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,11 @@ server_find(struct webd_listener *wl, struct http_req *req)
 	return (best ? best : wl->servers[0]);
 }
 
+/*
+ * The location of <path> (<len> bytes, NUL-terminated): the exact one,
+ * else the first pattern that matches it, else the longest prefix, else
+ * the server's own.
+ */
 struct webd_loc *
 location_find(struct webd_server *s, const char *path, size_t len)
 {
@@ -84,8 +91,11 @@ location_find(struct webd_server *s, const char *path, size_t len)
 		if (l->exact && l->pathlen == len &&
 		    memcmp(l->path, path, len) == 0)
 			return (l);
+	TAILQ_FOREACH(l, &s->locs, entry)
+		if (l->glob && fnmatch(l->path, path, 0) == 0)
+			return (l);
 	TAILQ_FOREACH(l, &s->locs, entry) {
-		if (l->exact || l->pathlen > len ||
+		if (l->exact || l->glob || l->pathlen > len ||
 		    memcmp(l->path, path, l->pathlen) != 0)
 			continue;
 		if (best == NULL || l->pathlen > best->pathlen)

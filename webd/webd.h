@@ -49,9 +49,11 @@ struct webd_header {
 /* What a location (or a server, for its locations) says; unset fields
  * inherit from the enclosing server. */
 struct webd_loc {
-	char			*path;		/* the prefix, or the exact path */
+	char			*path;		/* the prefix, the exact path or
+						 * the pattern */
 	size_t			 pathlen;
 	int			 exact;
+	int			 glob;		/* path has * ? or [: fnmatch */
 	char			*root;		/* document root */
 	char			*alias;		/* replaces the matched prefix */
 	int			 rootfd;	/* opened by the master */

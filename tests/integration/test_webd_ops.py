@@ -828,7 +828,8 @@ server "s" default {{{{
              'characters in the value'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tlocation "x" {\n\t}\n}', 8, 'a location is a path '
-             'starting with "/": x'),
+             'starting with "/", or a pattern starting with "/" or "*": '
+             'x'),
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tlocation "/x" {\n\t\troot "/"\n\t\talias "/"\n\t}\n}', 10,
              'a location has root or alias, not both'),
@@ -902,6 +903,13 @@ server "s" default {{{{
             ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
              '\tlocation "/x" exact {\n\t\talias "/"\n\t}\n}', 8,
              'alias needs a prefix location, not an exact one'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tlocation "*.css" {\n\t\talias "/"\n\t}\n}', 8,
+             'alias needs a prefix location, not a pattern'),
+            ('server "a" {\n\tlisten 127.0.0.1:1\n\troot "/"\n'
+             '\tlocation "/a/*" exact {\n\t}\n}', 8,
+             'location "/a/*" is a pattern (it has * ? or [), not an '
+             'exact path'),
             ('server "a" {\n\tlisten 127.0.0.1:1 proxy-protocol\n'
              '\troot "/"\n}', 6, 'listen ... proxy-protocol needs '
              'trusted-proxy'),

@@ -103,6 +103,10 @@ class StaticTest(WebdClass):
         write(f"{w}/files/.hidden", b"hidden\n")
         for i, n in enumerate(NASTY):
             write(f"{w}/files/{n}", f"file {i}\n")
+        for f in ("site.css", "deep/er/page.css", "static/s.css",
+                  "static/s.js", "exact.css", "g/a1.txt", "g/b.txt",
+                  "g/c.txt", "g/sub/a.txt"):
+            write(f"{d}/wwwG/{f}", f"{f}\n")
         write(f"{d}/wwwA/a/x.txt", b"A\n")
         write(f"{d}/wwwA/a/bc/x.txt", b"A bc\n")
         write(f"{d}/wwwB/a/b/x.txt", b"B\n")
@@ -265,6 +269,30 @@ server "wild2" {{
 	listen 127.0.0.1:{cls.port}
 	name "*.deep.example.org" "other.test"
 	return 200 "wild2"
+}}
+server "glob" {{
+	listen 127.0.0.1:{cls.port}
+	name "glob.test"
+	root "@DIR@/wwwG"
+	location "/exact.css" exact {{
+		header X-Loc "exact"
+	}}
+	location "*.css" {{
+		expires 1h
+		header X-Loc "css"
+	}}
+	location "/g/[ab]*.txt" {{
+		header X-Loc "class"
+	}}
+	location "/g/?.txt" {{
+		header X-Loc "one"
+	}}
+	location "/g/" {{
+		header X-Loc "prefix g"
+	}}
+	location "/static/" {{
+		header X-Loc "prefix static"
+	}}
 }}
 """
 
@@ -725,6 +753,29 @@ server "wild2" {{
         r = self.get("/moved")
         self.assertEqual((r.status, r.header("Location")),
                          (301, "https://elsewhere.test/new"))
+
+    def test_pattern_locations(self):
+        """location "*.css" { expires 1h }: a pattern (fnmatch(3), "*"
+        takes slashes too) matched on the decoded, normalized path; an
+        exact location first, then the patterns in order, then the
+        longest prefix."""
+        for path, loc in (("/site.css", "css"), ("/deep/er/page.css", "css"),
+                          ("/site.css?v=3", "css"), ("/x/../site.css", "css"),
+                          ("/site%2ecss", "css"), ("/static/s.css", "css"),
+                          ("/static/s.js", "prefix static"),
+                          ("/exact.css", "exact"),
+                          ("/g/a1.txt", "class"), ("/g/b.txt", "class"),
+                          ("/g/c.txt", "one"), ("/g/sub/a.txt", "prefix g")):
+            r = self.get(path, host="glob.test")
+            self.assertEqual((r.status, r.header("X-Loc")), (200, loc), path)
+            want = "max-age=3600" if loc == "css" else None
+            self.assertEqual(r.header("Cache-Control"), want, path)
+        # the files are the server's, whatever the location
+        self.assertEqual(self.get("/deep/er/page.css",
+                                  host="glob.test").body,
+                         b"deep/er/page.css\n")
+        r = self.get("/nothere.css", host="glob.test")
+        self.assertEqual((r.status, r.header("X-Loc")), (404, "css"))
 
     def test_return_with_variables(self):
         """nginx's return 301 https://$host$request_uri: the request's
