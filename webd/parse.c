@@ -106,6 +106,8 @@ const struct conf_kw webd_grammar[] = {
 	{ "error-page", SL, CONF_MULTI, 2, { { CONF_INT, "status", 400, 599 },
 	    { CONF_STR, "page" } } },
 	{ "charset", SL, 0, 1, { { CONF_STR, "charset" } } },
+	{ "auth-basic", SL, 0, 1, { { CONF_STR, "realm" },
+	    { CONF_PATH, "user file" } } },
 	{ "allow", SL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "deny", SL, CONF_MULTI | CONF_VARIADIC, 1,
@@ -256,6 +258,13 @@ loc_read(struct conf *c, struct conf_node *b, struct webd_loc *l,
 			    "both");
 		l->alias = xstrdup(n->args[0].str);
 		check_dir(c, n, "alias");
+	}
+	if ((n = conf_get(b, "auth-basic")) != NULL) {
+		l->auth_set = 1;
+		if (n->nargs > 1 || strcmp(n->args[0].str, "off") != 0) {
+			l->auth = auth_load(c, n);
+			l->auth_own = 1;
+		}
 	}
 	if ((n = conf_get(b, "index")) != NULL) {
 		if (n->nargs > WEBD_MAXINDEX)
@@ -460,6 +469,8 @@ loc_inherit(struct webd_loc *l, const struct webd_loc *s)
 	}
 	if (l->charset == NULL)
 		l->charset = xstrdup(s->charset);
+	if (!l->auth_set)
+		l->auth = s->auth;
 	if (!l->has_acl && s->has_acl) {
 		for (i = 0; i < s->acl.nrules; i++)
 			net_acl_add(&l->acl, s->acl.rules[i].allow,
@@ -493,6 +504,8 @@ loc_free(struct webd_loc *l)
 	free(l->path);
 	free(l->root);
 	free(l->alias);
+	if (l->auth_own)
+		auth_free(l->auth);
 	if (l->rootfd != -1)
 		close(l->rootfd);
 	for (i = 0; i < l->nindex; i++)

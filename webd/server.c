@@ -244,6 +244,15 @@ error_closes(int status)
 	    status == 414 || status == 431 || status >= 500);
 }
 
+/* A 401's WWW-Authenticate (RFC 7617): the realm, credentials in UTF-8. */
+static void
+challenge(struct http_req *req, struct webd_loc *l, int status)
+{
+	if (status == 401 && l != NULL && l->auth != NULL)
+		http_resp_headerf(req, "WWW-Authenticate", "Basic realm=\"%s\", "
+		    "charset=\"UTF-8\"", auth_realm(l->auth));
+}
+
 /*
  * An error answer: the location's error page for <status> if it has one,
  * else a small page that says the status and nothing of the request.
@@ -281,6 +290,7 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			http_resp_begin(req, status);
 			http_resp_header(req, "Content-Type", type);
 			server_headers(req, s, l);
+			challenge(req, l, status);
 			if (error_closes(status))
 				http_resp_close(req);
 			http_resp_body(req, r);
@@ -296,6 +306,7 @@ server_error(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	http_resp_header(req, "Content-Type", "text/html; charset=utf-8");
 	if (s != NULL && l != NULL)
 		server_headers(req, s, l);
+	challenge(req, l, status);
 	if (error_closes(status))
 		http_resp_close(req);
 	http_resp_body(req, n);
@@ -444,6 +455,10 @@ server_request(struct http_req *req)
 	l = location_find(s, t.path, t.pathlen);
 	if (!server_allowed(req, l)) {
 		server_error(req, s, l, 403);
+		return;
+	}
+	if (l->auth != NULL && !auth_check(req, l->auth)) {
+		server_error(req, s, l, 401);
 		return;
 	}
 	/* the location's max-body-size: a length now, chunks as they come */

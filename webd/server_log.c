@@ -26,8 +26,12 @@
 #include "webd.h"
 
 
+/*
+ * <p> for a log line: control bytes, non-ASCII, quotes and backslashes
+ * as \xHH, and spaces too with <word> (a field outside quotes).
+ */
 static size_t
-esc(char *out, size_t size, const char *p, size_t len)
+esc(char *out, size_t size, const char *p, size_t len, int word)
 {
 	static const char	hex[] = "0123456789abcdef";
 	size_t			o = 0, i;
@@ -35,7 +39,8 @@ esc(char *out, size_t size, const char *p, size_t len)
 	for (i = 0; i < len && o + 5 < size; i++) {
 		unsigned char	c = p[i];
 
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ||
+		    (word && c == ' ')) {
 			out[o++] = '\\';
 			out[o++] = 'x';
 			out[o++] = hex[c >> 4];
@@ -61,7 +66,7 @@ field(struct http_req *req, const char *name, char *out, size_t size)
 			memcpy(out + o, ", ", 2);
 			o += 2;
 		}
-		o += esc(out + o, size - o, v.p, v.len);
+		o += esc(out + o, size - o, v.p, v.len, 0);
 	}
 	if (o == 0)
 		snprintf(out, size, "-");
@@ -129,6 +134,7 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 				    req->conn->srv)->wc;
 	char			 line[WEBD_LOGLINE], rl[2048], ref[512];
 	char			 ua[512], xff[512], ip[INET6_ADDRSTRLEN];
+	char			 user[256], name[64];
 	struct slice		 m, t;
 	int			 n, cls;
 
@@ -145,12 +151,16 @@ access_log(struct http_req *req, struct webd_server *s, int status,
 	net_sockaddr_ip(server_client(req), ip, sizeof(ip));
 	m = http_req_method(req);
 	t = http_req_target(req);
-	n = esc(rl, sizeof(rl), m.p, m.len);
+	n = esc(rl, sizeof(rl), m.p, m.len, 0);
 	rl[n++] = ' ';
-	n += esc(rl + n, sizeof(rl) - n, t.p, t.len);
+	n += esc(rl + n, sizeof(rl) - n, t.p, t.len, 0);
 	snprintf(rl + n, sizeof(rl) - n, " HTTP/1.%d", req->msg.minor);
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %llu", ip,
-	    log_time(), rl, status, (unsigned long long)bytes);
+	if (auth_user(req, name, sizeof(name)))
+		esc(user, sizeof(user), name, strlen(name), 1);
+	else
+		strlcpy(user, "-", sizeof(user));
+	n = snprintf(line, sizeof(line), "%s - %s [%s] \"%s\" %d %llu", ip,
+	    user, log_time(), rl, status, (unsigned long long)bytes);
 	if (wc->logfmt >= LOG_COMBINED) {
 		field(req, "referer", ref, sizeof(ref));
 		field(req, "user-agent", ua, sizeof(ua));
@@ -190,7 +200,7 @@ access_log_refused(struct http_conn *c, int status, const char *why)
 		return;
 	net_sockaddr_ip(&c->peer.sa, ip, sizeof(ip));
 	if (l.len > 0)
-		esc(rl, sizeof(rl), l.p, l.len);
+		esc(rl, sizeof(rl), l.p, l.len, 0);
 	else
 		strlcpy(rl, "-", sizeof(rl));
 	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %zu", ip,

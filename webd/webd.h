@@ -80,6 +80,9 @@ struct webd_loc {
 	char			*charset;
 	struct net_acl		 acl;
 	int			 has_acl;
+	struct webd_auth	*auth;		/* basic auth, or NULL */
+	int			 auth_set;	/* said, maybe "off" */
+	int			 auth_own;	/* not the server's */
 	struct webd_upstream	*proxy;
 	int			 ret_status;	/* "return": 0 none */
 	char			*ret_text;
@@ -168,6 +171,14 @@ void	*webd_load(struct conf *, struct proc_settings *);
 void	 webd_unload(void *);
 int	 webd_setup(void *, struct proc_settings *);
 int	 webd_child_gone(void *, const struct proc_settings *, int);
+
+/* auth.c */
+struct webd_auth;
+struct webd_auth *auth_load(struct conf *, struct conf_node *);
+void	 auth_free(struct webd_auth *);
+const char *auth_realm(const struct webd_auth *);
+int	 auth_check(struct http_req *, const struct webd_auth *);
+int	 auth_user(struct http_req *, char *, size_t);
 
 /* server.c */
 extern const struct http_handler webd_handler;

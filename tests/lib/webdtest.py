@@ -195,7 +195,8 @@ def metric(ms, name, **labels):
 
 # Combined Log Format, as webd writes it (server_log.c), after the
 # syslog tag and the site name.
-CLF = re.compile(r'(?P<site>\S+) (?P<client>\S+) - - \[(?P<time>[^\]]+)\] '
+CLF = re.compile(r'(?P<site>\S+) (?P<client>\S+) - (?P<user>\S+) '
+                 r'\[(?P<time>[^\]]+)\] '
                  r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) '
                  r'(?P<bytes>\d+)(?: "(?P<referer>(?:[^"\\]|\\.)*)" '
                  r'"(?P<ua>(?:[^"\\]|\\.)*)")?(?: "(?P<xff>(?:[^"\\]|\\.)*)")?'

@@ -1,0 +1,340 @@
+/*
+ * auth.c: HTTP basic authentication (RFC 7617) of a server or location,
+ * against a file of "user:hash" lines whose hashes crypt(3) checks:
+ * bcrypt ($2b$, $2y$: htpasswd -B), SHA-crypt ($5$, $6$: mkpasswd,
+ * openssl passwd -6) and yescrypt ($y$: mkpasswd's default).
+ *
+ * The master reads the file with the configuration (before workers
+ * drop privileges, so that it may be readable by root only); a reload
+ * reads it again.  A hash costs milliseconds by design, in the worker's
+ * loop: each worker remembers the last AUTH_CACHE credentials that
+ * passed, by a digest of the user, the password and the stored hash,
+ * for AUTH_CACHE_MS, so that a signed-in browser's requests cost one
+ * check a minute, not one each.  Wrong passwords are checked each time.
+ */
+#include <sys/types.h>
+
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "webd.h"
+
+#define AUTH_CACHE	64
+#define AUTH_CACHE_MS	60000
+#define AUTH_MAXLINE	1024
+
+struct auth_user {
+	char			*name;
+	char			*hash;
+};
+
+struct webd_auth {
+	char			*realm;
+	struct auth_user	*users;
+	int			 nusers;
+};
+
+static struct {
+	unsigned char		 key[32];
+	uint64_t		 until;
+} cache[AUTH_CACHE];
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("%s", __func__);
+	return (p);
+}
+
+/* Why crypt(3) cannot check <hash> here, or NULL when it can. */
+static const char *
+hash_unusable(const char *hash)
+{
+	static const char *const strong[] = { "$2a$", "$2b$", "$2y$", "$5$",
+	    "$6$", "$y$", "$gy$", "$7$" };
+	size_t	i;
+	int	known;
+
+	if (strncmp(hash, "$apr1$", 6) == 0)
+		return ("Apache's own MD5 ($apr1$), which crypt(3) does not "
+		    "check: make it again with htpasswd -B (bcrypt)");
+	if (hash[0] == '{')
+		return ("an unsalted digest ({SHA}...), too weak: make it "
+		    "again with htpasswd -B (bcrypt)");
+	/* libxcrypt calls SHA-crypt "legacy" too: only its weak ones are */
+	i = crypt_checksalt(hash);
+	known = i == CRYPT_SALT_OK || i == CRYPT_SALT_METHOD_LEGACY;
+	for (i = 0; i < nitems(strong); i++)
+		if (strncmp(hash, strong[i], strlen(strong[i])) == 0)
+			return (known ? NULL : "a malformed hash");
+	/* DES's is 13 characters: a shorter one is no hash (in clear?) */
+	if (known && (hash[0] == '$' || hash[0] == '_' || strlen(hash) == 13))
+		return ("a legacy hash (DES or MD5 crypt), too weak: make it "
+		    "again with htpasswd -B or mkpasswd");
+	return ("not a hash crypt(3) knows (bcrypt $2b$ or $2y$, "
+	    "SHA-crypt $5$ or $6$, yescrypt $y$)");
+}
+
+/* The realm is sent in a quoted string: no quote, backslash or control. */
+static int
+realm_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '"' || *s == '\\' || iscntrl((unsigned char)*s))
+			return (0);
+	return (1);
+}
+
+/*
+ * auth-basic REALM FILE: the users of FILE.  Errors name the
+ * configuration line, and the file's line for what is wrong in it.
+ */
+struct webd_auth *
+auth_load(struct conf *c, struct conf_node *n)
+{
+	struct webd_auth	*a;
+	const char		*realm = n->args[0].str, *path;
+	char			 line[AUTH_MAXLINE], *colon, *end;
+	const char		*why;
+	FILE			*f;
+	int			 lineno = 0, i, bad = 0;
+
+	if (n->nargs < 2) {
+		conf_error(c, n, "auth-basic needs a realm and a user file, "
+		    "or off");
+		return (NULL);
+	}
+	if (!realm_ok(realm) || realm[0] == '\0') {
+		conf_error(c, n, "auth-basic realm \"%s\": text without "
+		    "quotes, backslashes or control characters", realm);
+		return (NULL);
+	}
+	path = n->args[1].str;
+	if ((f = fopen(path, "r")) == NULL) {
+		conf_error(c, n, "auth-basic user file %s: %s", path,
+		    strerror(errno));
+		return (NULL);
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		fatal("%s", __func__);
+	a->realm = xstrdup(realm);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if ((end = strchr(line, '\n')) == NULL && !feof(f)) {
+			conf_error(c, n, "%s:%d: line too long", path, lineno);
+			bad = 1;
+			break;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if ((colon = strchr(line, ':')) == NULL || colon == line) {
+			conf_error(c, n, "%s:%d: not \"user:hash\"", path,
+			    lineno);
+			bad = 1;
+			continue;
+		}
+		*colon = '\0';
+		/* htpasswd writes nothing after the hash; others may */
+		colon[strcspn(colon + 1, ":") + 1] = '\0';
+		if ((why = hash_unusable(colon + 1)) != NULL) {
+			conf_error(c, n, "%s:%d: user %s: %s", path, lineno,
+			    line, why);
+			bad = 1;
+			continue;
+		}
+		for (i = 0; i < a->nusers; i++)
+			if (strcmp(a->users[i].name, line) == 0)
+				break;
+		if (i < a->nusers) {
+			conf_error(c, n, "%s:%d: user %s twice", path, lineno,
+			    line);
+			bad = 1;
+			continue;
+		}
+		if ((a->users = reallocarray(a->users, a->nusers + 1,
+		    sizeof(*a->users))) == NULL)
+			fatal("%s", __func__);
+		a->users[a->nusers].name = xstrdup(line);
+		a->users[a->nusers].hash = xstrdup(colon + 1);
+		a->nusers++;
+	}
+	if (ferror(f)) {
+		conf_error(c, n, "auth-basic user file %s: %s", path,
+		    strerror(errno));
+		bad = 1;
+	}
+	fclose(f);
+	if (!bad && a->nusers == 0)
+		conf_error(c, n, "auth-basic user file %s has no users", path);
+	return (a);
+}
+
+void
+auth_free(struct webd_auth *a)
+{
+	int	i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i < a->nusers; i++) {
+		free(a->users[i].name);
+		freezero(a->users[i].hash, strlen(a->users[i].hash));
+	}
+	free(a->users);
+	free(a->realm);
+	free(a);
+}
+
+const char *
+auth_realm(const struct webd_auth *a)
+{
+	return (a->realm);
+}
+
+/* A digest of what passed: the user, the password and its hash. */
+static void
+cache_key(const char *user, const char *pass, const char *hash,
+    unsigned char key[32])
+{
+	EVP_MD_CTX	*ctx;
+	unsigned int	 len = 32;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, user, strlen(user) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, pass, strlen(pass) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, hash, strlen(hash)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, key, &len) != 1)
+		fatalx("%s: sha256", __func__);
+	EVP_MD_CTX_free(ctx);
+}
+
+static int
+cache_has(const unsigned char key[32], uint64_t now)
+{
+	int	i;
+
+	for (i = 0; i < AUTH_CACHE; i++)
+		if (cache[i].until > now &&
+		    CRYPTO_memcmp(cache[i].key, key, 32) == 0)
+			return (1);
+	return (0);
+}
+
+static void
+cache_put(const unsigned char key[32], uint64_t now)
+{
+	int	i, old = 0;
+
+	for (i = 0; i < AUTH_CACHE; i++) {
+		if (cache[i].until <= now) {
+			old = i;
+			break;
+		}
+		if (cache[i].until < cache[old].until)
+			old = i;
+	}
+	memcpy(cache[old].key, key, 32);
+	cache[old].until = now + AUTH_CACHE_MS;
+}
+
+/*
+ * The request's Basic credentials (RFC 7617 2), decoded into <dec>:
+ * the user, a NUL, the password; NULL when there are none or they are
+ * malformed (not base64, a NUL in them, no colon).
+ */
+static const char *
+credentials(struct http_req *req, unsigned char dec[AUTH_MAXLINE])
+{
+	struct slice	 v = http_req_header(req, "authorization");
+	char		*colon;
+	size_t		 i, len;
+	int		 n;
+
+	/* "Basic" (any case), one or more spaces, base64 */
+	if (v.p == NULL || v.len < 6 || strncasecmp(v.p, "basic ", 6) != 0)
+		return (NULL);
+	for (i = 6; i < v.len && v.p[i] == ' '; i++)
+		;
+	len = v.len - i;
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 >= AUTH_MAXLINE)
+		return (NULL);
+	if ((n = EVP_DecodeBlock(dec, (const unsigned char *)v.p + i,
+	    (int)len)) < 0)
+		return (NULL);
+	/* the padding decodes to zero bytes, which the length counts */
+	if (v.p[v.len - 1] == '=')
+		n -= v.p[v.len - 2] == '=' ? 2 : 1;
+	dec[n] = '\0';
+	if (memchr(dec, '\0', n) != NULL ||
+	    (colon = strchr((char *)dec, ':')) == NULL)
+		return (NULL);
+	*colon = '\0';
+	return (colon + 1);
+}
+
+/*
+ * The user name the request's credentials give, checked or not (nginx's
+ * $remote_user), for the access log; 0 when there is none.
+ */
+int
+auth_user(struct http_req *req, char *user, size_t usize)
+{
+	unsigned char	 dec[AUTH_MAXLINE];
+	int		 ok = 0;
+
+	if (credentials(req, dec) != NULL && dec[0] != '\0') {
+		strlcpy(user, (char *)dec, usize);
+		ok = 1;
+	}
+	explicit_bzero(dec, sizeof(dec));
+	return (ok);
+}
+
+/* Whether the request's credentials are those of one of <a>'s users. */
+int
+auth_check(struct http_req *req, const struct webd_auth *a)
+{
+	static struct crypt_data cd;
+	unsigned char	 dec[AUTH_MAXLINE], key[32];
+	const char	*pass, *out, *user = (const char *)dec, *hash;
+	uint64_t	 now = ev_monotonic_ms();
+	int		 i, ok = 0;
+
+	if ((pass = credentials(req, dec)) == NULL)
+		goto done;
+	for (i = 0; i < a->nusers; i++)
+		if (strcmp(a->users[i].name, user) == 0)
+			break;
+	if (i == a->nusers)
+		goto done;
+	hash = a->users[i].hash;
+	cache_key(user, pass, hash, key);
+	if (cache_has(key, now))
+		ok = 1;
+	else {
+		out = crypt_r(pass, hash, &cd);
+		ok = out != NULL && out[0] != '*' &&
+		    strlen(out) == strlen(hash) &&
+		    CRYPTO_memcmp(out, hash, strlen(out)) == 0;
+		explicit_bzero(&cd, sizeof(cd));
+		if (ok)
+			cache_put(key, now);
+	}
+done:
+	explicit_bzero(dec, sizeof(dec));
+	return (ok);
+}
