@@ -91,18 +91,6 @@ const struct conf_kw appd_grammar[] = {
 	{ NULL }
 };
 
-static char *
-xstrdup(const char *s)
-{
-	char	*p;
-
-	if (s == NULL)
-		return (NULL);
-	if ((p = strdup(s)) == NULL)
-		fatal("%s", __func__);
-	return (p);
-}
-
 static void
 app_free(struct app_conf *a)
 {

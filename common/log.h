@@ -26,5 +26,6 @@ void	logit(int, const char *, ...) __printflike(2, 3);
 void	vlog(int, const char *, va_list) __printflike(2, 0);
 __dead void fatal(const char *, ...) __printflike(1, 2);
 __dead void fatalx(const char *, ...) __printflike(1, 2);
+char	*xstrdup(const char *);
 
 #endif

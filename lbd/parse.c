@@ -141,18 +141,6 @@ const struct conf_kw lbd_grammar[] = {
 	{ NULL }
 };
 
-static char *
-xstrdup(const char *s)
-{
-	char	*p;
-
-	if (s == NULL)
-		return (NULL);
-	if ((p = strdup(s)) == NULL)
-		fatal("%s", __func__);
-	return (p);
-}
-
 struct lbd_backend *
 backend_find(struct lbd_conf *lc, const char *name)
 {

@@ -48,16 +48,6 @@ static struct {
 	uint64_t		 until;
 } cache[AUTH_CACHE];
 
-static char *
-xstrdup(const char *s)
-{
-	char	*p;
-
-	if ((p = strdup(s)) == NULL)
-		fatal("%s", __func__);
-	return (p);
-}
-
 /* Why crypt(3) cannot check <hash> here, or NULL when it can. */
 static const char *
 hash_unusable(const char *hash)

@@ -118,18 +118,6 @@ const struct conf_kw webd_grammar[] = {
 	{ NULL }
 };
 
-static char *
-xstrdup(const char *s)
-{
-	char	*p;
-
-	if (s == NULL)
-		return (NULL);
-	if ((p = strdup(s)) == NULL)
-		fatal("%s", __func__);
-	return (p);
-}
-
 /* a field value: no control characters but HTAB (RFC 9110 5.5) */
 static int
 field_value_ok(const char *s)
@@ -152,7 +140,6 @@ loc_init(struct webd_loc *l)
 	l->expires = -1;
 	l->max_body = -1;
 }
-
 
 /* A name a request's host can match: a host or address, or "*." and one. */
 static int
