@@ -19,7 +19,7 @@ CFLAGS	?= $(OPT) -g
 WARN	 = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow \
 	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS = -std=c11 -D_GNU_SOURCE -Icommon $(PKG_CFLAGS)
-LDLIBS	 = $(PKG_LIBS) -lm
+LDLIBS	 = $(PKG_LIBS) -lcrypt -lm
 SAN	?=
 ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SAN)
 LDFLAGS	+= $(SAN)

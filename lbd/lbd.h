@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "http.h"
 #include "http_server.h"
@@ -234,6 +235,7 @@ struct lbd_conf {
 	TAILQ_HEAD(, lbd_listener)	 listeners;
 	struct http_server		*stats;		/* page, /metrics */
 	struct net_acl			 stats_acl;
+	struct http_auth		*stats_auth;	/* or NULL */
 	int				 stats_refresh;	/* seconds */
 	int				 healthz_servers; /* 503 when a
 							  * backend has none */

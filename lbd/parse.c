@@ -89,6 +89,8 @@ const struct conf_kw lbd_grammar[] = {
 	    3600000 } } },
 	{ "healthz", "stats", 0, 1, { { CONF_ENUM, "healthz", 0, 0,
 	    "running|servers" } }, NULL, "running" },
+	{ "auth-basic", "stats", 0, 2, { { CONF_STR, "realm" },
+	    { CONF_PATH, "user file" } } },
 	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
 	    LBD_SOCKET },
 	{ "log", NULL, 0, 1, { { CONF_BOOL, "log" } }, log_opts, "yes" },
@@ -739,6 +741,8 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 		    conf_num(c, n, "refresh") / 1000 : 5;
 		lc->healthz_servers = conf_get(n, "healthz") != NULL &&
 		    conf_num(c, n, "healthz") == 1;
+		if ((rn = conf_get(n, "auth-basic")) != NULL)
+			lc->stats_auth = auth_load(c, rn);
 		lc->stats = stats_server(lc);
 		proc_listener_add(ps, c, n, n->args[0].str, lc->stats);
 	}
@@ -813,6 +817,7 @@ lbd_unload(void *p)
 	}
 	stats_server_free(lc->stats);
 	net_acl_free(&lc->stats_acl);
+	auth_free(lc->stats_auth);
 	free(lc->control);
 	explicit_bzero(lc->cookie_key, sizeof(lc->cookie_key));
 	free(lc);

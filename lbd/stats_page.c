@@ -296,6 +296,19 @@ s_request(struct http_req *req)
 		http_resp_end(req);
 		return;
 	}
+	/* /healthz stays open: keepalived's check has no password */
+	if (ss->lc->stats_auth != NULL && !slice_eq(t, "/healthz") &&
+	    !auth_check(req, ss->lc->stats_auth)) {
+		buf_free(b);
+		free(b);
+		http_resp_begin(req, 401);
+		auth_challenge(req, ss->lc->stats_auth);
+		http_resp_header(req, "Content-Type", "text/plain");
+		http_resp_body(req, 13);
+		http_resp_write(req, "unauthorized\n", 13);
+		http_resp_end(req);
+		return;
+	}
 	if (slice_eq(t, "/metrics")) {
 		metrics(ss->lc, b);
 		type = "text/plain; version=0.0.4; charset=utf-8";

@@ -244,13 +244,12 @@ error_closes(int status)
 	    status == 414 || status == 431 || status >= 500);
 }
 
-/* A 401's WWW-Authenticate (RFC 7617): the realm, credentials in UTF-8. */
+/* A 401 of a location with basic authentication: its challenge. */
 static void
 challenge(struct http_req *req, struct webd_loc *l, int status)
 {
 	if (status == 401 && l != NULL && l->auth != NULL)
-		http_resp_headerf(req, "WWW-Authenticate", "Basic realm=\"%s\", "
-		    "charset=\"UTF-8\"", auth_realm(l->auth));
+		auth_challenge(req, l->auth);
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "http.h"
 #include "http_server.h"
@@ -80,7 +81,7 @@ struct webd_loc {
 	char			*charset;
 	struct net_acl		 acl;
 	int			 has_acl;
-	struct webd_auth	*auth;		/* basic auth, or NULL */
+	struct http_auth	*auth;		/* basic auth, or NULL */
 	int			 auth_set;	/* said, maybe "off" */
 	int			 auth_own;	/* not the server's */
 	struct webd_upstream	*proxy;
@@ -171,14 +172,6 @@ void	*webd_load(struct conf *, struct proc_settings *);
 void	 webd_unload(void *);
 int	 webd_setup(void *, struct proc_settings *);
 int	 webd_child_gone(void *, const struct proc_settings *, int);
-
-/* auth.c */
-struct webd_auth;
-struct webd_auth *auth_load(struct conf *, struct conf_node *);
-void	 auth_free(struct webd_auth *);
-const char *auth_realm(const struct webd_auth *);
-int	 auth_check(struct http_req *, const struct webd_auth *);
-int	 auth_user(struct http_req *, char *, size_t);
 
 /* server.c */
 extern const struct http_handler webd_handler;

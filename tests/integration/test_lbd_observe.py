@@ -5,7 +5,9 @@ from the test run's syslog and parsed field by field (client:port, date,
 frontend, backend/server, the five timers, status, bytes, termination
 state, connection counts, the escaped request line), the stats page
 (HTML, a row per frontend, backend and server) and /healthz."""
+import base64
 import datetime
+import os
 import socket
 import threading
 import time
@@ -431,6 +433,50 @@ backend webs {{
         s1.start()
         wait_for(lambda: get(self.stats, "/healthz").status == 200, 5,
                  what="healthz 200 again")
+
+    def test_stats_listener_basic_auth(self):
+        """stats ... { auth-basic REALM FILE }: HAProxy's stats auth, for
+        the page and /metrics (Prometheus sends basic_auth); /healthz
+        stays open for keepalived's check."""
+        s1, = self.backends("s1")
+        users = os.path.join(self.dir, "stats-users")
+        with open(users, "w") as f:
+            # "pw", bcrypt (test data)
+            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
+                    "sLumhm7dZKQbgSWZRBIT2\n")
+        os.chmod(users, 0o600)
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    backend webs
+}}
+backend webs {{
+    server s1 {s1.addr}
+}}
+""", stats_opts=f' {{\n    auth-basic "lbd stats" "{users}"\n}}')
+
+        def auth(pw):
+            return [("Authorization", "Basic " +
+                     base64.b64encode(f"ops:{pw}".encode()).decode())]
+        for path in ("/", "/stats", "/metrics"):
+            r = get(self.stats, path)
+            self.assertEqual((r.status, r.header("WWW-Authenticate")),
+                             (401, 'Basic realm="lbd stats", '
+                              'charset="UTF-8"'), path)
+            self.assertNotIn(b"webs", r.body)
+            self.assertEqual(get(self.stats, path, auth("nope")).status,
+                             401, path)
+            self.assertEqual(get(self.stats, path, auth("pw")).status, 200,
+                             path)
+        self.assertIn(b"lbd_server_up", get(self.stats, "/metrics",
+                                            auth("pw")).body)
+        self.assertEqual(get(self.stats, "/healthz").status, 200)
+        # a file lbd cannot use: refused with its line
+        with open(users, "a") as f:
+            f.write("old:$apr1$abcdefgh$5VEbMkemELfbhC5ck.U.z1\n")
+        rc, out = self.lb.run("-n")
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"{users}:2: user old: Apache's own MD5", out)
 
     def test_stats_listener_allow_list_and_refresh(self):
         s1, = self.backends("s1")

@@ -1,9 +1,10 @@
 /*
- * auth.c: HTTP basic authentication (RFC 7617) of a server or location,
- * against a file of "user:hash" lines whose hashes crypt(3) checks:
+ * auth.c: HTTP basic authentication (RFC 7617) against a file of
+ * "user:hash" lines whose hashes crypt(3) checks:
  * bcrypt ($2b$, $2y$: htpasswd -B), SHA-crypt ($5$, $6$: mkpasswd,
  * openssl passwd -6) and yescrypt ($y$: mkpasswd's default).
  *
+ * webd's servers and locations and lbd's statistics listener use it.
  * The master reads the file with the configuration (before workers
  * drop privileges, so that it may be readable by root only); a reload
  * reads it again.  A hash costs milliseconds by design, in the worker's
@@ -25,8 +26,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "auth.h"
+#include "compat.h"
+#include "event.h"
+#include "http_server.h"
 #include "log.h"
-#include "webd.h"
 
 #define AUTH_CACHE	64
 #define AUTH_CACHE_MS	60000
@@ -37,7 +41,7 @@ struct auth_user {
 	char			*hash;
 };
 
-struct webd_auth {
+struct http_auth {
 	char			*realm;
 	struct auth_user	*users;
 	int			 nusers;
@@ -91,10 +95,10 @@ realm_ok(const char *s)
  * auth-basic REALM FILE: the users of FILE.  Errors name the
  * configuration line, and the file's line for what is wrong in it.
  */
-struct webd_auth *
+struct http_auth *
 auth_load(struct conf *c, struct conf_node *n)
 {
-	struct webd_auth	*a;
+	struct http_auth	*a;
 	const char		*realm = n->args[0].str, *path;
 	char			 line[AUTH_MAXLINE], *colon, *end;
 	const char		*why;
@@ -173,7 +177,7 @@ auth_load(struct conf *c, struct conf_node *n)
 }
 
 void
-auth_free(struct webd_auth *a)
+auth_free(struct http_auth *a)
 {
 	int	i;
 
@@ -188,10 +192,12 @@ auth_free(struct webd_auth *a)
 	free(a);
 }
 
-const char *
-auth_realm(const struct webd_auth *a)
+/* A 401's challenge (RFC 7617 2): the realm, credentials in UTF-8. */
+void
+auth_challenge(struct http_req *req, const struct http_auth *a)
 {
-	return (a->realm);
+	http_resp_headerf(req, "WWW-Authenticate", "Basic realm=\"%s\", "
+	    "charset=\"UTF-8\"", a->realm);
 }
 
 /* A digest of what passed: the user, the password and its hash. */
@@ -296,7 +302,7 @@ auth_user(struct http_req *req, char *user, size_t usize)
 
 /* Whether the request's credentials are those of one of <a>'s users. */
 int
-auth_check(struct http_req *req, const struct webd_auth *a)
+auth_check(struct http_req *req, const struct http_auth *a)
 {
 	static struct crypt_data cd;
 	unsigned char	 dec[AUTH_MAXLINE], key[32];
