@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.environ.get("TOP") or os.path.abspath(
@@ -245,6 +246,19 @@ def median(xs):
     return statistics.median(xs) if xs else 0.0
 
 
+def busiest_share(port):
+    """The share of the established connections to <port> that its
+    busiest process holds (1.0: one worker has them all), or None."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established",
+                          f"( sport = :{port} )"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode()
+    count = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        count[pid] = count.get(pid, 0) + 1
+    total = sum(count.values())
+    return max(count.values()) / total if total else None
+
+
 def alternate(label, servers, workers, headers=(), think_ms=0):
     """One row: wrk against each of servers, [(name, Server, url)] with
     ours first and the anchor second, in turn ROUNDS times (pinned to
@@ -252,14 +266,28 @@ def alternate(label, servers, workers, headers=(), think_ms=0):
     ours_p99, anchor_p99, extra), extra holding the medians of
     "mean" (latency, ms; rows with a think time), "cpu" (each server's
     CPU time per request, us, all its processes) and "client" (wrk's
-    CPU use: near 1.0, wrk and not the server set the rate)."""
+    CPU use: near 1.0, wrk and not the server set the rate); with
+    several workers, "share" (the busiest worker's share of wrk's
+    connections, sampled 1.5 s into each run: a server whose
+    connections all went to one worker runs as one worker beside wrk,
+    at a lower rate and a lower saturated p99)."""
     res = {name: [] for name, _, _ in servers}
+    share = {name: [] for name, _, _ in servers}
     cpu = 1 if workers == 1 else None
     for _ in range(ROUNDS):
         for name, srv, url in servers:
             pids = srv.pids()
             t0 = cpu_ticks(pids)
+            timer = None
+            if workers > 1:
+                port = int(re.search(r":(\d+)/", url).group(1))
+                timer = threading.Timer(
+                    1.5, lambda n=name, p=port: share[n].append(
+                        busiest_share(p)))
+                timer.start()
             r = wrk(url, headers=headers, cpu=cpu, think_ms=think_ms)
+            if timer is not None:
+                timer.join()
             used = (cpu_ticks(pids) - t0) / os.sysconf("SC_CLK_TCK")
             res[name].append(r + (used * 1e6 / max(r[0] * SECONDS, 1),))
     (a, ra), (b, rb) = ((n, res[n]) for n, _, _ in servers)
@@ -267,6 +295,9 @@ def alternate(label, servers, workers, headers=(), think_ms=0):
     def m(rs, i):
         return median([x[i] for x in rs])
     extra = {"cpu": (m(ra, 5), m(rb, 5)), "client": (m(ra, 4), m(rb, 4))}
+    sa, sb = ([x for x in share[n] if x is not None] for n in (a, b))
+    if sa and sb:
+        extra["share"] = (sa, sb)
     if think_ms:
         extra["mean"] = (m(ra, 3), m(rb, 3))
     return (label, m(ra, 0), m(rb, 0), m(ra, 1), m(rb, 1), extra)
@@ -278,7 +309,9 @@ def table(rows, ours, anchor):
     latencies of a row with a think time and their ratio anchor / ours
     (above 1.0: ours answers sooner); each server's CPU time per request
     and its ratio anchor / ours (above 1.0: ours spends less), with
-    wrk's CPU use (a row where wrk keeps a core busy measures wrk)."""
+    wrk's CPU use (a row where wrk keeps a core busy measures wrk); with
+    several workers, the busiest worker's share of the connections in
+    each round, ours then the anchor's."""
     print(f"{'row':<36} {ours:>10} {anchor:>10} {'ratio':>6} "
           f"{'p99 ' + ours:>12} {'p99 ' + anchor:>12}")
     for label, a, b, pa, pb, extra in rows:
@@ -296,6 +329,11 @@ def table(rows, ours, anchor):
             print(f"{'  server CPU/request (' + anchor + '/' + ours + ')':<36}"
                   f" {ca:>8.1f}us {cb:>8.1f}us "
                   f"{cb / ca if ca else 0:>6.2f}   wrk CPU {wa:.2f} / {wb:.2f}")
+        if "share" in extra:
+            sa, sb = extra["share"]
+            print(f"{'  busiest worker, share of conns':<36} "
+                  f"{' '.join(f'{x:.2f}' for x in sa):>10} "
+                  f"{' '.join(f'{x:.2f}' for x in sb):>10}")
     sys.stdout.flush()
 
 
