@@ -63,6 +63,7 @@ struct lbd_rule {
 	uint32_t		 rate_window;	/* ms */
 	int			 rate_status;
 	struct rl_table		*rl;		/* shared, with rate_max */
+	struct http_auth	*auth;		/* basic auth, or NULL */
 	struct lbd_backend	*be;
 };
 
@@ -201,8 +202,8 @@ struct lbd_frontend {
 	struct lbd_backend	*defbe;
 	int			 redirect_https;
 	int			 redirect_code;
-	int			 guarded;	/* a route has an allow list
-						 * or a rate limit */
+	int			 guarded;	/* a route has an allow list,
+						 * basic auth or a rate limit */
 	char			*redirect_except;	/* path prefix, or NULL */
 	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
 	int			 nhdr;

@@ -89,7 +89,7 @@ const struct conf_kw lbd_grammar[] = {
 	    3600000 } } },
 	{ "healthz", "stats", 0, 1, { { CONF_ENUM, "healthz", 0, 0,
 	    "running|servers" } }, NULL, "running" },
-	{ "auth-basic", "stats", 0, 2, { { CONF_STR, "realm" },
+	{ "auth-basic", "stats|route", 0, 2, { { CONF_STR, "realm" },
 	    { CONF_PATH, "user file" } } },
 	{ "control", NULL, 0, 1, { { CONF_STR, "control socket" } }, NULL,
 	    LBD_SOCKET },
@@ -604,6 +604,11 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 			acl_read(n, &r->acl, "allow", "deny");
 			if ((r->has_acl = r->acl.nrules > 0))
 				fe->guarded = 1;
+			/* route ... { auth-basic REALM FILE }: 401 without */
+			if ((rn = conf_get(n, "auth-basic")) != NULL) {
+				r->auth = auth_load(c, rn);
+				fe->guarded = 1;
+			}
 			/* route ... { rate-limit N WINDOW }: on top of the
 			 * frontend's, for the requests it matches */
 			if ((rn = conf_get(n, "rate-limit")) != NULL) {
@@ -784,6 +789,7 @@ lbd_unload(void *p)
 			free(fe->rules[i].value);
 			free(fe->rules[i].path);
 			net_acl_free(&fe->rules[i].acl);
+			auth_free(fe->rules[i].auth);
 		}
 		for (i = 0; i < fe->nhdr; i++) {
 			free(fe->hdr[i].name);

@@ -39,6 +39,29 @@ fe_error(struct lbd_frontend *fe, struct http_req *req, int status)
 	return (http_resp_error(req, status));
 }
 
+/* A route's 401: its challenge, and the frontend's page for 401. */
+static int
+fe_challenge(struct lbd_frontend *fe, struct http_req *req,
+    const struct http_auth *a)
+{
+	static const char	 text[] = "401 Unauthorized\n";
+	const char		*body = fe->errpage[401];
+	size_t			 len = fe->errlen[401];
+
+	http_resp_begin(req, 401);
+	auth_challenge(req, a);
+	http_resp_header(req, "Content-Type", body != NULL ? "text/html" :
+	    "text/plain");
+	http_resp_header(req, "Cache-Control", "no-store");
+	if (body == NULL) {
+		body = text;
+		len = sizeof(text) - 1;
+	}
+	http_resp_body(req, len);
+	http_resp_write(req, body, len);
+	return (http_resp_end(req));
+}
+
 /* Per request, before the proxy takes it over: for our own answers. */
 struct lreq {
 	struct lbd_frontend	*fe;
@@ -105,13 +128,15 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
  * The routes with an allow list guard their host and path, whichever
  * route takes the request, on the decoded and normalized path: neither
  * /%61dmin/ nor /x/../admin/ passes a guard on /admin/; and so do the
- * routes with a rate limit, which count each request they match (one
- * refused by an allow list is not counted).  Returns 0, or the status
- * to refuse the request with (403, or the limit's; 400 for a target
- * that cannot be normalized).
+ * routes with basic auth, and those with a rate limit, which count each
+ * request they match (one refused by an allow list or for its
+ * credentials is not counted).  Returns 0, or the status to refuse the
+ * request with (403; 401, the auth to challenge with in <challenge>;
+ * the limit's; 400 for a target that cannot be normalized).
  */
 static int
-route_guard(struct lbd_frontend *fe, struct http_req *req)
+route_guard(struct lbd_frontend *fe, struct http_req *req,
+    const struct http_auth **challenge)
 {
 	struct http_target	 t;
 	struct slice		 p, host;
@@ -131,6 +156,15 @@ route_guard(struct lbd_frontend *fe, struct http_req *req)
 		    !net_acl_allows(&r->acl, http_req_peer(req))) {
 			stats_inc(fe->m_denied);
 			return (403);
+		}
+	}
+	for (i = 0; i < fe->nrules; i++) {
+		r = &fe->rules[i];
+		if (r->auth != NULL &&
+		    rule_matches(r, host, t.path, t.pathlen) &&
+		    !auth_check(req, r->auth)) {
+			*challenge = r->auth;
+			return (401);
 		}
 	}
 	for (i = 0; i < fe->nrules; i++) {
@@ -233,6 +267,7 @@ l_request(struct http_req *req)
 	struct lbd_frontend	*fe = l->fe;
 	struct lbd_backend	*be;
 	struct lreq		*lr;
+	const struct http_auth	*challenge = NULL;
 	int			 st;
 
 	if ((lr = calloc(1, sizeof(*lr))) == NULL) {
@@ -263,7 +298,10 @@ l_request(struct http_req *req)
 		fe_error(fe, req, fe->rate_status);
 		return;
 	}
-	if ((st = route_guard(fe, req)) != 0) {
+	if ((st = route_guard(fe, req, &challenge)) == 401) {
+		fe_challenge(fe, req, challenge);
+		return;
+	} else if (st != 0) {
 		fe_error(fe, req, st);
 		return;
 	}

@@ -5,6 +5,7 @@ set/add/delete on requests and responses, error-page files, X-Forwarded-
 For and -Proto at an edge, PROXY protocol v1 and v2 sent to the servers
 (testhttpd's "proxy-from" listener, and the raw bytes), PROXY accepted
 from a trusted peer and refused from others, and a WebSocket tunnel."""
+import base64
 import hashlib
 import os
 import re
@@ -130,6 +131,63 @@ backend adm {{
         self.assertEqual((r.status, r.header("Server")), (200, "web"))
         self.assertEqual(self.metrics(settle=True)(
             "lbd_frontend_denied_total", frontend="www"), 6)
+
+    def test_route_basic_auth(self):
+        """route path /admin/ ... { auth-basic REALM FILE }: 401 with the
+        realm's challenge (and the frontend's 401 page) without the
+        credentials of one of the file's users, whichever spelling of
+        the path; the rest of the site is open."""
+        web, adm = self.backends("web", "adm")
+        users = os.path.join(self.dir, "users")
+        with open(users, "w") as f:
+            # "pw", bcrypt (test data)
+            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
+                    "sLumhm7dZKQbgSWZRBIT2\n")
+        page = os.path.join(self.dir, "401.html")
+        with open(page, "w") as f:
+            f.write("<p>who are you?</p>\n")
+        self.lbd(f"""
+frontend www {{
+    listen 127.0.0.1:{{port}}
+    error-page 401 {page}
+    route path /admin/ backend adm {{
+        auth-basic "Admin" "{users}"
+    }}
+    backend webs
+}}
+backend webs {{
+    server web {web.addr}
+}}
+backend adm {{
+    server adm {adm.addr}
+}}
+""")
+        ok = ("Authorization", "Basic " +
+              base64.b64encode(b"ops:pw").decode())
+        bad = ("Authorization", "Basic " +
+               base64.b64encode(b"ops:nope").decode())
+        for path in ("/admin/x", "/%61dmin/x", "/x/../admin/x"):
+            for hdrs in ([], [bad]):
+                with Conn(self.port) as c:
+                    r = c.request("GET", path, hdrs)
+                    self.assertEqual(
+                        (r.status, r.header("WWW-Authenticate"), r.body),
+                        (401, 'Basic realm="Admin", charset="UTF-8"',
+                         b"<p>who are you?</p>\n"), (path, hdrs))
+                    # kept alive, for the browser's second try, which
+                    # reaches the server (whose 404 it is)
+                    r = c.request("GET", "/admin/x", [ok])
+                    self.assertEqual((r.status, r.header("Server")),
+                                     (404, "adm"))
+        r = get(self.port, "/hello")
+        self.assertEqual((r.status, r.header("Server")), (200, "web"))
+        # a file lbd cannot use: refused with its line
+        with open(users, "a") as f:
+            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
+                    "sLumhm7dZKQbgSWZRBIT2\n")
+        rc, out = self.lb.run("-n")
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"{users}:2: user ops twice", out)
 
     # sticky sessions
 
