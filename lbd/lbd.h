@@ -202,8 +202,9 @@ struct lbd_frontend {
 	struct lbd_backend	*defbe;
 	int			 redirect_https;
 	int			 redirect_code;
-	int			 guarded;	/* a route has an allow list,
-						 * basic auth or a rate limit */
+	int			 guarded;	/* a route has an allow list
+						 * or basic auth */
+	int			 limited;	/* a route has a rate limit */
 	char			*redirect_except;	/* path prefix, or NULL */
 	struct lbd_hdrrule	 hdr[LBD_MAXHDRRULES];
 	int			 nhdr;
@@ -271,7 +272,7 @@ void	 relay_tcp_collect(void);
 /* ratelimit.c */
 struct rl_table *rl_table(const char *);
 int	 rl_request(struct rl_table *, uint32_t, uint32_t,
-	    const struct sockaddr *, uint64_t);
+	    const struct sockaddr *, uint64_t, int);
 int	 rl_conn_open(struct lbd_frontend *, const struct sockaddr *);
 void	 rl_conn_close(struct lbd_frontend *, const struct sockaddr *);
 int	 rl_reap(struct lbd_frontend *, int);

@@ -143,6 +143,17 @@ const struct conf_kw lbd_grammar[] = {
 	{ NULL }
 };
 
+/* Whether two routes match the same requests (as written). */
+static int
+same_match(const struct lbd_rule *a, const struct lbd_rule *b)
+{
+	if (a->type != b->type || (a->type == RULE_HOST ?
+	    strcasecmp(a->value, b->value) : strcmp(a->value, b->value)) != 0)
+		return (0);
+	return ((a->path == NULL) == (b->path == NULL) &&
+	    (a->path == NULL || strcmp(a->path, b->path) == 0));
+}
+
 struct lbd_backend *
 backend_find(struct lbd_conf *lc, const char *name)
 {
@@ -615,7 +626,7 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				r->rate_max = rn->args[0].num;
 				r->rate_window = rn->args[1].num;
 				r->rate_status = conf_optnum(rn, "status", 429);
-				fe->guarded = 1;
+				fe->limited = 1;
 			}
 			/* route host NAME path PREFIX: both must match */
 			if ((r->path = xstrdup(conf_optstr(n, "path",
@@ -646,6 +657,13 @@ lbd_load(struct conf *c, struct proc_settings *ps)
 				conf_error(c, n, "frontend %s routes to "
 				    "backend %s of another mode", fe->name,
 				    r->be->name);
+			/* one table per match: two would count twice */
+			for (i = 0; r->rate_max > 0 && i < fe->nrules; i++)
+				if (fe->rules[i].rate_max > 0 &&
+				    same_match(&fe->rules[i], r))
+					conf_error(c, conf_get(n, "rate-limit"),
+					    "an earlier route matching the same "
+					    "requests has a rate-limit too");
 			fe->nrules++;
 		}
 		if (fe->defbe == NULL && fe->nrules == 0 &&
@@ -872,8 +890,11 @@ lbd_setup(void *p, struct proc_settings *ps)
 			    NULL);
 		if (fe->rate_max > 0 || fe->conn_max > 0) {
 			snprintf(key, sizeof(key), "rl/%s", fe->name);
-			if ((fe->rl = rl_table(key)) == NULL)
+			if ((fe->rl = rl_table(key)) == NULL) {
+				log_warnx("frontend %s: no shared memory left "
+				    "for its limits", fe->name);
 				return (-1);
+			}
 		}
 		/* a route's table is named by what it matches, so that a
 		 * reload that moves it keeps its counts */
@@ -888,8 +909,12 @@ lbd_setup(void *p, struct proc_settings *ps)
 				h = hash_bytes(r->path, r->pathlen, h + 1);
 			snprintf(key, sizeof(key), "rlroute/%016llx/%s",
 			    (unsigned long long)h, fe->name);
-			if ((r->rl = rl_table(key)) == NULL)
+			if ((r->rl = rl_table(key)) == NULL) {
+				log_warnx("frontend %s: no shared memory left "
+				    "for the rate limit of route %s", fe->name,
+				    r->value);
 				return (-1);
+			}
 		}
 		if (fe->conn_max > 0) {
 			snprintf(key, sizeof(key), "rlheld/%s", fe->name);

@@ -208,12 +208,13 @@ rl_reap(struct lbd_frontend *fe, int slot)
 }
 
 /*
- * Count a request in table <t>, of a frontend or a route: -1 when the
- * source is over <max> requests per <window> ms.
+ * Count a request in table <t>, of a frontend or a route (only look,
+ * without <count>): -1 when the source is over <max> requests per
+ * <window> ms, and then it is not counted.
  */
 int
 rl_request(struct rl_table *t, uint32_t max, uint32_t window,
-    const struct sockaddr *sa, uint64_t now)
+    const struct sockaddr *sa, uint64_t now, int count)
 {
 	struct rl_entry	*e;
 	uint64_t	 w = now / window, into;
@@ -233,7 +234,7 @@ rl_request(struct rl_table *t, uint32_t max, uint32_t window,
 		rate = e->prev * (double)(window - into) / window + e->cur;
 		if (rate >= max)
 			over = 1;
-		else
+		else if (count)
 			e->cur++;
 	}
 	shm_unlock(&t->lock);

@@ -125,14 +125,16 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
 }
 
 /*
- * The routes with an allow list guard their host and path, whichever
- * route takes the request, on the decoded and normalized path: neither
- * /%61dmin/ nor /x/../admin/ passes a guard on /admin/; and so do the
- * routes with basic auth, and those with a rate limit, which count each
- * request they match (one refused by an allow list or for its
- * credentials is not counted).  Returns 0, or the status to refuse the
- * request with (403; 401, the auth to challenge with in <challenge>;
- * the limit's; 400 for a target that cannot be normalized).
+ * The routes with an allow list or basic auth guard their host and
+ * path, whichever route takes the request, on the decoded and
+ * normalized path: neither /%61dmin/ nor /x/../admin/ passes a guard on
+ * /admin/.  The routes with a rate limit match the same way, and a
+ * request counts in each of theirs only when none is over (one refused
+ * by a guard or a limit is not counted).  Returns 0, or the status to
+ * refuse the request with: 403; 401, with the auth to challenge with in
+ * <challenge>; the limit's; 400 for a target that cannot be normalized
+ * on a guarded frontend.  Without a guard such a target is not refused:
+ * it counts in every limit of its host, whatever the path.
  */
 static int
 route_guard(struct lbd_frontend *fe, struct http_req *req,
@@ -141,24 +143,27 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 	struct http_target	 t;
 	struct slice		 p, host;
 	const struct lbd_rule	*r;
+	const struct sockaddr	*peer = http_req_peer(req);
 	const char		*why;
-	int			 i;
+	uint64_t		 now;
+	int			 i, pass, parsed;
 
-	if (!fe->guarded)
+	if (!fe->guarded && !fe->limited)
 		return (0);
 	p = http_req_path(req);
-	if (http_target_parse(p.p, p.len, &t, &why) == -1)
+	parsed = http_target_parse(p.p, p.len, &t, &why) == 0;
+	if (!parsed && fe->guarded)
 		return (400);
 	host = route_host(req);
-	for (i = 0; i < fe->nrules; i++) {
+	for (i = 0; parsed && i < fe->nrules; i++) {
 		r = &fe->rules[i];
 		if (r->has_acl && rule_matches(r, host, t.path, t.pathlen) &&
-		    !net_acl_allows(&r->acl, http_req_peer(req))) {
+		    !net_acl_allows(&r->acl, peer)) {
 			stats_inc(fe->m_denied);
 			return (403);
 		}
 	}
-	for (i = 0; i < fe->nrules; i++) {
+	for (i = 0; parsed && i < fe->nrules; i++) {
 		r = &fe->rules[i];
 		if (r->auth != NULL &&
 		    rule_matches(r, host, t.path, t.pathlen) &&
@@ -167,16 +172,22 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 			return (401);
 		}
 	}
-	for (i = 0; i < fe->nrules; i++) {
-		r = &fe->rules[i];
-		if (r->rate_max > 0 &&
-		    rule_matches(r, host, t.path, t.pathlen) &&
-		    rl_request(r->rl, r->rate_max, r->rate_window,
-		    http_req_peer(req), ev_now(req->conn->loop)) == -1) {
-			stats_inc(fe->m_limited);
-			return (r->rate_status);
+	/* the limits: each one looked at, then counted in if none is over */
+	now = ev_now(req->conn->loop);
+	for (pass = 0; fe->limited && pass < 2; pass++)
+		for (i = 0; i < fe->nrules; i++) {
+			r = &fe->rules[i];
+			if (r->rate_max == 0 || !(parsed ?
+			    rule_matches(r, host, t.path, t.pathlen) :
+			    (r->type == RULE_PATH || (host.len > 0 &&
+			    host_matches(r, host)))))
+				continue;
+			if (rl_request(r->rl, r->rate_max, r->rate_window,
+			    peer, now, pass) == -1) {
+				stats_inc(fe->m_limited);
+				return (r->rate_status);
+			}
 		}
-	}
 	return (0);
 }
 
@@ -293,7 +304,7 @@ l_request(struct http_req *req)
 	}
 	if (fe->rate_max > 0 && rl_request(fe->rl, fe->rate_max,
 	    fe->rate_window, http_req_peer(req),
-	    ev_now(req->conn->loop)) == -1) {
+	    ev_now(req->conn->loop), 1) == -1) {
 		stats_inc(fe->m_limited);
 		fe_error(fe, req, fe->rate_status);
 		return;

@@ -143,16 +143,19 @@ backend webs {{
             self.assertEqual(get(self.port, "/hello").status, 200)
         self.assertEqual([get(self.port, "/status/200", source="127.0.0.2").status
                           for _ in range(3)], [200, 200, 503])
-        # an unnormalizable target on such a frontend: 400
-        self.assertEqual(get(self.port, "/%2fstatus/200").status, 400)
+        # a target that cannot be normalized is not refused where only
+        # limits are (no guard): it counts in every limit of its host
+        self.assertEqual(get(self.port, "/%2fstatus/200").status, 503)
+        self.assertEqual(get(self.port, "/caf%E9",
+                             source="127.0.0.3").status, 404)
         c1.close()
         c2.close()
         m = self.metrics(settle=True)
-        self.assertEqual(m("lbd_frontend_limited_total", frontend="www"), 6)
+        self.assertEqual(m("lbd_frontend_limited_total", frontend="www"), 7)
         self.assertEqual(m("lbd_server_requests_total", backend="webs",
-                           server="b1"), 2 + 5 + 2)
-        limited = [ln for ln in self.wait_logs(16) if ln["status"] == 503]
-        self.assertEqual(len(limited), 6)
+                           server="b1"), 2 + 5 + 2 + 1)
+        limited = [ln for ln in self.wait_logs(17) if ln["status"] == 503]
+        self.assertEqual(len(limited), 7)
         self.assertEqual({(ln["server"], ln["term"][:2]) for ln in limited},
                          {("<NOSRV>", "LR")})
         # a reload that moves the route keeps its count
@@ -166,6 +169,34 @@ backend webs {{
         self.assertIn("reload done", ln)
         self.assertEqual(get(self.port, "/status/200").status, 503)
         self.assertEqual(get(self.port, "/hello").status, 200)
+
+    def test_route_rate_limits_count_only_what_passes(self):
+        """Nested routes with limits: a request counts in each limit it
+        matches when none is over, and in none when one is (it used to
+        use up the wider route's budget).  Two routes that match the
+        same requests cannot both have a limit (they would share a
+        table and count twice)."""
+        b1, = self.backends("b1")
+        self.simple([b1], frontend="""
+    route path /status/2 backend webs { rate-limit 2 60s }
+    route path /status/ backend webs { rate-limit 5 60s }""")
+        src = "127.0.0.4"
+        self.assertEqual([get(self.port, "/status/200", source=src).status
+                          for _ in range(4)], [200, 200, 429, 429])
+        # /status/ has counted 2 of its 5
+        self.assertEqual([get(self.port, "/status/404", source=src).status
+                          for _ in range(4)], [404, 404, 404, 429])
+        self.refused(f"""
+frontend www {{
+    listen 127.0.0.1:1
+    route path /a/ backend webs {{ rate-limit 2 60s }}
+    route path /a/ backend webs {{ rate-limit 9 1s }}
+    backend webs
+}}
+backend webs {{
+    server b1 {b1.addr}
+}}""", "rate-limit 9 1s", "an earlier route matching the same requests "
+                     "has a rate-limit too")
 
     def test_many_limited_frontends(self):
         # each limited frontend has a 3 MiB table in the shared segment:
