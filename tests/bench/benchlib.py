@@ -279,7 +279,8 @@ def alternate(label, servers, workers, headers=(), think_ms=0):
             pids = srv.pids()
             t0 = cpu_ticks(pids)
             timer = None
-            if workers > 1:
+            # (a connection per request lives too short to be seen)
+            if workers > 1 and not any("close" in h for h in headers):
                 port = int(re.search(r":(\d+)/", url).group(1))
                 timer = threading.Timer(
                     1.5, lambda n=name, p=port: share[n].append(
