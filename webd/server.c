@@ -85,7 +85,7 @@ server_find(struct webd_listener *wl, struct http_req *req)
 struct webd_loc *
 location_find(struct webd_server *s, const char *path, size_t len)
 {
-	struct webd_loc	*l, *best = NULL;
+	struct webd_loc	*l;
 
 	TAILQ_FOREACH(l, &s->locs, entry)
 		if (l->exact && l->pathlen == len &&
@@ -94,6 +94,15 @@ location_find(struct webd_server *s, const char *path, size_t len)
 	TAILQ_FOREACH(l, &s->locs, entry)
 		if (l->glob && fnmatch(l->path, path, 0) == 0)
 			return (l);
+	return (location_prefix(s, path, len));
+}
+
+/* The prefix location of <path>: the longest, else the server's own. */
+struct webd_loc *
+location_prefix(struct webd_server *s, const char *path, size_t len)
+{
+	struct webd_loc	*l, *best = NULL;
+
 	TAILQ_FOREACH(l, &s->locs, entry) {
 		if (l->exact || l->glob || l->pathlen > len ||
 		    memcmp(l->path, path, l->pathlen) != 0)
@@ -427,7 +436,7 @@ server_request(struct http_req *req)
 {
 	struct webd_listener	*wl = (struct webd_listener *)req->conn->srv;
 	struct webd_server	*s;
-	struct webd_loc		*l;
+	struct webd_loc		*l, *g;
 	struct http_target	 t;
 	struct slice		 tg;
 	struct wreq		*w;
@@ -452,12 +461,19 @@ server_request(struct http_req *req)
 		return;
 	}
 	l = location_find(s, t.path, t.pathlen);
-	if (!server_allowed(req, l)) {
+	/* a pattern's path stays under its prefix location's guards:
+	 * "*.css" does not open /admin/x.css */
+	g = l->glob ? location_prefix(s, t.path, t.pathlen) : l;
+	if (!server_allowed(req, l) || (g != l && !server_allowed(req, g))) {
 		server_error(req, s, l, 403);
 		return;
 	}
 	if (l->auth != NULL && !auth_check(req, l->auth)) {
 		server_error(req, s, l, 401);
+		return;
+	}
+	if (g != l && g->auth != NULL && !auth_check(req, g->auth)) {
+		server_error(req, s, g, 401);
 		return;
 	}
 	/* the location's max-body-size: a length now, chunks as they come */

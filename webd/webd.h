@@ -179,6 +179,7 @@ void	 server_request(struct http_req *);
 void	 server_done(struct http_req *);
 struct webd_server *server_find(struct webd_listener *, struct http_req *);
 struct webd_loc *location_find(struct webd_server *, const char *, size_t);
+struct webd_loc *location_prefix(struct webd_server *, const char *, size_t);
 int	 server_error(struct http_req *, struct webd_server *,
 	    struct webd_loc *, int);
 void	 server_headers(struct http_req *, struct webd_server *,

@@ -42,6 +42,7 @@ class AuthTest(WebdClass):
         w = os.path.join(cls.dir, "www")
         write(f"{w}/index.html", b"home\n")
         write(f"{w}/admin/secret.txt", b"the secret\n")
+        write(f"{w}/admin/x.css", b"css\n")
         write(f"{w}/admin/public/open.txt", b"open\n")
         write(f"{w}/open/x.txt", b"x\n")
         write(f"{cls.dir}/users", USERS.encode(), mode=0o600)
@@ -61,6 +62,9 @@ server "main" {{
 	}}
 	location "/admin/public/" {{
 		auth-basic off
+	}}
+	location "*.css" {{
+		expires 1h
 	}}
 }}
 server "locked" {{
@@ -125,6 +129,13 @@ server "locked" {{
                      "/admin/public/../secret.txt", "/admin/"):
             r = self.get(path)
             self.assertEqual(r.status, 401, path)
+        # a pattern location does not open the prefix's guard
+        r = self.get("/admin/x.css")
+        self.assertEqual((r.status, r.header("WWW-Authenticate")),
+                         (401, 'Basic realm="Admin area", charset="UTF-8"'))
+        r = self.get("/admin/x.css", [basic("bob", "pw")])
+        self.assertEqual((r.status, r.body), (200, b"css\n"))
+        self.assertEqual(r.header("Cache-Control"), "max-age=3600")
         # a location that says off, and the rest of the site
         self.assertEqual(self.get("/admin/public/open.txt").body, b"open\n")
         self.assertEqual(self.get("/").body, b"home\n")
