@@ -307,9 +307,11 @@ class Basic(DbrepTest):
         self.assertEqual(out, "id,s,b\n1,\"a,b \"\"c\"\"\",x'00ff'\n")
         rc, out, err = ctl("query", "SELECT * FROM t", nodes=nodes)
         self.assertIn("id | s", out)
-        rc, out, err = ctl("status", nodes=nodes)
+        # the replica connects on its own time (slow under sanitizers)
+        out = wait_for(lambda: (lambda o: o if re.search(
+            r"replica db2 addr \S+ connected ", o) else None)(
+            ctl("status", nodes=nodes)[1]), 10, what="db2 connected")
         self.assertIn("role primary", out)
-        self.assertRegex(out, r"replica db2 addr \S+ connected ")
         lsn = p.lsn()
         r.wait_lsn(lsn)
         # the replica's link may come up after the inserts on a busy box
