@@ -200,6 +200,30 @@ auth_challenge(struct http_req *req, const struct http_auth *a)
 	    "charset=\"UTF-8\"", a->realm);
 }
 
+/*
+ * A whole 401 with <a>'s challenge: <page> (HTML, <len> bytes) if there
+ * is one, else a line of text.
+ */
+int
+auth_refuse(struct http_req *req, const struct http_auth *a,
+    const char *page, size_t len)
+{
+	static const char	 text[] = "401 Unauthorized\n";
+
+	http_resp_begin(req, 401);
+	auth_challenge(req, a);
+	http_resp_header(req, "Content-Type", page != NULL ? "text/html" :
+	    "text/plain");
+	http_resp_header(req, "Cache-Control", "no-store");
+	if (page == NULL) {
+		page = text;
+		len = sizeof(text) - 1;
+	}
+	http_resp_body(req, len);
+	http_resp_write(req, page, len);
+	return (http_resp_end(req));
+}
+
 /* A digest of what passed: the user, the password and its hash. */
 static void
 cache_key(const char *user, const char *pass, const char *hash,
@@ -292,6 +316,9 @@ auth_user(struct http_req *req, char *user, size_t usize)
 	unsigned char	 dec[AUTH_MAXLINE];
 	int		 ok = 0;
 
+	/* every request's log line asks: nothing to wipe without them */
+	if (http_req_header(req, "authorization").p == NULL)
+		return (0);
 	if (credentials(req, dec) != NULL && dec[0] != '\0') {
 		strlcpy(user, (char *)dec, usize);
 		ok = 1;

@@ -17,6 +17,9 @@ struct http_auth *auth_load(struct conf *, struct conf_node *);
 void	 auth_free(struct http_auth *);
 /* the WWW-Authenticate field of a 401 */
 void	 auth_challenge(struct http_req *, const struct http_auth *);
+/* a whole 401: the challenge, and a page or a line of text */
+int	 auth_refuse(struct http_req *, const struct http_auth *,
+	    const char *, size_t);
 /* 1 when the request carries the credentials of one of the users */
 int	 auth_check(struct http_req *, const struct http_auth *);
 /* the user name the request's credentials give, checked or not */

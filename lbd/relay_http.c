@@ -39,29 +39,6 @@ fe_error(struct lbd_frontend *fe, struct http_req *req, int status)
 	return (http_resp_error(req, status));
 }
 
-/* A route's 401: its challenge, and the frontend's page for 401. */
-static int
-fe_challenge(struct lbd_frontend *fe, struct http_req *req,
-    const struct http_auth *a)
-{
-	static const char	 text[] = "401 Unauthorized\n";
-	const char		*body = fe->errpage[401];
-	size_t			 len = fe->errlen[401];
-
-	http_resp_begin(req, 401);
-	auth_challenge(req, a);
-	http_resp_header(req, "Content-Type", body != NULL ? "text/html" :
-	    "text/plain");
-	http_resp_header(req, "Cache-Control", "no-store");
-	if (body == NULL) {
-		body = text;
-		len = sizeof(text) - 1;
-	}
-	http_resp_body(req, len);
-	http_resp_write(req, body, len);
-	return (http_resp_end(req));
-}
-
 /* Per request, before the proxy takes it over: for our own answers. */
 struct lreq {
 	struct lbd_frontend	*fe;
@@ -310,7 +287,7 @@ l_request(struct http_req *req)
 		return;
 	}
 	if ((st = route_guard(fe, req, &challenge)) == 401) {
-		fe_challenge(fe, req, challenge);
+		auth_refuse(req, challenge, fe->errpage[401], fe->errlen[401]);
 		return;
 	} else if (st != 0) {
 		fe_error(fe, req, st);

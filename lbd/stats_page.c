@@ -301,12 +301,7 @@ s_request(struct http_req *req)
 	    !auth_check(req, ss->lc->stats_auth)) {
 		buf_free(b);
 		free(b);
-		http_resp_begin(req, 401);
-		auth_challenge(req, ss->lc->stats_auth);
-		http_resp_header(req, "Content-Type", "text/plain");
-		http_resp_body(req, 13);
-		http_resp_write(req, "unauthorized\n", 13);
-		http_resp_end(req);
+		auth_refuse(req, ss->lc->stats_auth, NULL, 0);
 		return;
 	}
 	if (slice_eq(t, "/metrics")) {

@@ -5,7 +5,6 @@ set/add/delete on requests and responses, error-page files, X-Forwarded-
 For and -Proto at an edge, PROXY protocol v1 and v2 sent to the servers
 (testhttpd's "proxy-from" listener, and the raw bytes), PROXY accepted
 from a trusted peer and refused from others, and a WebSocket tunnel."""
-import base64
 import hashlib
 import os
 import re
@@ -17,7 +16,8 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for, wait_port
-from httpc import Conn, request_bytes, silent_server, tcp_conns
+from httpc import (BCRYPT_PW, Conn, basic_auth, request_bytes,
+                   silent_server, tcp_conns)
 from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
 
@@ -140,9 +140,7 @@ backend adm {{
         web, adm = self.backends("web", "adm")
         users = os.path.join(self.dir, "users")
         with open(users, "w") as f:
-            # "pw", bcrypt (test data)
-            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
-                    "sLumhm7dZKQbgSWZRBIT2\n")
+            f.write(f"ops:{BCRYPT_PW}\n")
         page = os.path.join(self.dir, "401.html")
         with open(page, "w") as f:
             f.write("<p>who are you?</p>\n")
@@ -162,10 +160,7 @@ backend adm {{
     server adm {adm.addr}
 }}
 """)
-        ok = ("Authorization", "Basic " +
-              base64.b64encode(b"ops:pw").decode())
-        bad = ("Authorization", "Basic " +
-               base64.b64encode(b"ops:nope").decode())
+        ok, bad = basic_auth("ops", "pw"), basic_auth("ops", "nope")
         for path in ("/admin/x", "/%61dmin/x", "/x/../admin/x"):
             for hdrs in ([], [bad]):
                 with Conn(self.port) as c:
@@ -183,8 +178,7 @@ backend adm {{
         self.assertEqual((r.status, r.header("Server")), (200, "web"))
         # a file lbd cannot use: refused with its line
         with open(users, "a") as f:
-            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
-                    "sLumhm7dZKQbgSWZRBIT2\n")
+            f.write(f"ops:{BCRYPT_PW}\n")
         rc, out = self.lb.run("-n")
         self.assertEqual(rc, 1, out)
         self.assertIn(f"{users}:2: user ops twice", out)

@@ -5,7 +5,6 @@ from the test run's syslog and parsed field by field (client:port, date,
 frontend, backend/server, the five timers, status, bytes, termination
 state, connection counts, the escaped request line), the stats page
 (HTML, a row per frontend, backend and server) and /healthz."""
-import base64
 import datetime
 import os
 import socket
@@ -13,7 +12,8 @@ import threading
 import time
 
 from harness import SLOW, free_port, wait_for
-from httpc import Conn, request_bytes, scripted_server
+from httpc import (BCRYPT_PW, Conn, basic_auth, request_bytes,
+                   scripted_server)
 from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get, kill_now,
                      raw_closed)
 
@@ -441,9 +441,7 @@ backend webs {{
         s1, = self.backends("s1")
         users = os.path.join(self.dir, "stats-users")
         with open(users, "w") as f:
-            # "pw", bcrypt (test data)
-            f.write("ops:$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/"
-                    "sLumhm7dZKQbgSWZRBIT2\n")
+            f.write(f"ops:{BCRYPT_PW}\n")
         os.chmod(users, 0o600)
         self.lbd(f"""
 frontend www {{
@@ -456,8 +454,7 @@ backend webs {{
 """, stats_opts=f' {{\n    auth-basic "lbd stats" "{users}"\n}}')
 
         def auth(pw):
-            return [("Authorization", "Basic " +
-                     base64.b64encode(f"ops:{pw}".encode()).decode())]
+            return [basic_auth("ops", pw)]
         for path in ("/", "/stats", "/metrics"):
             r = get(self.stats, path)
             self.assertEqual((r.status, r.header("WWW-Authenticate")),

@@ -12,11 +12,11 @@ import re
 import signal
 
 from harness import Daemon, wait_for
-from httpc import Conn
+from httpc import BCRYPT_PW, Conn
+from httpc import basic_auth as basic
 from webdtest import WebdClass, clf, webd_conf, write
 
 # test data: hashes of known passwords
-BCRYPT_PW = "$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/sLumhm7dZKQbgSWZRBIT2"
 SHA256_PW = "$5$ybrQLwqTQ3b8iaQi$KItaAo.LqgIz1WuTeaLZj1PxsdDLuatFa4ubMQeOY.9"
 SHA512_XY = ("$6$abcdefgh$aRpB/OpSXStt4c7hLDCnXWJQBhkxi9uLQKHn8hEQE4s8jdPxIvJNz"
              "L3hxfqehoGGpe7EA2SSOgvf0tgRzgbpr1")     # "x:y"
@@ -29,11 +29,6 @@ bob:{BCRYPT_PW}
 
 carol:{SHA256_PW}
 """
-
-
-def basic(user, pw):
-    return ("Authorization",
-            "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode())
 
 
 class AuthTest(WebdClass):

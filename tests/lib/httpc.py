@@ -3,6 +3,7 @@ engine, the proxy and TLS: exact bytes out, responses read back one by
 one (so that pipelined answers can be checked in order), plus helpers to
 look at the daemons' processes (RSS, which worker owns a connection) and
 to make test certificates."""
+import base64
 import contextlib
 import os
 import re
@@ -422,3 +423,12 @@ def scripted_server(test, script, rcvbuf=None):
             script(s, buf)
     threading.Thread(target=run, daemon=True).start()
     return ls.getsockname()[1]
+
+# test data for basic auth: "pw" hashed with bcrypt (cost 4)
+BCRYPT_PW = "$2b$04$il4Xk3lYoHaiFPvBygkpjef1vb8S2zo/sLumhm7dZKQbgSWZRBIT2"
+
+
+def basic_auth(user, pw):
+    """The Authorization field of HTTP basic credentials."""
+    return ("Authorization", "Basic " +
+            base64.b64encode(f"{user}:{pw}".encode()).decode())
