@@ -87,6 +87,7 @@ enum http_framing {
 #define HTTP_F_CL		0x0020	/* Content-Length present */
 #define HTTP_F_CONN_OTHER	0x0040	/* Connection names other fields */
 #define HTTP_F_BADFRAMING	0x0080	/* response: TE + CL; close after */
+#define HTTP_F_AUTH		0x0100	/* request: Authorization present */
 
 /* A field: offsets from the start of the message. */
 struct http_hdr {

@@ -339,6 +339,19 @@ field_done(struct http_msg *m, const char *buf, struct http_hdr *h)
 				return (fail(m, 400, "invalid Content-Length"));
 		}
 		break;
+	case 13:
+		/*
+		 * Credentials are one field (RFC 9110 11.6.2): two would
+		 * let a guard check one while the app reads the other
+		 */
+		if (!m->response && http_token_eq(name, 13,
+		    "authorization")) {
+			if (m->flags & HTTP_F_AUTH)
+				return (fail(m, 400,
+				    "more than one Authorization"));
+			m->flags |= HTTP_F_AUTH;
+		}
+		break;
 	case 16:
 		if (http_token_eq(name, 16, "proxy-connection"))
 			h->flags |= HTTP_H_PROXYCONN | HTTP_H_HOPBYHOP;

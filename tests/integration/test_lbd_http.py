@@ -176,6 +176,11 @@ backend adm {{
                                      (404, "adm"))
         r = get(self.port, "/hello")
         self.assertEqual((r.status, r.header("Server")), (200, "web"))
+        # two sets of credentials: the server could read the other one
+        for hdrs in ([ok, bad], [bad, ok]):
+            r = get(self.port, "/admin/x", hdrs)
+            self.assertEqual(r.status, 400, hdrs)
+            self.assertIsNone(r.header("Server"))
         # a file lbd cannot use: refused with its line
         with open(users, "a") as f:
             f.write(f"ops:{BCRYPT_PW}\n")

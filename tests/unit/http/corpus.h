@@ -579,6 +579,9 @@ static const struct hcase corpus_req[] CORPUS_UNUSED = {
 	{ "two Host fields, one empty", IN("GET / HTTP/1.1\r\nHost:\r\n"
 	    "Host: a\r\n\r\n"), ERR(400) },
 	{ "Host list", IN("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), ERR(400) },
+	{ "two Authorization fields", IN("GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Authorization: Basic YTpi\r\nauthorization: Basic Yzpk\r\n\r\n"),
+	    ERR(400) },
 	{ "Host with a comma", IN("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n"),
 	    ERR(400) },
 	{ "Host with a space", IN("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
