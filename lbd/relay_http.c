@@ -107,7 +107,9 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
  * normalized path: neither /%61dmin/ nor /x/../admin/ passes a guard on
  * /admin/.  The routes with a rate limit match the same way, and a
  * request counts in each of theirs only when none is over (one refused
- * by a guard or a limit is not counted).  Returns 0, or the status to
+ * by an allow list or a limit is not counted; one basic auth refuses
+ * is, so that a limit slows down the guessing of passwords and spares
+ * the worker their hashing).  Returns 0, or the status to
  * refuse the request with: 403; 401, with the auth to challenge with in
  * <challenge>; the limit's; 400 for a target that cannot be normalized
  * on a guarded frontend.  Without a guard such a target is not refused:
@@ -140,15 +142,6 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 			return (403);
 		}
 	}
-	for (i = 0; parsed && i < fe->nrules; i++) {
-		r = &fe->rules[i];
-		if (r->auth != NULL &&
-		    rule_matches(r, host, t.path, t.pathlen) &&
-		    !auth_check(req, r->auth)) {
-			*challenge = r->auth;
-			return (401);
-		}
-	}
 	/* the limits: each one looked at, then counted in if none is over */
 	now = ev_now(req->conn->loop);
 	for (pass = 0; fe->limited && pass < 2; pass++)
@@ -165,6 +158,16 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 				return (r->rate_status);
 			}
 		}
+	/* after the limits, which count wrong passwords and spare their hash */
+	for (i = 0; parsed && i < fe->nrules; i++) {
+		r = &fe->rules[i];
+		if (r->auth != NULL &&
+		    rule_matches(r, host, t.path, t.pathlen) &&
+		    !auth_check(req, r->auth)) {
+			*challenge = r->auth;
+			return (401);
+		}
+	}
 	return (0);
 }
 

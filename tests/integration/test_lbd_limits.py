@@ -12,7 +12,8 @@ import socket
 import time
 
 from harness import SLOW, free_port, wait_for, wait_port
-from httpc import Closed, Conn, only_worker, request_bytes, socket_owner
+from httpc import (BCRYPT_PW, Closed, Conn, basic_auth, only_worker,
+                   request_bytes, socket_owner)
 from lbdtest import LbdTest, get, raw_closed
 
 
@@ -197,6 +198,31 @@ backend webs {{
     server b1 {b1.addr}
 }}""", "rate-limit 9 1s", "an earlier route matching the same requests "
                      "has a rate-limit too")
+
+    def test_route_rate_limit_counts_wrong_passwords(self):
+        """A limit on a route with basic auth counts the requests auth
+        refuses: a client guessing passwords gets its 429 (before its
+        guess is hashed), its right password too once over."""
+        b1, = self.backends("b1")
+        users = os.path.join(self.dir, "users")
+        with open(users, "w") as f:
+            f.write(f"ops:{BCRYPT_PW}\n")
+        self.simple([b1], frontend=f"""
+    route path /status/ backend webs {{
+        auth-basic "Ops" "{users}"
+        rate-limit 3 60s
+    }}""")
+        src = "127.0.0.5"
+        got = [get(self.port, "/status/200", [basic_auth("ops", f"x{i}")],
+                   source=src).status for i in range(4)]
+        self.assertEqual(got, [401, 401, 401, 429])
+        self.assertEqual(get(self.port, "/status/200",
+                             [basic_auth("ops", "pw")], source=src).status,
+                         429)
+        # another client, with the password, is not held back
+        self.assertEqual(get(self.port, "/status/200",
+                             [basic_auth("ops", "pw")],
+                             source="127.0.0.6").status, 200)
 
     def test_many_limited_frontends(self):
         # each limited frontend has a 3 MiB table in the shared segment:
