@@ -103,7 +103,7 @@ auth_load(struct conf *c, struct conf_node *n)
 	char			 line[AUTH_MAXLINE], *colon, *end;
 	const char		*why;
 	FILE			*f;
-	int			 lineno = 0, i, bad = 0;
+	int			 lineno = 0, i, bad = 0, ch;
 
 	if (n->nargs < 2) {
 		conf_error(c, n, "auth-basic needs a realm and a user file, "
@@ -126,12 +126,18 @@ auth_load(struct conf *c, struct conf_node *n)
 	a->realm = xstrdup(realm);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
-		if ((end = strchr(line, '\n')) == NULL && !feof(f)) {
+		/* a full buffer without a newline: more follows, or EOF */
+		if ((end = strchr(line, '\n')) == NULL && !feof(f) &&
+		    (ch = getc(f)) != EOF && ch != '\n') {
 			conf_error(c, n, "%s:%d: line too long", path, lineno);
 			bad = 1;
 			break;
 		}
-		line[strcspn(line, "\r\n")] = '\0';
+		/* no hash ends in a blank: one pasted there would never match */
+		end = line + strcspn(line, "\r\n");
+		while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if ((colon = strchr(line, ':')) == NULL || colon == line) {
@@ -342,8 +348,16 @@ auth_check(struct http_req *req, const struct http_auth *a)
 	for (i = 0; i < a->nusers; i++)
 		if (strcmp(a->users[i].name, user) == 0)
 			break;
-	if (i == a->nusers)
+	if (i == a->nusers) {
+		/*
+		 * An unknown user costs a hash too, or the time of the answer
+		 * would tell which users exist
+		 */
+		if (a->nusers > 0)
+			(void)crypt_r(pass, a->users[0].hash, &cd);
+		explicit_bzero(&cd, sizeof(cd));
 		goto done;
+	}
 	hash = a->users[i].hash;
 	cache_key(user, pass, hash, key);
 	if (cache_has(key, now))

@@ -148,6 +148,33 @@ server_allowed(struct http_req *req, struct webd_loc *l)
 	    net_acl_allows(&l->acl, sa));
 }
 
+/*
+ * Do <l>'s guards let the request reach <path> (<len> bytes), which <l>
+ * serves?  A pattern's path stays under its prefix location's guards too:
+ * "*.css" does not open /admin/x.css.  When not, answer 403 or 401 and
+ * return -1.
+ */
+int
+server_guard(struct http_req *req, struct webd_server *s, struct webd_loc *l,
+    const char *path, size_t len)
+{
+	struct webd_loc	*g = l->glob ? location_prefix(s, path, len) : l;
+
+	if (!server_allowed(req, l) || (g != l && !server_allowed(req, g))) {
+		server_error(req, s, l, 403);
+		return (-1);
+	}
+	if (l->auth != NULL && !auth_check(req, l->auth)) {
+		server_error(req, s, l, 401);
+		return (-1);
+	}
+	if (g != l && g->auth != NULL && !auth_check(req, g->auth)) {
+		server_error(req, s, g, 401);
+		return (-1);
+	}
+	return (0);
+}
+
 /* The configured fields, HSTS and caching fields of a response. */
 void
 server_headers(struct http_req *req, struct webd_server *s, struct webd_loc *l)
@@ -436,7 +463,7 @@ server_request(struct http_req *req)
 {
 	struct webd_listener	*wl = (struct webd_listener *)req->conn->srv;
 	struct webd_server	*s;
-	struct webd_loc		*l, *g;
+	struct webd_loc		*l;
 	struct http_target	 t;
 	struct slice		 tg;
 	struct wreq		*w;
@@ -461,21 +488,8 @@ server_request(struct http_req *req)
 		return;
 	}
 	l = location_find(s, t.path, t.pathlen);
-	/* a pattern's path stays under its prefix location's guards:
-	 * "*.css" does not open /admin/x.css */
-	g = l->glob ? location_prefix(s, t.path, t.pathlen) : l;
-	if (!server_allowed(req, l) || (g != l && !server_allowed(req, g))) {
-		server_error(req, s, l, 403);
+	if (server_guard(req, s, l, t.path, t.pathlen) == -1)
 		return;
-	}
-	if (l->auth != NULL && !auth_check(req, l->auth)) {
-		server_error(req, s, l, 401);
-		return;
-	}
-	if (g != l && g->auth != NULL && !auth_check(req, g->auth)) {
-		server_error(req, s, g, 401);
-		return;
-	}
 	/* the location's max-body-size: a length now, chunks as they come */
 	req->max_body = l->max_body;
 	if (l->max_body != 0 && (req->msg.flags & HTTP_F_CL) &&

@@ -707,6 +707,30 @@ try_open(struct webd_loc *l, const char *rel, struct stat *st, int *isdir)
 	return (fd);
 }
 
+/*
+ * A try-files candidate found in <l> answers for another path, <path>
+ * then <suffix>: that path's own location must let the request through
+ * too, or location "/" with "$uri/index.html" would hand out
+ * /admin/index.html for "/admin", past location "/admin/"'s guards.
+ * Returns -1 when it answered 403 or 401.
+ */
+static int
+try_guard(struct http_req *req, struct webd_server *s, struct webd_loc *l,
+    const char *path, const char *suffix)
+{
+	char		 p[HTTP_MAXPATH + 128];
+	struct webd_loc	*cl;
+	size_t		 len;
+
+	len = snprintf(p, sizeof(p), "%s%s", path, suffix);
+	if (len >= sizeof(p))
+		return (0);	/* too long to have been opened */
+	cl = location_find(s, p, len);
+	if (cl == l && !l->glob)
+		return (0);
+	return (server_guard(req, s, cl, p, len));
+}
+
 void
 server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
     struct http_target *t)
@@ -794,6 +818,11 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 				fd = try_open(l, irel, &st, &isdir);
 				if (fd != -1 && !isdir) {
 					snprintf(rel, sizeof(rel), "%s", irel);
+					if (try_guard(req, s, l, t->path,
+					    e + 4) == -1) {
+						close(fd);
+						return;
+					}
 					name = rel;
 					goto regular;
 				}
@@ -804,6 +833,10 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			/* a path from the root */
 			fd = try_open(l, e + 1, &st, &isdir);
 			if (fd != -1 && !isdir) {
+				if (try_guard(req, s, l, e, "") == -1) {
+					close(fd);
+					return;
+				}
 				name = e;
 				snprintf(rel, sizeof(rel), "%s", e + 1);
 				goto regular;

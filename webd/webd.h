@@ -180,6 +180,8 @@ void	 server_done(struct http_req *);
 struct webd_server *server_find(struct webd_listener *, struct http_req *);
 struct webd_loc *location_find(struct webd_server *, const char *, size_t);
 struct webd_loc *location_prefix(struct webd_server *, const char *, size_t);
+int	 server_guard(struct http_req *, struct webd_server *,
+	    struct webd_loc *, const char *, size_t);
 int	 server_error(struct http_req *, struct webd_server *,
 	    struct webd_loc *, int);
 void	 server_headers(struct http_req *, struct webd_server *,

@@ -10,6 +10,8 @@ import base64
 import os
 import re
 import signal
+import statistics
+import time
 
 from harness import Daemon, wait_for
 from httpc import BCRYPT_PW, Conn
@@ -21,6 +23,8 @@ SHA256_PW = "$5$ybrQLwqTQ3b8iaQi$KItaAo.LqgIz1WuTeaLZj1PxsdDLuatFa4ubMQeOY.9"
 SHA512_XY = ("$6$abcdefgh$aRpB/OpSXStt4c7hLDCnXWJQBhkxi9uLQKHn8hEQE4s8jdPxIvJNz"
              "L3hxfqehoGGpe7EA2SSOgvf0tgRzgbpr1")     # "x:y"
 APR1_PW = "$apr1$abcdefgh$5VEbMkemELfbhC5ck.U.z1"
+# bcrypt at cost 11, some 0.1 s a check: "pw"
+SLOW_PW = "$2b$11$pd6UMwgtUi6eW3N6LK45.ec9A8ZlsUjztV7JCvQKbLqrBaQEGKn6C"
 MD5_PW = "$1$abcdefgh$IQtUouv7y7Q9dRWkQEPCc."
 
 USERS = f"""# who may see /admin/
@@ -37,11 +41,15 @@ class AuthTest(WebdClass):
         w = os.path.join(cls.dir, "www")
         write(f"{w}/index.html", b"home\n")
         write(f"{w}/admin/secret.txt", b"the secret\n")
+        write(f"{w}/admin/index.html", b"admin home\n")
         write(f"{w}/admin/x.css", b"css\n")
         write(f"{w}/admin/public/open.txt", b"open\n")
         write(f"{w}/open/x.txt", b"x\n")
         write(f"{cls.dir}/users", USERS.encode(), mode=0o600)
         write(f"{cls.dir}/users2", f"dave:{BCRYPT_PW}\n".encode(),
+              mode=0o600)
+        # a blank after the hash, as pasted: not part of it
+        write(f"{cls.dir}/users3", f"zed:{SLOW_PW} \t\n".encode(),
               mode=0o600)
 
     @classmethod
@@ -72,6 +80,20 @@ server "locked" {{
 	}}
 	location "/admin/" {{
 		header X-Admin "yes"
+	}}
+}}
+server "spa" {{
+	listen 127.0.0.1:{cls.port}
+	name "spa.test"
+	root "@DIR@/www"
+	location "/" {{
+		try-files "$uri" "$uri/index.html" "/index.html"
+	}}
+	location "/admin/" {{
+		auth-basic "Admin area" "@DIR@/users"
+	}}
+	location "/slow/" {{
+		auth-basic "Slow" "@DIR@/users3"
 	}}
 }}
 """
@@ -134,6 +156,43 @@ server "locked" {{
         # a location that says off, and the rest of the site
         self.assertEqual(self.get("/admin/public/open.txt").body, b"open\n")
         self.assertEqual(self.get("/").body, b"home\n")
+
+    def test_try_files_keeps_the_candidates_guards(self):
+        # "/admin" is location "/"'s, but "$uri/index.html" names
+        # /admin/index.html, which is location "/admin/"'s
+        r = self.get("/admin", host="spa.test")
+        self.assertEqual((r.status, r.header("WWW-Authenticate")),
+                         (401, 'Basic realm="Admin area", charset="UTF-8"'))
+        self.assertNotIn(b"admin home", r.body)
+        r = self.get("/admin", [basic("bob", "pw")], host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"admin home\n"))
+        # what is not guarded still falls through to the last entry
+        r = self.get("/no/such/page", host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"home\n"))
+        r = self.get("/open/x.txt", host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"x\n"))
+
+    def test_two_authorization_fields_refused(self):
+        good, bad = basic("bob", "pw"), basic("bob", "wrong")
+        for hs in ([good, bad], [bad, good], [good, good]):
+            r = self.get("/admin/secret.txt", hs)
+            self.assertEqual(r.status, 400, hs)
+            self.assertNotIn(b"secret", r.body)
+
+    def test_unknown_user_costs_a_hash(self):
+        def took(user, pw):
+            t = time.monotonic()
+            r = self.get("/slow/x", [basic(user, pw)], host="spa.test")
+            self.assertEqual(r.status, 401)
+            return time.monotonic() - t
+        # the blank after zed's hash was not taken for part of it
+        r = self.get("/slow/x", [basic("zed", "pw")], host="spa.test")
+        self.assertEqual(r.status, 404)
+        wrong = statistics.median(took("zed", "x%d" % i) for i in range(3))
+        unknown = statistics.median(took("nobody%d" % i, "pw")
+                                    for i in range(3))
+        self.assertGreater(wrong, 0.03)
+        self.assertGreater(unknown, wrong / 2, (unknown, wrong))
 
     def test_server_auth_inherited_and_off(self):
         r = self.get("/", host="locked.test")
@@ -231,6 +290,8 @@ server "locked" {{
             (USERS, f'auth-basic "r" "{users}.missing"',
              f"auth-basic user file {users}.missing: No such file or "
              "directory"),
+            ("x" * 1000 + f":{BCRYPT_PW}\n", f'auth-basic "r" "{users}"',
+             f"{users}:1: line too long"),
             (USERS, 'auth-basic "r"',
              "auth-basic needs a realm and a user file, or off"),
             (USERS, f'auth-basic "a \\"quoted\\" realm" "{users}"',
@@ -244,7 +305,11 @@ server "locked" {{
             n = next(i for i, x in enumerate(open(p).read().splitlines(), 1)
                      if "auth-basic" in x)
             self.assertIn(f"{p}:{n}: {msg}", out, text)
-        write(users, USERS.encode(), mode=0o600)
-        d.write_conf(conf(f'auth-basic "r" "{users}"'))
-        rc, out = d.run("-n")
-        self.assertEqual(rc, 0, out)
+        # the longest line, with its newline or without one at the end
+        long = "y" * (1023 - 1 - len(BCRYPT_PW))
+        for text in (f"{long}:{BCRYPT_PW}\n", f"{long}:{BCRYPT_PW}",
+                     USERS):
+            write(users, text.encode(), mode=0o600)
+            d.write_conf(conf(f'auth-basic "r" "{users}"'))
+            rc, out = d.run("-n")
+            self.assertEqual(rc, 0, out)
