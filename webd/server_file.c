@@ -708,11 +708,14 @@ try_open(struct webd_loc *l, const char *rel, struct stat *st, int *isdir)
 }
 
 /*
- * A try-files candidate found in <l> answers for another path, <path>
- * then <suffix>: that path's own location must let the request through
- * too, or location "/" with "$uri/index.html" would hand out
- * /admin/index.html for "/admin", past location "/admin/"'s guards.
- * Returns -1 when it answered 403 or 401.
+ * A file found in <l> for another path than the request's (a try-files
+ * candidate, an index file), <path> then <suffix>: that path's own
+ * location must let the request through too, or location "/" with
+ * "$uri/index.html" would hand out /admin/index.html for "/admin", past
+ * location "/admin/"'s guards.  A path whose location does not serve
+ * files (a proxy, a return) is not served as a file here: index.php
+ * under "*.php" is the app's, not a text to send.  Returns 0 to serve
+ * it, 1 to pass it over, -1 when it answered (403, 401, 414).
  */
 static int
 try_guard(struct http_req *req, struct webd_server *s, struct webd_loc *l,
@@ -720,15 +723,34 @@ try_guard(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 {
 	char		 p[HTTP_MAXPATH + 128];
 	struct webd_loc	*cl;
-	size_t		 len;
+	int		 len;
 
 	len = snprintf(p, sizeof(p), "%s%s", path, suffix);
-	if (len >= sizeof(p))
-		return (0);	/* too long to have been opened */
+	if (len < 0 || (size_t)len >= sizeof(p)) {
+		server_error(req, s, l, 414);
+		return (-1);
+	}
 	cl = location_find(s, p, len);
 	if (cl == l && !l->glob)
 		return (0);
+	if (cl != l && (cl->proxy != NULL || cl->ret_status != 0))
+		return (1);
 	return (server_guard(req, s, cl, p, len));
+}
+
+/*
+ * The path a try-files entry from the root names: under an alias, the
+ * alias folder stands for the location's path.
+ */
+static int
+try_guard_root(struct http_req *req, struct webd_server *s,
+    struct webd_loc *l, const char *e)
+{
+	if (l->alias == NULL)
+		return (try_guard(req, s, l, e, ""));
+	if (l->pathlen > 0 && l->path[l->pathlen - 1] == '/')
+		return (try_guard(req, s, l, l->path, e + 1));
+	return (try_guard(req, s, l, l->path, e));
 }
 
 void
@@ -738,7 +760,7 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 	struct stat	 st;
 	char		 rel[HTTP_MAXPATH + 128], irel[HTTP_MAXPATH + 128];
 	const char	*name;
-	int		 fd, isdir, i;
+	int		 fd, isdir, i, g;
 
 	/*
 	 * try-files ending in "@upstream": what no file answers goes to the
@@ -816,13 +838,14 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 				    rel, e + 4) >= sizeof(irel))
 					continue;
 				fd = try_open(l, irel, &st, &isdir);
-				if (fd != -1 && !isdir) {
-					snprintf(rel, sizeof(rel), "%s", irel);
-					if (try_guard(req, s, l, t->path,
-					    e + 4) == -1) {
+				if (fd != -1 && !isdir &&
+				    (g = try_guard(req, s, l, t->path,
+				    e + 4)) != 1) {
+					if (g == -1) {
 						close(fd);
 						return;
 					}
+					snprintf(rel, sizeof(rel), "%s", irel);
 					name = rel;
 					goto regular;
 				}
@@ -832,8 +855,9 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 			}
 			/* a path from the root */
 			fd = try_open(l, e + 1, &st, &isdir);
-			if (fd != -1 && !isdir) {
-				if (try_guard(req, s, l, e, "") == -1) {
+			if (fd != -1 && !isdir &&
+			    (g = try_guard_root(req, s, l, e)) != 1) {
+				if (g == -1) {
 					close(fd);
 					return;
 				}
@@ -870,9 +894,15 @@ server_file(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 		ifd = try_open(l, irel, &st, &isdir);
 		if (ifd == -1)
 			continue;
-		if (isdir) {
+		if (isdir || (g = try_guard(req, s, l, t->path,
+		    l->index[i])) == 1) {
 			close(ifd);
 			continue;
+		}
+		if (g == -1) {
+			close(ifd);
+			close(fd);
+			return;
 		}
 		close(fd);
 		if (strlcpy(rel, irel, sizeof(rel)) >= sizeof(rel)) {
