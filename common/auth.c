@@ -1,8 +1,9 @@
 /*
  * auth.c: HTTP basic authentication (RFC 7617) against a file of
  * "user:hash" lines whose hashes crypt(3) checks:
- * bcrypt ($2b$, $2y$: htpasswd -B), SHA-crypt ($5$, $6$: mkpasswd,
- * openssl passwd -6) and yescrypt ($y$: mkpasswd's default).
+ * bcrypt ($2b$, $2y$, $2a$: htpasswd -B), SHA-crypt ($5$, $6$: mkpasswd,
+ * openssl passwd -6), yescrypt ($y$: mkpasswd's default, $gy$) and
+ * scrypt ($7$).
  *
  * webd's servers and locations and lbd's statistics listener use it.
  * The master reads the file with the configuration (before workers
@@ -45,6 +46,7 @@ struct http_auth {
 	char			*realm;
 	struct auth_user	*users;
 	int			 nusers;
+	int			 dummy;		/* the costliest hash */
 };
 
 static struct {
@@ -77,8 +79,76 @@ hash_unusable(const char *hash)
 	if (known && (hash[0] == '$' || hash[0] == '_' || strlen(hash) == 13))
 		return ("a legacy hash (DES or MD5 crypt), too weak: make it "
 		    "again with htpasswd -B or mkpasswd");
-	return ("not a hash crypt(3) knows (bcrypt $2b$ or $2y$, "
-	    "SHA-crypt $5$ or $6$, yescrypt $y$)");
+	return ("not a hash crypt(3) knows (bcrypt $2b$, $2y$ or $2a$, "
+	    "SHA-crypt $5$ or $6$, yescrypt $y$ or $gy$, scrypt $7$)");
+}
+
+/* Cut the blanks at the end of <s>: no hash ends in one. */
+static void
+trim(char *s)
+{
+	char	*end = s + strlen(s);
+
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+}
+
+/*
+ * What sets a hash's cost, written in it: the kind and its cost or
+ * rounds ("$2b$12$", "$6$rounds=9000$", "$y$j9T$", scrypt's N, r and p),
+ * without the salt.
+ */
+static void
+hash_params(const char *h, char *key, size_t size)
+{
+	const char	*p = h;
+	int		 fields = 3;
+
+	if ((strncmp(h, "$5$", 3) == 0 || strncmp(h, "$6$", 3) == 0) &&
+	    strncmp(h + 3, "rounds=", 7) != 0)
+		fields = 2;
+	if (strncmp(h, "$7$", 3) == 0) {
+		snprintf(key, size, "%.14s", h);
+		return;
+	}
+	while (*p != '\0' && fields > 0)
+		if (*p++ == '$')
+			fields--;
+	snprintf(key, size, "%.*s", (int)(p - h), h);
+}
+
+/*
+ * The user whose hash costs most, measured once for each kind and cost
+ * the file holds: an unknown user is checked against it, so that no
+ * answer comes sooner for a name the file lacks.
+ */
+static int
+slowest(const struct http_auth *a)
+{
+	static struct crypt_data cd;
+	char		 key[64], seen[8][64];
+	uint64_t	 t, best = 0;
+	int		 i, j, nseen = 0, slow = 0;
+
+	for (i = 0; i < a->nusers; i++) {
+		hash_params(a->users[i].hash, key, sizeof(key));
+		for (j = 0; j < nseen; j++)
+			if (strcmp(seen[j], key) == 0)
+				break;
+		if (j < nseen || nseen == (int)nitems(seen))
+			continue;
+		strlcpy(seen[nseen++], key, sizeof(seen[0]));
+		t = ev_monotonic_us();
+		(void)crypt_r("", a->users[i].hash, &cd);
+		t = ev_monotonic_us() - t;
+		if (t > best) {
+			best = t;
+			slow = i;
+		}
+	}
+	explicit_bzero(&cd, sizeof(cd));
+	return (slow);
 }
 
 /* The realm is sent in a quoted string: no quote, backslash or control. */
@@ -100,10 +170,12 @@ auth_load(struct conf *c, struct conf_node *n)
 {
 	struct http_auth	*a;
 	const char		*realm = n->args[0].str, *path;
-	char			 line[AUTH_MAXLINE], *colon, *end;
+	char			*line = NULL, *colon;
+	size_t			 cap = 0;
+	ssize_t			 len;
 	const char		*why;
 	FILE			*f;
-	int			 lineno = 0, i, bad = 0, ch;
+	int			 lineno = 0, i, bad = 0;
 
 	if (n->nargs < 2) {
 		conf_error(c, n, "auth-basic needs a realm and a user file, "
@@ -124,20 +196,23 @@ auth_load(struct conf *c, struct conf_node *n)
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		fatal("%s", __func__);
 	a->realm = xstrdup(realm);
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((len = getline(&line, &cap, f)) != -1) {
 		lineno++;
-		/* a full buffer without a newline: more follows, or EOF */
-		if ((end = strchr(line, '\n')) == NULL && !feof(f) &&
-		    (ch = getc(f)) != EOF && ch != '\n') {
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (len >= AUTH_MAXLINE) {
 			conf_error(c, n, "%s:%d: line too long", path, lineno);
 			bad = 1;
 			break;
 		}
-		/* no hash ends in a blank: one pasted there would never match */
-		end = line + strcspn(line, "\r\n");
-		while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		*end = '\0';
+		if (strlen(line) != (size_t)len) {
+			conf_error(c, n, "%s:%d: a NUL byte", path, lineno);
+			bad = 1;
+			continue;
+		}
+		trim(line);
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if ((colon = strchr(line, ':')) == NULL || colon == line) {
@@ -149,6 +224,7 @@ auth_load(struct conf *c, struct conf_node *n)
 		*colon = '\0';
 		/* htpasswd writes nothing after the hash; others may */
 		colon[strcspn(colon + 1, ":") + 1] = '\0';
+		trim(colon + 1);
 		if ((why = hash_unusable(colon + 1)) != NULL) {
 			conf_error(c, n, "%s:%d: user %s: %s", path, lineno,
 			    line, why);
@@ -171,6 +247,10 @@ auth_load(struct conf *c, struct conf_node *n)
 		a->users[a->nusers].hash = xstrdup(colon + 1);
 		a->nusers++;
 	}
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
 	if (ferror(f)) {
 		conf_error(c, n, "auth-basic user file %s: %s", path,
 		    strerror(errno));
@@ -179,6 +259,8 @@ auth_load(struct conf *c, struct conf_node *n)
 	fclose(f);
 	if (!bad && a->nusers == 0)
 		conf_error(c, n, "auth-basic user file %s has no users", path);
+	if (!bad && a->nusers > 0)
+		a->dummy = slowest(a);
 	return (a);
 }
 
@@ -354,7 +436,7 @@ auth_check(struct http_req *req, const struct http_auth *a)
 		 * would tell which users exist
 		 */
 		if (a->nusers > 0)
-			(void)crypt_r(pass, a->users[0].hash, &cd);
+			(void)crypt_r(pass, a->users[a->dummy].hash, &cd);
 		explicit_bzero(&cd, sizeof(cd));
 		goto done;
 	}

@@ -107,9 +107,10 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
  * normalized path: neither /%61dmin/ nor /x/../admin/ passes a guard on
  * /admin/.  The routes with a rate limit match the same way, and a
  * request counts in each of theirs only when none is over (one refused
- * by an allow list or a limit is not counted; one basic auth refuses
- * is, so that a limit slows down the guessing of passwords and spares
- * the worker their hashing).  Returns 0, or the status to
+ * by an allow list or a limit is not counted, nor one without
+ * credentials that basic auth refuses; one with wrong credentials is,
+ * so that a limit slows down the guessing of passwords and spares the
+ * worker their hashing).  Returns 0, or the status to
  * refuse the request with: 403; 401, with the auth to challenge with in
  * <challenge>; the limit's; 400 for a target that cannot be normalized
  * on a guarded frontend.  Without a guard such a target is not refused:
@@ -142,6 +143,19 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 			return (403);
 		}
 	}
+	/*
+	 * Without credentials, a guard refuses at no cost: before the
+	 * limits, so that a browser's first, bare request does not count
+	 */
+	if (http_req_header(req, "authorization").p == NULL)
+		for (i = 0; parsed && i < fe->nrules; i++) {
+			r = &fe->rules[i];
+			if (r->auth != NULL &&
+			    rule_matches(r, host, t.path, t.pathlen)) {
+				*challenge = r->auth;
+				return (401);
+			}
+		}
 	/* the limits: each one looked at, then counted in if none is over */
 	now = ev_now(req->conn->loop);
 	for (pass = 0; fe->limited && pass < 2; pass++)

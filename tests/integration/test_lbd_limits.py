@@ -213,6 +213,9 @@ backend webs {{
         rate-limit 3 60s
     }}""")
         src = "127.0.0.5"
+        # a browser's first request, bare, is not counted
+        self.assertEqual([get(self.port, "/status/200", source=src).status
+                          for _ in range(4)], [401] * 4)
         got = [get(self.port, "/status/200", [basic_auth("ops", f"x{i}")],
                    source=src).status for i in range(4)]
         self.assertEqual(got, [401, 401, 401, 429])

@@ -42,6 +42,11 @@ class AuthTest(WebdClass):
         write(f"{w}/index.html", b"home\n")
         write(f"{w}/admin/secret.txt", b"the secret\n")
         write(f"{w}/admin/index.html", b"admin home\n")
+        write(f"{w}/guarded/index.html", b"guarded home\n")
+        write(f"{w}/app/index.php", b"<?php secret_source(); ?>\n")
+        write(f"{w}/app/index.html", b"app home\n")
+        write(f"{cls.dir}/files/private/x.txt", b"private file\n")
+        write(f"{cls.dir}/files/open.txt", b"open file\n")
         write(f"{w}/admin/x.css", b"css\n")
         write(f"{w}/admin/public/open.txt", b"open\n")
         write(f"{w}/open/x.txt", b"x\n")
@@ -49,8 +54,10 @@ class AuthTest(WebdClass):
         write(f"{cls.dir}/users2", f"dave:{BCRYPT_PW}\n".encode(),
               mode=0o600)
         # a blank after the hash, as pasted: not part of it
-        write(f"{cls.dir}/users3", f"zed:{SLOW_PW} \t\n".encode(),
-              mode=0o600)
+        # the first user's hash is the fast one: an unknown user is
+        # checked against the slowest; "user:hash :comment" holds too
+        write(f"{cls.dir}/users3", f"alice:{SHA512_XY}\nzed:{SLOW_PW} \t\n"
+              f"yan:{BCRYPT_PW} :a note\n".encode(), mode=0o600)
 
     @classmethod
     def conf(cls):
@@ -94,6 +101,23 @@ server "spa" {{
 	}}
 	location "/slow/" {{
 		auth-basic "Slow" "@DIR@/users3"
+	}}
+	location "/guarded/*.html" {{
+		auth-basic "Admin area" "@DIR@/users"
+	}}
+	location "/app/" {{
+		index "index.php" "index.html"
+	}}
+	location "*.php" {{
+		return 403
+	}}
+	location "/files/" {{
+		alias "@DIR@/files"
+		try-files "$uri" "/private/x.txt"
+	}}
+	location "/files/private/" {{
+		alias "@DIR@/files/private"
+		auth-basic "Admin area" "@DIR@/users"
 	}}
 }}
 """
@@ -171,6 +195,28 @@ server "spa" {{
         self.assertEqual((r.status, r.body), (200, b"home\n"))
         r = self.get("/open/x.txt", host="spa.test")
         self.assertEqual((r.status, r.body), (200, b"x\n"))
+        # a path from the root, under an alias: the alias's folder
+        r = self.get("/files/open.txt", host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"open file\n"))
+        r = self.get("/files/none", host="spa.test")
+        self.assertEqual(r.status, 401)
+        self.assertNotIn(b"private", r.body)
+        r = self.get("/files/none", [basic("bob", "pw")], host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"private file\n"))
+
+    def test_index_files_keep_their_location(self):
+        # /guarded/ is location "/"'s; its index, "/guarded/*.html"'s
+        r = self.get("/guarded/", host="spa.test")
+        self.assertEqual(r.status, 401)
+        self.assertNotIn(b"guarded home", r.body)
+        r = self.get("/guarded/", [basic("bob", "pw")], host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"guarded home\n"))
+        # index.php is "*.php"'s, which does not serve files: passed
+        # over, never sent as text
+        r = self.get("/app/", host="spa.test")
+        self.assertEqual((r.status, r.body), (200, b"app home\n"))
+        self.assertEqual(self.get("/app/index.php", host="spa.test").status,
+                         403)
 
     def test_two_authorization_fields_refused(self):
         good, bad = basic("bob", "pw"), basic("bob", "wrong")
@@ -187,6 +233,8 @@ server "spa" {{
             return time.monotonic() - t
         # the blank after zed's hash was not taken for part of it
         r = self.get("/slow/x", [basic("zed", "pw")], host="spa.test")
+        self.assertEqual(r.status, 404)
+        r = self.get("/slow/x", [basic("yan", "pw")], host="spa.test")
         self.assertEqual(r.status, 404)
         wrong = statistics.median(took("zed", "x%d" % i) for i in range(3))
         unknown = statistics.median(took("nobody%d" % i, "pw")
@@ -292,6 +340,8 @@ server "spa" {{
              "directory"),
             ("x" * 1000 + f":{BCRYPT_PW}\n", f'auth-basic "r" "{users}"',
              f"{users}:1: line too long"),
+            ("a\x00b:x\n", f'auth-basic "r" "{users}"',
+             f"{users}:1: a NUL byte"),
             (USERS, 'auth-basic "r"',
              "auth-basic needs a realm and a user file, or off"),
             (USERS, f'auth-basic "a \\"quoted\\" realm" "{users}"',
