@@ -49,6 +49,9 @@ struct http_auth {
 	int			 dummy;		/* the costliest hash */
 };
 
+/* crypt_r()'s room, some 32 KiB: one per process, wiped after each use */
+static struct crypt_data	 cd;
+
 static struct {
 	unsigned char		 key[32];
 	uint64_t		 until;
@@ -126,7 +129,6 @@ hash_params(const char *h, char *key, size_t size)
 static int
 slowest(const struct http_auth *a)
 {
-	static struct crypt_data cd;
 	char		 key[64], seen[8][64];
 	uint64_t	 t, best = 0;
 	int		 i, j, nseen = 0, slow = 0;
@@ -405,7 +407,7 @@ auth_user(struct http_req *req, char *user, size_t usize)
 	int		 ok = 0;
 
 	/* every request's log line asks: nothing to wipe without them */
-	if (http_req_header(req, "authorization").p == NULL)
+	if (!(req->msg.flags & HTTP_F_AUTH))
 		return (0);
 	if (credentials(req, dec) != NULL && dec[0] != '\0') {
 		strlcpy(user, (char *)dec, usize);
@@ -419,7 +421,6 @@ auth_user(struct http_req *req, char *user, size_t usize)
 int
 auth_check(struct http_req *req, const struct http_auth *a)
 {
-	static struct crypt_data cd;
 	unsigned char	 dec[AUTH_MAXLINE], key[32];
 	const char	*pass, *out, *user = (const char *)dec, *hash;
 	uint64_t	 now = ev_monotonic_ms();

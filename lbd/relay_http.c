@@ -101,6 +101,26 @@ rule_matches(const struct lbd_rule *r, struct slice host, const char *path,
 	return (plen >= r->len && memcmp(path, r->value, r->len) == 0);
 }
 
+/* Does a route with basic auth that matches refuse the request? */
+static int
+route_auth(struct lbd_frontend *fe, struct http_req *req, struct slice host,
+    const struct http_target *t, const struct http_auth **challenge)
+{
+	const struct lbd_rule	*r;
+	int			 i;
+
+	for (i = 0; i < fe->nrules; i++) {
+		r = &fe->rules[i];
+		if (r->auth != NULL &&
+		    rule_matches(r, host, t->path, t->pathlen) &&
+		    !auth_check(req, r->auth)) {
+			*challenge = r->auth;
+			return (1);
+		}
+	}
+	return (0);
+}
+
 /*
  * The routes with an allow list or basic auth guard their host and
  * path, whichever route takes the request, on the decoded and
@@ -126,7 +146,7 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 	const struct sockaddr	*peer = http_req_peer(req);
 	const char		*why;
 	uint64_t		 now;
-	int			 i, pass, parsed;
+	int			 i, pass, parsed, bare;
 
 	if (!fe->guarded && !fe->limited)
 		return (0);
@@ -145,17 +165,13 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 	}
 	/*
 	 * Without credentials, a guard refuses at no cost: before the
-	 * limits, so that a browser's first, bare request does not count
+	 * limits, so that a browser's first, bare request does not count;
+	 * with them, after the limits, which count wrong passwords and
+	 * spare their hash
 	 */
-	if (http_req_header(req, "authorization").p == NULL)
-		for (i = 0; parsed && i < fe->nrules; i++) {
-			r = &fe->rules[i];
-			if (r->auth != NULL &&
-			    rule_matches(r, host, t.path, t.pathlen)) {
-				*challenge = r->auth;
-				return (401);
-			}
-		}
+	bare = !(req->msg.flags & HTTP_F_AUTH);
+	if (bare && parsed && route_auth(fe, req, host, &t, challenge))
+		return (401);
 	/* the limits: each one looked at, then counted in if none is over */
 	now = ev_now(req->conn->loop);
 	for (pass = 0; fe->limited && pass < 2; pass++)
@@ -172,16 +188,8 @@ route_guard(struct lbd_frontend *fe, struct http_req *req,
 				return (r->rate_status);
 			}
 		}
-	/* after the limits, which count wrong passwords and spare their hash */
-	for (i = 0; parsed && i < fe->nrules; i++) {
-		r = &fe->rules[i];
-		if (r->auth != NULL &&
-		    rule_matches(r, host, t.path, t.pathlen) &&
-		    !auth_check(req, r->auth)) {
-			*challenge = r->auth;
-			return (401);
-		}
-	}
+	if (!bare && parsed && route_auth(fe, req, host, &t, challenge))
+		return (401);
 	return (0);
 }
 

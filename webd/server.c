@@ -160,8 +160,12 @@ server_guard(struct http_req *req, struct webd_server *s, struct webd_loc *l,
 {
 	struct webd_loc	*g = l->glob ? location_prefix(s, path, len) : l;
 
-	if (!server_allowed(req, l) || (g != l && !server_allowed(req, g))) {
-		server_error(req, s, server_allowed(req, l) ? g : l, 403);
+	if (!server_allowed(req, l)) {
+		server_error(req, s, l, 403);
+		return (-1);
+	}
+	if (g != l && !server_allowed(req, g)) {
+		server_error(req, s, g, 403);
 		return (-1);
 	}
 	if (l->auth != NULL && !auth_check(req, l->auth)) {
