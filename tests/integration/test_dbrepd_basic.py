@@ -328,14 +328,21 @@ class Basic(DbrepTest):
         self.assertEqual(digest(snap), digest(p.db))
         self.assertEqual(sqlite3_cli(snap, "SELECT max(lsn) FROM _dbrep_log")
                          .strip(), str(lsn))
-        mp = p.metrics()
+        # the replication process sets the LSN gauge when the workers'
+        # bell wakes it, which may be just after the commit was answered
+        mp = wait_for(lambda: (lambda m: m if m["dbrepd_lsn"] == lsn
+                                else None)(p.metrics()), 5,
+                      what="the LSN gauge")
         self.assertGreaterEqual(mp["dbrepd_commits_total"], 2)
         self.assertEqual(mp["dbrepd_primary"], 1)
         self.assertEqual(mp["dbrepd_lsn"], lsn)
         self.assertIn('dbrepd_replica_lag_records{replica="db2"}', mp)
         self.assertGreaterEqual(mp["dbrepd_snapshots_sent_total"], 1)
-        wait_for(lambda: r.metrics().get("dbrepd_replication_connected")
-                 == 1, 5, what="replica metrics")
-        mr = r.metrics()
+        mr = wait_for(lambda: (lambda m: m if m.get(
+            "dbrepd_replication_connected") == 1 and m.get(
+            "dbrepd_lsn") == lsn and m.get(
+            "dbrepd_replication_lag_records") == 0 else None)(
+            r.metrics()), 5,
+            what="replica metrics")
         self.assertGreaterEqual(mr["dbrepd_applied_records_total"], 2)
         self.assertEqual(mr["dbrepd_replication_lag_records"], 0)
