@@ -8,7 +8,11 @@ keep-alive; TLS handshakes per second (ECDSA P-256, no resumption: tickets
 and session cache off on both); TCP mode carrying a 1 MiB response (lbd
 splices bulk transfers by default, HAProxy is given `option splice-auto`
 to do the same); RSS per 1,000 idle connections at 10,000.  Each row alternates lbd and
-HAProxy BENCH_ROUNDS times (default 3) and compares medians.
+HAProxy BENCH_ROUNDS times (default 3) and compares medians;
+BENCH_ROWS='TLS keep-alive, 1 w' (a regular expression) runs only the
+rows it finds, for an A/B of one row.  Both do the same work on a
+request: HAProxy is given the X-Forwarded-For and -Proto that lbd adds
+by default (replacing any a client sent), as an edge HAProxy would.
 
 Those rows measure at saturation, where wrk (a closed loop of 50
 connections) queues on its own CPU, more so against the faster server.
@@ -26,7 +30,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (BIN, ROUNDS, Server, alternate, free_port, idle_rss,
-                      machine, table)
+                      machine, table, wanted)
 
 
 def backends(d):
@@ -96,6 +100,14 @@ defaults
 	timeout server 60s
 	option http-keep-alive
 frontend www
+	# the same work as lbd's defaults (x-forwarded-for replace,
+	# x-forwarded-proto yes): what an operator's edge HAProxy has
+	http-request del-header X-Forwarded-For
+	http-request del-header X-Forwarded-Proto
+	http-request del-header Forwarded
+	option forwardfor
+	http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+	http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
 	bind 127.0.0.1:{port}
 	bind 127.0.0.1:{tlsport} ssl crt {d}/combined.pem
 	default_backend webs
@@ -188,7 +200,8 @@ def main():
                 table(rows, "lbd", "haproxy")
                 for _, s, _ in pairs:
                     s.stop()
-                if workers == 1 and tickets:
+                if workers == 1 and tickets and \
+                        wanted("RSS per 1k idle conns, 1 w"):
                     mem = idle_rss(
                         [("lbd", lambda: Server("lbd", lbd(
                             d, 1, *pl, be, tickets), pl[0], cpu)),

@@ -6,7 +6,8 @@ server on CPU 0 and wrk on CPU 1 for one worker (unpinned for two).
 Rows: a 1 KiB file over keep-alive; a 1 KiB file with a new connection
 per request; 64 KiB and 1 MiB files; 10,000 idle keep-alive connections
 (RSS growth per 1,000 after one request each).  Each row alternates webd
-and nginx BENCH_ROUNDS times (default 3) and compares their medians.
+and nginx BENCH_ROUNDS times (default 3) and compares their medians;
+BENCH_ROWS (a regular expression) runs only the rows it finds.
 The "think" row offers both a load below saturation (each of wrk's
 connections waits 2 ms between requests), where the latencies (p99, and
 the mean on the line under the row) are the server's own rather than
@@ -22,7 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (BIN, ROUNDS, Server, alternate, free_port, idle_rss,
-                      machine, table)
+                      machine, table, wanted)
 
 
 def setup(d):
@@ -108,7 +109,7 @@ def main():
                 row(f"1 KiB keep-alive, 2 ms think, {workers} w", servers,
                     "/1k", workers, think_ms=2),
             ]
-            if workers == 1:
+            if workers == 1 and wanted("1 KiB new conn, busy-poll 50us"):
                 # The new-connection row is limited by wrk's CPU, which
                 # pays for waking a sleeping server at each connection
                 # (on loopback the handshake's last ACK wakes it in wrk's
@@ -124,7 +125,7 @@ def main():
             table(rows, "webd", "nginx")
             for _, s in servers:
                 s.stop()
-            if workers == 1:
+            if workers == 1 and wanted("RSS per 1k idle conns, 1 w"):
                 mem = idle_rss(
                     [("webd", lambda: Server("webd", webd(d, root, 1, pw),
                                              pw, cpu)),

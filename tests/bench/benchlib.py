@@ -24,6 +24,9 @@ BUILD = os.environ.get("BUILD", "build")
 BIN = os.path.join(TOP, BUILD, "bin")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+# a regular expression: run only the rows whose label it finds (case
+# ignored), to repeat one row as an A/B: BENCH_ROWS='TLS keep-alive, 1 w'
+ROWS = os.environ.get("BENCH_ROWS")
 NCPU = os.cpu_count() or 1
 
 
@@ -259,6 +262,11 @@ def busiest_share(port):
     return max(count.values()) / total if total else None
 
 
+def wanted(label):
+    """Whether BENCH_ROWS, if set, selects the row <label>."""
+    return ROWS is None or re.search(ROWS, label, re.I) is not None
+
+
 def alternate(label, servers, workers, headers=(), think_ms=0):
     """One row: wrk against each of servers, [(name, Server, url)] with
     ours first and the anchor second, in turn ROUNDS times (pinned to
@@ -270,7 +278,10 @@ def alternate(label, servers, workers, headers=(), think_ms=0):
     several workers, "share" (the busiest worker's share of wrk's
     connections, sampled 1.5 s into each run: a server whose
     connections all went to one worker runs as one worker beside wrk,
-    at a lower rate and a lower saturated p99)."""
+    at a lower rate and a lower saturated p99).  None for a row that
+    BENCH_ROWS leaves out."""
+    if not wanted(label):
+        return None
     res = {name: [] for name, _, _ in servers}
     share = {name: [] for name, _, _ in servers}
     cpu = 1 if workers == 1 else None
@@ -312,7 +323,10 @@ def table(rows, ours, anchor):
     and its ratio anchor / ours (above 1.0: ours spends less), with
     wrk's CPU use (a row where wrk keeps a core busy measures wrk); with
     several workers, the busiest worker's share of the connections in
-    each round, ours then the anchor's."""
+    each round, ours then the anchor's.  Rows of None are left out."""
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return
     print(f"{'row':<36} {ours:>10} {anchor:>10} {'ratio':>6} "
           f"{'p99 ' + ours:>12} {'p99 ' + anchor:>12}")
     for label, a, b, pa, pb, extra in rows:
