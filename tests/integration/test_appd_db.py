@@ -63,14 +63,15 @@ class DatabaseBusyPollTest(DbrepTest):
               f"worker {busy} ms of CPU")
         # queries slow enough that a spin without end would show
         self.assertGreater(wall, 250)
-        # 10 x 10 ms spun; at least 40 on a busy machine, where the
-        # worker is not always on a CPU while it polls; and then it
-        # sleeps until the answer
-        self.assertGreaterEqual(busy, 40)
+        # 10 x 10 ms spun; 40 to 70 measured on a busy machine, where
+        # the worker is not always on a CPU while it polls (and the
+        # clock counts in 10 ms ticks); and then it sleeps until the
+        # answer
+        self.assertGreaterEqual(busy, 30)
         self.assertLess(busy, 200)
         off, _ = self.worker_cpu("", "nobp")
         print(f"without: worker {off} ms of CPU")
-        self.assertLess(off, 30)
+        self.assertLess(off, 20)
 
     def test_busy_poll_ends_at_the_timeout(self):
         # a 10ms spin with a 5ms timeout: the query fails at the timeout

@@ -172,7 +172,15 @@ class PoolTest(AppdTest):
                     "appd_worker_requests",
                     "appd_worker_request_duration_seconds"):
             self.assertIn(f"# TYPE {fam} ", body)
-        m = a.metrics()
+        # a worker counts a request just after sending its answer, and
+        # the status process serves /metrics: wait for the last one
+        def counted():
+            m = a.metrics()
+            done = sum(v for k, v in m.items()
+                       if k.startswith("appd_worker_requests{"))
+            return m if done >= 5 and m.get(
+                'appd_requests_total{code="2xx"}', 0) >= 4 else None
+        m = wait_for(counted, 5, what="the last request counted")
         self.assertEqual(m['appd_requests_total{code="2xx"}'], 4)
         self.assertEqual(m['appd_requests_total{code="4xx"}'], 1)
         self.assertEqual(m["appd_total_workers"], 1)

@@ -102,6 +102,7 @@ class Quorum(DbrepTest):
                        timeout="10s").start()
         r2 = self.node("db3", role="replica", primary=p.repl,
                        timeout="10s").start()
+        self.wait_streaming(p, "db2", "db3")
         with p.client() as c:
             c.q("CREATE TABLE t(id INTEGER PRIMARY KEY)")
             c.q("INSERT INTO t VALUES(1)")

@@ -37,7 +37,10 @@ class Replication(DbrepTest):
         self.assertEqual(self.assert_log_chain(r), lsn)
         for n in (p, r):
             self.assertEqual(integrity(n.db), "ok")
-        st = p.status()
+        # the replica applies, then acks: the primary learns a moment later
+        st = wait_for(lambda: (lambda s: s if s["replicas"]["db2"]["acked"]
+                               == str(lsn) else None)(p.status()), 5,
+                      what="the replica's ack")
         self.assertEqual(st["replicas"]["db2"]["acked"], str(lsn))
         self.assertEqual(st["replicas"]["db2"]["lag_records"], "0")
 

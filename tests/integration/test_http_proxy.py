@@ -995,11 +995,11 @@ class ProxyTest(HttpTest):
         held = []
 
         def slow():
-            held.append(self.who(path="/slow/1500"))
+            held.append(self.who(path=f"/slow/{1500 * SLOW}"))
         t = threading.Thread(target=slow)
         t.start()
 
-        time.sleep(0.3)
+        time.sleep(0.3 * SLOW)
         got = [self.who() for _ in range(6)]
         t.join(10 * SLOW)
         self.assertEqual(len(held), 1)

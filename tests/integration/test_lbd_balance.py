@@ -353,7 +353,10 @@ backend webs {{
             r = get(self.port, path, timeout=10)
             with lock:
                 done.append((key, r.status))
-        first = threading.Thread(target=call, args=("first", "/slow/600"))
+        # (the slot held long enough for five to queue, one by one, on a
+        # slow machine)
+        first = threading.Thread(target=call,
+                                 args=("first", f"/slow/{1000 * SLOW}"))
         first.start()
         wait_for(lambda: self.metrics()("lbd_server_current_sessions",
                                         backend="webs", server="b1") == 1,
@@ -387,7 +390,8 @@ backend webs {{
             r = get(self.port, path, timeout=10)
             with lock:
                 res.append(r.status)
-        ts = [threading.Thread(target=call, args=("/slow/800",))]
+        ts = [threading.Thread(target=call,
+                               args=(f"/slow/{1000 * SLOW}",))]
         ts[0].start()
         wait_for(lambda: self.metrics()("lbd_server_current_sessions",
                                         backend="webs", server="b1") == 1,

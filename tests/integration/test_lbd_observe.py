@@ -236,7 +236,10 @@ backend webs {{
         self.assertEqual(held.request("GET", "/hello").status, 200)
         t = threading.Thread(target=lambda: get(self.port, "/slow/400"))
         t.start()
-        time.sleep(0.1)
+        # the slow one in lbd: two sessions of the frontend
+        wait_for(lambda: self.metrics()("lbd_frontend_current_sessions",
+                                        frontend="www") == 2, 3,
+                 what="the slow request in lbd")
         with Conn(self.port) as c:
             self.assertEqual(c.request("GET", "/hello").status, 200)
         t.join(5 * SLOW)

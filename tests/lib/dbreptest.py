@@ -408,7 +408,18 @@ class DbrepTest(DaemonTest):
                       **kw)
         if start:
             r.start()
+            if "quorum" in pextra:
+                self.wait_streaming(p, "db2")
         return p, r
+
+    def wait_streaming(self, primary, *names, timeout=10):
+        """Wait until <primary> streams to each of the replicas <names>.
+        A quorum counts only the replicas streaming: a commit sent before
+        a replica just started has connected would wait for it, and could
+        time out on a busy machine."""
+        wait_for(lambda: all(primary.status()["replicas"].get(n, {}).get(
+            "connected") == "yes" for n in names), timeout,
+            what=f"{primary.name} streaming to {', '.join(names)}")
 
     def cut_pair(self, names=("db1", "db2"), pextra="", rextra="",
                  replica_peers=True, **kw):
@@ -434,6 +445,8 @@ class DbrepTest(DaemonTest):
         r.rewrite()
         p.start()
         r.start()
+        if "quorum" in pextra:
+            self.wait_streaming(p, names[1])
         with p.client() as c:
             c.q("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
         return p, r, to_p, to_r
