@@ -585,8 +585,8 @@ http_parse(struct http_msg *m, const char *buf, size_t len)
 			maxhead += 2;
 			if (m->skipped > 2 * HTTP_MAXSKIP)
 				return (fail(m, 400, "too many empty lines"));
-			if (len > maxhead)
-				end = b + maxhead;
+			/* the limit moved: so may the end, up to len */
+			end = b + (len > maxhead ? maxhead : len);
 			m->state = S_START;
 			continue;
 		case S_METHOD:

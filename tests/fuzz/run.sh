@@ -55,6 +55,11 @@ for n in $names; do
 		printf '%-16s %10s execs  cov %-5s FOUND: %s\n' "$n" \
 		    "${execs:-?}" "${cov:-?}" "$(echo $found)"
 		grep -E 'ERROR: |invariant broken|SUMMARY' "$log" | head -5
+		# the input itself, so that a CI log is enough to replay it
+		for a in $found; do
+			echo "$a (base64; replay: base64 -d >f; $BUILD/fuzz/$n f):"
+			head -c 4096 "$BUILD/artifacts/$a" | base64
+		done
 		rc=1
 	else
 		printf '%-16s %10s execs  cov %-5s nothing found\n' "$n" \

@@ -288,6 +288,11 @@ static const struct hcase corpus_req[] CORPUS_UNUSED = {
 	{ "5 fields at the small limit", IN("GET / HTTP/1.1\r\nHost: a\r\n{REP}"
 	    "\r\n"), .rep = "X: 1\r\n", .nrep = 4, .lim = L_SMALL,
 	    REQ(GET, "/", 1), NH(5) },
+	/* an empty line before the request moves the head's limit */
+	{ "head at the small limit after an empty line", IN("\r\n"
+	    "GET / HTTP/1.1\r\nHost: a\r\nX: {REP}\r\n\r\n"), .rep = "v",
+	    .nrep = 258 - 2 - 16 - 9 - 3 - 4, .lim = L_SMALL,
+	    REQ(GET, "/", 1), NH(2), .head_len = 258 },
 	{ "long value", IN(GET "X-Big: {REP}\r\n\r\n"), .rep = "v",
 	    .nrep = 30000, REQ(GET, "/", 1), NH(2) },
 	{ "percent-encoded target kept raw", IN("GET /%2e%2e/%2F HTTP/1.1\r\n"
@@ -545,6 +550,10 @@ static const struct hcase corpus_req[] CORPUS_UNUSED = {
 	{ "too many fields, small limit", IN("GET / HTTP/1.1\r\n"
 	    "Host: a\r\n{REP}\r\n"), .rep = "X: 1\r\n", .nrep = 5,
 	    .lim = L_SMALL, ERR(431) },
+	{ "bad byte at the small limit after an empty line", IN("\r\n"
+	    "GET / HTTP/1.1\r\nHost: a\r\nX: {REP}\x01\r\n\r\n"),
+	    .rep = "v", .nrep = 257 - 2 - 16 - 9 - 3, .lim = L_SMALL,
+	    ERR(400) },
 	{ "too many empty fields", IN("GET / HTTP/1.1\r\n{REP}\r\n"),
 	    .rep = "X:\r\n", .nrep = 200, ERR(431) },
 	{ "whitespace before colon", IN(GET "X-A : b\r\n\r\n"), ERR(400) },
