@@ -12,7 +12,9 @@ from harness import SLOW, free_port, wait_for
 from httpc import Conn, only_worker, socket_owner
 from lbdtest import LbdTest, dead_addr, get, kill_now
 
-CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
+# a live server's check must not time out on a slow machine
+CHECK = (f"check http path /hello interval {200 * SLOW}ms "
+         f"timeout {150 * SLOW}ms rise 1 fall 1")
 
 
 class BalanceTest(LbdTest):

@@ -17,7 +17,9 @@ from httpc import (BCRYPT_PW, Conn, basic_auth, request_bytes,
 from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get, kill_now,
                      raw_closed)
 
-CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
+# a live server's check must not time out on a slow machine
+CHECK = (f"check http path /hello interval {200 * SLOW}ms "
+         f"timeout {150 * SLOW}ms rise 1 fall 1")
 
 
 class ObserveTest(LbdTest):

@@ -6,10 +6,12 @@ a broken conf refused with the old one kept serving."""
 import signal
 import time
 
-from harness import alive, wait_for
+from harness import SLOW, alive, wait_for
 from lbdtest import LbdTest, Loop, dead_addr, get
 
-CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
+# a live server's check must not time out on a slow machine
+CHECK = (f"check http path /hello interval {200 * SLOW}ms "
+         f"timeout {150 * SLOW}ms rise 1 fall 1")
 
 CONF = """
 frontend www {{
