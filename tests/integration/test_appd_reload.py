@@ -95,7 +95,8 @@ class ReloadTest(AppdTest):
                 old = set(a.workers())
                 a.d.signal(signal.SIGHUP)
                 self.syslog.wait(r"reload done: configuration generation "
-                                 r"%d running" % gen, timeout=10)
+                                 r"%d running" % gen, timeout=10,
+                                 tree=a.d.pid)
                 wait_for(lambda: not (set(a.workers()) & old), 10,
                          what="the old workers to leave")
             time.sleep(0.4)
@@ -142,14 +143,16 @@ class ReloadTest(AppdTest):
         a.rewrite(module=bad)
         a.d.signal(signal.SIGHUP)
         self.syslog.wait(r"module .*bad.so: ")
-        self.syslog.wait("reload failed, keeping current configuration")
+        self.syslog.wait("reload failed, keeping current configuration",
+                         tree=a.d.pid)
         self.assertEqual(a.get("/t/hello").status, 200)
         self.assertEqual(set(a.workers()), old)
         # an init that fails in the new workers: refused too
         a.rewrite(module=TESTAPP, appextra="set fail-init 1\n")
         a.d.signal(signal.SIGHUP)
         self.syslog.wait(r"reload failed, keeping current configuration: "
-                         r"worker \d of the new configuration exited")
+                         r"worker \d of the new configuration exited",
+                         tree=a.d.pid)
         self.assertEqual(a.get("/t/hello").status, 200)
         # the new generation's other workers are being killed
         wait_for(lambda: set(a.workers()) == old, 5,

@@ -491,7 +491,8 @@ class Replication(DbrepTest):
             for node in (p, r, p):
                 time.sleep(0.4)
                 node.d.signal(signal.SIGHUP)
-                self.syslog.wait(r"reload done: configuration generation")
+                self.syslog.wait(r"reload done: configuration generation",
+                                 tree=node.d.pid)
                 self.syslog.mark()
         finally:
             stop.set()

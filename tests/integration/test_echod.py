@@ -138,7 +138,8 @@ class EchodTest(DaemonTest):
         d.signal(signal.SIGHUP)
         self.syslog.wait(rf"{d.conf_path}:6: unknown keyword "
                          r"\"bogus-keyword\"")
-        self.syslog.wait("reload failed, keeping current configuration")
+        self.syslog.wait("reload failed, keeping current configuration",
+                         tree=d.pid)
         self.assertEqual(ask(("127.0.0.1", self.port), "a"), ["echo: a"])
         self.assertEqual(d.workers(), old)
 
@@ -363,7 +364,7 @@ class EchodTest(DaemonTest):
     def test_sigusr1_is_harmless(self):
         d = self.echod().start()
         d.signal(signal.SIGUSR1)
-        self.syslog.wait("reopening log files")
+        self.syslog.wait("reopening log files", tree=d.pid)
         self.assertEqual(ask(("127.0.0.1", self.port), "u"), ["echo: u"])
         # both workers still there (the second may still be starting)
         self.assertEqual(len(d.wait_workers(2)), 2)

@@ -337,7 +337,8 @@ class TlsTest(HttpTest):
             f.write("garbage\n")
         self.syslog.mark()
         d.signal(signal.SIGHUP)
-        self.syslog.wait("reload failed, keeping current configuration")
+        self.syslog.wait("reload failed, keeping current configuration",
+                         tree=d.pid)
         self.assertEqual(self.subject("-servername", "rsa.test"),
                          ("CN=renewed.rsa.test", 2048))
 
