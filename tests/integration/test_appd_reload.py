@@ -136,6 +136,8 @@ class ReloadTest(AppdTest):
 
     def test_reload_with_a_broken_module_keeps_serving(self):
         a = self.appd(extra="pool static\nworkers 2\n").start()
+        # both: the test compares the pids with this set at the end
+        a.wait_total(2)
         old = set(a.workers())
         bad = os.path.join(self.dir, "bad.so")
         with open(bad, "w") as f:

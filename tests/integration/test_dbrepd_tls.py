@@ -262,7 +262,8 @@ class DbrepTls(DbrepTest):
         p = self.tls_node("db1").start()
         with p.client() as c:
             c.q("CREATE TABLE t(id INTEGER PRIMARY KEY)")
-        workers = sorted(p.d.workers())
+        # all of them: the second may still be starting
+        workers = sorted(p.d.wait_workers(p.workers))
         r = self.tls_node("db2", role="replica", primary=p.repl,
                           timeout="1s", heartbeat="200ms").start()
         self.syslog.wait(rf"replication link to {re.escape(p.repl)}: "
@@ -316,7 +317,7 @@ class DbrepTls(DbrepTest):
         """A client without TLS on a TLS port: no HELLO, a clear error,
         the connection closed; the server and its workers live on."""
         p = self.tls_node("db1", workers=1).start()
-        workers = sorted(p.d.workers())
+        workers = sorted(p.d.wait_workers(1))
         t0 = time.monotonic()
         rc, out, err = ctl("status", nodes=f"127.0.0.1:{p.port}")
         self.assertEqual(rc, 1, out)
