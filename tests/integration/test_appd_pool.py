@@ -11,9 +11,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from harness import SANITIZE, busy_poll_check  # noqa: E402
+from harness import SANITIZE, busy_poll_check, wait_value  # noqa: E402
 from appdtest import (AppdTest, Conn, SLOW, TESTAPP,  # noqa: E402
-                           get, wait_for)
+                           get)
 
 
 class PoolTest(AppdTest):
@@ -75,9 +75,8 @@ class PoolTest(AppdTest):
         for t in ts:
             t.start()
         # every request gets a worker: the pool grows to n busy + spares
-        st = wait_for(lambda: (lambda s: s if s["active_processes"] == n
-                               else None)(a.status()), 5,
-                      what=f"{n} active workers")
+        st = wait_value(a.status, lambda s: s["active_processes"] == n, 5,
+                        what=f"{n} active workers")
         self.assertGreaterEqual(st["total_processes"], n)
         self.assertLessEqual(st["total_processes"], 8)
         for t in ts:
@@ -112,8 +111,7 @@ class PoolTest(AppdTest):
             busy = [w for w in s["workers"] if w["state"] == "busy"]
             return (s["active_processes"] == 2 and s["listen_queue"] == 2
                     and len(busy) == 2)
-        st = wait_for(lambda: (lambda s: s if both_busy(s) else None)(
-            a.status()), 5, what="2 busy and 2 queued")
+        st = wait_value(a.status, both_busy, 5, what="2 busy and 2 queued")
         self.assertEqual(st["idle_processes"], 0)
         self.assertEqual(st["listen_queue_len"], 511)
         busy = [w for w in st["workers"] if w["state"] == "busy"]
@@ -174,13 +172,12 @@ class PoolTest(AppdTest):
             self.assertIn(f"# TYPE {fam} ", body)
         # a worker counts a request just after sending its answer, and
         # the status process serves /metrics: wait for the last one
-        def counted():
-            m = a.metrics()
+        def counted(m):
             done = sum(v for k, v in m.items()
                        if k.startswith("appd_worker_requests{"))
-            return m if done >= 5 and m.get(
-                'appd_requests_total{code="2xx"}', 0) >= 4 else None
-        m = wait_for(counted, 5, what="the last request counted")
+            return done >= 5 and m.get('appd_requests_total{code="2xx"}',
+                                       0) >= 4
+        m = wait_value(a.metrics, counted, 5, what="the last request counted")
         self.assertEqual(m['appd_requests_total{code="2xx"}'], 4)
         self.assertEqual(m['appd_requests_total{code="4xx"}'], 1)
         self.assertEqual(m["appd_total_workers"], 1)

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from harness import busy_poll_check, children  # noqa: E402
+from harness import busy_poll_check, children, wait_value  # noqa: E402
 from dbreptest import (
     BIN, SECRET, Client, DbrepError, DbrepTest, digest, integrity,
     sqlite3_cli, wait_for, frame, pstr, QUERY, ERROR, SQLITE_CONSTRAINT,
@@ -308,9 +308,10 @@ class Basic(DbrepTest):
         rc, out, err = ctl("query", "SELECT * FROM t", nodes=nodes)
         self.assertIn("id | s", out)
         # the replica connects on its own time (slow under sanitizers)
-        out = wait_for(lambda: (lambda o: o if re.search(
-            r"replica db2 addr \S+ connected ", o) else None)(
-            ctl("status", nodes=nodes)[1]), 10, what="db2 connected")
+        out = wait_value(lambda: ctl("status", nodes=nodes)[1],
+                         lambda o: re.search(r"replica db2 addr \S+ "
+                                             "connected ", o), 10,
+                         what="db2 connected")
         self.assertIn("role primary", out)
         lsn = p.lsn()
         r.wait_lsn(lsn)
@@ -330,19 +331,17 @@ class Basic(DbrepTest):
                          .strip(), str(lsn))
         # the replication process sets the LSN gauge when the workers'
         # bell wakes it, which may be just after the commit was answered
-        mp = wait_for(lambda: (lambda m: m if m["dbrepd_lsn"] == lsn
-                                else None)(p.metrics()), 5,
-                      what="the LSN gauge")
+        mp = wait_value(p.metrics, lambda m: m["dbrepd_lsn"] == lsn, 5,
+                        what="the LSN gauge")
         self.assertGreaterEqual(mp["dbrepd_commits_total"], 2)
         self.assertEqual(mp["dbrepd_primary"], 1)
         self.assertEqual(mp["dbrepd_lsn"], lsn)
         self.assertIn('dbrepd_replica_lag_records{replica="db2"}', mp)
         self.assertGreaterEqual(mp["dbrepd_snapshots_sent_total"], 1)
-        mr = wait_for(lambda: (lambda m: m if m.get(
+        mr = wait_value(r.metrics, lambda m: m.get(
             "dbrepd_replication_connected") == 1 and m.get(
             "dbrepd_lsn") == lsn and m.get(
-            "dbrepd_replication_lag_records") == 0 else None)(
-            r.metrics()), 5,
+            "dbrepd_replication_lag_records") == 0, 5,
             what="replica metrics")
         self.assertGreaterEqual(mr["dbrepd_applied_records_total"], 2)
         self.assertEqual(mr["dbrepd_replication_lag_records"], 0)

@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+from harness import wait_value  # noqa: E402
 from dbreptest import (  # noqa: E402
     DBREP_ELSNWAIT, DbrepError, DbrepTest, children, cmdline_of, digest,
     integrity, sqlite3_cli, wait_for, writer_storm)
@@ -38,9 +39,9 @@ class Replication(DbrepTest):
         for n in (p, r):
             self.assertEqual(integrity(n.db), "ok")
         # the replica applies, then acks: the primary learns a moment later
-        st = wait_for(lambda: (lambda s: s if s["replicas"]["db2"]["acked"]
-                               == str(lsn) else None)(p.status()), 5,
-                      what="the replica's ack")
+        st = wait_value(p.status,
+                        lambda s: s["replicas"]["db2"]["acked"] == str(lsn),
+                        5, what="the replica's ack")
         self.assertEqual(st["replicas"]["db2"]["acked"], str(lsn))
         self.assertEqual(st["replicas"]["db2"]["lag_records"], "0")
 

@@ -408,6 +408,7 @@ class DbrepTest(DaemonTest):
                       **kw)
         if start:
             r.start()
+            # a quorum's commits wait for streaming replicas only
             if "quorum" in pextra:
                 self.wait_streaming(p, "db2")
         return p, r

@@ -72,6 +72,16 @@ def wait_for(pred, timeout=5.0, step=0.02, what="condition"):
                          f"waiting for {what}")
 
 
+def wait_value(get, ok, timeout=5.0, what="condition"):
+    """get(), polled until ok() holds of what it returns, which is then
+    returned: for a value another process sets a moment later (a gauge,
+    a status field), read once more by each try."""
+    def pred():
+        v = get()
+        return (v,) if ok(v) else None
+    return wait_for(pred, timeout, what=what)[0]
+
+
 _held = []
 
 
