@@ -21,9 +21,6 @@ SANITIZE = os.environ.get("SANITIZE") == "1"
 SLOW = 3 if SANITIZE else 1        # sanitized daemons are slower
 
 
-_given_ports = set()
-
-
 def _port_range():
     """Ports outside the kernel's ephemeral range: a port taken from that
     range (bind to 0) may be given to some process's outgoing connection
@@ -41,10 +38,29 @@ def _port_range():
     return None
 
 
+def _reserve(port):
+    """True if no test process of this run was given <port> before.  Test
+    modules run side by side, and a port that is free now may be one
+    another module gave to a server it has stopped and will start again
+    (a backend brought back after its checks failed), or to a listener
+    a reload adds: a mark in the run's results directory, made with
+    O_EXCL, gives each port to one test only.  tests/run.sh empties the
+    directory at each run."""
+    d = os.path.join(RESULTS, "ports")
+    os.makedirs(d, exist_ok=True)
+    try:
+        os.close(os.open(os.path.join(d, str(port)),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on now, outside the ephemeral range when
-    there is room, and not one this process was given before (a conf
-    with two listeners would list one address twice)."""
+    there is room, and not one any test of this run was given before (a
+    conf with two listeners would list one address twice; another module
+    may start a server on it again later)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     rng = _port_range()
     for _ in range(1000):
@@ -55,8 +71,7 @@ def free_port(host="127.0.0.1"):
             except OSError:
                 continue
             port = s.getsockname()[1]
-        if port not in _given_ports:
-            _given_ports.add(port)
+        if _reserve(port):
             return port
     raise AssertionError("no free port")
 
