@@ -101,7 +101,7 @@ class TimeoutTest(AppdTest):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.body, p1)
         self.assertFalse([ln for ln in self.syslog.lines()
-                          if "request timeout" in ln])
+                          if f"appd[{a.pid}]: request timeout" in ln])
 
     def test_slow_request_logged(self):
         a = self.start_appd()
