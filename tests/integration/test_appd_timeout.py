@@ -61,10 +61,12 @@ class TimeoutTest(AppdTest):
         self.assertEqual(set(others), {200})
         line = self.syslog.wait(
             r'request timeout: worker \d \(pid (\d+)\) busy for \d+ ms with '
-            r'"GET /t/sleep\?ms=10000 HTTP/1.1", stopping it')
-        self.syslog.wait(r"exited with status 0: recycled, replacing it")
+            r'"GET /t/sleep\?ms=10000 HTTP/1.1", stopping it', tree=a.pid)
+        self.syslog.wait(r"exited with status 0: recycled, replacing it",
+                         tree=a.pid)
         self.syslog.wait(r'slow request: worker \d \(pid \d+\) busy for '
-                         r'\d+ ms with "GET /t/sleep\?ms=10000 HTTP/1.1"')
+                         r'\d+ ms with "GET /t/sleep\?ms=10000 HTTP/1.1"',
+                         tree=a.pid)
         pid = int(line.split("(pid ")[1].split(")")[0])
         self.assertIn(pid, w0)
         wait_for(lambda: len(a.workers()) == 2 and pid not in a.workers(),
@@ -86,9 +88,9 @@ class TimeoutTest(AppdTest):
         self.assertGreaterEqual(dt, 1.4)
         self.assertLess(dt, 4 * SLOW)
         self.syslog.wait(r"worker \d \(pid \d+\) still running 500 ms after "
-                         r"SIGTERM, killing it")
+                         r"SIGTERM, killing it", tree=a.pid)
         self.syslog.wait(r"killed by signal 9 \(Killed\): recycled, "
-                         r"replacing it")
+                         r"replacing it", tree=a.pid)
         wait_for(lambda: len(a.workers()) == 2, 5, what="2 workers")
         self.assertEqual(a.get("/t/hello").status, 200)
 
@@ -137,7 +139,8 @@ class TimeoutTest(AppdTest):
         with socket.create_connection(("127.0.0.1", w.port)) as c:
             c.sendall(b"GET /t/watch?ms=8000 HTTP/1.1\r\nHost: x\r\n\r\n")
             time.sleep(0.3)
-        line = self.syslog.wait(r"testapp: client gone after (\d+) ms", 5)
+        line = self.syslog.wait(r"testapp: client gone after (\d+) ms", 5,
+                                tree=a.pid)
         ms = int(re.search(r"after (\d+) ms", line).group(1))
         self.assertGreaterEqual(ms, 200)
         self.assertLess(ms, 2000)

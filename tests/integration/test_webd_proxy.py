@@ -230,28 +230,33 @@ class ProxyTest(HttpTest):
                        extra="access-log syslog format timed")
         self.assertEqual(self.get("/slow/300").status, 200)
         self.assertEqual(self.get("/static/s.txt").status, 200)
-        f = clf(self.syslog.wait(r'"GET /slow/300 HTTP/1\.1" 200 '))
+        f = clf(self.syslog.wait(r'"GET /slow/300 HTTP/1\.1" 200 ',
+                                 tree=w1.pid))
         self.assertGreaterEqual(float(f["urt"]), 0.29)
         self.assertLess(float(f["urt"]), 0.29 + 2 * SLOW)
         self.assertGreaterEqual(float(f["rt"]), float(f["urt"]))
-        f = clf(self.syslog.wait(r'"GET /static/s\.txt HTTP/1\.1" 200 '))
+        f = clf(self.syslog.wait(r'"GET /static/s\.txt HTTP/1\.1" 200 ',
+                                 tree=w1.pid))
         self.assertEqual(f["urt"], "-")
         self.assertLess(float(f["rt"]), 1.0)
         up.stop()
         self.assertEqual(self.get("/hello").status, 502)
-        f = clf(self.syslog.wait(r'"GET /hello HTTP/1\.1" 502 '))
+        f = clf(self.syslog.wait(r'"GET /hello HTTP/1\.1" 502 ',
+                                 tree=w1.pid))
         self.assertEqual((f["xff"], f["urt"]), ("-", "-"))
         # a streamed body cut at the limit: the app never answered
         w1.stop()
         up = self.upstream()
-        self.webd(f"127.0.0.1:{up.port}", upextra="buffer-request 0",
-                  extra="access-log syslog format timed\nmax-body-size 1k")
+        w2 = self.webd(f"127.0.0.1:{up.port}", upextra="buffer-request 0",
+                       extra="access-log syslog format timed\n"
+                       "max-body-size 1k")
         with Conn(self.port, timeout=10) as c:
             c.send(request_bytes("POST", "/sink", [
                 ("Transfer-Encoding", "chunked")]) +
                 chunked(os.urandom(10 * KB), 1024))
             self.assertEqual(c.read_response("POST").status, 413)
-        f = clf(self.syslog.wait(r'"POST /sink HTTP/1\.1" 413 '))
+        f = clf(self.syslog.wait(r'"POST /sink HTTP/1\.1" 413 ',
+                                 tree=w2.pid))
         self.assertEqual(f["urt"], "-")
 
     def test_keepalive_reuse_seen_upstream(self):
