@@ -90,8 +90,14 @@ class DatabaseBusyPollTest(DbrepTest):
                     break
                 time.sleep(0.05)
             self.assertEqual((r.status, r.body), (200, b"5\n"))
+            # with the spin run to its end every try would take 10ms or
+            # more; the fastest one shows the code, the others the
+            # machine's noise (under the sanitizers the round trip alone
+            # can take that long: the normal build's run is the one that
+            # shows it).  Up to 10 tries, until one is fast enough.
+            limit = 9 if SLOW == 1 else 30
             took = []
-            for _ in range(3):
+            while len(took) < 10 and not (took and min(took) < limit):
                 # the node counts on for a query given up on: let it end
                 time.sleep(0.4)
                 t0 = time.monotonic()
@@ -106,11 +112,7 @@ class DatabaseBusyPollTest(DbrepTest):
             a.d.stop()
         print("5ms timeout, 10ms busy-poll: failed after",
               [round(x, 1) for x in took], "ms")
-        # with the spin run to its end every try would take 10ms or more;
-        # the fastest one shows the code, the others the machine's noise
-        # (under the sanitizers the round trip alone can take that long:
-        # the normal build's run is the one that shows it)
-        self.assertLess(min(took), 9 if SLOW == 1 else 30)
+        self.assertLess(min(took), limit)
 
     def test_time_spent_on_a_silent_node(self):
         # reads go to the replica first: a listener that never greets.
