@@ -551,10 +551,17 @@ child_main(struct proc_gen *g, int role, int id, int chan, int slot)
 	 * The master passes SIGUSR1 (reopen the logs) and SIGHUP on to its
 	 * children at any time: until the child watches them, they must not
 	 * kill it (their default).  proc_worker_watch() gives them back.
+	 * SIGTERM, SIGQUIT and SIGINT stay blocked, pending, until then: a
+	 * generation retired by a quick second reload is told to go while
+	 * its children may still be starting, and they must finish and go
+	 * as the others do, not die of the signal's default.
 	 */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
 	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	if (pfh != NULL)
 		pidfile_close(pfh);

@@ -20,7 +20,11 @@
  *	SIGUSR1	reopen log files (the daemon's reopen hook, and workers)
  *
  * Children die with the master (PR_SET_PDEATHSIG, and EOF on their
- * channel).
+ * channel).  A child starts with SIGHUP and SIGUSR1 ignored and SIGTERM,
+ * SIGQUIT and SIGINT blocked, so that none sent before it is ready
+ * kills it; proc_worker_watch() takes them all on its event loop.  A
+ * child that handles them otherwise (appd's workers) unblocks them once
+ * its handlers are in place.
  *
  * A daemon whose pool of workers changes size at run time (appd) sets
  * ops->tick: the master calls it every PROC_TICK ms with the current

@@ -43,6 +43,9 @@ static const struct conf_kw grammar[] = {
 	{ "prefix", NULL, 0, 1, { { CONF_STR, "prefix" } }, NULL, "" },
 	{ "idle-timeout", NULL, 0, 1, { { CONF_TIME, "idle-timeout", 100,
 	    86400000 } }, NULL, "60s" },
+	/* a worker that takes this long to start (a slow module, a key) */
+	{ "start-delay", NULL, 0, 1, { { CONF_TIME, "start-delay", 0,
+	    60000 } }, NULL, "0" },
 	{ "allow", NULL, CONF_MULTI | CONF_VARIADIC, 1,
 	    { { CONF_CIDR, "address" } } },
 	{ "deny", NULL, CONF_MULTI | CONF_VARIADIC, 1,
@@ -53,6 +56,7 @@ static const struct conf_kw grammar[] = {
 struct echod_conf {
 	char		*prefix;
 	uint64_t	 idle_ms;
+	uint64_t	 start_delay_ms;
 	struct net_acl	 acl;
 };
 
@@ -94,6 +98,7 @@ echod_load(struct conf *c, struct proc_settings *ps)
 	if ((ec->prefix = strdup(conf_str(c, &c->root, "prefix"))) == NULL)
 		fatal("%s", __func__);
 	ec->idle_ms = conf_num(c, &c->root, "idle-timeout");
+	ec->start_delay_ms = conf_num(c, &c->root, "start-delay");
 	CONF_FOREACH(n, &c->root, "listen")
 		proc_listener_add(ps, c, n, n->args[0].str, NULL);
 	/* allow and deny rules apply in the order written */
@@ -376,6 +381,8 @@ echod_worker(struct proc_worker *w)
 			fatal("ev_io_add");
 	w->drain = echod_drain;
 	loop.after = after;
+	if (conf->start_delay_ms > 0)
+		usleep(conf->start_delay_ms * 1000);
 	if (proc_worker_watch(w, &loop) == -1)
 		fatal("proc_worker_watch");
 	ev_run(&loop);

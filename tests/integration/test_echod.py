@@ -143,6 +143,30 @@ class EchodTest(DaemonTest):
         self.assertEqual(ask(("127.0.0.1", self.port), "a"), ["echo: a"])
         self.assertEqual(d.workers(), old)
 
+    def test_workers_retired_while_starting_leave_cleanly(self):
+        """A reload that retires workers still starting (a slow module,
+        a quick second reload): they are told to go before they watch
+        their signals, and must still start, then leave as the others
+        do, not die of SIGTERM's default action."""
+        d = self.echod(extra=f"start-delay {2 * SLOW}s").start()
+        old = d.wait_workers(2)
+        d.write_conf(CONF.format(workers=2, port=self.port, prefix="v2: ",
+                                 extra=""))
+        t0 = time.time()
+        d.signal(signal.SIGHUP)
+        self.syslog.wait(r"reload done: configuration generation 2",
+                         tree=d.pid)
+        # the old ones were still in their start delay when told to go
+        self.assertLess(time.time() - t0, 2 * SLOW)
+        self.assertTrue(all(alive(p) for p in old), old)
+        self.assertEqual(ask(("127.0.0.1", self.port), "x"), ["v2: x"])
+        wait_for(lambda: not any(alive(p) for p in old), 10,
+                 what="the old workers to leave")
+        self.assertGreater(time.time() - t0, 1.5 * SLOW)
+        mine = [ln for ln in self.syslog.lines() if f"echod[{d.pid}]: " in ln]
+        self.assertFalse([ln for ln in mine if "killed by signal" in ln or
+                          "respawning" in ln], mine)
+
     def test_reload_more_workers_without_failures(self):
         d = self.echod(workers=2).start()
         stop = threading.Event()
