@@ -146,7 +146,6 @@ static void
 signals_init(void)
 {
 	struct sigaction	sa;
-	sigset_t		mask;
 
 	if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
@@ -162,12 +161,7 @@ signals_init(void)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
-	/* held since the fork (proc.c's child_main): the handlers take them */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGQUIT);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_UNBLOCK, &mask, NULL);
+	proc_worker_unblock();
 }
 
 static void

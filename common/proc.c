@@ -529,6 +529,16 @@ child_drop(struct proc_worker *w)
 		fatalx("%s: still able to regain root", __func__);
 }
 
+/* The signals that tell a child to go: SIGTERM, SIGQUIT and SIGINT. */
+static void
+stop_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGQUIT);
+	sigaddset(mask, SIGINT);
+}
+
 static __dead void
 child_main(struct proc_gen *g, int role, int id, int chan, int slot)
 {
@@ -558,10 +568,7 @@ child_main(struct proc_gen *g, int role, int id, int chan, int slot)
 	 */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGQUIT);
-	sigaddset(&mask, SIGINT);
+	stop_signals(&mask);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	if (pfh != NULL)
 		pidfile_close(pfh);
@@ -1384,6 +1391,20 @@ proc_main(int argc, char **argv, const struct proc_ops *o)
 
 /* Children */
 
+/*
+ * In a child that takes SIGTERM, SIGQUIT and SIGINT with handlers of its
+ * own rather than proc_worker_watch(): let them in, once the handlers
+ * are in place (they are held from the fork, and one may be pending).
+ */
+void
+proc_worker_unblock(void)
+{
+	sigset_t	mask;
+
+	stop_signals(&mask);
+	sigprocmask(SIG_UNBLOCK, &mask, NULL);
+}
+
 int
 proc_worker_ready(struct proc_worker *w)
 {
@@ -1458,10 +1479,7 @@ proc_worker_watch(struct proc_worker *w, struct ev_loop *loop)
 {
 	sigset_t	mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGQUIT);
-	sigaddset(&mask, SIGINT);
+	stop_signals(&mask);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGUSR1);
 	w->loop = loop;

@@ -23,8 +23,8 @@
  * channel).  A child starts with SIGHUP and SIGUSR1 ignored and SIGTERM,
  * SIGQUIT and SIGINT blocked, so that none sent before it is ready
  * kills it; proc_worker_watch() takes them all on its event loop.  A
- * child that handles them otherwise (appd's workers) unblocks them once
- * its handlers are in place.
+ * child that handles them otherwise (appd's workers) calls
+ * proc_worker_unblock() once its handlers are in place.
  *
  * A daemon whose pool of workers changes size at run time (appd) sets
  * ops->tick: the master calls it every PROC_TICK ms with the current
@@ -186,6 +186,7 @@ int	 proc_main(int, char **, const struct proc_ops *);
 int	 proc_listener_add(struct proc_settings *, struct conf *,
 	    const struct conf_node *, const char *, void *);
 int	 proc_worker_watch(struct proc_worker *, struct ev_loop *);
+void	 proc_worker_unblock(void);
 int	 proc_worker_ready(struct proc_worker *);
 int	 proc_ncpu(void);
 int	 proc_foreground(void);
