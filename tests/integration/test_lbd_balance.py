@@ -10,11 +10,7 @@ import unittest
 
 from harness import SLOW, free_port, wait_for
 from httpc import Conn, only_worker, socket_owner
-from lbdtest import LbdTest, dead_addr, get, kill_now
-
-# a live server's check must not time out on a slow machine
-CHECK = (f"check http path /hello interval {200 * SLOW}ms "
-         f"timeout {150 * SLOW}ms rise 1 fall 1")
+from lbdtest import CHECK, LbdTest, dead_addr, get, kill_now
 
 
 class BalanceTest(LbdTest):

@@ -18,10 +18,9 @@ import time
 from harness import SLOW, free_port, wait_for, wait_port
 from httpc import (BCRYPT_PW, Conn, basic_auth, request_bytes,
                    silent_server, tcp_conns)
-from lbdtest import (PP2_SIG, LbdTest, RawServer, dead_addr, get,
+from lbdtest import (CHECK, PP2_SIG, LbdTest, RawServer, dead_addr, get,
                      head_fields, kill_now, pp2, raw_closed)
 
-CHECK = "check http path /hello interval 200ms timeout 150ms rise 1 fall 1"
 class HttpFrontendTest(LbdTest):
     def raw_server(self):
         """A RawServer, closed when the test ends."""

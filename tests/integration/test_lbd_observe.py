@@ -14,12 +14,8 @@ import time
 from harness import SLOW, free_port, wait_for
 from httpc import (BCRYPT_PW, Conn, basic_auth, request_bytes,
                    scripted_server)
-from lbdtest import (LbdTest, Metrics, StatsPage, dead_addr, get, kill_now,
-                     raw_closed)
-
-# a live server's check must not time out on a slow machine
-CHECK = (f"check http path /hello interval {200 * SLOW}ms "
-         f"timeout {150 * SLOW}ms rise 1 fall 1")
+from lbdtest import (CHECK, LbdTest, Metrics, StatsPage, dead_addr, get,
+                     kill_now, raw_closed)
 
 
 class ObserveTest(LbdTest):

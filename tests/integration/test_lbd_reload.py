@@ -7,12 +7,9 @@ import re
 import signal
 import time
 
-from harness import SLOW, alive, wait_for
-from lbdtest import LbdTest, Loop, dead_addr, get
+from harness import alive, wait_for
+from lbdtest import CHECK, LbdTest, Loop, dead_addr, get
 
-# a live server's check must not time out on a slow machine
-CHECK = (f"check http path /hello interval {200 * SLOW}ms "
-         f"timeout {150 * SLOW}ms rise 1 fall 1")
 
 CONF = """
 frontend www {{

@@ -26,6 +26,11 @@ max-body-size 0
 {extra}
 """
 
+# an HTTP check that marks a server DOWN at its first failure; a live
+# server's check must not time out on a slow machine
+CHECK = (f"check http path /hello interval {200 * SLOW}ms "
+         f"timeout {150 * SLOW}ms rise 1 fall 1")
+
 LBD = """
 workers {workers}
 pidfile "@PIDFILE@"
